@@ -1,0 +1,18 @@
+/** One jest run over every package. Tests import workspace packages from source, so one copy of each loads. */
+/** @type {import('jest').Config} */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/packages', '<rootDir>/examples'],
+  testMatch: ['**/src/**/*.spec.ts'],
+  transform: {
+    // Type checking is done once by `tsc -p tsconfig.spec.json`; here we only transpile.
+    '^.+\\.ts$': ['ts-jest', { isolatedModules: true, tsconfig: '<rootDir>/tsconfig.base.json' }],
+  },
+  moduleNameMapper: {
+    '^@l2l/core/testing$': '<rootDir>/packages/core/src/testing/index.ts',
+    '^@l2l/(core|optimizees|meta-optimizers|baselines|cli)$': '<rootDir>/packages/$1/src/index.ts',
+  },
+  testTimeout: 120000,
+  // tfjs backends are process-global; separate workers keep suites independent.
+  maxWorkers: 2,
+};

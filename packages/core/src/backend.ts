@@ -1,0 +1,92 @@
+import * as tf from '@tensorflow/tfjs-core';
+// tfjs-core registers no gradients by itself; the engine needs them all.
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import { UserError } from './errors';
+
+export type BackendChoice = 'auto' | 'wasm' | 'cpu' | 'tensorflow';
+export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'wasm', 'cpu', 'tensorflow'];
+
+export interface BackendInfo {
+  /** What was asked for. */
+  readonly choice: BackendChoice;
+  /** tfjs's name of the backend now in use (`wasm`, `cpu`, `tensorflow`). */
+  readonly name: string;
+  /** The npm package that provides it. */
+  readonly package: string;
+  readonly tfjsVersion: string;
+}
+
+/** Loads a module by name; injectable so tests can simulate packages that are (not) installed. */
+export type ModuleLoader = (id: string) => unknown;
+
+interface Candidate {
+  name: string;
+  packages: string[];
+  install: string;
+}
+
+const CANDIDATES: Record<Exclude<BackendChoice, 'auto'>, Candidate> = {
+  // tfjs-node-gpu first: a user who installed it wants the GPU.
+  tensorflow: {
+    name: 'tensorflow',
+    packages: ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'],
+    install: 'npm install @tensorflow/tfjs-node (or @tensorflow/tfjs-node-gpu for CUDA), at the version of @tensorflow/tfjs-core in use',
+  },
+  wasm: { name: 'wasm', packages: ['@tensorflow/tfjs-backend-wasm'], install: 'npm install @tensorflow/tfjs-backend-wasm' },
+  cpu: { name: 'cpu', packages: ['@tensorflow/tfjs-backend-cpu'], install: 'npm install @tensorflow/tfjs-backend-cpu' },
+};
+
+async function tryCandidate(c: Candidate, load: ModuleLoader): Promise<{ pkg: string } | { error: string }> {
+  const failures: string[] = [];
+  for (const pkg of c.packages) {
+    try {
+      load(pkg);
+    } catch (e) {
+      failures.push(`${pkg}: ${((e as Error).message ?? String(e)).split('\n')[0]}`);
+      continue;
+    }
+    if (!tf.findBackendFactory(c.name)) {
+      failures.push(`${pkg} loaded but registered no "${c.name}" backend with this copy of @tensorflow/tfjs-core (two copies installed? versions must match ${tf.version_core})`);
+      continue;
+    }
+    let ok = false;
+    try {
+      ok = await tf.setBackend(c.name);
+      await tf.ready();
+    } catch (e) {
+      failures.push(`${pkg}: backend failed to initialise: ${(e as Error).message}`);
+      continue;
+    }
+    if (ok && tf.getBackend() === c.name) return { pkg };
+    failures.push(`${pkg}: backend failed to initialise`);
+  }
+  return { error: failures.join('; ') };
+}
+
+/**
+ * Selects the tfjs backend: `tensorflow` (tfjs-node-gpu or tfjs-node, when the user has one), `wasm`,
+ * `cpu`, or `auto` (the first of those that loads). A backend that cannot load is a `UserError` that says
+ * what to install.
+ */
+export async function useBackend(choice: BackendChoice = 'auto', load: ModuleLoader = require): Promise<BackendInfo> {
+  if (!BACKEND_CHOICES.includes(choice)) {
+    throw new UserError(`backend must be one of ${BACKEND_CHOICES.join(', ')}, got ${JSON.stringify(choice)}`);
+  }
+  const order: Array<Exclude<BackendChoice, 'auto'>> = choice === 'auto' ? ['tensorflow', 'wasm', 'cpu'] : [choice];
+  const errors: string[] = [];
+  for (const name of order) {
+    const c = CANDIDATES[name];
+    const result = await tryCandidate(c, load);
+    if ('pkg' in result) return { choice, name: c.name, package: result.pkg, tfjsVersion: tf.version_core };
+    errors.push(`${name}: ${result.error}`);
+    if (choice !== 'auto') {
+      throw new UserError(`backend "${name}" cannot load (${result.error}); install it with: ${c.install}`);
+    }
+  }
+  throw new UserError(`no tfjs backend could load (${errors.join('; ')}); install one with: ${CANDIDATES.wasm.install}`);
+}
+
+/** One line for logs: `backend: wasm (@tensorflow/tfjs-backend-wasm, tfjs-core 4.22.0)`. */
+export function describeBackend(info: BackendInfo): string {
+  return `backend: ${info.name} (${info.package}, tfjs-core ${info.tfjsVersion}${info.choice === 'auto' ? ', chosen by auto' : ''})`;
+}

@@ -1,0 +1,229 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { BACKEND_CHOICES, type BackendChoice } from '../backend';
+import type { ComponentConfig, JsonObject } from '../contracts/json';
+import { UserError } from '../errors';
+import type { PluginEntry } from '../plugins';
+import type { ComponentKind } from '../registry/component';
+import type { ComponentRegistry } from '../registry/registry';
+import { validateWithSchema, type JsonSchema } from './validate';
+
+/** Meta-training options (truncated BPTT, Andrychowicz et al. 2016). */
+export interface TrainingOptions {
+  epochs: number;
+  episodesPerEpoch: number;
+  steps: number;
+  unroll: number;
+  lossWeights: 'uniform' | 'last';
+  secondDerivatives: boolean;
+  learningRate: number;
+  gradClipNorm: number | null;
+  validateEvery: number;
+  validationTasks: number;
+  nonFinite: 'skip' | 'stop';
+}
+
+export const trainingSchema: JsonSchema = {
+  type: 'object',
+  description: 'Meta-training by truncated backpropagation through time.',
+  additionalProperties: false,
+  properties: {
+    epochs: { type: 'integer', minimum: 1, default: 20, description: 'Number of epochs; each runs episodesPerEpoch episodes.' },
+    episodesPerEpoch: { type: 'integer', minimum: 1, default: 10, description: 'Episodes per epoch; each episode samples a new training task and fresh parameters.' },
+    steps: { type: 'integer', minimum: 1, default: 100, description: 'Optimizee steps per episode.' },
+    unroll: { type: 'integer', minimum: 1, default: 20, description: 'Steps per truncated unroll; the meta-weights are updated after each unroll.' },
+    lossWeights: { enum: ['uniform', 'last'], default: 'uniform', description: 'Meta-loss of an unroll: the sum of the losses after every step (uniform) or the loss after its last step only.' },
+    secondDerivatives: { type: 'boolean', default: false, description: 'Backpropagate through the optimizee gradient (second derivatives); the paper drops them.' },
+    learningRate: { type: 'number', exclusiveMinimum: 0, default: 0.01, description: 'Adam learning rate for the meta-optimizer weights.' },
+    gradClipNorm: { type: ['number', 'null'], exclusiveMinimum: 0, default: null, description: 'Clip the meta-gradient to this global norm (null: no clipping).' },
+    validateEvery: { type: 'integer', minimum: 1, default: 5, description: 'Validate on held-out tasks every this many epochs (and after the last); the best checkpoint is kept.' },
+    validationTasks: { type: 'integer', minimum: 1, default: 10, description: 'Number of held-out tasks per validation.' },
+    nonFinite: { enum: ['skip', 'stop'], default: 'skip', description: 'When a loss or meta-gradient is NaN or infinite: skip the rest of that episode (counted and reported) or stop training with an error.' },
+  },
+};
+
+/** Evaluation of the learned optimizer against tuned baselines on held-out tasks. */
+export interface EvaluationOptions {
+  steps: number;
+  tasks: number;
+  baselines: ComponentConfig[];
+  tuning: { learningRates: number[]; tasks: number; steps: number | null };
+}
+
+export const evaluationSchema: JsonSchema = {
+  type: 'object',
+  description: 'Evaluation on held-out tasks, against baselines whose learning rates are tuned on training tasks.',
+  additionalProperties: false,
+  properties: {
+    steps: { type: 'integer', minimum: 1, default: 100, description: 'Optimizee steps per evaluation run.' },
+    tasks: { type: 'integer', minimum: 1, default: 100, description: 'Number of held-out tasks (each with its own seed) every optimizer runs on.' },
+    baselines: {
+      type: 'array',
+      description: 'Hand-designed optimizers to compare against, as {type, options}; their learningRate is tuned unless tuning.learningRates is empty.',
+      items: { type: 'object' },
+      default: [{ type: 'sgd' }, { type: 'nag' }, { type: 'rmsprop' }, { type: 'adam' }],
+    },
+    tuning: {
+      type: 'object',
+      description: 'Learning-rate grid search for the baselines: the best mean final loss over training tasks wins.',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        learningRates: {
+          type: 'array',
+          items: { type: 'number', exclusiveMinimum: 0 },
+          default: [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1, 3],
+          description: 'Learning rates tried for each baseline (a log grid); empty keeps each baseline\'s own.',
+        },
+        tasks: { type: 'integer', minimum: 1, default: 10, description: 'Training tasks (seeds) each grid point runs on.' },
+        steps: { type: ['integer', 'null'], minimum: 1, default: null, description: 'Steps per tuning run (null: the evaluation steps).' },
+      },
+    },
+  },
+};
+
+export interface ExperimentConfig {
+  name?: string;
+  description?: string;
+  plugins: PluginEntry[];
+  backend: BackendChoice;
+  seed: number;
+  optimizee: ComponentConfig;
+  metaOptimizer?: ComponentConfig;
+  training: TrainingOptions;
+  evaluation: EvaluationOptions;
+}
+
+const componentRef = (description: string): JsonSchema => ({
+  type: 'object',
+  description,
+  additionalProperties: false,
+  required: ['type'],
+  properties: {
+    type: { type: 'string', description: 'Registered component type (see `l2l list`).' },
+    options: { type: 'object', description: 'Options of that component type.' },
+  },
+});
+
+/** The experiment file's shape, with component options left open (each is checked against its own schema). */
+export const experimentSchema: JsonSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['optimizee'],
+  properties: {
+    $schema: { type: 'string', description: 'Path or URL of this schema, for editors.' },
+    name: { type: 'string', description: 'Short name of the experiment.' },
+    description: { type: 'string', description: 'What the experiment is for.' },
+    plugins: {
+      type: 'array',
+      default: [],
+      description: 'Plugin packages to load, resolved from the config file\'s directory: "name" or ["name", {options}].',
+      items: {
+        anyOf: [
+          { type: 'string', minLength: 1 },
+          { type: 'array', minItems: 2, maxItems: 2, items: [{ type: 'string', minLength: 1 }, { type: 'object' }] },
+        ],
+      },
+    },
+    backend: { enum: [...BACKEND_CHOICES], default: 'auto', description: 'tfjs backend: auto prefers tensorflow (tfjs-node), then wasm, then cpu.' },
+    seed: { type: 'integer', minimum: 0, default: 0, description: 'Seed of every random choice in the run.' },
+    optimizee: componentRef('The task family to meta-train and evaluate on.'),
+    metaOptimizer: componentRef('The learned optimizer to meta-train.'),
+    training: { ...trainingSchema, default: {} },
+    evaluation: { ...evaluationSchema, default: {} },
+  },
+};
+
+/** Where each component sits in an experiment and what kind it is. */
+function componentSlots(config: ExperimentConfig): Array<{ label: string; kind: ComponentKind; config: ComponentConfig }> {
+  const slots: Array<{ label: string; kind: ComponentKind; config: ComponentConfig }> = [
+    { label: 'optimizee', kind: 'optimizee', config: config.optimizee },
+  ];
+  if (config.metaOptimizer) slots.push({ label: 'metaOptimizer', kind: 'meta-optimizer', config: config.metaOptimizer });
+  config.evaluation.baselines.forEach((b, i) => slots.push({ label: `evaluation.baselines[${i}]`, kind: 'optimizer', config: b }));
+  return slots;
+}
+
+/** Reads a JSON file; errors name the file (and the line of a syntax error). */
+export function readJsonFile(file: string): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UserError(`${file}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    const msg = (e as Error).message;
+    const pos = /position (\d+)/.exec(msg);
+    const line = pos ? text.slice(0, Number(pos[1])).split('\n').length : undefined;
+    throw new UserError(`${file}${line ? `:${line}` : ''}: invalid JSON: ${msg}`);
+  }
+}
+
+/** Checks the experiment's shape (not the components' options) and applies defaults, on a copy. */
+export function parseExperiment(raw: unknown, where: string): ExperimentConfig {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new UserError(`${where}: an experiment config must be a JSON object`);
+  }
+  const config = validateWithSchema<ExperimentConfig & { $schema?: string }>(experimentSchema, raw, where);
+  delete config.$schema;
+  return config;
+}
+
+/**
+ * Fully validates an experiment against the registry: its shape, then every component's options with
+ * defaults applied. Returns the resolved config (what a checkpoint stores).
+ */
+export function resolveExperiment(config: ExperimentConfig, registry: ComponentRegistry, where: string): ExperimentConfig {
+  const out: ExperimentConfig = structuredClone(config);
+  const resolved = componentSlots(out).map((s) => ({ ...s, options: registry.resolveOptions(s.kind, s.config, where, s.label) }));
+  for (const s of resolved) s.config.options = s.options as JsonObject;
+  return out;
+}
+
+/** Loads, parses and resolves an experiment file; relative paths in it resolve from its directory. */
+export function experimentBaseDir(file: string): string {
+  return path.dirname(path.resolve(file));
+}
+
+/**
+ * The JSON Schema of an experiment with every registered component's options spelled out (if/then on
+ * `type`), for `l2l schema` and editors.
+ */
+export function fullExperimentSchema(registry: ComponentRegistry): JsonSchema {
+  const componentSchema = (kind: ComponentKind, description: string): JsonSchema => {
+    const comps = registry.list(kind);
+    return {
+      type: 'object',
+      description,
+      additionalProperties: false,
+      required: ['type'],
+      properties: {
+        type: { enum: comps.map((c) => c.type), description: 'Registered component type.' },
+        options: { type: 'object', description: 'Options of that component type.' },
+      },
+      allOf: comps.map((c) => ({
+        if: { properties: { type: { const: c.type } } },
+        then: { properties: { options: { ...c.schema, description: c.description } } },
+      })),
+    };
+  };
+  const props = experimentSchema.properties as Record<string, JsonSchema>;
+  const evalProps = evaluationSchema.properties as Record<string, JsonSchema>;
+  return {
+    $schema: 'http://json-schema.org/draft-07/schema#',
+    title: 'l2l experiment',
+    ...experimentSchema,
+    properties: {
+      ...props,
+      optimizee: componentSchema('optimizee', 'The task family to meta-train and evaluate on.'),
+      metaOptimizer: componentSchema('meta-optimizer', 'The learned optimizer to meta-train.'),
+      evaluation: {
+        ...props.evaluation,
+        properties: { ...evalProps, baselines: { ...evalProps.baselines, items: componentSchema('optimizer', 'A baseline optimizer.') } },
+      },
+    },
+  };
+}

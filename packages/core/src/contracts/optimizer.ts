@@ -1,0 +1,37 @@
+import type * as tf from '@tensorflow/tfjs-core';
+import type { NamedTensors, TensorTree } from '../tensor-tree';
+
+/**
+ * An optimizer's whole state. Immutable: `update` returns a new state and never assigns in place, so
+ * gradients with respect to a learned optimizer's weights can flow through a whole unroll.
+ */
+export interface OptimizerState {
+  /** The optimizee's current parameters. */
+  readonly params: NamedTensors;
+  /** The optimizer's own state (moments, LSTM cells, histories); any tree of tensors. */
+  readonly slots: TensorTree;
+  /** Number of updates taken so far. */
+  readonly step: number;
+}
+
+/** What an update may know beyond the gradients. */
+export interface StepContext {
+  /** Index of this update within the run (0-based); equals `state.step` in a plain run. */
+  readonly step: number;
+  /** The loss at `state.params`, when the caller computed it. */
+  readonly loss?: tf.Scalar;
+  /** True during meta-training (tricks such as random scaling apply), false during evaluation. */
+  readonly training: boolean;
+}
+
+/**
+ * The functional optimizer contract shared by hand-designed baselines and learned optimizers:
+ * `init(params) → state`, `update(state, grads, ctx) → state`. Both return tensors the caller owns;
+ * a new state may share tensors with the old one (use `disposeTree(old, next)`).
+ */
+export interface Optimizer {
+  /** Human-readable name used in results (`adam(lr=0.01)`, `lstm`). */
+  readonly name: string;
+  init(params: NamedTensors): OptimizerState;
+  update(state: OptimizerState, grads: NamedTensors, ctx: StepContext): OptimizerState;
+}

@@ -1,0 +1,47 @@
+import type { MetaOptimizer } from '../contracts/meta-optimizer';
+import type { Optimizer } from '../contracts/optimizer';
+import type { TaskFamily } from '../contracts/task';
+import type { JsonSchema } from '../config/validate';
+
+/** What each kind of component builds. Adding a kind means adding a line here. */
+export interface ComponentKinds {
+  optimizee: TaskFamily;
+  'meta-optimizer': MetaOptimizer;
+  optimizer: Optimizer;
+}
+export type ComponentKind = keyof ComponentKinds;
+export const COMPONENT_KINDS: readonly ComponentKind[] = ['optimizee', 'meta-optimizer', 'optimizer'];
+
+/** What a factory gets beside its options. */
+export interface CreateContext {
+  /** Seed for anything random the component draws at construction (initial weights, say). */
+  readonly seed: number;
+  /** Directory that relative paths in options are resolved from (the config file's directory). */
+  readonly baseDir: string;
+}
+
+/**
+ * A registered component: a `type` name, a one-line description, a JSON Schema for its options (closed,
+ * every property described, defaults given there) and a factory that receives validated options with
+ * defaults applied.
+ */
+export interface ComponentDefinition<K extends ComponentKind = ComponentKind, O = any> {
+  readonly kind: K;
+  readonly type: string;
+  readonly description: string;
+  readonly schema: JsonSchema;
+  create(options: O, ctx: CreateContext): ComponentKinds[K];
+}
+
+/** Typed helper: `defineComponent<MyOptions>()({ kind: 'optimizee', ... })` checks the factory's options. */
+export function defineComponent<O>() {
+  return <K extends ComponentKind>(def: ComponentDefinition<K, O>): ComponentDefinition<K, O> => def;
+}
+
+/** A package's contribution to the registry; each package's container module binds one. */
+export interface ComponentContribution {
+  /** Package name, used in messages (`registered by both @l2l/optimizees and l2l-plugin-foo`). */
+  readonly source: string;
+  readonly components: readonly ComponentDefinition[];
+}
+export const ComponentContribution = Symbol.for('l2l.ComponentContribution');
