@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-// tfjs-core registers no gradients by itself; the engine needs them all.
-import '@tensorflow/tfjs-core/dist/register_all_gradients';
+// tfjs-core's CommonJS build registers no gradients; @tensorflow/tfjs's does (into tfjs-core's global registry).
+import '@tensorflow/tfjs';
 import { UserError } from './errors';
 
 export type BackendChoice = 'auto' | 'wasm' | 'cpu' | 'tensorflow';
