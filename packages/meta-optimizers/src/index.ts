@@ -1,1 +1,1 @@
-export {};
+export * from './meta-optimizers-module';

@@ -1,0 +1,7 @@
+import { componentsModule } from '@l2l/core';
+
+/** @l2l/meta-optimizers's wiring: every component this package contributes, in one list. */
+export const metaOptimizersModule = componentsModule({
+  source: '@l2l/meta-optimizers',
+  components: [],
+});

@@ -1,0 +1,7 @@
+import { componentsModule } from '@l2l/core';
+
+/** @l2l/optimizees's wiring: every component this package contributes, in one list. */
+export const optimizeesModule = componentsModule({
+  source: '@l2l/optimizees',
+  components: [],
+});
