@@ -14,3 +14,4 @@ export * from './registry/component';
 export * from './registry/registry';
 export * from './container';
 export * from './plugins';
+export * from './engine';

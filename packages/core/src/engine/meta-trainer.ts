@@ -1,0 +1,228 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { TrainingOptions } from '../config/experiment';
+import type { MetaOptimizer } from '../contracts/meta-optimizer';
+import type { TaskFamily } from '../contracts/task';
+import { UserError } from '../errors';
+import { deriveSeed } from '../random';
+import { disposeTree, type NamedTensors } from '../tensor-tree';
+import { MetaAdam } from './meta-adam';
+import { runOptimizer } from './run';
+import { disposeCarry, startRun, unroll, type Carry } from './unroll';
+
+export interface UnrollEvent {
+  epoch: number;
+  episode: number;
+  unroll: number;
+  unrollsPerEpisode: number;
+  metaLoss: number;
+  /** Completed unrolls in this epoch / in all of it. */
+  done: number;
+  total: number;
+}
+
+export interface EpochReport {
+  epoch: number;
+  /** Mean meta-loss per unroll over the epoch's completed unrolls. */
+  metaLoss: number;
+  /** Mean optimizee loss after the last step of each completed episode. */
+  finalLoss: number;
+  /** Episodes cut short this epoch because a loss or meta-gradient was not finite. */
+  skipped: number;
+  seconds: number;
+  /** Held-out validation loss, when validated this epoch. */
+  validationLoss?: number;
+  /** True when this epoch's validation is the best so far. */
+  best?: boolean;
+}
+
+export interface TrainerEvents {
+  onUnroll?(event: UnrollEvent): void;
+  onEpoch?(report: EpochReport): void;
+  onSkip?(message: string): void;
+}
+
+export interface TrainerState {
+  /** Completed epochs. */
+  epoch: number;
+  adamStep: number;
+  bestValidation: number | null;
+  bestEpoch: number | null;
+  skipped: number;
+}
+
+function allFinite(values: tf.Tensor[]): boolean {
+  if (values.length === 0) return true;
+  return tf.tidy(() => {
+    const sums = values.map((v) => tf.sum(v));
+    return Number.isFinite(tf.sum(tf.stack(sums)).dataSync()[0]);
+  });
+}
+
+/** Scales `grads` so their global L2 norm is at most `maxNorm` (in place in the map). */
+function clipByGlobalNorm(grads: NamedTensors, maxNorm: number): void {
+  const norm = tf.tidy(() => Math.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))).dataSync()[0]!));
+  if (norm <= maxNorm) return;
+  for (const k of Object.keys(grads)) {
+    const old = grads[k]!;
+    grads[k] = tf.mul(old, maxNorm / norm);
+    old.dispose();
+  }
+}
+
+/**
+ * Meta-training by truncated backpropagation through time (Andrychowicz et al. 2016). Each episode samples a
+ * training task and fresh parameters, runs `steps` updates of the learned optimizer cut into unrolls of
+ * `unroll` steps, and after each unroll takes one Adam step on the optimizer's weights. All randomness is
+ * derived from `seed` and (epoch, episode), so a run is reproducible and resumes exactly at an epoch boundary.
+ */
+export class MetaTrainer {
+  readonly adam: MetaAdam;
+  readonly state: TrainerState = { epoch: 0, adamStep: 0, bestValidation: null, bestEpoch: null, skipped: 0 };
+
+  constructor(
+    readonly family: TaskFamily,
+    readonly meta: MetaOptimizer,
+    readonly options: TrainingOptions,
+    readonly seed: number,
+    readonly events: TrainerEvents = {},
+  ) {
+    if (options.unroll > options.steps) {
+      throw new UserError(`training: unroll (${options.unroll}) must not exceed steps (${options.steps})`);
+    }
+    this.adam = new MetaAdam(options.learningRate);
+  }
+
+  /** Unrolls per episode (the last may be shorter when steps is not a multiple of unroll). */
+  get unrollsPerEpisode(): number {
+    return Math.ceil(this.options.steps / this.options.unroll);
+  }
+
+  /** One episode; returns the meta-losses of its unrolls and its final optimizee loss, or null if it was skipped. */
+  private episode(epoch: number, episode: number, onUnroll: (u: number, metaLoss: number) => void): { metaLosses: number[]; finalLoss: number } | null {
+    const { options } = this;
+    const taskConfig = this.family.sample(deriveSeed(this.seed, 'train-task', epoch, episode), 'train');
+    const task = this.family.build(taskConfig);
+    const optimizer = this.meta.optimizer();
+    const batchSeed = deriveSeed(this.seed, 'train-batch', epoch, episode);
+    let carry: Carry = startRun(task, optimizer, task.initParams(deriveSeed(this.seed, 'train-init', epoch, episode)), batchSeed);
+    const metaLosses: number[] = [];
+    try {
+      for (let u = 0; u < this.unrollsPerEpisode; u++) {
+        const length = Math.min(options.unroll, options.steps - u * options.unroll);
+        let next: Carry | undefined;
+        let losses: tf.Tensor | undefined;
+        const { value, grads } = tf.variableGrads(() => {
+          const r = unroll(task, optimizer, carry, { length, lossWeights: options.lossWeights, secondDerivatives: options.secondDerivatives, batchSeed, training: true });
+          next = r.next;
+          losses = r.losses;
+          return r.metaLoss;
+        }, Object.values(this.meta.variables));
+        // tf.variableGrads keys gradients by tfjs's variable names; the meta-optimizer's names are ours.
+        const named: NamedTensors = {};
+        for (const [name, v] of Object.entries(this.meta.variables)) if (grads[v.name]) named[name] = grads[v.name]!;
+        const metaLoss = value.dataSync()[0]!;
+        const finite = Number.isFinite(metaLoss) && allFinite(Object.values(named)) && allFinite([next!.loss]);
+        value.dispose();
+        losses?.dispose();
+        if (!finite) {
+          disposeTree(named as never);
+          disposeCarry(next!);
+          const where = `epoch ${epoch + 1}, episode ${episode + 1}, unroll ${u + 1}`;
+          const message = `non-finite meta-loss or meta-gradient (${metaLoss}) at ${where} on task ${JSON.stringify(taskConfig)}`;
+          if (options.nonFinite === 'stop') throw new UserError(`meta-training stopped: ${message}`);
+          this.events.onSkip?.(`skipped the rest of the episode: ${message}`);
+          return null;
+        }
+        if (options.gradClipNorm !== null) clipByGlobalNorm(named, options.gradClipNorm);
+        this.adam.apply(this.meta.variables, named);
+        disposeTree(named as never);
+        disposeTree(carry as never, next as never);
+        carry = next!;
+        metaLosses.push(metaLoss);
+        onUnroll(u, metaLoss);
+      }
+      return { metaLosses, finalLoss: carry.loss.dataSync()[0]! };
+    } finally {
+      disposeCarry(carry);
+      task.dispose();
+    }
+  }
+
+  /** Runs the next epoch; validates when due (every `validateEvery` epochs and at the last). */
+  async trainEpoch(): Promise<EpochReport> {
+    const epoch = this.state.epoch;
+    const started = Date.now();
+    const { episodesPerEpoch } = this.options;
+    const total = episodesPerEpoch * this.unrollsPerEpisode;
+    const metaLosses: number[] = [];
+    const finals: number[] = [];
+    let skipped = 0;
+    let done = 0;
+    for (let e = 0; e < episodesPerEpoch; e++) {
+      const r = this.episode(epoch, e, (u, metaLoss) => {
+        done++;
+        this.events.onUnroll?.({ epoch, episode: e, unroll: u, unrollsPerEpisode: this.unrollsPerEpisode, metaLoss, done, total });
+      });
+      if (r) {
+        metaLosses.push(...r.metaLosses);
+        finals.push(r.finalLoss);
+      } else {
+        skipped++;
+        done = (e + 1) * this.unrollsPerEpisode;
+      }
+      // Let timers (progress bars, signals) run between episodes.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    this.state.epoch = epoch + 1;
+    this.state.adamStep = this.adam.step;
+    this.state.skipped += skipped;
+    const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
+    const report: EpochReport = { epoch: epoch + 1, metaLoss: mean(metaLosses), finalLoss: mean(finals), skipped, seconds: (Date.now() - started) / 1000 };
+    if (this.state.epoch % this.options.validateEvery === 0 || this.state.epoch === this.options.epochs) {
+      const v = this.validate();
+      report.validationLoss = v;
+      if (Number.isFinite(v) && (this.state.bestValidation === null || v < this.state.bestValidation)) {
+        this.state.bestValidation = v;
+        this.state.bestEpoch = this.state.epoch;
+        report.best = true;
+      } else report.best = false;
+    }
+    this.events.onEpoch?.(report);
+    return report;
+  }
+
+  /**
+   * Mean loss of the learned optimizer over `validationTasks` held-out tasks (test split, seeds distinct from
+   * those `l2l eval` uses): the average over all `steps` steps, or the last step's loss with lossWeights "last".
+   */
+  validate(): number {
+    const optimizer = this.meta.optimizer();
+    let sum = 0;
+    for (let i = 0; i < this.options.validationTasks; i++) {
+      const task = this.family.build(this.family.sample(deriveSeed(this.seed, 'validation-task', i), 'test'));
+      try {
+        const { losses } = runOptimizer(task, optimizer, {
+          steps: this.options.steps,
+          initSeed: deriveSeed(this.seed, 'validation-init', i),
+          batchSeed: deriveSeed(this.seed, 'validation-batch', i),
+        });
+        const after = losses.subarray(1);
+        sum += this.options.lossWeights === 'last' ? after[after.length - 1]! : after.reduce((a, b) => a + b, 0) / after.length;
+      } finally {
+        task.dispose();
+      }
+    }
+    const v = sum / this.options.validationTasks;
+    return Number.isFinite(v) ? v : Infinity;
+  }
+
+  /** Restores a checkpoint's trainer state and Adam moments (weights are set on the meta-optimizer). */
+  restore(state: TrainerState, adamTensors: NamedTensors): void {
+    Object.assign(this.state, state);
+    this.adam.restore(state.adamStep, adamTensors);
+  }
+
+  dispose(): void {
+    this.adam.dispose();
+  }
+}

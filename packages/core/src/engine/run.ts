@@ -1,0 +1,52 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { Optimizer } from '../contracts/optimizer';
+import type { Task } from '../contracts/task';
+import { disposeTree, type NamedTensors } from '../tensor-tree';
+import { valueAndGradNamed } from './tape';
+
+export interface RunOptions {
+  steps: number;
+  /** Seed of the initial parameters. */
+  initSeed: number;
+  /** Seed of the minibatches. */
+  batchSeed: number;
+  /** Also compute `task.metrics` on the final parameters. */
+  metrics?: boolean;
+}
+
+export interface RunResult {
+  /** f(θ_0), f(θ_1), ..., f(θ_steps), each on its step's minibatch. */
+  losses: Float32Array;
+  metrics?: Record<string, number>;
+}
+
+/**
+ * Trains a task's parameters with an optimizer for `steps` updates, outside any gradient tape: the shared
+ * evaluation path of baselines and learned optimizers. Leaves no tensors behind.
+ */
+export function runOptimizer(task: Task, optimizer: Optimizer, options: RunOptions): RunResult {
+  const lossAt = (params: NamedTensors, step: number) => valueAndGradNamed(params, (p) => task.loss(p, task.batch(step, options.batchSeed)));
+  let state = optimizer.init(task.initParams(options.initSeed));
+  const losses: tf.Scalar[] = [];
+  try {
+    for (let step = 0; step < options.steps; step++) {
+      const prev = state;
+      const { next, loss } = tf.tidy(() => {
+        const { value, grads } = lossAt(prev.params, step);
+        const updated = optimizer.update(prev, grads, { step, loss: value, training: false });
+        return { next: updated as never, loss: value };
+      }) as unknown as { next: typeof state; loss: tf.Scalar };
+      losses.push(loss);
+      disposeTree([prev.params, prev.slots] as never, [next.params, next.slots] as never);
+      state = next;
+    }
+    const final = tf.tidy(() => task.loss(state.params, task.batch(options.steps, options.batchSeed)));
+    losses.push(final);
+    const values = tf.tidy(() => tf.stack(losses).dataSync() as Float32Array);
+    const metrics = options.metrics && task.metrics ? task.metrics(state.params) : undefined;
+    return { losses: Float32Array.from(values), metrics };
+  } finally {
+    disposeTree(losses as never);
+    disposeTree([state.params, state.slots] as never);
+  }
+}

@@ -1,0 +1,47 @@
+import type { Optimizer } from '../contracts/optimizer';
+import type { TaskFamily } from '../contracts/task';
+import { UserError } from '../errors';
+import { deriveSeed } from '../random';
+import { runOptimizer } from './run';
+
+export interface TuningOptions {
+  learningRates: number[];
+  tasks: number;
+  steps: number;
+  seed: number;
+}
+
+export interface TuningResult {
+  best: number;
+  /** Mean final loss on the training tasks per learning rate (Infinity when any run diverged). */
+  grid: Array<{ learningRate: number; meanFinalLoss: number }>;
+}
+
+/**
+ * Grid search of a learning rate on training tasks, as the paper tuned its baselines: every grid point runs
+ * on the same `tasks` training tasks, seeds and step count; the lowest mean final loss wins.
+ */
+export function tuneLearningRate(family: TaskFamily, make: (learningRate: number) => Optimizer, options: TuningOptions): TuningResult {
+  if (options.learningRates.length === 0) throw new UserError('tuning: learningRates is empty');
+  const grid = options.learningRates.map((learningRate) => {
+    const optimizer = make(learningRate);
+    let sum = 0;
+    for (let i = 0; i < options.tasks && Number.isFinite(sum); i++) {
+      const task = family.build(family.sample(deriveSeed(options.seed, 'tune-task', i), 'train'));
+      try {
+        const { losses } = runOptimizer(task, optimizer, {
+          steps: options.steps,
+          initSeed: deriveSeed(options.seed, 'tune-init', i),
+          batchSeed: deriveSeed(options.seed, 'tune-batch', i),
+        });
+        const final = losses[losses.length - 1]!;
+        sum += Number.isFinite(final) ? final : Infinity;
+      } finally {
+        task.dispose();
+      }
+    }
+    return { learningRate, meanFinalLoss: sum / options.tasks };
+  });
+  const best = grid.reduce((a, b) => (b.meanFinalLoss < a.meanFinalLoss ? b : a));
+  return { best: best.learningRate, grid };
+}
