@@ -15,3 +15,4 @@ export * from './registry/registry';
 export * from './container';
 export * from './plugins';
 export * from './engine';
+export * from './pipeline';

@@ -50,7 +50,7 @@ export class TinyMeta implements MetaOptimizer {
   readonly type = 'tiny-meta';
   readonly variables: Record<string, tf.Variable>;
   constructor(a = Math.log(0.1), b = 0.3) {
-    this.variables = { a: tf.variable(tf.scalar(a)), b: tf.variable(tf.scalar(b)) };
+    this.variables = tf.tidy(() => ({ a: tf.variable(tf.scalar(a)), b: tf.variable(tf.scalar(b)) }));
   }
   config() {
     return { type: 'tiny-meta', options: {} };

@@ -1,0 +1,2 @@
+export * from './train';
+export * from './evaluate';

@@ -1,0 +1,123 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { ExperimentConfig } from '../config/experiment';
+import type { MetaOptimizer } from '../contracts/meta-optimizer';
+import { UserError } from '../errors';
+import { deriveSeed } from '../random';
+import type { ComponentRegistry } from '../registry/registry';
+import { disposeSnapshot, readSnapshot, toCsv, writeExperiment, writeFileAtomic, writeSnapshot } from '../engine/checkpoint';
+import { MetaTrainer, type EpochReport, type TrainerEvents } from '../engine/meta-trainer';
+
+export interface TrainRunOptions {
+  /** Checkpoint directory. */
+  outDir: string;
+  /** Continue from `outDir/latest` instead of starting afresh. */
+  resume?: boolean;
+  /** Directory relative paths in component options resolve from (the config file's). */
+  baseDir: string;
+  events?: TrainerEvents & { onStart?(info: { startEpoch: number; epochs: number; unrollsPerEpoch: number }): void };
+}
+
+export interface TrainRunResult {
+  outDir: string;
+  epochs: number;
+  bestEpoch: number | null;
+  bestValidation: number | null;
+  skipped: number;
+  reports: EpochReport[];
+}
+
+type LogRow = Record<string, number | string | boolean | null>;
+
+function logRow(r: EpochReport): LogRow {
+  return {
+    epoch: r.epoch,
+    meta_loss: r.metaLoss,
+    final_loss: r.finalLoss,
+    validation_loss: r.validationLoss ?? null,
+    best: r.best ?? null,
+    skipped: r.skipped,
+    seconds: Number(r.seconds.toFixed(3)),
+  };
+}
+
+function readLog(file: string): LogRow[] {
+  if (!fs.existsSync(file)) return [];
+  const [head, ...lines] = fs.readFileSync(file, 'utf8').trim().split('\n');
+  const keys = head!.split(',');
+  return lines.map((l) => Object.fromEntries(l.split(',').map((v, i) => [keys[i]!, v === '' ? null : Number.isNaN(Number(v)) ? v : Number(v)])));
+}
+
+/** What may differ between a checkpoint's experiment and the config it is resumed with. */
+function comparable(e: ExperimentConfig): unknown {
+  return { ...e, name: undefined, description: undefined, training: { ...e.training, epochs: undefined } };
+}
+
+/** Builds the experiment's meta-optimizer (seeded from the experiment's seed). */
+export function createMetaOptimizer(experiment: ExperimentConfig, registry: ComponentRegistry, baseDir: string): MetaOptimizer {
+  if (!experiment.metaOptimizer) throw new UserError('the experiment has no metaOptimizer to train');
+  return registry.create('meta-optimizer', experiment.metaOptimizer, { seed: deriveSeed(experiment.seed, 'meta-init'), baseDir }, '', 'metaOptimizer');
+}
+
+/**
+ * Meta-trains an experiment's meta-optimizer on its optimizee family and keeps a checkpoint directory:
+ * experiment.json, log.csv, latest/ after every epoch and best/ at every validation improvement.
+ */
+export async function trainExperiment(experiment: ExperimentConfig, registry: ComponentRegistry, options: TrainRunOptions): Promise<TrainRunResult> {
+  const { outDir } = options;
+  const logFile = path.join(outDir, 'log.csv');
+  const family = registry.create('optimizee', experiment.optimizee, { seed: deriveSeed(experiment.seed, 'optimizee'), baseDir: options.baseDir });
+  const meta = createMetaOptimizer(experiment, registry, options.baseDir);
+  const trainer = new MetaTrainer(family, meta, experiment.training, experiment.seed, options.events);
+  let rows: LogRow[] = [];
+  try {
+    if (options.resume) {
+      const saved = path.join(outDir, 'experiment.json');
+      if (!fs.existsSync(saved)) throw new UserError(`${outDir}: nothing to resume (no experiment.json); run without --resume`);
+      const previous = JSON.parse(fs.readFileSync(saved, 'utf8')) as ExperimentConfig;
+      if (JSON.stringify(comparable(previous)) !== JSON.stringify(comparable(experiment))) {
+        throw new UserError(`${saved}: the config differs from the checkpoint's experiment (only training.epochs may change on --resume)`);
+      }
+      const snapshot = readSnapshot(outDir, 'latest');
+      try {
+        if (!snapshot.trainer) throw new UserError(`${outDir}/latest: no trainer state to resume from`);
+        meta.setWeights(snapshot.weights);
+        trainer.restore(snapshot.trainer, snapshot.adam ?? {});
+      } finally {
+        disposeSnapshot(snapshot);
+      }
+      rows = readLog(logFile).filter((r) => Number(r.epoch) <= trainer.state.epoch);
+    } else if (fs.existsSync(path.join(outDir, 'latest')) || fs.existsSync(path.join(outDir, 'experiment.json'))) {
+      throw new UserError(`${outDir} already holds a training run; pass --resume to continue it or choose another --out`);
+    }
+    writeExperiment(outDir, experiment);
+    options.events?.onStart?.({ startEpoch: trainer.state.epoch, epochs: experiment.training.epochs, unrollsPerEpoch: experiment.training.episodesPerEpoch * trainer.unrollsPerEpisode });
+    const reports: EpochReport[] = [];
+    while (trainer.state.epoch < experiment.training.epochs) {
+      const report = await trainer.trainEpoch();
+      reports.push(report);
+      rows.push(logRow(report));
+      const weights = meta.getWeights();
+      const adam = trainer.adam.state().tensors;
+      try {
+        if (report.best) writeSnapshot(outDir, 'best', { metaOptimizer: meta.config(), weights });
+        writeSnapshot(outDir, 'latest', { metaOptimizer: meta.config(), weights, trainer: { ...trainer.state }, adam });
+      } finally {
+        for (const t of Object.values(weights)) t.dispose();
+      }
+      writeFileAtomic(logFile, toCsv(rows));
+    }
+    return {
+      outDir,
+      epochs: trainer.state.epoch,
+      bestEpoch: trainer.state.bestEpoch,
+      bestValidation: trainer.state.bestValidation,
+      skipped: trainer.state.skipped,
+      reports,
+    };
+  } finally {
+    trainer.dispose();
+    meta.dispose();
+    family.dispose?.();
+  }
+}
