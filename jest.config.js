@@ -6,7 +6,7 @@ module.exports = {
   testMatch: ['**/src/**/*.spec.ts'],
   transform: {
     // Type checking is done once by `tsc -p tsconfig.spec.json`; here we only transpile.
-    '^.+\\.ts$': ['ts-jest', { isolatedModules: true, tsconfig: '<rootDir>/tsconfig.base.json' }],
+    '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.base.json' }],
   },
   moduleNameMapper: {
     '^@l2l/core/testing$': '<rootDir>/packages/core/src/testing/index.ts',
