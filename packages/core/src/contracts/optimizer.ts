@@ -5,14 +5,15 @@ import type { NamedTensors, TensorTree } from '../tensor-tree';
  * An optimizer's whole state. Immutable: `update` returns a new state and never assigns in place, so
  * gradients with respect to a learned optimizer's weights can flow through a whole unroll.
  */
-export interface OptimizerState {
+// A type alias (not an interface) so a state is itself a TensorTree: `disposeTree(old, next)` works on it.
+export type OptimizerState = {
   /** The optimizee's current parameters. */
   readonly params: NamedTensors;
   /** The optimizer's own state (moments, LSTM cells, histories); any tree of tensors. */
   readonly slots: TensorTree;
   /** Number of updates taken so far. */
   readonly step: number;
-}
+};
 
 /** What an update may know beyond the gradients. */
 export interface StepContext {

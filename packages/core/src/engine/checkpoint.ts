@@ -82,7 +82,7 @@ export function readSnapshot(p: string, prefer: 'best' | 'latest' = 'best'): Sna
 }
 
 export function disposeSnapshot(snapshot: Snapshot): void {
-  disposeTree([snapshot.weights, snapshot.adam ?? {}] as never);
+  disposeTree([snapshot.weights, snapshot.adam ?? {}]);
 }
 
 export function writeExperiment(runDir: string, experiment: ExperimentConfig): void {

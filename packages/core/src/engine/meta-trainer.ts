@@ -125,7 +125,7 @@ export class MetaTrainer {
         value.dispose();
         losses?.dispose();
         if (!finite) {
-          disposeTree(named as never);
+          disposeTree(named);
           disposeCarry(next!);
           const where = `epoch ${epoch + 1}, episode ${episode + 1}, unroll ${u + 1}`;
           const message = `non-finite meta-loss or meta-gradient (${metaLoss}) at ${where} on task ${JSON.stringify(taskConfig)}`;
@@ -135,8 +135,8 @@ export class MetaTrainer {
         }
         if (options.gradClipNorm !== null) clipByGlobalNorm(named, options.gradClipNorm);
         this.adam.apply(this.meta.variables, named);
-        disposeTree(named as never);
-        disposeTree(carry as never, next as never);
+        disposeTree(named);
+        disposeTree(carry, next);
         carry = next!;
         metaLosses.push(metaLoss);
         onUnroll(u, metaLoss);

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Optimizer } from '../contracts/optimizer';
 import type { Task } from '../contracts/task';
-import { disposeTree, type NamedTensors } from '../tensor-tree';
+import { disposeTree, keepTree, type NamedTensors } from '../tensor-tree';
 import { valueAndGradNamed } from './tape';
 
 export interface RunOptions {
@@ -31,13 +31,14 @@ export function runOptimizer(task: Task, optimizer: Optimizer, options: RunOptio
   try {
     for (let step = 0; step < options.steps; step++) {
       const prev = state;
-      const { next, loss } = tf.tidy(() => {
+      let next = prev;
+      const loss = tf.tidy(() => {
         const { value, grads } = lossAt(prev.params, step);
-        const updated = optimizer.update(prev, grads, { step, loss: value, training: false });
-        return { next: updated as never, loss: value };
-      }) as unknown as { next: typeof state; loss: tf.Scalar };
+        next = keepTree(optimizer.update(prev, grads, { step, loss: value, training: false }));
+        return value;
+      });
       losses.push(loss);
-      disposeTree([prev.params, prev.slots] as never, [next.params, next.slots] as never);
+      disposeTree(prev, next);
       state = next;
     }
     const final = tf.tidy(() => task.loss(state.params, task.batch(options.steps, options.batchSeed)));
@@ -46,7 +47,7 @@ export function runOptimizer(task: Task, optimizer: Optimizer, options: RunOptio
     const metrics = options.metrics && task.metrics ? task.metrics(state.params) : undefined;
     return { losses: Float32Array.from(values), metrics };
   } finally {
-    disposeTree(losses as never);
-    disposeTree([state.params, state.slots] as never);
+    disposeTree(losses);
+    disposeTree(state);
   }
 }

@@ -5,13 +5,13 @@ import { disposeTree, keepTree, type NamedTensors } from '../tensor-tree';
 import { lossNode, untaped, valueAndGradNamed } from './tape';
 
 /** Where an optimizee run stands between unrolls: the state and the loss and gradient at its params. */
-export interface Carry {
+export type Carry = {
   readonly state: OptimizerState;
   /** f(θ) on the minibatch of step `state.step`. */
   readonly loss: tf.Scalar;
   /** ∇f(θ) on that minibatch. */
   readonly grads: NamedTensors;
-}
+};
 
 export interface UnrollOptions {
   /** Number of optimizer updates in this unroll. */
@@ -39,7 +39,7 @@ export function startRun(task: Task, optimizer: Optimizer, params: NamedTensors,
 }
 
 export function disposeCarry(carry: Carry): void {
-  disposeTree([carry.state.params, carry.state.slots, carry.loss, carry.grads] as never);
+  disposeTree(carry);
 }
 
 export interface UnrollResult {
@@ -85,7 +85,7 @@ export function unroll(task: Task, optimizer: Optimizer, carry: Carry, options: 
   }
   const metaLoss = terms.length === 1 ? terms[0]! : (tf.addN(terms) as tf.Scalar);
   // The carry leaves the gradient scope as constants: the next unroll starts with its history cut.
-  const next = keepTree({ state: { params: state.params, slots: state.slots, step: state.step }, loss, grads } as never) as Carry;
+  const next: Carry = keepTree({ state, loss, grads });
   const logged = keepTree(untaped(() => tf.stack(losses)) as tf.Tensor1D);
   return { metaLoss, losses: logged, next };
 }

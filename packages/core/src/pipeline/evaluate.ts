@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ExperimentConfig } from '../config/experiment';
-import type { ComponentConfig } from '../contracts/json';
+import type { ComponentConfig, JsonObject } from '../contracts/json';
 import type { TaskFamily } from '../contracts/task';
 import { disposeSnapshot, readSnapshot, toCsv, writeFileAtomic } from '../engine/checkpoint';
 import { evaluateOptimizer, type OptimizerResult } from '../engine/evaluate';
@@ -41,7 +41,7 @@ function evaluateBaselines(experiment: ExperimentConfig, registry: ComponentRegi
     const label = `evaluation.baselines[${i}]`;
     const base = registry.resolveOptions('optimizer', baseline, '', label);
     const make = (learningRate: number) =>
-      registry.create('optimizer', { type: baseline.type, options: { ...(base as object), learningRate } as never }, { seed: 0, baseDir: options.baseDir }, '', label);
+      registry.create('optimizer', { type: baseline.type, options: { ...(base as JsonObject), learningRate } }, { seed: 0, baseDir: options.baseDir }, '', label);
     let learningRate = base.learningRate as number;
     if (evaluation.tuning.learningRates.length > 0) {
       options.onProgress?.(`tuning ${baseline.type}`, 0, 1);
