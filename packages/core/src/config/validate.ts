@@ -1,5 +1,28 @@
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
-import { UserError } from '../errors';
+import { isUserError, UserError } from '../errors';
+
+/**
+ * A config that breaks its schema: a `UserError` whose message joins every problem, with each problem also
+ * listed on its own (each prefixed by where it is: `exp.json: optimizee "quadratic": dims must be ...`), so a
+ * validator can print one line per problem.
+ */
+export class ConfigError extends UserError {
+  readonly problems: readonly string[];
+
+  constructor(message: string, problems: readonly string[], options?: { cause?: unknown }) {
+    super(message, options);
+    // Still a UserError by name, so `isUserError` recognises it across copies of @l2l/core.
+    this.name = 'UserError';
+    this.problems = problems;
+  }
+}
+
+/** The problems an error stands for: a `ConfigError`'s list, else its message. */
+export function errorProblems(e: unknown): string[] {
+  const problems = (e as { problems?: unknown })?.problems;
+  if (isUserError(e) && Array.isArray(problems)) return problems.map(String);
+  return [(e as Error)?.message ?? String(e)];
+}
 
 /** A JSON Schema (draft 7 subset as ajv reads it). */
 export type JsonSchema = { [keyword: string]: unknown };
@@ -39,7 +62,9 @@ export function describeSchema(schema: JsonSchema | undefined): string {
   if (typeof schema.exclusiveMaximum === 'number') bounds.push(`< ${schema.exclusiveMaximum}`);
   if (bounds.length) text += ' ' + bounds.join(' and ');
   if (types.includes('array') && schema.items && typeof schema.items === 'object') {
-    text += ` of ${describeSchema(schema.items as JsonSchema).replace(/^an? /, '')}s`;
+    const item = describeSchema(schema.items as JsonSchema);
+    // "an integer ≥ 1" → "integers ≥ 1"; "one of …" stays as it is.
+    text += ` of ${/^an? /.test(item) ? item.replace(/^an? (\w+)/, '$1s') : `items ${item}`}`;
     if (typeof schema.minItems === 'number' && schema.minItems > 0) text += ` (at least ${schema.minItems})`;
   }
   if (typeof schema.minLength === 'number' && schema.minLength > 0) text += ' (not empty)';
@@ -113,7 +138,7 @@ export function validateWithSchema<T>(schema: JsonSchema, value: unknown, where:
   const fn = compile(schema);
   if (!fn(copy)) {
     const messages = usefulErrors(fn.errors ?? []).map((e) => formatSchemaError(e, prefix));
-    throw new UserError(`${where}: ${messages.join('; ')}`);
+    throw new ConfigError(`${where}: ${messages.join('; ')}`, messages.map((m) => `${where}: ${m}`));
   }
   return copy as T;
 }
