@@ -1,1 +1,14 @@
-export {};
+export { main, createProgram, EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE } from './main';
+export { createContext, type CliContext, type CliIo, type CommandRegistrar, type MainOptions } from './context';
+export { commands } from './commands';
+export {
+  builtinModules,
+  createWorkspace,
+  loadExperiment,
+  openExperiment,
+  type ExperimentWorkspace,
+  type LoadedExperiment,
+  type OpenOptions,
+  type Workspace,
+  type WorkspaceOptions,
+} from './workspace';

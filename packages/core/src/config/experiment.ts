@@ -2,11 +2,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BACKEND_CHOICES, type BackendChoice } from '../backend';
 import type { ComponentConfig, JsonObject } from '../contracts/json';
-import { UserError } from '../errors';
+import { isUserError, UserError } from '../errors';
 import type { PluginEntry } from '../plugins';
 import type { ComponentKind } from '../registry/component';
 import type { ComponentRegistry } from '../registry/registry';
-import { validateWithSchema, type JsonSchema } from './validate';
+import { ConfigError, errorProblems, validateWithSchema, type JsonSchema } from './validate';
 
 /** Meta-training options (truncated BPTT, Andrychowicz et al. 2016). */
 export interface TrainingOptions {
@@ -42,6 +42,17 @@ export const trainingSchema: JsonSchema = {
   },
 };
 
+const componentRef = (description: string): JsonSchema => ({
+  type: 'object',
+  description,
+  additionalProperties: false,
+  required: ['type'],
+  properties: {
+    type: { type: 'string', description: 'Registered component type (see `l2l list`).' },
+    options: { type: 'object', description: 'Options of that component type.' },
+  },
+});
+
 /** Evaluation of the learned optimizer against tuned baselines on held-out tasks. */
 export interface EvaluationOptions {
   steps: number;
@@ -60,7 +71,7 @@ export const evaluationSchema: JsonSchema = {
     baselines: {
       type: 'array',
       description: 'Hand-designed optimizers to compare against, as {type, options}; their learningRate is tuned unless tuning.learningRates is empty.',
-      items: { type: 'object' },
+      items: componentRef('A baseline optimizer: {type, options}.'),
       default: [{ type: 'sgd' }, { type: 'nag' }, { type: 'rmsprop' }, { type: 'adam' }],
     },
     tuning: {
@@ -93,17 +104,6 @@ export interface ExperimentConfig {
   training: TrainingOptions;
   evaluation: EvaluationOptions;
 }
-
-const componentRef = (description: string): JsonSchema => ({
-  type: 'object',
-  description,
-  additionalProperties: false,
-  required: ['type'],
-  properties: {
-    type: { type: 'string', description: 'Registered component type (see `l2l list`).' },
-    options: { type: 'object', description: 'Options of that component type.' },
-  },
-});
 
 /** The experiment file's shape, with component options left open (each is checked against its own schema). */
 export const experimentSchema: JsonSchema = {
@@ -150,7 +150,9 @@ export function readJsonFile(file: string): unknown {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    throw new UserError(`${file}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    const code = (e as NodeJS.ErrnoException).code;
+    const why: Record<string, string> = { ENOENT: 'no such file', EISDIR: 'is a directory', EACCES: 'permission denied' };
+    throw new UserError(`${file}: cannot read: ${(code && why[code]) ?? code ?? (e as Error).message}`);
   }
   try {
     return JSON.parse(text);
@@ -178,8 +180,20 @@ export function parseExperiment(raw: unknown, where: string): ExperimentConfig {
  */
 export function resolveExperiment(config: ExperimentConfig, registry: ComponentRegistry, where: string): ExperimentConfig {
   const out: ExperimentConfig = structuredClone(config);
-  const resolved = componentSlots(out).map((s) => ({ ...s, options: registry.resolveOptions(s.kind, s.config, where, s.label) }));
-  for (const s of resolved) s.config.options = s.options as JsonObject;
+  // Every component is checked, so one run reports every problem (a ConfigError lists them).
+  const problems: string[] = [];
+  const errors: unknown[] = [];
+  for (const s of componentSlots(out)) {
+    try {
+      s.config.options = registry.resolveOptions(s.kind, s.config, where, s.label) as JsonObject;
+    } catch (e) {
+      if (!isUserError(e)) throw e;
+      errors.push(e);
+      problems.push(...errorProblems(e));
+    }
+  }
+  if (errors.length === 1) throw errors[0];
+  if (errors.length > 1) throw new ConfigError(problems.join('; '), problems);
   return out;
 }
 
@@ -195,19 +209,25 @@ export function experimentBaseDir(file: string): string {
 export function fullExperimentSchema(registry: ComponentRegistry): JsonSchema {
   const componentSchema = (kind: ComponentKind, description: string): JsonSchema => {
     const comps = registry.list(kind);
+    // With no component of this kind registered, any type name is let through (an empty enum or allOf
+    // would not be a valid schema).
     return {
       type: 'object',
       description,
       additionalProperties: false,
       required: ['type'],
       properties: {
-        type: { enum: comps.map((c) => c.type), description: 'Registered component type.' },
+        type: comps.length
+          ? { enum: comps.map((c) => c.type), description: 'Registered component type.' }
+          : { type: 'string', description: `Registered component type (none of kind ${kind} is registered).` },
         options: { type: 'object', description: 'Options of that component type.' },
       },
-      allOf: comps.map((c) => ({
-        if: { properties: { type: { const: c.type } } },
-        then: { properties: { options: { ...c.schema, description: c.description } } },
-      })),
+      ...(comps.length && {
+        allOf: comps.map((c) => ({
+          if: { properties: { type: { const: c.type } } },
+          then: { properties: { options: { ...c.schema, description: c.description } } },
+        })),
+      }),
     };
   };
   const props = experimentSchema.properties as Record<string, JsonSchema>;

@@ -1,0 +1,26 @@
+import { useBackend } from '@l2l/core';
+import { checkMetaOptimizer, checkOptimizer, checkTaskFamily, type CheckOptions } from '@l2l/core/testing';
+import { createWorkspace } from './workspace';
+
+/** Every component the CLI ships with honours its contract (the checks plugin authors run on theirs). */
+const small: Record<string, CheckOptions & { samples?: number }> = {
+  'mnist-mlp': { options: { trainExamples: 256, testExamples: 128, batchSize: 16 }, samples: 5 },
+  lstm: { options: { hidden: 4 } },
+};
+
+const { registry } = createWorkspace();
+
+describe('built-in components', () => {
+  beforeAll(() => useBackend('cpu'));
+
+  it('are registered', () => {
+    expect(registry.list().length).toBeGreaterThan(0);
+  });
+
+  it.each(registry.list().map((c) => [`${c.kind} "${c.type}"`, c] as const))('%s honours its contract', async (_name, c) => {
+    const options = small[c.type] ?? {};
+    if (c.kind === 'optimizee') await checkTaskFamily(c, options);
+    else if (c.kind === 'optimizer') await checkOptimizer(c, options);
+    else await checkMetaOptimizer(c, options);
+  });
+});

@@ -1,0 +1,10 @@
+import type { CommandRegistrar } from '../context';
+import { registerList } from './list';
+import { registerSchema } from './schema';
+import { registerValidate } from './validate';
+
+/**
+ * Every `l2l` command, in the order `l2l --help` lists them. A new command is one file in this folder that
+ * exports a `CommandRegistrar` (see list.ts), plus one line here.
+ */
+export const commands: readonly CommandRegistrar[] = [registerList, registerValidate, registerSchema];

@@ -1,0 +1,67 @@
+import type { Command } from 'commander';
+import { COMPONENT_KINDS, optionDefaults, type ComponentKind } from '@l2l/core';
+import type { CliContext } from '../context';
+import { formatDefaults, table } from '../format';
+
+const KIND_TITLES: Record<ComponentKind, string> = {
+  optimizee: 'Optimizees: task families to meta-train and evaluate on, used as "optimizee"',
+  'meta-optimizer': 'Meta-optimizers: learned optimizers, used as "metaOptimizer"',
+  optimizer: 'Optimizers: hand-designed baselines, used in "evaluation.baselines"',
+};
+
+/** `l2l list [--json] [--config <file>]`: every registered component. */
+export function registerList(program: Command, ctx: CliContext): void {
+  program
+    .command('list')
+    .summary('list the registered components and their option defaults')
+    .description('List every registered component (task families, learned optimizers, baselines) with its option defaults and the package that provides it')
+    .option('--json', 'print JSON: { components: [{ kind, type, description, source, defaults, schema }], plugins: [...] }')
+    .option('-c, --config <file>', 'also load the plugins that this experiment config lists')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Examples:',
+        '  $ l2l list',
+        '  $ l2l list --config experiments/rosenbrock.json     # include that config\'s plugins',
+        '  $ l2l list --json | jq \'.components[] | select(.kind == "optimizee") | .type\'',
+      ].join('\n'),
+    )
+    .action((opts: { json?: boolean; config?: string }) => {
+      const ws = ctx.workspace(opts.config);
+      const components = ws.registry.list().map((c) => ({
+        kind: c.kind,
+        type: c.type,
+        description: c.description,
+        source: c.source,
+        defaults: optionDefaults(c),
+        schema: c.schema,
+      }));
+      if (opts.json) {
+        const plugins = ws.plugins.map((p) => ({ name: p.plugin.name, package: p.packageName, file: p.file, description: p.plugin.description ?? null }));
+        ctx.out(JSON.stringify({ components, plugins }, null, 2));
+        return;
+      }
+      const lines: string[] = [];
+      for (const kind of COMPONENT_KINDS) {
+        const ofKind = components.filter((c) => c.kind === kind);
+        if (lines.length) lines.push('');
+        lines.push(`${KIND_TITLES[kind]} (${ofKind.length})`);
+        if (!ofKind.length) {
+          lines.push('  (none registered)');
+          continue;
+        }
+        const rows = table([['TYPE', 'SOURCE', 'DESCRIPTION'], ...ofKind.map((c) => [c.type, c.source, c.description])], '  ');
+        const indent = ' '.repeat(rows[0]!.indexOf('DESCRIPTION'));
+        lines.push(rows[0]!);
+        ofKind.forEach((c, i) => {
+          lines.push(rows[i + 1]!);
+          lines.push(`${indent}defaults: ${formatDefaults(c.defaults)}`);
+        });
+      }
+      if (ws.plugins.length) {
+        lines.push('', `Plugins: ${ws.plugins.map((p) => p.packageName).join(', ')}`);
+      }
+      for (const line of lines) ctx.out(line);
+    });
+}

@@ -1,0 +1,37 @@
+import type { Command } from 'commander';
+import { isUserError } from '@l2l/core';
+import type { CliContext } from '../context';
+
+/** `l2l validate <config...>`: full validation, one line per problem. */
+export function registerValidate(program: Command, ctx: CliContext): void {
+  program
+    .command('validate')
+    .summary('check experiment configs (shape, plugins, every component\'s options)')
+    .description(
+      'Check experiment configs without running them: the JSON, the experiment\'s fields, the plugins it lists (loaded from ' +
+        'the config\'s directory), and every component\'s options against its schema. Prints "<file>: ok", or one line per ' +
+        'problem naming the file, the component and the field (exit code 1)',
+    )
+    .argument('<config...>', 'experiment config file(s) (JSON)')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Examples:',
+        '  $ l2l validate experiments/quadratic.json',
+        '  $ l2l validate experiments/*.json',
+      ].join('\n'),
+    )
+    .action((files: string[]) => {
+      for (const file of files) {
+        try {
+          ctx.loadExperiment(file);
+          ctx.out(`${file}: ok`);
+        } catch (e) {
+          if (!isUserError(e)) throw e;
+          ctx.printError(e);
+          ctx.exitCode = 1;
+        }
+      }
+    });
+}

@@ -1,0 +1,73 @@
+import * as path from 'node:path';
+import type { Command } from 'commander';
+import type { ContainerModule } from 'inversify';
+import { errorProblems, isUserError } from '@l2l/core';
+import { builtinModules, createWorkspace, loadExperiment, openExperiment, type ExperimentWorkspace, type LoadedExperiment, type Workspace } from './workspace';
+
+/** Where the CLI writes: raw text, as `process.stdout.write` takes it. */
+export interface CliIo {
+  stdout(text: string): void;
+  stderr(text: string): void;
+}
+
+/** What `main` may be given besides argv; everything defaults to the real process. */
+export interface MainOptions extends Partial<CliIo> {
+  /** Directory relative paths on the command line resolve from (default `process.cwd()`). */
+  cwd?: string;
+  /** Built-in container modules (default: every package the CLI ships with); tests inject their own. */
+  modules?: readonly ContainerModule[];
+}
+
+/** What every command gets: output, the working directory and the workspace set-up. */
+export interface CliContext {
+  readonly io: CliIo;
+  /** Writes a line (a newline is added) to stdout. */
+  out(line?: string): void;
+  /** Writes a line (a newline is added) to stderr. */
+  err(line?: string): void;
+  readonly cwd: string;
+  /** `--verbose` was given: errors are printed with their stack traces. */
+  readonly verbose: boolean;
+  /** Prints an error as `main` does: a user error's problems one per line (stacks with --verbose), anything else with its stack. */
+  printError(e: unknown): void;
+  /** Exit code `main` returns when the command finishes without throwing (default 0). */
+  exitCode: number;
+  /** The built-in modules plus the plugins listed in `configFile` (if given), with the registry. */
+  workspace(configFile?: string): Workspace;
+  /** Reads and shape-checks a config, loads its plugins; component options are not yet validated. */
+  openExperiment(configFile: string): ExperimentWorkspace;
+  /** `openExperiment` plus full validation: what `train` and `eval` start from. */
+  loadExperiment(configFile: string): LoadedExperiment;
+}
+
+/** A command's registration: adds itself (options, help, action) to the program. */
+export type CommandRegistrar = (program: Command, ctx: CliContext) => void;
+
+export function createContext(options: MainOptions = {}, verbose = false): CliContext {
+  const io: CliIo = {
+    stdout: options.stdout ?? ((s) => void process.stdout.write(s)),
+    stderr: options.stderr ?? ((s) => void process.stderr.write(s)),
+  };
+  const cwd = path.resolve(options.cwd ?? process.cwd());
+  const modules = options.modules ?? builtinModules();
+  const err = (line = '') => io.stderr(line + '\n');
+  return {
+    io,
+    out: (line = '') => io.stdout(line + '\n'),
+    err,
+    cwd,
+    verbose,
+    printError: (e) => {
+      if (isUserError(e)) {
+        for (const line of errorProblems(e)) err(line);
+        if (verbose) for (let x: unknown = e; x instanceof Error; x = x.cause) err(x.stack ?? String(x));
+      } else {
+        err(e instanceof Error ? (e.stack ?? `${e.name}: ${e.message}`) : `error: ${String(e)}`);
+      }
+    },
+    exitCode: 0,
+    workspace: (configFile) => (configFile ? openExperiment(configFile, { cwd, modules }) : createWorkspace({ baseDir: cwd, modules })),
+    openExperiment: (configFile) => openExperiment(configFile, { cwd, modules }),
+    loadExperiment: (configFile) => loadExperiment(configFile, { cwd, modules }),
+  };
+}

@@ -1,0 +1,16 @@
+/**
+ * `@l2l/core/testing`: contract smoke tests for component authors. Each check is framework-agnostic: it
+ * returns a promise that rejects with a `ContractError` naming the component and the broken rule.
+ *
+ * ```ts
+ * import { checkTaskFamily } from '@l2l/core/testing';
+ * import { rosenbrockFamily } from './index';
+ *
+ * test('rosenbrock honours the task contracts', () => checkTaskFamily(rosenbrockFamily));
+ * ```
+ */
+export { ContractError, type CheckOptions } from './util';
+export { checkTaskFamily, type TaskFamilyCheckOptions } from './task-family';
+export { checkOptimizer, type OptimizerCheckOptions } from './optimizer';
+export { checkMetaOptimizer, type MetaOptimizerCheckOptions } from './meta-optimizer';
+export { checkPlugin } from './plugin';
