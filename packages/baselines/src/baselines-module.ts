@@ -1,7 +1,16 @@
-import { componentsModule } from '@l2l/core';
+import { componentsModule, type ComponentContribution } from '@l2l/core';
+import { adagradComponent } from './adagrad';
+import { adamComponent } from './adam';
+import { momentumComponent } from './momentum';
+import { nagComponent } from './nag';
+import { rmspropComponent } from './rmsprop';
+import { sgdComponent } from './sgd';
 
-/** @l2l/baselines's wiring: every component this package contributes, in one list. */
-export const baselinesModule = componentsModule({
+/** Every component this package contributes, in one list. */
+export const baselinesContribution: ComponentContribution = {
   source: '@l2l/baselines',
-  components: [],
-});
+  components: [sgdComponent, momentumComponent, nagComponent, rmspropComponent, adamComponent, adagradComponent],
+};
+
+/** @l2l/baselines's wiring: binds `baselinesContribution`. */
+export const baselinesModule = componentsModule(baselinesContribution);

@@ -1,3 +1,4 @@
 export * from './optimizees-module';
 export * from './data';
 export * from './mlp';
+export * from './quadratic';

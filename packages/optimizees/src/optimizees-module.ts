@@ -1,8 +1,9 @@
 import { componentsModule } from '@l2l/core';
 import { mnistMlp } from './mlp/mnist-mlp';
+import { quadratic } from './quadratic/quadratic';
 
 /** @l2l/optimizees's wiring: every component this package contributes, in one list. */
 export const optimizeesModule = componentsModule({
   source: '@l2l/optimizees',
-  components: [mnistMlp],
+  components: [quadratic, mnistMlp],
 });
