@@ -28,6 +28,8 @@ export interface CliContext {
   readonly cwd: string;
   /** `--verbose` was given: errors are printed with their stack traces. */
   readonly verbose: boolean;
+  /** stderr is the process's own terminal: progress bars may be drawn there (else plain lines). */
+  readonly tty: boolean;
   /** Prints an error as `main` does: a user error's problems one per line (stacks with --verbose), anything else with its stack. */
   printError(e: unknown): void;
   /** Exit code `main` returns when the command finishes without throwing (default 0). */
@@ -57,6 +59,7 @@ export function createContext(options: MainOptions = {}, verbose = false): CliCo
     err,
     cwd,
     verbose,
+    tty: options.stderr === undefined && process.stderr.isTTY === true,
     printError: (e) => {
       if (isUserError(e)) {
         for (const line of errorProblems(e)) err(line);

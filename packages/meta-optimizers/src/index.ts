@@ -1,1 +1,3 @@
 export * from './meta-optimizers-module';
+export * from './common';
+export * from './lstm';

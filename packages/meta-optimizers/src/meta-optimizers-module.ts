@@ -1,7 +1,8 @@
 import { componentsModule } from '@l2l/core';
+import { lstmComponent } from './lstm';
 
 /** @l2l/meta-optimizers's wiring: every component this package contributes, in one list. */
 export const metaOptimizersModule = componentsModule({
   source: '@l2l/meta-optimizers',
-  components: [],
+  components: [lstmComponent],
 });

@@ -1,0 +1,68 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import { BACKEND_CHOICES, describeBackend, evaluateExperiment, resultsTable, useBackend, writeEvaluation, type BackendChoice } from '@l2l/core';
+import type { CliContext } from '../context';
+import { lossCurvesSvg } from '../report/plot';
+
+interface EvalOptions {
+  optimizer?: string;
+  out: string;
+  steps?: number;
+  tasks?: number;
+  backend?: BackendChoice;
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be an integer ≥ 1');
+  return n;
+}
+
+/** `l2l eval <config> --optimizer <checkpoint> --out <dir>`: learned optimizer vs tuned baselines. */
+export function registerEval(program: Command, ctx: CliContext): void {
+  program
+    .command('eval')
+    .summary('evaluate a learned optimizer against tuned baselines on held-out tasks')
+    .description(
+      'Run the learned optimizer of a checkpoint and the experiment\'s baselines (learning rates tuned by a grid on ' +
+        'training tasks) on the same held-out tasks, seeds and step count. Writes results.json (per optimizer: per-step ' +
+        'mean and std of the loss, final-loss mean and std), curves.csv, loss-curves.svg and results.md, and prints the table.',
+    )
+    .argument('<config>', 'experiment config (JSON)')
+    .option('--optimizer <checkpoint>', 'checkpoint of `l2l train` (a run directory: best/ is used, else latest/; or a snapshot directory); without it only the baselines run')
+    .requiredOption('-o, --out <dir>', 'directory for the results')
+    .option('--steps <n>', 'optimizee steps per run (default: evaluation.steps)', positiveInt)
+    .option('--tasks <n>', 'number of held-out tasks (default: evaluation.tasks)', positiveInt)
+    .option('--backend <backend>', `tfjs backend, overriding the config (${BACKEND_CHOICES.join(', ')})`)
+    .addHelpText(
+      'after',
+      ['', 'Examples:', '  $ l2l eval experiments/quadratic.json --optimizer runs/quadratic --out runs/quadratic/eval', '  $ l2l eval experiments/quadratic.json --optimizer runs/quadratic --steps 1000 --out runs/quadratic/eval-1000'].join('\n'),
+    )
+    .action(async (file: string, opts: EvalOptions) => {
+      const ws = ctx.loadExperiment(file);
+      const backend = await useBackend(opts.backend ?? ws.experiment.backend);
+      ctx.out(describeBackend(backend));
+      const checkpoint = opts.optimizer === undefined ? undefined : path.resolve(ctx.cwd, opts.optimizer);
+      let last = '';
+      const results = evaluateExperiment(ws.experiment, ws.registry, {
+        checkpoint,
+        baseDir: ws.baseDir,
+        steps: opts.steps,
+        tasks: opts.tasks,
+        onProgress: (what, done, total) => {
+          // One line per optimizer (and per tuning), not per task: logs stay short.
+          if (what !== last && done <= 1) ctx.err(`${what}...`);
+          last = what;
+          void total;
+        },
+      });
+      results.backend = backend.name;
+      const outDir = path.resolve(ctx.cwd, opts.out);
+      writeEvaluation(outDir, results);
+      fs.writeFileSync(path.join(outDir, 'loss-curves.svg'), await lossCurvesSvg(results));
+      ctx.out('');
+      ctx.out(resultsTable(results));
+      ctx.out(`results in ${path.relative(ctx.cwd, outDir) || '.'}: results.json, curves.csv, results.md, loss-curves.svg`);
+    });
+}

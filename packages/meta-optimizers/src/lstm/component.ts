@@ -1,0 +1,12 @@
+import { defineComponent } from '@l2l/core';
+import { LstmMetaOptimizer } from './lstm';
+import { LSTM_OPTIONS_SCHEMA, type LstmOptions } from './options';
+
+/** `{ "type": "lstm" }`: the coordinatewise LSTM optimizer of Andrychowicz et al. 2016. */
+export const lstmComponent = defineComponent<LstmOptions>()({
+  kind: 'meta-optimizer',
+  type: 'lstm',
+  description: 'Coordinatewise 2-layer LSTM optimizer (Andrychowicz et al. 2016), weights shared across coordinates',
+  schema: LSTM_OPTIONS_SCHEMA,
+  create: (options, ctx) => new LstmMetaOptimizer(options, ctx.seed),
+});

@@ -1,0 +1,3 @@
+export * from './options';
+export * from './lstm';
+export * from './component';

@@ -1,0 +1,160 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { ComponentConfig, MetaOptimizer, NamedTensors, Optimizer, OptimizerState, StepContext, TensorTree } from '@l2l/core';
+import {
+  affine,
+  checkLayout,
+  coordinateLayout,
+  flattenCoordinates,
+  initKernelWithBias,
+  lstmCell,
+  NamedVariables,
+  preprocessedFeatures,
+  preprocessGradients,
+  tidyTree,
+  unflattenCoordinates,
+} from '../common';
+import { resolveLstmOptions, type LstmOptions } from './options';
+
+/** One LSTM layer's state for N coordinates, feature-major: `h` and `c` are `[hidden, N]`. */
+export interface LstmLayerState {
+  readonly h: tf.Tensor2D;
+  readonly c: tf.Tensor2D;
+}
+
+/** The optimizer's slots: `{ lstm0: {h, c}, lstm1: {h, c}, ... }`. */
+export type LstmSlots = Readonly<Record<string, LstmLayerState>>;
+
+function layerName(l: number): string {
+  return `lstm${l}`;
+}
+
+/**
+ * The coordinatewise LSTM optimizer of Andrychowicz et al. 2016, "Learning to learn by gradient descent
+ * by gradient descent": a stack of LSTMs whose weights are shared by every coordinate of every parameter
+ * tensor and whose state is kept per coordinate; the update of each coordinate is
+ * `outputScale · (W_out · [h_top; 1])`.
+ *
+ * Layout (chosen for tfjs speed): the gradients of all parameter tensors are flattened onto one axis of
+ * N coordinates (see `coordinateLayout`); per-coordinate tensors are feature-major `[features, N]`;
+ * biases are folded into the kernels, so each layer is one product `gates = K · [x; h; 1]` with `K` of
+ * shape `[4·hidden, in + hidden + 1]` and gate rows in the order input, forget, cell candidate, output
+ * (see `lstmCellPacked`, which runs a whole layer step as one op with a hand-written gradient).
+ * Weights: `lstm{l}/kernel` for each layer and `output/kernel` (`[1, hidden + 1]`, last column the
+ * bias). State: `slots.lstm{l}.h` and `.c`, each `[hidden, N]`.
+ */
+export class LstmMetaOptimizer implements MetaOptimizer {
+  readonly type = 'lstm';
+  readonly options: Readonly<LstmOptions>;
+  private readonly weights: NamedVariables;
+
+  /** `options` are validated and completed with defaults; `seed` determines the initial weights. */
+  constructor(options: Partial<LstmOptions> = {}, seed = 0) {
+    this.options = Object.freeze(resolveLstmOptions(options));
+    const { layers, hidden, initScale, forgetBias } = this.options;
+    const initial: NamedTensors = {};
+    let inputs = preprocessedFeatures(this.options.preprocessing);
+    for (let l = 0; l < layers; l++) {
+      const name = `${layerName(l)}/kernel`;
+      // Gate rows: [0,H) input, [H,2H) forget, [2H,3H) cell candidate, [3H,4H) output.
+      initial[name] = initKernelWithBias(seed, name, 4 * hidden, inputs + hidden, initScale, (r) =>
+        r >= hidden && r < 2 * hidden ? forgetBias : 0,
+      );
+      inputs = hidden;
+    }
+    initial['output/kernel'] = initKernelWithBias(seed, 'output/kernel', 1, hidden, initScale);
+    this.weights = new NamedVariables(initial, 'meta-optimizer "lstm"');
+  }
+
+  get variables(): Readonly<Record<string, tf.Variable>> {
+    return this.weights.variables;
+  }
+
+  config(): ComponentConfig {
+    return { type: this.type, options: { ...this.options } };
+  }
+
+  getWeights(): NamedTensors {
+    return this.weights.getWeights();
+  }
+
+  setWeights(weights: NamedTensors): void {
+    this.weights.setWeights(weights);
+  }
+
+  optimizer(): Optimizer {
+    return new LstmOptimizer(this.options, this.weights);
+  }
+
+  dispose(): void {
+    this.weights.dispose();
+  }
+}
+
+/** The optimizer a `LstmMetaOptimizer` defines; its updates are ops on the meta-optimizer's variables. */
+class LstmOptimizer implements Optimizer {
+  readonly name = 'lstm';
+
+  constructor(
+    private readonly options: Readonly<LstmOptions>,
+    private readonly weights: NamedVariables,
+  ) {}
+
+  init(params: NamedTensors): OptimizerState {
+    const layout = coordinateLayout(params);
+    const { hidden, layers } = this.options;
+    const slots: Record<string, LstmLayerState> = {};
+    for (let l = 0; l < layers; l++) {
+      slots[layerName(l)] = { h: tf.zeros([hidden, layout.total]), c: tf.zeros([hidden, layout.total]) };
+    }
+    // The state owns its params: copies, so that disposing an old state never frees the caller's tensors.
+    const own: NamedTensors = {};
+    for (const [k, v] of Object.entries(params)) own[k] = tf.clone(v);
+    return { params: own, slots: slots as unknown as TensorTree, step: 0 };
+  }
+
+  update(state: OptimizerState, grads: NamedTensors, _ctx: StepContext): OptimizerState {
+    const layout = coordinateLayout(state.params);
+    checkLayout(layout, grads, 'lstm: gradients');
+    const slots = this.checkSlots(state.slots, layout.total);
+    const { layers, preprocessing, k, outputScale } = this.options;
+    const next = tidyTree(() => {
+      const g = flattenCoordinates(grads, layout);
+      let x: tf.Tensor2D = preprocessGradients(g, preprocessing, k);
+      const newSlots: Record<string, LstmLayerState> = {};
+      for (let l = 0; l < layers; l++) {
+        const { h, c } = slots[layerName(l)]!;
+        const cell = lstmCell(this.kernel(`${layerName(l)}/kernel`), x, h, c);
+        newSlots[layerName(l)] = cell;
+        x = cell.h;
+      }
+      const out = affine(this.kernel('output/kernel'), x);
+      const deltas = unflattenCoordinates(tf.mul(out, outputScale), layout);
+      const params: NamedTensors = {};
+      for (const name of layout.names) params[name] = tf.add(state.params[name]!, deltas[name]!);
+      return { params, slots: newSlots };
+    });
+    return { params: next.params, slots: next.slots as unknown as TensorTree, step: state.step + 1 };
+  }
+
+  private kernel(name: string): tf.Tensor2D {
+    return this.weights.get(name) as tf.Tensor as tf.Tensor2D;
+  }
+
+  private checkSlots(slots: TensorTree, n: number): LstmSlots {
+    const s = slots as unknown as LstmSlots;
+    const { layers, hidden } = this.options;
+    for (let l = 0; l < layers; l++) {
+      const layer = s?.[layerName(l)];
+      for (const key of ['h', 'c'] as const) {
+        const t = layer?.[key];
+        if (!(t instanceof tf.Tensor) || t.shape[0] !== hidden || t.shape[1] !== n) {
+          throw new Error(
+            `lstm: state slot ${layerName(l)}.${key} must be a [${hidden}, ${n}] tensor (one column per coordinate)` +
+              (t instanceof tf.Tensor ? `, got [${t.shape.join(', ')}]` : ''),
+          );
+        }
+      }
+    }
+    return s;
+  }
+}
