@@ -55,9 +55,10 @@ export function stopGradient<T extends tf.Tensor>(x: T): T {
 export function lossNode(params: NamedTensors, value: tf.Scalar, grads: NamedTensors): tf.Scalar {
   const names = Object.keys(params);
   const node = tf.customGrad((...args: unknown[]) => {
-    const dyScale = (dy: tf.Tensor) => names.map((n) => tf.mul(grads[n]!, dy));
-    void args;
-    return { value: tf.clone(value), gradFunc: dyScale };
+    // Saved tensors outlive the forward pass (the tape keeps them until the backward pass is done).
+    const save = args[args.length - 1] as tf.GradSaveFunc;
+    save(names.map((n) => grads[n]!));
+    return { value: tf.clone(value), gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => saved.map((g) => tf.mul(g, dy)) };
   });
   return node(...names.map((n) => params[n]!)) as tf.Scalar;
 }
