@@ -58,6 +58,14 @@ export function registerEval(program: Command, ctx: CliContext): void {
         },
       });
       results.backend = backend.name;
+      for (const { baseline, result } of results.tuning) {
+        if (result.atEdge) {
+          ctx.err(
+            `warning: the tuned learning rate of ${baseline.type} (${result.best}) is the ${result.atEdge === 'high' ? 'largest' : 'smallest'} in ` +
+              `evaluation.tuning.learningRates; extend the grid ${result.atEdge === 'high' ? 'upwards' : 'downwards'} for a fair comparison`,
+          );
+        }
+      }
       const outDir = path.resolve(ctx.cwd, opts.out);
       writeEvaluation(outDir, results);
       fs.writeFileSync(path.join(outDir, 'loss-curves.svg'), await lossCurvesSvg(results));

@@ -83,7 +83,7 @@ export const evaluationSchema: JsonSchema = {
         learningRates: {
           type: 'array',
           items: { type: 'number', exclusiveMinimum: 0 },
-          default: [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1, 3],
+          default: [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1, 3, 10, 30, 100],
           description: 'Learning rates tried for each baseline (a log grid); empty keeps each baseline\'s own.',
         },
         tasks: { type: 'integer', minimum: 1, default: 10, description: 'Training tasks (seeds) each grid point runs on.' },

@@ -28,7 +28,8 @@ export interface StepContext {
 /**
  * The functional optimizer contract shared by hand-designed baselines and learned optimizers:
  * `init(params) → state`, `update(state, grads, ctx) → state`. Both return tensors the caller owns;
- * a new state may share tensors with the old one (use `disposeTree(old, next)`).
+ * a new state may share tensors with the old one or with the `params` given to `init` (free with
+ * `disposeTree(old, next)`). Neither disposes its inputs.
  */
 export interface Optimizer {
   /** Human-readable name used in results (`adam(lr=0.01)`, `lstm`). */

@@ -8,7 +8,7 @@ import type { MetaOptimizer } from '../contracts/meta-optimizer';
 import type { Optimizer, OptimizerState } from '../contracts/optimizer';
 import type { Task, TaskConfig, TaskFamily, Split } from '../contracts/task';
 import { deriveSeed, Rng } from '../random';
-import type { NamedTensors } from '../tensor-tree';
+import { cloneNamed, type NamedTensors } from '../tensor-tree';
 
 /** f(θ) = ‖Wθ − y‖² + ‖v − 0.2‖²/2 (scaled so tanh in TinyMeta stays unsaturated) with params {x: [dims], v: [2]}; `nanAtStep` makes the loss NaN from that step on. */
 export class TinyFamily implements TaskFamily {
@@ -66,7 +66,8 @@ export class TinyMeta implements MetaOptimizer {
     const { a, b } = this.variables as { a: tf.Variable; b: tf.Variable };
     return {
       name: 'tiny-meta',
-      init: (params) => ({ params, slots: Object.fromEntries(Object.entries(params).map(([k, p]) => [k, tf.zerosLike(p)])), step: 0 }),
+      // Copies the params, as the real optimizers do: the engine must free the ones it passed.
+      init: (params) => ({ params: cloneNamed(params), slots: Object.fromEntries(Object.entries(params).map(([k, p]) => [k, tf.zerosLike(p)])), step: 0 }),
       update: (state, grads) => {
         const slots = state.slots as NamedTensors;
         const params: NamedTensors = {};

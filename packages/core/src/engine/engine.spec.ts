@@ -307,6 +307,9 @@ describe('runOptimizer and tuning', () => {
     const family = { type: 'parabola', sample: (seed: number, split: 'train' | 'test') => ({ family: 'parabola', split, seed }), build: () => parabola };
     const r = tuneLearningRate(family, sgd, { learningRates: [0.1, 0.5, 0.9, 2], tasks: 2, steps: 3, seed: 0 });
     expect(r.best).toBe(0.5); // lr 0.5 reaches the minimum in one step
+    expect(r.atEdge).toBeNull();
+    expect(tuneLearningRate(family, sgd, { learningRates: [0.01, 0.1], tasks: 1, steps: 3, seed: 0 }).atEdge).toBe('high');
+    expect(tuneLearningRate(family, sgd, { learningRates: [2, 0.5, 3], tasks: 1, steps: 3, seed: 0 }).atEdge).toBe('low');
     expect(r.grid.find((g) => g.learningRate === 0.5)!.meanFinalLoss).toBe(0);
     expect(r.grid.find((g) => g.learningRate === 2)!.meanFinalLoss).toBe(729); // x ← −3x
   });

@@ -26,7 +26,9 @@ export interface RunResult {
  */
 export function runOptimizer(task: Task, optimizer: Optimizer, options: RunOptions): RunResult {
   const lossAt = (params: NamedTensors, step: number) => valueAndGradNamed(params, (p) => task.loss(p, task.batch(step, options.batchSeed)));
-  let state = optimizer.init(task.initParams(options.initSeed));
+  const initial = task.initParams(options.initSeed);
+  let state = optimizer.init(initial);
+  disposeTree(initial, state); // init may copy the params (then these are ours to free) or keep them
   const losses: tf.Scalar[] = [];
   try {
     for (let step = 0; step < options.steps; step++) {

@@ -15,6 +15,8 @@ export interface TuningResult {
   best: number;
   /** Mean final loss on the training tasks per learning rate (Infinity when any run diverged). */
   grid: Array<{ learningRate: number; meanFinalLoss: number }>;
+  /** The best learning rate is the grid's smallest or largest: the grid should be extended that way. */
+  atEdge: 'low' | 'high' | null;
 }
 
 /**
@@ -43,5 +45,7 @@ export function tuneLearningRate(family: TaskFamily, make: (learningRate: number
     return { learningRate, meanFinalLoss: sum / options.tasks };
   });
   const best = grid.reduce((a, b) => (b.meanFinalLoss < a.meanFinalLoss ? b : a));
-  return { best: best.learningRate, grid };
+  const sorted = grid.map((g) => g.learningRate).sort((a, b) => a - b);
+  const atEdge = sorted.length < 2 ? null : best.learningRate === sorted[0] ? 'low' : best.learningRate === sorted[sorted.length - 1] ? 'high' : null;
+  return { best: best.learningRate, grid, atEdge };
 }

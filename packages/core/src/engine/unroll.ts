@@ -28,9 +28,10 @@ function lossAndGrad(task: Task, params: NamedTensors, step: number, batchSeed: 
   return valueAndGradNamed(params, (p) => task.loss(p, task.batch(step, batchSeed)));
 }
 
-/** The first carry of a run: fresh params through `optimizer.init`, with their loss and gradient. */
+/** The first carry of a run: fresh params (owned from now on by the run) through `optimizer.init`, with their loss and gradient. */
 export function startRun(task: Task, optimizer: Optimizer, params: NamedTensors, batchSeed: number): Carry {
   const state = optimizer.init(params);
+  disposeTree(params, state); // init may copy the params (then these are ours to free) or keep them
   const { value, grads } = tf.tidy(() => {
     const r = lossAndGrad(task, state.params, state.step, batchSeed);
     return { value: r.value, grads: r.grads };
