@@ -16,3 +16,4 @@ export * from './container';
 export * from './plugins';
 export * from './engine';
 export * from './pipeline';
+export * from './variable-optimizer';
