@@ -80,3 +80,8 @@ export function cloneNamed(tensors: NamedTensors): NamedTensors {
   for (const [k, v] of Object.entries(tensors)) out[k] = tf.clone(v);
   return out;
 }
+
+/** `tf.tidy` typed for trees: keeps every tensor of the returned tree, frees the rest. */
+export function tidyTree<T extends TensorTree>(fn: () => T): T {
+  return tf.tidy(() => fn() as unknown as tf.TensorContainer) as unknown as T;
+}

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Optimizer, OptimizerState } from './contracts/optimizer';
-import { disposeTree, keepTree, type NamedTensors } from './tensor-tree';
+import { disposeTree, tidyTree, type NamedTensors } from './tensor-tree';
 
 /**
  * Drives a functional optimizer (a baseline, or `metaOptimizer.optimizer()` of a trained learned optimizer)
@@ -21,7 +21,7 @@ export class VariableOptimizer {
     const entries = Array.isArray(variables) ? variables.map((v) => [v.name, v] as const) : Object.entries(variables);
     if (entries.length === 0) throw new Error('VariableOptimizer: no variables to optimize');
     this.variables = Object.fromEntries(entries);
-    this.state = keepTree(tf.tidy(() => optimizer.init(this.values())));
+    this.state = tidyTree(() => optimizer.init(this.values()));
   }
 
   /** Number of updates taken. */
@@ -42,7 +42,7 @@ export class VariableOptimizer {
   minimize(loss: () => tf.Scalar): number {
     const prev = this.state;
     let value = NaN;
-    const next = tf.tidy(() => {
+    const next = tidyTree(() => {
       const { value: l, grads } = tf.variableGrads(loss, Object.values(this.variables));
       const named: NamedTensors = {};
       for (const [name, v] of Object.entries(this.variables)) {
@@ -54,7 +54,7 @@ export class VariableOptimizer {
       const current = { ...prev, params: this.values() };
       const updated = this.optimizer.update(current, named, { step: prev.step, loss: l, training: false });
       for (const [name, v] of Object.entries(this.variables)) v.assign(updated.params[name]!);
-      return keepTree(updated);
+      return updated;
     });
     disposeTree(prev, next);
     this.state = next;

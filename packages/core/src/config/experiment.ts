@@ -247,3 +247,13 @@ export function fullExperimentSchema(registry: ComponentRegistry): JsonSchema {
     },
   };
 }
+
+/** Training options with the schema's defaults for what is not given (for pipelines written in code). */
+export function resolveTrainingOptions(partial: Partial<TrainingOptions> = {}): TrainingOptions {
+  return validateWithSchema<TrainingOptions>(trainingSchema, partial, 'training options');
+}
+
+/** Evaluation options with the schema's defaults for what is not given. */
+export function resolveEvaluationOptions(partial: Partial<EvaluationOptions> = {}): EvaluationOptions {
+  return validateWithSchema<EvaluationOptions>(evaluationSchema, partial, 'evaluation options');
+}
