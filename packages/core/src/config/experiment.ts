@@ -21,6 +21,10 @@ export interface TrainingOptions {
   validateEvery: number;
   validationTasks: number;
   nonFinite: 'skip' | 'stop';
+  /** Random per-coordinate scaling of training tasks, f(c ⊙ θ) with c = exp(U(−r, r)) (engine/tricks.ts); 0 or absent: off. */
+  randomScale?: number;
+  /** Add a random convex quadratic over 20 extra coordinates to training tasks (engine/tricks.ts); absent: off. */
+  convexCombination?: boolean;
 }
 
 export const trainingSchema: JsonSchema = {
@@ -32,13 +36,31 @@ export const trainingSchema: JsonSchema = {
     episodesPerEpoch: { type: 'integer', minimum: 1, default: 10, description: 'Episodes per epoch; each episode samples a new training task and fresh parameters.' },
     steps: { type: 'integer', minimum: 1, default: 100, description: 'Optimizee steps per episode.' },
     unroll: { type: 'integer', minimum: 1, default: 20, description: 'Steps per truncated unroll; the meta-weights are updated after each unroll.' },
-    lossWeights: { enum: ['uniform', 'last'], default: 'uniform', description: 'Meta-loss of an unroll: the sum of the losses after every step (uniform) or the loss after its last step only.' },
+    lossWeights: {
+      enum: ['uniform', 'last'],
+      default: 'uniform',
+      description:
+        'Meta-loss of an unroll: the sum of the losses after every step (uniform) or the loss after its last step only (last: a training trick of Lv et al. 2017, RNNprop, for longer horizons).',
+    },
     secondDerivatives: { type: 'boolean', default: false, description: 'Backpropagate through the optimizee gradient (second derivatives); the paper drops them.' },
     learningRate: { type: 'number', exclusiveMinimum: 0, default: 0.01, description: 'Adam learning rate for the meta-optimizer weights.' },
     gradClipNorm: { type: ['number', 'null'], exclusiveMinimum: 0, default: null, description: 'Clip the meta-gradient to this global norm (null: no clipping).' },
     validateEvery: { type: 'integer', minimum: 1, default: 5, description: 'Validate on held-out tasks every this many epochs (and after the last); the best checkpoint is kept.' },
     validationTasks: { type: 'integer', minimum: 1, default: 10, description: 'Number of held-out tasks per validation.' },
     nonFinite: { enum: ['skip', 'stop'], default: 'skip', description: 'When a loss or meta-gradient is NaN or infinite: skip the rest of that episode (counted and reported) or stop training with an error.' },
+    randomScale: {
+      type: 'number',
+      minimum: 0,
+      default: 0,
+      description:
+        'Training trick (Lv et al. 2017): each training episode minimises f(c ⊙ θ) from θ₀ / c, with c = exp(U(−r, r)) drawn per coordinate; this is r (0: off; the authors use 3). Validation and evaluation are unaffected.',
+    },
+    convexCombination: {
+      type: 'boolean',
+      default: false,
+      description:
+        'Training trick (Lv et al. 2017): each training episode minimises f(θ) + (1/20) Σ (xᵢ − λᵢ)² over θ and 20 extra coordinates x (from 0, λᵢ ~ U(−1, 1) per episode). Validation and evaluation are unaffected.',
+    },
   },
 };
 

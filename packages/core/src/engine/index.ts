@@ -7,3 +7,4 @@ export * from './evaluate';
 export * from './tune';
 export * from './weights-io';
 export * from './checkpoint';
+export * from './tricks';

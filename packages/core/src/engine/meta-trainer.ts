@@ -7,6 +7,7 @@ import { deriveSeed } from '../random';
 import { disposeTree, type NamedTensors } from '../tensor-tree';
 import { MetaAdam } from './meta-adam';
 import { runOptimizer } from './run';
+import { applyTrainingTricks } from './tricks';
 import { disposeCarry, startRun, unroll, type Carry } from './unroll';
 
 export interface UnrollEvent {
@@ -101,7 +102,8 @@ export class MetaTrainer {
   private episode(epoch: number, episode: number, onUnroll: (u: number, metaLoss: number) => void): { metaLosses: number[]; finalLoss: number } | null {
     const { options } = this;
     const taskConfig = this.family.sample(deriveSeed(this.seed, 'train-task', epoch, episode), 'train');
-    const task = this.family.build(taskConfig);
+    // Training tricks (random scaling, convex combination) wrap the task; off by default, never in validation.
+    const task = applyTrainingTricks(this.family.build(taskConfig), options, deriveSeed(this.seed, 'train-tricks', epoch, episode));
     const optimizer = this.meta.optimizer();
     const batchSeed = deriveSeed(this.seed, 'train-batch', epoch, episode);
     let carry: Carry = startRun(task, optimizer, task.initParams(deriveSeed(this.seed, 'train-init', epoch, episode)), batchSeed);
