@@ -38,10 +38,15 @@ export function writeSnapshot(runDir: string, name: string, snapshot: Snapshot):
   const old = path.join(runDir, `.${name}.old`);
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp);
-  fs.writeFileSync(path.join(tmp, 'meta-optimizer.json'), JSON.stringify(snapshot.metaOptimizer, null, 2) + '\n');
-  writeWeights(tmp, 'weights', snapshot.weights);
-  if (snapshot.trainer) fs.writeFileSync(path.join(tmp, 'trainer.json'), JSON.stringify(snapshot.trainer, null, 2) + '\n');
-  if (snapshot.adam) writeWeights(tmp, 'adam', snapshot.adam);
+  try {
+    fs.writeFileSync(path.join(tmp, 'meta-optimizer.json'), JSON.stringify(snapshot.metaOptimizer, null, 2) + '\n');
+    writeWeights(tmp, 'weights', snapshot.weights);
+    if (snapshot.trainer) fs.writeFileSync(path.join(tmp, 'trainer.json'), JSON.stringify(snapshot.trainer, null, 2) + '\n');
+    if (snapshot.adam) writeWeights(tmp, 'adam', snapshot.adam);
+  } catch (e) {
+    fs.rmSync(tmp, { recursive: true, force: true }); // the previous snapshot stays as it was
+    throw e;
+  }
   fs.rmSync(old, { recursive: true, force: true });
   if (fs.existsSync(final)) fs.renameSync(final, old);
   fs.renameSync(tmp, final);
