@@ -1,0 +1,199 @@
+/**
+ * `pnpm bench`: seconds per meta-iteration and peak memory of l2l's meta-training, one JSON object per line.
+ *
+ *     pnpm bench [--backend wasm|cpu] [--only Q,M,M100,eval] [--runs N] [--warmup N] [--checkpoint-every N]
+ *
+ * Each workload runs in a child process of its own (this script with `--child`), so its peak RSS is not
+ * raised by the workloads before it. See bench/results.md for the figures and what changed them.
+ */
+import { execFileSync, fork } from 'node:child_process';
+import * as os from 'node:os';
+import type { BackendChoice } from '@l2l/core';
+import { DEFAULT_SPECS, measure, WORKLOADS, type Measurement, type WorkloadName, type WorkloadSpec } from './workloads';
+
+interface Args {
+  backend: BackendChoice;
+  only: WorkloadName[];
+  runs?: number;
+  warmup?: number;
+  checkpointEvery?: number | null;
+  child?: WorkloadName;
+}
+
+const USAGE = `usage: pnpm bench [--backend wasm|cpu] [--only ${WORKLOADS.join(',')}] [--runs N] [--warmup N] [--checkpoint-every N|0]
+
+  --backend           tfjs backend (default wasm; cpu, or tensorflow where tfjs-node is installed)
+  --only              workloads to run, comma-separated (default all):
+                        Q     128 quadratics × 10 dims, LSTM 2×20, unroll 20
+                        M     MNIST MLP 784-20-10 sigmoid, batch 128, LSTM 2×20 logAndSign, unroll 20
+                        M100  M with an unroll of 100
+                        eval  1,000 steps of M with the learned optimizer (no tape)
+  --runs              timed repetitions per workload (default Q 10, M 5, M100 3, eval 3)
+  --warmup            untimed repetitions first (default Q 2, M 2, M100 1, eval 1)
+  --checkpoint-every  training.checkpointEvery for Q, M, M100 (0: off; default: the engine's default)`;
+
+function positiveInt(flag: string, v: string | undefined, min = 1): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new Error(`${flag} expects an integer ≥ ${min}, got ${JSON.stringify(v)}\n${USAGE}`);
+  return n;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { backend: 'wasm', only: [...WORKLOADS] };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i]!;
+    const value = () => argv[++i];
+    switch (flag) {
+      case '--backend':
+        args.backend = value() as BackendChoice;
+        break;
+      case '--only': {
+        const names = (value() ?? '').split(',').filter(Boolean);
+        const bad = names.filter((n) => !(WORKLOADS as readonly string[]).includes(n));
+        if (bad.length || !names.length) throw new Error(`--only: unknown workload ${bad.join(', ') || '(none)'}\n${USAGE}`);
+        args.only = names as WorkloadName[];
+        break;
+      }
+      case '--runs':
+        args.runs = positiveInt(flag, value());
+        break;
+      case '--warmup':
+        args.warmup = positiveInt(flag, value(), 0);
+        break;
+      case '--checkpoint-every': {
+        const n = positiveInt(flag, value(), 0);
+        args.checkpointEvery = n === 0 ? null : n;
+        break;
+      }
+      case '--child':
+        args.child = value() as WorkloadName;
+        break;
+      case '-h':
+      case '--help':
+        console.log(USAGE);
+        process.exit(0);
+      // eslint-disable-next-line no-fallthrough
+      default:
+        throw new Error(`unknown argument ${JSON.stringify(flag)}\n${USAGE}`);
+    }
+  }
+  return args;
+}
+
+function specOf(name: WorkloadName, args: Args): WorkloadSpec {
+  const d = DEFAULT_SPECS[name];
+  return {
+    runs: args.runs ?? d.runs,
+    // The first meta-iteration also starts the episode: at least one warm-up keeps it out of the figures.
+    warmup: Math.max(args.warmup ?? d.warmup, name === 'eval' ? 0 : 1),
+    ...(args.checkpointEvery !== undefined && name !== 'eval' && { checkpointEvery: args.checkpointEvery }),
+  };
+}
+
+/** Child: measures one workload and sends the result (with this process's peak RSS) to the parent. */
+async function child(args: Args): Promise<void> {
+  const name = args.child!;
+  const m = await measure(name, args.backend, specOf(name, args));
+  process.send!({ ok: true, measurement: m, maxRssKb: process.resourceUsage().maxRSS });
+}
+
+type ChildResult = { ok: true; measurement: Measurement; maxRssKb: number } | { ok: false; error: string; maxRssKb?: number };
+
+function runChild(name: WorkloadName, argv: string[]): Promise<ChildResult> {
+  return new Promise((resolve) => {
+    const proc = fork(__filename, [...argv, '--child', name], { stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
+    let result: ChildResult | undefined;
+    let stderr = '';
+    proc.stderr!.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      process.stderr.write(d);
+    });
+    proc.on('message', (m) => (result = m as ChildResult));
+    proc.on('exit', (code, signal) => {
+      if (result && code === 0) return resolve(result);
+      const last = stderr.trim().split('\n').filter((l) => /error/i.test(l)).pop() ?? stderr.trim().split('\n').pop() ?? '';
+      resolve({ ok: false, error: `${name} exited with ${signal ?? `code ${code}`}${last ? `: ${last.trim()}` : ''}` });
+    });
+  });
+}
+
+function quantiles(xs: number[]): { median: number; min: number; max: number } {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  const median = s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+  return { median, min: s[0]!, max: s[s.length - 1]! };
+}
+
+const round = (x: number, digits = 4) => Number(x.toPrecision(digits));
+
+function commit(): string | null {
+  try {
+    const sha = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: __dirname, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: __dirname, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    return dirty ? `${sha}+dirty` : sha;
+  } catch {
+    return null;
+  }
+}
+
+async function parent(args: Args, argv: string[]): Promise<number> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const l2l = (require('@l2l/core/package.json') as { version: string }).version;
+  const sha = commit();
+  let failed = 0;
+  for (const name of args.only) {
+    const load = os.loadavg()[0]!;
+    const started = Date.now();
+    const r = await runChild(name, argv);
+    const common = { node: process.version, l2l, commit: sha, cpus: os.cpus().length, load_1min_before: round(load, 2) };
+    if (!r.ok) {
+      failed++;
+      console.log(JSON.stringify({ name, backend: args.backend, error: r.error, ...common }));
+      continue;
+    }
+    const m = r.measurement;
+    const q = quantiles(m.times);
+    console.log(
+      JSON.stringify({
+        name,
+        backend: m.backend,
+        median_s: round(q.median),
+        min_s: round(q.min),
+        max_s: round(q.max),
+        runs: m.times.length,
+        warmup: m.warmup,
+        peak_rss_mb: Math.round(r.maxRssKb / 1024),
+        ...(m.wasmHeapMb !== undefined && { wasm_heap_mb: Math.round(m.wasmHeapMb) }),
+        coordinates: m.coordinates,
+        unroll: m.unroll,
+        ...(m.steps !== null && { steps: m.steps }),
+        ...(m.checkpointEvery !== undefined && { checkpoint_every: m.checkpointEvery }),
+        what: m.what,
+        times_s: m.times.map((t) => round(t)),
+        wall_s: round((Date.now() - started) / 1000, 3),
+        tfjs_core: m.tfjsCore,
+        ...common,
+      }),
+    );
+  }
+  return failed ? 1 : 0;
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  let args: Args;
+  try {
+    args = parseArgs(argv);
+  } catch (e) {
+    console.error((e as Error).message);
+    process.exit(2);
+  }
+  if (args.child) return child(args);
+  const childArgv = argv.filter((_, i) => argv[i] !== '--only' && argv[i - 1] !== '--only');
+  process.exitCode = await parent(args, childArgv);
+}
+
+main().catch((e) => {
+  console.error(e instanceof Error ? (e.stack ?? e.message) : e);
+  process.exit(1);
+});

@@ -1,0 +1,166 @@
+/**
+ * The benchmark workloads, each run in a process of its own (see run.ts) so that its peak memory is its own.
+ * Meta-training is timed through the engine itself: `MetaTrainer` runs one long episode cut into unrolls and
+ * the time between consecutive unrolls is one meta-iteration (unroll forward, meta-gradient, Adam step),
+ * exactly what `l2l train` does per unroll.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  countCoordinates,
+  disposeTree,
+  MetaTrainer,
+  resolveTrainingOptions,
+  runOptimizer,
+  useBackend,
+  type BackendChoice,
+  type TaskFamily,
+} from '@l2l/core';
+import { LstmMetaOptimizer, type LstmOptions } from '@l2l/meta-optimizers';
+import { createMnistMlpFamily, createQuadraticFamily } from '@l2l/optimizees';
+
+export const WORKLOADS = ['Q', 'M', 'M100', 'eval'] as const;
+export type WorkloadName = (typeof WORKLOADS)[number];
+
+export interface WorkloadSpec {
+  /** Timed repetitions after warm-up. */
+  runs: number;
+  /** Untimed repetitions first (the first wasm iterations are slow while its heap grows). */
+  warmup: number;
+  /** training.checkpointEvery for the meta-training workloads (null: the engine's default). */
+  checkpointEvery?: number | null;
+}
+
+/** Default repetitions: about 5 minutes in all on 2 cores (wasm). */
+export const DEFAULT_SPECS: Record<WorkloadName, WorkloadSpec> = {
+  Q: { runs: 10, warmup: 2 },
+  M: { runs: 5, warmup: 2 },
+  M100: { runs: 3, warmup: 1 },
+  eval: { runs: 3, warmup: 1 },
+};
+
+/** What a child process measured (the parent adds versions and memory). */
+export interface Measurement {
+  name: WorkloadName;
+  backend: string;
+  /** Seconds of each timed repetition. */
+  times: number[];
+  warmup: number;
+  coordinates: number;
+  unroll: number | null;
+  steps: number | null;
+  what: string;
+  /** Largest wasm heap seen (MiB), wasm only. */
+  wasmHeapMb?: number;
+  tfjsCore: string;
+  checkpointEvery?: number | null;
+}
+
+interface Problem {
+  family: TaskFamily;
+  lstm: Partial<LstmOptions>;
+  unroll: number;
+}
+
+function problem(name: WorkloadName): Problem {
+  switch (name) {
+    case 'Q':
+      // 128 ten-dimensional quadratics; the LSTM with its defaults (logAndSign preprocessing).
+      return { family: createQuadraticFamily({ dims: 10, batch: 128 }), lstm: {}, unroll: 20 };
+    case 'M':
+    case 'eval':
+      return { family: createMnistMlpFamily({ hidden: [20], activation: 'sigmoid', batchSize: 128 }), lstm: { preprocessing: 'logAndSign' }, unroll: 20 };
+    case 'M100':
+      return { family: createMnistMlpFamily({ hidden: [20], activation: 'sigmoid', batchSize: 128 }), lstm: { preprocessing: 'logAndSign' }, unroll: 100 };
+  }
+}
+
+function wasmHeapMb(): number | undefined {
+  const wasm = (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm;
+  return wasm?.HEAPU8 ? wasm.HEAPU8.length / 2 ** 20 : undefined;
+}
+
+function coordinatesOf(family: TaskFamily): number {
+  const task = family.build(family.sample(0, 'train'));
+  const params = task.initParams(0);
+  const n = countCoordinates(params);
+  disposeTree(params);
+  task.dispose();
+  return n;
+}
+
+/** Runs one workload on `backend` in this process. */
+export async function measure(name: WorkloadName, backend: BackendChoice, spec: WorkloadSpec): Promise<Measurement> {
+  await useBackend(backend);
+  const p = problem(name);
+  const coordinates = coordinatesOf(p.family); // also loads the data set, outside the timings
+  const meta = new LstmMetaOptimizer(p.lstm, 0);
+  let heap = wasmHeapMb();
+  const base = { name, backend: tf.getBackend(), warmup: spec.warmup, coordinates, tfjsCore: tf.version_core };
+  try {
+    if (name === 'eval') {
+      const steps = 1000;
+      const optimizer = meta.optimizer();
+      const task = p.family.build(p.family.sample(0, 'test'));
+      const times: number[] = [];
+      try {
+        for (let r = 0; r < spec.warmup + spec.runs; r++) {
+          const start = performance.now();
+          // Warm-up runs are short: they only bring kernels and the heap up.
+          runOptimizer(task, optimizer, { steps: r < spec.warmup ? 50 : steps, initSeed: r, batchSeed: r });
+          if (r >= spec.warmup) times.push((performance.now() - start) / 1000);
+          heap = Math.max(heap ?? 0, wasmHeapMb() ?? 0) || undefined;
+        }
+      } finally {
+        task.dispose();
+      }
+      return {
+        ...base,
+        times,
+        unroll: null,
+        steps,
+        wasmHeapMb: heap,
+        what: `seconds for ${steps} steps of the MNIST MLP with the learned LSTM optimizer (runOptimizer: minibatch, loss and gradient, LSTM update; no tape)`,
+      };
+    }
+    const iterations = spec.warmup + spec.runs;
+    const training = resolveTrainingOptions({
+      steps: p.unroll * iterations,
+      unroll: p.unroll,
+      episodesPerEpoch: 1,
+      // Two epochs with validation every 1000: the one epoch run here does not validate.
+      epochs: 2,
+      validateEvery: 1000,
+      ...(spec.checkpointEvery !== undefined && { checkpointEvery: spec.checkpointEvery }),
+    });
+    const marks: number[] = [];
+    const trainer = new MetaTrainer(p.family, meta, training, 0, {
+      onUnroll: () => {
+        marks.push(performance.now());
+        heap = Math.max(heap ?? 0, wasmHeapMb() ?? 0) || undefined;
+      },
+    });
+    const start = performance.now();
+    try {
+      const report = await trainer.trainEpoch();
+      if (report.skipped) throw new Error(`${name}: the episode was skipped (non-finite meta-loss)`);
+    } finally {
+      trainer.dispose();
+    }
+    // Interval i ends at unroll i; the first also holds the episode's start (task, first loss and gradient).
+    const intervals = marks.map((m, i) => (m - (i === 0 ? start : marks[i - 1]!)) / 1000);
+    const what =
+      `seconds per meta-iteration of MetaTrainer: one unroll of ${p.unroll} optimizee steps (LSTM updates, minibatch losses ` +
+      'and gradients), the meta-gradient by tf.variableGrads, and the Adam update of the LSTM weights';
+    return {
+      ...base,
+      times: intervals.slice(spec.warmup),
+      unroll: p.unroll,
+      steps: null,
+      wasmHeapMb: heap,
+      what,
+      checkpointEvery: (training as { checkpointEvery?: number | null }).checkpointEvery ?? null,
+    };
+  } finally {
+    meta.dispose();
+  }
+}
