@@ -1,3 +1,4 @@
 export * from './meta-optimizers-module';
 export * from './common';
 export * from './lstm';
+export * from './rnnprop';

@@ -1,8 +1,9 @@
 import { componentsModule } from '@l2l/core';
 import { lstmComponent } from './lstm';
+import { rnnpropComponent } from './rnnprop';
 
 /** @l2l/meta-optimizers's wiring: every component this package contributes, in one list. */
 export const metaOptimizersModule = componentsModule({
   source: '@l2l/meta-optimizers',
-  components: [lstmComponent],
+  components: [lstmComponent, rnnpropComponent],
 });

@@ -1,0 +1,162 @@
+/*
+ * Helpers shared by the meta-optimizers' spec files (not exported from the package index): random named
+ * tensors, plain values, and the meta-gradient check against finite differences with the optimizee's
+ * gradients frozen, which every learned optimizer's tests run.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { disposeTree, Rng, type MetaOptimizer, type NamedTensors, type OptimizerState, type TensorTree } from '@l2l/core';
+
+export function randomNamed(rng: Rng, shapes: Record<string, number[]>, std = 1): NamedTensors {
+  const out: NamedTensors = {};
+  for (const [name, shape] of Object.entries(shapes)) {
+    out[name] = tf.tensor(rng.normals(shape.reduce((a, b) => a * b, 1), 0, std), shape);
+  }
+  return out;
+}
+
+export function values(named: NamedTensors): Record<string, number[]> {
+  return Object.fromEntries(Object.entries(named).map(([k, t]) => [k, Array.from(t.dataSync())]));
+}
+
+/** All values of named tensors in key order, as one array. */
+export function flatValues(named: NamedTensors): number[] {
+  return Object.values(values(named)).flat();
+}
+
+export function expectAllClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number): void {
+  if (actual.length !== expected.length) throw new Error(`length ${actual.length} vs ${expected.length}`);
+  let worst = 0;
+  for (let i = 0; i < actual.length; i++) worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!));
+  if (!(worst <= tol)) throw new Error(`max difference ${worst} > ${tol}: ${Array.from(actual).slice(0, 8)} vs ${Array.from(expected).slice(0, 8)}`);
+}
+
+export interface MetaGradientCheck {
+  /** Optimizee steps in the unroll (default 3). */
+  steps?: number;
+  /** Central-difference step on each weight entry (default 1e-2). */
+  eps?: number;
+  /** Check every `stride`-th entry of each weight and its last (default 5). */
+  stride?: number;
+  /** Allowed |analytic − numeric| is `abs + rel·|numeric|` (defaults 5e-4, 5e-3). */
+  abs?: number;
+  rel?: number;
+}
+
+/**
+ * Checks the meta-gradient of L(φ) = Σ_t f(θ_t) over a short unroll on f(θ) = ½ Σ κᵢ θᵢ² (3 coordinates in
+ * two tensors) against central finite differences. The optimizee gradients are constants, as in meta-training:
+ * recorded from untaped copies of θ on the analytic pass, replayed on the finite-difference passes. Throws on
+ * a mismatch; returns how many entries were checked and the largest numeric gradient (to show the check is
+ * not vacuous). Leaves the weights as they were.
+ */
+export function checkMetaGradient(mo: MetaOptimizer, check: MetaGradientCheck = {}): { checked: number; largest: number } {
+  const { steps = 3, eps = 1e-2, stride = 5, abs = 5e-4, rel = 5e-3 } = check;
+  const opt = mo.optimizer();
+  const curvature: NamedTensors = { a: tf.tensor1d([0.5, 2]), b: tf.tensor2d([[1]]) };
+  const theta0: NamedTensors = { a: tf.tensor1d([1, -0.5]), b: tf.tensor2d([[0.25]]) };
+  const f = (p: NamedTensors) =>
+    tf.mul(tf.add(tf.sum(tf.mul(curvature.a!, tf.square(p.a!))), tf.sum(tf.mul(curvature.b!, tf.square(p.b!)))), 0.5) as tf.Scalar;
+  const metaLoss = (record?: Float32Array[][], replay?: Float32Array[][]) => (): tf.Scalar => {
+    let state: OptimizerState = opt.init(theta0);
+    let total = tf.scalar(0);
+    for (let t = 0; t < steps; t++) {
+      let g: NamedTensors;
+      if (replay) g = { a: tf.tensor1d(replay[t]![0]!), b: tf.tensor2d(replay[t]![1]!, [1, 1]) };
+      else {
+        const a = tf.tensor(state.params.a!.dataSync(), [2]);
+        const b = tf.tensor(state.params.b!.dataSync(), [1, 1]);
+        g = { a: tf.mul(curvature.a!, a), b: tf.mul(curvature.b!, b) };
+        record?.push([Float32Array.from(g.a!.dataSync()), Float32Array.from(g.b!.dataSync())]);
+      }
+      state = opt.update(state, g, { step: t, training: true });
+      total = tf.add(total, f(state.params));
+    }
+    return total;
+  };
+  const recorded: Float32Array[][] = [];
+  const { value, grads } = tf.variableGrads(metaLoss(recorded), Object.values(mo.variables));
+  const base = mo.getWeights();
+  const lossAt = (weights: NamedTensors): number => {
+    mo.setWeights(weights);
+    return tf.tidy(() => metaLoss(undefined, recorded)().dataSync()[0]!);
+  };
+  let checked = 0;
+  let largest = 0;
+  try {
+    const again = lossAt(base);
+    if (Math.abs(again - value.dataSync()[0]!) > 1e-5 * Math.max(1, Math.abs(again))) throw new Error(`replayed meta-loss ${again} differs from ${value.dataSync()[0]}`);
+    for (const [name, variable] of Object.entries(mo.variables)) {
+      const analytic = grads[variable.name]?.dataSync() ?? new Float32Array(variable.size);
+      const size = variable.size;
+      const entries = [...Array.from({ length: Math.ceil(size / stride) }, (_, i) => i * stride), size - 1];
+      for (const e of entries) {
+        const at = (delta: number) => {
+          const w = {
+            ...base,
+            [name]: tf.tidy(() => {
+              const v = Float32Array.from(base[name]!.dataSync());
+              v[e] = v[e]! + delta;
+              return tf.tensor(v, base[name]!.shape);
+            }),
+          };
+          const l = lossAt(w);
+          w[name]!.dispose();
+          return l;
+        };
+        const numeric = (at(eps) - at(-eps)) / (2 * eps);
+        largest = Math.max(largest, Math.abs(numeric));
+        if (!(Math.abs(analytic[e]! - numeric) <= abs + rel * Math.abs(numeric))) {
+          throw new Error(`${name}[${e}]: meta-gradient ${analytic[e]} but finite differences give ${numeric}`);
+        }
+        checked++;
+      }
+    }
+  } finally {
+    mo.setWeights(base);
+    tf.dispose([value, ...Object.values(grads), ...Object.values(base), ...Object.values(curvature), ...Object.values(theta0)]);
+  }
+  return { checked, largest };
+}
+
+/**
+ * Runs `steps` updates of `mo`'s optimizer on f(θ) = ½‖θ‖² from `params` (gradients = θ), disposing as it goes;
+ * then a 3-step meta-gradient. Returns how many tensors each left behind after a warm-up (both should be 0).
+ */
+export function leakCounts(mo: MetaOptimizer, params: NamedTensors, steps = 5): { updates: number; metaGradients: number } {
+  const opt = mo.optimizer();
+  const run = (n: number) => {
+    let state = opt.init(params);
+    for (let t = 0; t < n; t++) {
+      const grads = tf.tidy(() => Object.fromEntries(Object.entries(state.params).map(([k, p]) => [k, tf.sub(tf.mul(p, 0.3), 0.1)])));
+      const next = opt.update(state, grads, { step: t, training: false });
+      disposeTree(state as unknown as TensorTree, next as unknown as TensorTree);
+      tf.dispose(Object.values(grads));
+      state = next;
+    }
+    disposeTree(state as unknown as TensorTree);
+  };
+  const meta = () =>
+    tf.tidy(() => {
+      const { value, grads } = tf.variableGrads(() => {
+        let state = opt.init(params);
+        let total = tf.scalar(0);
+        for (let t = 0; t < 3; t++) {
+          const g = Object.fromEntries(Object.entries(state.params).map(([k, p]) => [k, tf.tensor(p.dataSync(), p.shape)]));
+          state = opt.update(state, g, { step: t, training: true });
+          total = tf.add(total, tf.addN(Object.values(state.params).map((p) => tf.sum(tf.square(p)))));
+        }
+        return total as tf.Scalar;
+      }, Object.values(mo.variables));
+      return [value, ...Object.values(grads)];
+    });
+  run(2);
+  let before = tf.memory().numTensors;
+  run(steps);
+  run(steps + 3);
+  const updates = tf.memory().numTensors - before;
+  tf.dispose(meta());
+  before = tf.memory().numTensors;
+  tf.dispose(meta());
+  tf.dispose(meta());
+  return { updates, metaGradients: tf.memory().numTensors - before };
+}

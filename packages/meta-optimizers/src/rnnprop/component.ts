@@ -1,0 +1,12 @@
+import { defineComponent } from '@l2l/core';
+import { RnnpropMetaOptimizer } from './rnnprop';
+import { RNNPROP_OPTIONS_SCHEMA, type RnnpropOptions } from './options';
+
+/** `{ "type": "rnnprop" }`: RNNprop of Lv, Jiang & Li 2017. */
+export const rnnpropComponent = defineComponent<RnnpropOptions>()({
+  kind: 'meta-optimizer',
+  type: 'rnnprop',
+  description: 'RNNprop (Lv et al. 2017): Adam-normalised inputs, ELU layer, 2-layer coordinatewise LSTM, steps −α·tanh(a)',
+  schema: RNNPROP_OPTIONS_SCHEMA,
+  create: (options, ctx) => new RnnpropMetaOptimizer(options, ctx.seed),
+});
