@@ -1,6 +1,7 @@
 import type { CommandRegistrar } from '../context';
 import { registerEval } from './eval';
 import { registerList } from './list';
+import { registerReport } from './report';
 import { registerSchema } from './schema';
 import { registerTrain } from './train';
 import { registerValidate } from './validate';
@@ -9,4 +10,4 @@ import { registerValidate } from './validate';
  * Every `l2l` command, in the order `l2l --help` lists them. A new command is one file in this folder that
  * exports a `CommandRegistrar` (see list.ts), plus one line here.
  */
-export const commands: readonly CommandRegistrar[] = [registerList, registerValidate, registerSchema, registerTrain, registerEval];
+export const commands: readonly CommandRegistrar[] = [registerList, registerValidate, registerSchema, registerTrain, registerEval, registerReport];

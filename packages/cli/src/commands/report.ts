@@ -1,0 +1,83 @@
+import * as path from 'node:path';
+import type { Command } from 'commander';
+import { BACKEND_CHOICES, describeBackend, useBackend, UserError, type BackendChoice } from '@l2l/core';
+import type { CliContext } from '../context';
+import { runReport } from '../report/run-report';
+import { loadReportSpec } from '../report/spec';
+
+interface ReportOptions {
+  out?: string;
+  train?: boolean;
+  collect?: boolean;
+  only?: string[];
+  backend?: BackendChoice;
+}
+
+/** The command line as the user could type it again (what the page says made it). */
+function commandLine(file: string, opts: ReportOptions): string {
+  const parts = ['l2l', 'report', file];
+  if (opts.out !== undefined) parts.push('--out', opts.out);
+  if (opts.train) parts.push('--train');
+  if (opts.collect) parts.push('--collect');
+  if (opts.only) parts.push('--only', ...opts.only);
+  if (opts.backend) parts.push('--backend', opts.backend);
+  return parts.join(' ');
+}
+
+/** `l2l report <spec>`: one checkpoint evaluated on several configs, written up as a markdown page with plots. */
+export function registerReport(program: Command, ctx: CliContext): void {
+  program
+    .command('report')
+    .summary('evaluate one learned optimizer on several configs and write a results page')
+    .description(
+      'Run a report spec (JSON): the learned optimizer of one checkpoint, never retrained, evaluated against tuned ' +
+        'baselines on each listed config (with its own step and task counts). Each evaluation\'s raw results go to ' +
+        '<results>/<name>/ (results.json, curves.csv, results.md, run.json); the page (results.md) and one SVG of loss ' +
+        'curves per evaluation go to the output directory. The page names the command, the git commit (and whether ' +
+        'the tree was dirty), the backend, the date and the time each part took, and says in words where the learned ' +
+        'optimizer wins or loses.',
+    )
+    .argument('<spec>', 'report spec (JSON): title, checkpoint {dir, config}, results, out, tasks, evaluations [{name, config, steps, tasks, title, note}]')
+    .option('-o, --out <dir>', 'directory of the page and plots (default: the spec\'s "out")')
+    .option('--train', 'train the checkpoint (l2l train <checkpoint.config> --out <checkpoint.dir>) when its directory holds none')
+    .option('--collect', 'run nothing: build the page from the results an earlier report wrote')
+    .option('--only <name...>', 'run only these evaluations; collect the others from an earlier report')
+    .option('--backend <backend>', `tfjs backend, overriding the configs (${BACKEND_CHOICES.join(', ')})`)
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Examples:',
+        '  $ l2l train experiments/mnist.json --out runs/mnist',
+        '  $ l2l report experiments/report-mnist.json                 # evaluate runs/mnist, write docs/results.md',
+        '  $ l2l report experiments/report-mnist.json --train         # train runs/mnist first if it is missing',
+        '  $ l2l report experiments/report-mnist.json --only mnist-relu',
+        '  $ l2l report experiments/report-mnist.json --collect --out /tmp/page',
+      ].join('\n'),
+    )
+    .action(async (file: string, opts: ReportOptions) => {
+      if (opts.collect && opts.only) throw new UserError('--collect and --only exclude each other (--only already collects the evaluations it does not name)');
+      if (opts.collect && opts.train) throw new UserError('--collect and --train exclude each other');
+      const spec = loadReportSpec(file, ctx.cwd);
+      const out = opts.out !== undefined ? path.resolve(ctx.cwd, opts.out) : spec.resolved.out;
+      if (out === null) throw new UserError(`${file}: no output directory: give --out or set "out" in the spec`);
+      const first = spec.evaluations[0]!;
+      const backendChoice = opts.backend ?? ctx.loadExperiment(spec.resolved.configs[first.name]!).experiment.backend;
+      const backend = await useBackend(backendChoice);
+      ctx.out(describeBackend(backend));
+      const result = await runReport(spec, {
+        outDir: out,
+        train: opts.train === true,
+        collect: opts.collect === true,
+        only: opts.only ?? null,
+        command: commandLine(file, opts),
+        backend: { name: backend.name, line: describeBackend(backend) },
+        loadExperiment: (f) => ctx.loadExperiment(f),
+        log: (line) => ctx.err(line),
+      });
+      const shown = (p: string) => path.relative(ctx.cwd, p) || '.';
+      if (result.ran.length) ctx.out(`ran: ${result.ran.join(', ')}`);
+      if (result.collected.length) ctx.out(`collected: ${result.collected.join(', ')}`);
+      ctx.out(`wrote ${result.files.map(shown).join(', ')}`);
+    });
+}

@@ -1,0 +1,290 @@
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  evaluateExperiment,
+  resolveSnapshotDir,
+  trainExperiment,
+  UserError,
+  writeEvaluation,
+  writeFileAtomic,
+  type EvaluationResults,
+  type ExperimentConfig,
+} from '@l2l/core';
+import type { LoadedExperiment } from '../workspace';
+import { renderReportPage, type EvaluationRunInfo, type GitState, type ReportEvaluationPage, type TrainingSummary } from './page';
+import { lossCurvesSvg } from './plot';
+import type { LoadedReportSpec, ReportEvaluation } from './spec';
+import { trainingCurvesSvg, type TrainingLogRow } from './training-plot';
+
+export interface ReportRunOptions {
+  /** Directory of the page and plots (absolute). */
+  outDir: string;
+  /** Train the checkpoint with checkpoint.config when its directory holds none. */
+  train: boolean;
+  /** Run no evaluation: collect every one from the results directory. */
+  collect: boolean;
+  /** Run only these evaluations and collect the others (null: run all, unless collect). */
+  only: readonly string[] | null;
+  /** The command line, for the page. */
+  command: string;
+  /** The backend in use: name (`wasm`) and its log line. */
+  backend: { name: string; line: string };
+  loadExperiment(file: string): LoadedExperiment;
+  /** Progress lines (stderr). */
+  log(line: string): void;
+  /** Wall clock (injectable for tests); default Date.now. */
+  now?: () => number;
+}
+
+export interface ReportRunResult {
+  page: string;
+  files: string[];
+  ran: string[];
+  collected: string[];
+}
+
+/** The checkout's commit and changed paths (outside `exclude`); nulls outside a git checkout or without git. */
+export function gitState(dir: string, exclude: readonly string[] = []): GitState {
+  const git = (...args: string[]) => execFileSync('git', args, { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  try {
+    const commit = git('rev-parse', 'HEAD').trim();
+    const top = git('rev-parse', '--show-toplevel').trim();
+    const changed = git('status', '--porcelain', '--untracked-files=all')
+      .split('\n')
+      .filter((l) => l.length > 3)
+      .map((l) => l.slice(3).replace(/^.* -> /, '').replace(/^"(.*)"$/, '$1'))
+      .filter((p) => {
+        const abs = path.resolve(top, p);
+        return !exclude.some((x) => abs === x || abs.startsWith(x + path.sep));
+      });
+    return { commit, changed };
+  } catch {
+    return { commit: null, changed: null };
+  }
+}
+
+function readLog(file: string): Array<Record<string, string>> {
+  if (!fs.existsSync(file)) return [];
+  const [head, ...lines] = fs.readFileSync(file, 'utf8').trim().split('\n');
+  const keys = (head ?? '').split(',');
+  return lines.filter((l) => l).map((l) => Object.fromEntries(l.split(',').map((v, i) => [keys[i]!, v])));
+}
+
+const num = (v: string | undefined) => (v === undefined || v === '' ? null : Number(v));
+
+function readJson<T>(file: string, what: string): T {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+  } catch (e) {
+    throw new UserError(`${file}: cannot read ${what}: ${(e as Error).message}`);
+  }
+}
+
+/** What `--train` records beside the results, so later pages can show the measured training time. */
+interface TrainingRunInfo {
+  seconds: number;
+  epochs: number;
+  startedAt: string;
+  git: GitState;
+  command: string;
+}
+
+/**
+ * `l2l report`: makes sure the checkpoint exists (training it when asked), runs or collects every evaluation
+ * of the spec with that one learned optimizer, and writes the results page with its loss-curve plots.
+ */
+export async function runReport(spec: LoadedReportSpec, options: ReportRunOptions): Promise<ReportRunResult> {
+  const now = options.now ?? Date.now;
+  const started = now();
+  const rel = (p: string) => path.relative(spec.baseDir, p) || '.';
+  const { outDir } = options;
+  const pageStem = spec.page.replace(/\.md$/, '');
+  for (const name of options.only ?? []) {
+    if (!spec.evaluations.some((e) => e.name === name)) {
+      throw new UserError(`--only ${name}: no such evaluation in ${spec.file} (it has ${spec.evaluations.map((e) => e.name).join(', ')})`);
+    }
+  }
+  // Provenance first: what the code was before this run wrote anything.
+  const git = gitState(spec.baseDir, [outDir, spec.resolved.results, ...(spec.resolved.out ? [spec.resolved.out] : [])]);
+  const loadAverage = os.loadavg()[0]!;
+
+  // Every config is validated before anything runs: a typo fails in seconds, not after an hour of training.
+  const configs = new Map<string, LoadedExperiment>();
+  for (const e of spec.evaluations) configs.set(e.name, options.loadExperiment(spec.resolved.configs[e.name]!));
+
+  const ck = spec.resolved.checkpoint;
+  let snapshotDir: string | null = null;
+  let training: TrainingSummary | null = null;
+  const files: string[] = [];
+  fs.mkdirSync(outDir, { recursive: true });
+  fs.mkdirSync(spec.resolved.results, { recursive: true });
+  if (ck) {
+    const trainingInfoFile = path.join(spec.resolved.results, 'training.json');
+    let trainedNow = false;
+    if (!hasSnapshot(ck.dir)) {
+      const trainWith = spec.checkpoint!.config;
+      if (!options.train || options.collect) {
+        const how = trainWith ? `train it with \`l2l train ${trainWith} --out ${spec.checkpoint!.dir}\` (paths relative to ${rel(spec.baseDir)}) or pass --train` : 'train it first';
+        throw new UserError(`${spec.file}: checkpoint ${spec.checkpoint!.dir}: no checkpoint there (no best/ or latest/ snapshot); ${how}`);
+      }
+      if (!ck.config) throw new UserError(`${spec.file}: --train needs checkpoint.config (the experiment config that trains ${spec.checkpoint!.dir})`);
+      const ws = options.loadExperiment(ck.config);
+      options.log(`training ${spec.checkpoint!.dir} with ${spec.checkpoint!.config}...`);
+      const t0 = now();
+      const startedAt = new Date(t0).toISOString();
+      const result = await trainExperiment(ws.experiment, ws.registry, {
+        outDir: ck.dir,
+        baseDir: ws.baseDir,
+        events: { onEpoch: (r) => options.log(`  epoch ${r.epoch}/${ws.experiment.training.epochs}: final loss ${r.finalLoss.toPrecision(4)}${r.validationLoss === undefined ? '' : `, validation ${r.validationLoss.toPrecision(4)}`}`) },
+      });
+      const info: TrainingRunInfo = { seconds: (now() - t0) / 1000, epochs: result.epochs, startedAt, git, command: options.command };
+      writeFileAtomic(trainingInfoFile, JSON.stringify(info, null, 2) + '\n');
+      trainedNow = true;
+    }
+    snapshotDir = resolveSnapshotDir(ck.dir);
+    training = { ...(await trainingSummary(spec, ck.dir, snapshotDir, trainingInfoFile, outDir, pageStem)), trainedNow };
+    if (training.plot) files.push(path.join(outDir, training.plot));
+  }
+
+  const pages: ReportEvaluationPage[] = [];
+  const ran: string[] = [];
+  const collected: string[] = [];
+  for (const entry of spec.evaluations) {
+    const ws = configs.get(entry.name)!;
+    const steps = entry.steps ?? ws.experiment.evaluation.steps;
+    const tasks = entry.tasks ?? spec.tasks;
+    const dir = path.join(spec.resolved.results, entry.name);
+    const runNow = !options.collect && (options.only === null || options.only.includes(entry.name));
+    let results: EvaluationResults;
+    let run: EvaluationRunInfo;
+    if (runNow) {
+      options.log(`evaluation ${entry.name}: ${entry.config}, ${steps} steps, ${tasks} tasks...`);
+      const t0 = now();
+      const loadBefore = os.loadavg()[0]!;
+      let last = '';
+      results = evaluateExperiment(ws.experiment, ws.registry, {
+        checkpoint: snapshotDir ?? undefined,
+        baseDir: ws.baseDir,
+        steps,
+        tasks,
+        onProgress: (what, done) => {
+          if (what !== last && done <= 1) options.log(`  ${what}...`);
+          last = what;
+        },
+      });
+      results.backend = options.backend.name;
+      const seconds = (now() - t0) / 1000;
+      const evaluating = results.optimizers.reduce((s, o) => s + o.seconds, 0);
+      run = {
+        name: entry.name,
+        config: entry.config,
+        steps,
+        tasks,
+        checkpoint: snapshotDir === null ? null : rel(snapshotDir),
+        backend: options.backend.name,
+        startedAt: new Date(t0).toISOString(),
+        seconds,
+        tuningSeconds: Math.max(0, seconds - evaluating),
+        loadBefore,
+        loadAfter: os.loadavg()[0]!,
+        git,
+        command: options.command,
+      };
+      writeEvaluation(dir, results);
+      writeFileAtomic(path.join(dir, 'run.json'), JSON.stringify(run, null, 2) + '\n');
+      ran.push(entry.name);
+    } else {
+      ({ results, run } = collect(spec, entry, dir, steps, tasks, snapshotDir === null ? null : rel(snapshotDir)));
+      collected.push(entry.name);
+    }
+    const plot = `${pageStem}-${entry.name}.svg`;
+    fs.writeFileSync(path.join(outDir, plot), await lossCurvesSvg(results, `${entry.title}: loss over ${results.tasks} held-out tasks (mean ± std)`));
+    files.push(path.join(outDir, plot));
+    pages.push({ entry, run, results, plot, ranNow: runNow });
+  }
+
+  const page = renderReportPage({
+    title: spec.title,
+    description: spec.description,
+    command: options.command,
+    git,
+    date: new Date(started).toISOString().replace(/\.\d+Z$/, 'Z'),
+    backend: options.backend.line,
+    machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model.trim() ?? 'unknown', loadAverage },
+    training,
+    evaluations: pages,
+    seconds: (now() - started) / 1000,
+  });
+  const pageFile = path.join(outDir, spec.page);
+  writeFileAtomic(pageFile, page);
+  files.unshift(pageFile);
+  return { page: pageFile, files, ran, collected };
+}
+
+function hasSnapshot(dir: string): boolean {
+  try {
+    resolveSnapshotDir(dir);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Reads an earlier run's results and checks they are what the spec asks for. */
+function collect(spec: LoadedReportSpec, entry: ReportEvaluation, dir: string, steps: number, tasks: number, checkpoint: string | null) {
+  const resultsFile = path.join(dir, 'results.json');
+  const runFile = path.join(dir, 'run.json');
+  const shown = path.join(spec.results, entry.name);
+  if (!fs.existsSync(resultsFile) || !fs.existsSync(runFile)) {
+    throw new UserError(`${shown}: no results of evaluation "${entry.name}" to collect (results.json and run.json); run it (without --collect, or with --only ${entry.name})`);
+  }
+  const results = readJson<EvaluationResults>(resultsFile, 'evaluation results');
+  const run = readJson<EvaluationRunInfo>(runFile, 'run information');
+  const differences: string[] = [];
+  if (run.steps !== steps) differences.push(`steps ${run.steps}, the spec asks ${steps}`);
+  if (run.tasks !== tasks) differences.push(`tasks ${run.tasks}, the spec asks ${tasks}`);
+  if (run.config !== entry.config) differences.push(`config ${run.config}, the spec names ${entry.config}`);
+  if (run.checkpoint !== checkpoint) differences.push(`checkpoint ${run.checkpoint ?? 'none'}, the spec's is ${checkpoint ?? 'none'}`);
+  if (differences.length) {
+    throw new UserError(`${shown}: the collected results of "${entry.name}" were run with ${differences.join('; ')}; run it again (--only ${entry.name})`);
+  }
+  return { results, run };
+}
+
+async function trainingSummary(spec: LoadedReportSpec, dir: string, snapshotDir: string, infoFile: string, outDir: string, pageStem: string): Promise<Omit<TrainingSummary, 'trainedNow'>> {
+  const rel = (p: string) => path.relative(spec.baseDir, p) || '.';
+  const experimentFile = path.join(dir, 'experiment.json');
+  const experiment = fs.existsSync(experimentFile) ? readJson<ExperimentConfig>(experimentFile, 'the checkpoint\'s experiment') : null;
+  const log = readLog(path.join(dir, 'log.csv'));
+  const trainerFile = path.join(dir, 'latest', 'trainer.json');
+  const trainer = fs.existsSync(trainerFile) ? readJson<{ epoch: number; bestEpoch: number | null; bestValidation: number | null; skipped: number }>(trainerFile, 'trainer state') : null;
+  const epochs = trainer?.epoch ?? log.length;
+  const info = fs.existsSync(infoFile) ? readJson<TrainingRunInfo>(infoFile, 'training time') : null;
+  const measured = info !== null && info.epochs === epochs;
+  const logSeconds = log.reduce((s, r) => s + (num(r.seconds) ?? 0), 0);
+  let plot: string | null = null;
+  if (log.length) {
+    plot = `${pageStem}-meta-training.svg`;
+    const rows: TrainingLogRow[] = log.map((r) => ({ epoch: num(r.epoch)!, finalLoss: num(r.final_loss), validationLoss: num(r.validation_loss) }));
+    fs.writeFileSync(path.join(outDir, plot), await trainingCurvesSvg(rows, `meta-training of ${rel(dir)}: optimizee loss per epoch`));
+  }
+  const { epochs: _e, ...trainingOptions } = (experiment?.training ?? {}) as unknown as Record<string, unknown>;
+  void _e;
+  return {
+    dir: spec.checkpoint!.dir,
+    config: spec.checkpoint!.config,
+    snapshot: path.basename(snapshotDir).replace(/^\.(\w+)\.old$/, '$1'),
+    metaOptimizer: experiment?.metaOptimizer ?? null,
+    optimizee: experiment?.optimizee ?? null,
+    training: experiment ? { epochs, ...trainingOptions } : null,
+    epochs,
+    bestEpoch: trainer?.bestEpoch ?? null,
+    bestValidation: trainer?.bestValidation ?? null,
+    skipped: trainer?.skipped ?? log.reduce((s, r) => s + (num(r.skipped) ?? 0), 0),
+    seconds: measured ? info.seconds : logSeconds,
+    secondsSource: measured ? 'measured' : 'log',
+    plot,
+  };
+}
