@@ -2,3 +2,4 @@ export * from './meta-optimizers-module';
 export * from './common';
 export * from './lstm';
 export * from './rnnprop';
+export * from './multiscale-adam';

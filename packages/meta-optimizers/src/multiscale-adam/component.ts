@@ -1,0 +1,12 @@
+import { defineComponent } from '@l2l/core';
+import { MultiscaleAdamMetaOptimizer } from './multiscale-adam';
+import { MULTISCALE_ADAM_OPTIONS_SCHEMA, type MultiscaleAdamOptions } from './options';
+
+/** `{ "type": "multiscale-adam" }`: Adam at several timescales, combined by learned weights. */
+export const multiscaleAdamComponent = defineComponent<MultiscaleAdamOptions>()({
+  kind: 'meta-optimizer',
+  type: 'multiscale-adam',
+  description: 'Multiscale Adam (thesis "Learning to Optimize Deep Neural Networks", ch. 4): k Adam updates at different (β1, β2), combined by learned softmax weights',
+  schema: MULTISCALE_ADAM_OPTIONS_SCHEMA,
+  create: (options, ctx) => new MultiscaleAdamMetaOptimizer(options, ctx.seed),
+});

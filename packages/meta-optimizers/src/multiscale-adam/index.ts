@@ -1,0 +1,3 @@
+export * from './options';
+export * from './multiscale-adam';
+export * from './component';
