@@ -3,3 +3,4 @@ export * from './common';
 export * from './lstm';
 export * from './rnnprop';
 export * from './multiscale-adam';
+export * from './normalized-history';

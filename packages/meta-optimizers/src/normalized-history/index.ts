@@ -1,0 +1,3 @@
+export * from './options';
+export * from './normalized-history';
+export * from './component';
