@@ -111,7 +111,7 @@ describe('page', () => {
     expect(page).toContain('Machine: 2 CPU cores (Some CPU), 1-minute load average 1.50 when the report started. The whole report took 1h 02m.');
     const dirty = renderReportPage({ ...base(), git: { commit: 'abc123', changed: ['a.ts', 'b.ts'] } });
     expect(dirty).toContain('from commit `abc123`, working tree with 2 uncommitted changes (`a.ts`, `b.ts`)');
-    expect(renderReportPage({ ...base(), git: { commit: null, changed: null } })).toContain('from not a git checkout (no commit recorded)');
+    expect(renderReportPage({ ...base(), git: { commit: null, changed: null } })).toContain('from a directory outside any git checkout (no commit recorded)');
   });
 
   it('has a summary, one table, verdicts and plot per evaluation, and a timing table', () => {

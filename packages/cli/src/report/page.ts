@@ -182,7 +182,7 @@ export function verdictSentences(results: EvaluationResults): string[] {
 }
 
 function provenance(git: GitState): string {
-  if (git.commit === null) return 'not a git checkout (no commit recorded)';
+  if (git.commit === null) return 'a directory outside any git checkout (no commit recorded)';
   const changed = git.changed ?? [];
   if (changed.length === 0) return `commit \`${git.commit}\`, clean working tree`;
   const shown = changed.slice(0, 8).map((p) => `\`${p}\``).join(', ');
@@ -321,5 +321,5 @@ export function renderReportPage(input: ReportPageInput): string {
       'means other jobs were running, and that part\'s time includes the slowdown of sharing the CPU.',
     '',
   );
-  return out.join('\n');
+  return out.join('\n') + '\n';
 }
