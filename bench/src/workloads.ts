@@ -158,7 +158,7 @@ export async function measure(name: WorkloadName, backend: BackendChoice, spec: 
       steps: null,
       wasmHeapMb: heap,
       what,
-      checkpointEvery: (training as { checkpointEvery?: number | null }).checkpointEvery ?? null,
+      checkpointEvery: training.checkpointEvery ?? null,
     };
   } finally {
     meta.dispose();

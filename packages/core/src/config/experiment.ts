@@ -25,6 +25,8 @@ export interface TrainingOptions {
   randomScale?: number;
   /** Add a random convex quadratic over 20 extra coordinates to training tasks (engine/tricks.ts); absent: off. */
   convexCombination?: boolean;
+  /** Gradient checkpointing: steps per recomputed segment of an unroll (engine/meta-gradient.ts); null, 0 or absent: off. */
+  checkpointEvery?: number | null;
 }
 
 export const trainingSchema: JsonSchema = {
@@ -60,6 +62,13 @@ export const trainingSchema: JsonSchema = {
       default: false,
       description:
         'Training trick (Lv et al. 2017): each training episode minimises f(θ) + (1/20) Σ (xᵢ − λᵢ)² over θ and 20 extra coordinates x (from 0, λᵢ ~ U(−1, 1) per episode). Validation and evaluation are unaffected.',
+    },
+    checkpointEvery: {
+      type: ['integer', 'null'],
+      minimum: 0,
+      default: null,
+      description:
+        'Gradient checkpointing: backpropagate each unroll in segments of this many steps, recomputing each segment, so the tape holds one segment instead of the whole unroll (same meta-gradient, about a third more time). For long unrolls that would not fit in memory (the wasm backend holds at most 4 GiB); null or 0: off.',
     },
   },
 };

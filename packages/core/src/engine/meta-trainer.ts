@@ -1,14 +1,17 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { TrainingOptions } from '../config/experiment';
 import type { MetaOptimizer } from '../contracts/meta-optimizer';
-import type { TaskFamily } from '../contracts/task';
+import type { Optimizer } from '../contracts/optimizer';
+import type { Task, TaskFamily } from '../contracts/task';
 import { UserError } from '../errors';
 import { deriveSeed } from '../random';
 import { disposeTree, type NamedTensors } from '../tensor-tree';
 import { MetaAdam } from './meta-adam';
+import { metaGradient } from './meta-gradient';
 import { runOptimizer } from './run';
+import { backendMemoryLimit, checkUnrollMemory, estimateUnrollMemory } from './tape-memory';
 import { applyTrainingTricks } from './tricks';
-import { disposeCarry, startRun, unroll, type Carry } from './unroll';
+import { disposeCarry, startRun, type Carry } from './unroll';
 
 export interface UnrollEvent {
   epoch: number;
@@ -79,6 +82,12 @@ function clipByGlobalNorm(grads: NamedTensors, maxNorm: number): void {
 export class MetaTrainer {
   readonly adam: MetaAdam;
   readonly state: TrainerState = { epoch: 0, adamStep: 0, bestValidation: null, bestEpoch: null, skipped: 0 };
+  /**
+   * Bytes of tensor memory an unroll's meta-gradient may use, checked (by measuring the first episode's task)
+   * before the first unroll: undefined takes the backend's cap (4 GiB on wasm), null checks nothing.
+   */
+  memoryLimit: number | null | undefined = undefined;
+  private memoryChecked = false;
 
   constructor(
     readonly family: TaskFamily,
@@ -109,26 +118,24 @@ export class MetaTrainer {
     let carry: Carry = startRun(task, optimizer, task.initParams(deriveSeed(this.seed, 'train-init', epoch, episode)), batchSeed);
     const metaLosses: number[] = [];
     try {
+      if (!this.memoryChecked) this.checkMemory(task, optimizer, carry, batchSeed);
       for (let u = 0; u < this.unrollsPerEpisode; u++) {
         const length = Math.min(options.unroll, options.steps - u * options.unroll);
-        let next: Carry | undefined;
-        let losses: tf.Tensor | undefined;
-        const { value, grads } = tf.variableGrads(() => {
-          const r = unroll(task, optimizer, carry, { length, lossWeights: options.lossWeights, secondDerivatives: options.secondDerivatives, batchSeed, training: true });
-          next = r.next;
-          losses = r.losses;
-          return r.metaLoss;
-        }, Object.values(this.meta.variables));
-        // tf.variableGrads keys gradients by tfjs's variable names; the meta-optimizer's names are ours.
-        const named: NamedTensors = {};
-        for (const [name, v] of Object.entries(this.meta.variables)) if (grads[v.name]) named[name] = grads[v.name]!;
+        const { metaLoss: value, grads: named, losses, next } = metaGradient(task, optimizer, carry, this.meta.variables, {
+          length,
+          lossWeights: options.lossWeights,
+          secondDerivatives: options.secondDerivatives,
+          batchSeed,
+          training: true,
+          checkpointEvery: options.checkpointEvery,
+        });
         const metaLoss = value.dataSync()[0]!;
-        const finite = Number.isFinite(metaLoss) && allFinite(Object.values(named)) && allFinite([next!.loss]);
+        const finite = Number.isFinite(metaLoss) && allFinite(Object.values(named)) && allFinite([next.loss]);
         value.dispose();
-        losses?.dispose();
+        losses.dispose();
         if (!finite) {
           disposeTree(named);
-          disposeCarry(next!);
+          disposeCarry(next);
           const where = `epoch ${epoch + 1}, episode ${episode + 1}, unroll ${u + 1}`;
           const message = `non-finite meta-loss or meta-gradient (${metaLoss}) at ${where} on task ${JSON.stringify(taskConfig)}`;
           if (options.nonFinite === 'stop') throw new UserError(`meta-training stopped: ${message}`);
@@ -139,7 +146,7 @@ export class MetaTrainer {
         this.adam.apply(this.meta.variables, named);
         disposeTree(named);
         disposeTree(carry, next);
-        carry = next!;
+        carry = next;
         metaLosses.push(metaLoss);
         onUnroll(u, metaLoss);
       }
@@ -148,6 +155,18 @@ export class MetaTrainer {
       disposeCarry(carry);
       task.dispose();
     }
+  }
+
+  /** Throws a UserError when an unroll's tape would not fit in the memory limit (see tape-memory.ts). */
+  private checkMemory(task: Task, optimizer: Optimizer, carry: Carry, batchSeed: number): void {
+    const limit = this.memoryLimit === undefined ? backendMemoryLimit() : this.memoryLimit;
+    if (limit !== null) {
+      const { options } = this;
+      const probe = { length: 1, lossWeights: options.lossWeights, secondDerivatives: options.secondDerivatives, batchSeed, training: true };
+      const estimate = estimateUnrollMemory(task, optimizer, carry, this.meta.variables, probe);
+      checkUnrollMemory(estimate, Math.min(options.unroll, options.steps), options.checkpointEvery, limit);
+    }
+    this.memoryChecked = true;
   }
 
   /** Runs the next epoch; validates when due (every `validateEvery` epochs and at the last). */

@@ -16,7 +16,8 @@ export type Carry = {
 export interface UnrollOptions {
   /** Number of optimizer updates in this unroll. */
   readonly length: number;
-  readonly lossWeights: 'uniform' | 'last';
+  /** Which losses make the meta-loss: all (uniform), the last step's, or none (a segment of a checkpointed unroll before its last). */
+  readonly lossWeights: 'uniform' | 'last' | 'none';
   readonly secondDerivatives: boolean;
   /** Seed of the run's minibatches (`task.batch(step, batchSeed)`). */
   readonly batchSeed: number;
@@ -70,7 +71,7 @@ export function unroll(task: Task, optimizer: Optimizer, carry: Carry, options: 
     state = optimizer.update(state, grads, { step: state.step, loss, training: options.training });
     const params = state.params;
     const step = state.step;
-    const weight = options.lossWeights === 'uniform' || t === options.length - 1 ? 1 : 0;
+    const weight = options.lossWeights === 'uniform' || (options.lossWeights === 'last' && t === options.length - 1) ? 1 : 0;
     if (options.secondDerivatives) {
       const r = lossAndGrad(task, params, step, options.batchSeed);
       loss = r.value;
@@ -84,7 +85,7 @@ export function unroll(task: Task, optimizer: Optimizer, carry: Carry, options: 
     }
     losses.push(loss);
   }
-  const metaLoss = terms.length === 1 ? terms[0]! : (tf.addN(terms) as tf.Scalar);
+  const metaLoss = terms.length === 0 ? tf.scalar(0) : terms.length === 1 ? terms[0]! : (tf.addN(terms) as tf.Scalar);
   // The carry leaves the gradient scope as constants: the next unroll starts with its history cut.
   const next: Carry = keepTree({ state, loss, grads });
   const logged = keepTree(untaped(() => tf.stack(losses)) as tf.Tensor1D);
