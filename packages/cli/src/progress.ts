@@ -1,4 +1,4 @@
-import { SingleBar, Presets } from 'cli-progress';
+import { MultiBar, Presets } from 'cli-progress';
 import type { CliContext } from './context';
 
 /** A progress display: a bar on a terminal, plain lines otherwise (logs, CI, pipes). */
@@ -14,19 +14,21 @@ export function createProgress(ctx: CliContext, total: number, format: string, s
   if (!ctx.tty) {
     return { update: () => undefined, line: (text) => ctx.out(text), stop: () => undefined };
   }
-  const bar = new SingleBar({ format, hideCursor: true, clearOnComplete: true, etaBuffer: 50, stream: process.stderr }, Presets.shades_classic);
-  bar.start(total, start);
+  // A MultiBar (of one bar) because it can print lines above the bar without garbling it.
+  const bars = new MultiBar({ format, hideCursor: true, clearOnComplete: true, etaBuffer: 50, stream: process.stderr }, Presets.shades_classic);
+  const bar = bars.create(total, start);
   return {
     update: (value, fields) => bar.update(value, fields),
-    line: (text) => {
-      // cli-progress redraws in place; write the line on a fresh row, then let the bar redraw under it.
-      process.stderr.write('\r\x1b[2K');
-      ctx.out(text);
-      bar.render();
+    line: (text) => bars.log(text + '\n'),
+    stop: () => {
+      bars.update(); // render once more: log lines are flushed on render
+      bars.stop();
     },
-    stop: () => bar.stop(),
   };
 }
+
+/** Progress that shows nothing (until a run knows its size). */
+export const noProgress: Progress = { update: () => undefined, line: () => undefined, stop: () => undefined };
 
 /** `1h 02m`, `3m 07s`, `12s`. */
 export function formatDuration(seconds: number): string {

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { BACKEND_CHOICES, describeBackend, trainExperiment, useBackend, UserError, type BackendChoice, type EpochReport } from '@l2l/core';
 import type { CliContext } from '../context';
-import { createProgress, formatDuration, formatLoss } from '../progress';
+import { createProgress, formatDuration, formatLoss, noProgress, type Progress } from '../progress';
 
 interface TrainOptions {
   out: string;
@@ -41,7 +41,7 @@ export function registerTrain(program: Command, ctx: CliContext): void {
       ctx.out(describeBackend(backend));
       if (opts.force) fs.rmSync(outDir, { recursive: true, force: true });
       const t = experiment.training;
-      let progress = createProgress(ctx, 1, '');
+      let progress: Progress = noProgress;
       let started = Date.now();
       let firstEpoch = 0;
       let unrollsPerEpoch = 1;
