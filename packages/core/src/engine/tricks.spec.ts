@@ -74,6 +74,25 @@ describe('randomScaling', () => {
     task.dispose();
   });
 
+  it('works with a customGrad loss that saves the input its gradient reads', () => {
+    // f(θ) = Σ θ², ∇f = 2θ from the saved input. (c ⊙ θ is an intermediate, which tfjs frees after the forward
+    // pass: a gradient function must read it from save(), not from its closure.)
+    const square = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+      const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
+      save([x]);
+      return { value: tf.sum(tf.square(x)), gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(tf.mul(saved[0]!, 2), dy) };
+    }) as (x: tf.Tensor) => tf.Scalar;
+    const inner: Task = { ...cubicTask(), loss: (p) => square(p.a!) };
+    const task = randomScaling(inner, 1, 2);
+    const c = expectedScales(2, 1, 'a', 3);
+    const a = [1, -2, 0.5];
+    const params = { a: tf.tensor1d(a) };
+    const grad = tf.tidy(() => valueAndGradNamed(params, (p) => task.loss(p, {})).grads.a!.dataSync());
+    expectClose(Array.from(grad), a.map((v, i) => 2 * c[i]! * c[i]! * v), 1e-5);
+    tf.dispose(Object.values(params));
+    task.dispose();
+  });
+
   it('divides the initial parameters by c, so the loss starts where the plain task starts', () => {
     const inner = cubicTask();
     const task = randomScaling(inner, 1.5, 4);

@@ -23,6 +23,10 @@
  *   unroll is the loss after its last step only, not the sum over its steps (the authors' `use_avg_loss`
  *   off), which lets the optimizer trade early progress for a better end point.
  *
+ * Requirement on wrapped tasks: their loss sees c ⊙ θ (an intermediate tensor, freed by tfjs after the forward
+ * pass of a gradient) rather than θ itself, so a task loss written as a `tf.customGrad` must read the inputs
+ * its gradient needs from `save()`, not from its closure.
+ *
  * Everything random is drawn from the seed passed in (MetaTrainer derives it from the run's seed, epoch and
  * episode), so a run stays reproducible.
  */
@@ -75,7 +79,9 @@ export function randomScaling(task: Task, r: number, seed: number): Task {
       return out;
     },
     batch: (step: number, s: number): Batch => task.batch(step, s),
-    loss: (params: NamedTensors, batch: Batch): tf.Scalar => tf.tidy(() => task.loss(scaled(params), batch)),
+    // c ⊙ θ is an intermediate: tfjs frees it after the forward pass of a gradient, so the wrapped loss must
+    // read what its gradient needs from save() (true of tfjs's own ops), not from a customGrad's closure.
+    loss: (params: NamedTensors, batch: Batch): tf.Scalar => task.loss(scaled(params), batch),
     dispose(): void {
       tf.dispose([...scales.values()]);
       scales.clear();
@@ -120,11 +126,10 @@ export function convexCombination(task: Task, seed: number, dims = CONVEX_DIMS):
       return { ...inner, [CONVEX_PARAM]: tf.zeros([dims]) };
     },
     batch: (step: number, s: number): Batch => task.batch(step, s),
-    loss: (params: NamedTensors, batch: Batch): tf.Scalar =>
-      tf.tidy(() => {
-        const { x, rest } = split(params);
-        return tf.add(task.loss(rest, batch), tf.mean(tf.square(tf.sub(x, lambda)))) as tf.Scalar;
-      }),
+    loss: (params: NamedTensors, batch: Batch): tf.Scalar => {
+      const { x, rest } = split(params);
+      return tf.add(task.loss(rest, batch), tf.mean(tf.square(tf.sub(x, lambda)))) as tf.Scalar;
+    },
     dispose(): void {
       lambda.dispose();
       task.dispose();
