@@ -76,6 +76,24 @@ function activate(x: tf.Tensor2D, activation: MlpActivation): tf.Tensor2D {
   }
 }
 
+/**
+ * `a · b` whose gradient is made of explicit transposes and plain products (dA = dy · bᵀ, dB = aᵀ · dy):
+ * tfjs's own MatMul gradient multiplies transposed operands, which the wasm backend runs several times slower
+ * (loss and gradient of the 784-20-10 net, batch 128: 4.3–7.4 → 3.2–3.4 ms). The forward pass is `tf.matMul`
+ * itself; the gradient is built from tensors saved on the tape, so second derivatives still flow.
+ */
+export const matMulExplicitGrad = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+  const [a, b, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
+  save([a, b]);
+  return {
+    value: tf.matMul(a, b),
+    gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => {
+      const [sa, sb] = saved as [tf.Tensor2D, tf.Tensor2D];
+      return [tf.matMul(dy, tf.transpose(sb)), tf.matMul(tf.transpose(sa), dy)];
+    },
+  };
+}) as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
+
 /** Logits `[batch, outputs]` of `images` `[batch, inputs]`; hidden layers use `activation`, the last is linear. */
 export function mlpLogits(params: NamedTensors, images: tf.Tensor, layerCount: number, activation: MlpActivation): tf.Tensor2D {
   let x = images as tf.Tensor2D;
@@ -85,7 +103,7 @@ export function mlpLogits(params: NamedTensors, images: tf.Tensor, layerCount: n
     if (!kernel || !bias) {
       throw new Error(`MLP parameters lack ${kernel ? biasName(i) : kernelName(i)} (have: ${Object.keys(params).join(', ')})`);
     }
-    const z = tf.add(tf.matMul(x, kernel as tf.Tensor2D), bias) as tf.Tensor2D;
+    const z = tf.add(matMulExplicitGrad(x, kernel as tf.Tensor2D), bias) as tf.Tensor2D;
     x = i < layerCount - 1 ? activate(z, activation) : z;
   }
   return x;
