@@ -30,7 +30,7 @@ const USAGE = `usage: pnpm bench [--backend wasm|cpu] [--only ${WORKLOADS.join('
                         eval  1,000 steps of M with the learned optimizer (no tape)
   --runs              timed repetitions per workload (default Q 10, M 5, M100 3, eval 3)
   --warmup            untimed repetitions first (default Q 2, M 2, M100 1, eval 1)
-  --checkpoint-every  training.checkpointEvery for Q, M, M100 (0: off; default: the engine's default)`;
+  --checkpoint-every  training.checkpointEvery for Q, M, M100 (0: off; default: off, M100 50)`;
 
 function positiveInt(flag: string, v: string | undefined, min = 1): number {
   const n = Number(v);
@@ -86,7 +86,7 @@ function specOf(name: WorkloadName, args: Args): WorkloadSpec {
     runs: args.runs ?? d.runs,
     // The first meta-iteration also starts the episode: at least one warm-up keeps it out of the figures.
     warmup: Math.max(args.warmup ?? d.warmup, name === 'eval' ? 0 : 1),
-    ...(args.checkpointEvery !== undefined && name !== 'eval' && { checkpointEvery: args.checkpointEvery }),
+    ...(name !== 'eval' && { checkpointEvery: args.checkpointEvery !== undefined ? args.checkpointEvery : d.checkpointEvery }),
   };
 }
 
@@ -153,6 +153,7 @@ async function parent(args: Args, argv: string[]): Promise<number> {
     }
     const m = r.measurement;
     const q = quantiles(m.times);
+    const c = quantiles(m.cpuTimes);
     console.log(
       JSON.stringify({
         name,
@@ -160,6 +161,10 @@ async function parent(args: Args, argv: string[]): Promise<number> {
         median_s: round(q.median),
         min_s: round(q.min),
         max_s: round(q.max),
+        // CPU time of the workload's process: steadier than wall time when other jobs share the cores.
+        cpu_median_s: round(c.median),
+        cpu_min_s: round(c.min),
+        cpu_max_s: round(c.max),
         runs: m.times.length,
         warmup: m.warmup,
         peak_rss_mb: Math.round(r.maxRssKb / 1024),
@@ -170,6 +175,7 @@ async function parent(args: Args, argv: string[]): Promise<number> {
         ...(m.checkpointEvery !== undefined && { checkpoint_every: m.checkpointEvery }),
         what: m.what,
         times_s: m.times.map((t) => round(t)),
+        cpu_times_s: m.cpuTimes.map((t) => round(t)),
         wall_s: round((Date.now() - started) / 1000, 3),
         tfjs_core: m.tfjsCore,
         ...common,

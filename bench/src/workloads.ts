@@ -26,7 +26,7 @@ export interface WorkloadSpec {
   runs: number;
   /** Untimed repetitions first (the first wasm iterations are slow while its heap grows). */
   warmup: number;
-  /** training.checkpointEvery for the meta-training workloads (null: the engine's default). */
+  /** training.checkpointEvery for the meta-training workloads (undefined or null: off). */
   checkpointEvery?: number | null;
 }
 
@@ -34,7 +34,8 @@ export interface WorkloadSpec {
 export const DEFAULT_SPECS: Record<WorkloadName, WorkloadSpec> = {
   Q: { runs: 10, warmup: 2 },
   M: { runs: 5, warmup: 2 },
-  M100: { runs: 3, warmup: 1 },
+  // A plain tape of 100 steps needs ~3.8 GiB of tensors, past what the wasm heap holds: two segments of 50.
+  M100: { runs: 3, warmup: 1, checkpointEvery: 50 },
   eval: { runs: 3, warmup: 1 },
 };
 
@@ -42,8 +43,10 @@ export const DEFAULT_SPECS: Record<WorkloadName, WorkloadSpec> = {
 export interface Measurement {
   name: WorkloadName;
   backend: string;
-  /** Seconds of each timed repetition. */
+  /** Seconds of each timed repetition (wall clock). */
   times: number[];
+  /** CPU seconds of this process (user + system, all threads) in each timed repetition. */
+  cpuTimes: number[];
   warmup: number;
   coordinates: number;
   unroll: number | null;
@@ -74,6 +77,8 @@ function problem(name: WorkloadName): Problem {
   }
 }
 
+const cpuSeconds = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1e6;
+
 function wasmHeapMb(): number | undefined {
   const wasm = (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm;
   return wasm?.HEAPU8 ? wasm.HEAPU8.length / 2 ** 20 : undefined;
@@ -102,12 +107,17 @@ export async function measure(name: WorkloadName, backend: BackendChoice, spec: 
       const optimizer = meta.optimizer();
       const task = p.family.build(p.family.sample(0, 'test'));
       const times: number[] = [];
+      const cpuTimes: number[] = [];
       try {
         for (let r = 0; r < spec.warmup + spec.runs; r++) {
           const start = performance.now();
+          const cpu = process.cpuUsage();
           // Warm-up runs are short: they only bring kernels and the heap up.
           runOptimizer(task, optimizer, { steps: r < spec.warmup ? 50 : steps, initSeed: r, batchSeed: r });
-          if (r >= spec.warmup) times.push((performance.now() - start) / 1000);
+          if (r >= spec.warmup) {
+            times.push((performance.now() - start) / 1000);
+            cpuTimes.push(cpuSeconds(process.cpuUsage(cpu)));
+          }
           heap = Math.max(heap ?? 0, wasmHeapMb() ?? 0) || undefined;
         }
       } finally {
@@ -116,6 +126,7 @@ export async function measure(name: WorkloadName, backend: BackendChoice, spec: 
       return {
         ...base,
         times,
+        cpuTimes,
         unroll: null,
         steps,
         wasmHeapMb: heap,
@@ -133,13 +144,16 @@ export async function measure(name: WorkloadName, backend: BackendChoice, spec: 
       ...(spec.checkpointEvery !== undefined && { checkpointEvery: spec.checkpointEvery }),
     });
     const marks: number[] = [];
+    const cpuMarks: NodeJS.CpuUsage[] = [];
     const trainer = new MetaTrainer(p.family, meta, training, 0, {
       onUnroll: () => {
         marks.push(performance.now());
+        cpuMarks.push(process.cpuUsage());
         heap = Math.max(heap ?? 0, wasmHeapMb() ?? 0) || undefined;
       },
     });
     const start = performance.now();
+    const cpuStart = process.cpuUsage();
     try {
       const report = await trainer.trainEpoch();
       if (report.skipped) throw new Error(`${name}: the episode was skipped (non-finite meta-loss)`);
@@ -148,12 +162,17 @@ export async function measure(name: WorkloadName, backend: BackendChoice, spec: 
     }
     // Interval i ends at unroll i; the first also holds the episode's start (task, first loss and gradient).
     const intervals = marks.map((m, i) => (m - (i === 0 ? start : marks[i - 1]!)) / 1000);
+    const cpuIntervals = cpuMarks.map((m, i) => cpuSeconds(m) - cpuSeconds(i === 0 ? cpuStart : cpuMarks[i - 1]!));
+    const every = training.checkpointEvery;
     const what =
       `seconds per meta-iteration of MetaTrainer: one unroll of ${p.unroll} optimizee steps (LSTM updates, minibatch losses ` +
-      'and gradients), the meta-gradient by tf.variableGrads, and the Adam update of the LSTM weights';
+      'and gradients), its meta-gradient' +
+      (every && every < p.unroll ? ` (gradient checkpointing: recomputed in segments of ${every} steps)` : ' (one tape over the unroll)') +
+      ', and the Adam update of the LSTM weights';
     return {
       ...base,
       times: intervals.slice(spec.warmup),
+      cpuTimes: cpuIntervals.slice(spec.warmup),
       unroll: p.unroll,
       steps: null,
       wasmHeapMb: heap,

@@ -138,7 +138,7 @@ export function checkUnrollMemory(
   }
   const segments = checkpointEvery && checkpointEvery < length ? `segments of ${checkpointEvery} steps (training.checkpointEvery)` : `${length} steps (training.unroll)`;
   const fixes: string[] = [];
-  if (maxSegment >= 1) fixes.push(`set training.checkpointEvery to ${maxSegment} or less (recomputes the unroll in segments: the tape holds one segment, for about a third more time)`);
+  if (maxSegment >= 1) fixes.push(`set training.checkpointEvery to ${maxSegment} or less (the unroll is recomputed in segments and the tape holds one, for up to a third more time)`);
   if (maxPlain >= 1) fixes.push(`or reduce training.unroll to ${maxPlain} or less`);
   fixes.push('or use a smaller optimizee (fewer coordinates)');
   if (backend === 'wasm') fixes.push('or run on the cpu backend (no such cap, but several times slower)');
