@@ -12,6 +12,7 @@ module.exports = {
     '^@l2l/core/testing$': '<rootDir>/packages/core/src/testing/index.ts',
     '^@l2l/(core|optimizees|meta-optimizers|baselines|cli)$': '<rootDir>/packages/$1/src/index.ts',
   },
+  setupFiles: ['<rootDir>/packages/core/jest.setup.js'],
   testTimeout: 120000,
   // tfjs backends are process-global; separate workers keep suites independent.
   maxWorkers: 2,
