@@ -102,6 +102,13 @@ type ChildResult = { ok: true; measurement: Measurement; maxRssKb: number } | { 
 function runChild(name: WorkloadName, argv: string[]): Promise<ChildResult> {
   return new Promise((resolve) => {
     const proc = fork(__filename, [...argv, '--child', name], { stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
+    // Stopping the benchmark stops the workload too.
+    const stop = (signal: NodeJS.Signals) => {
+      proc.kill(signal);
+      process.exit(130);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
     let result: ChildResult | undefined;
     let stderr = '';
     proc.stderr!.on('data', (d: Buffer) => {
@@ -110,6 +117,8 @@ function runChild(name: WorkloadName, argv: string[]): Promise<ChildResult> {
     });
     proc.on('message', (m) => (result = m as ChildResult));
     proc.on('exit', (code, signal) => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
       if (result && code === 0) return resolve(result);
       const last = stderr.trim().split('\n').filter((l) => /error/i.test(l)).pop() ?? stderr.trim().split('\n').pop() ?? '';
       resolve({ ok: false, error: `${name} exited with ${signal ?? `code ${code}`}${last ? `: ${last.trim()}` : ''}` });

@@ -1,13 +1,13 @@
 /**
  * Micro-benchmark of the LSTM optimizer alone (no optimizee data): an unroll of `unroll` updates over the
  * parameter shapes of the MNIST MLP 784-20-10 (15,910 coordinates), differentiated with respect to φ as
- * meta-training does, on a cheap quadratic loss. Not part of the tests.
+ * meta-training does, on a cheap quadratic loss. Not part of the tests; `pnpm bench` measures the whole meta-iteration.
  *
- *     pnpm build && node packages/meta-optimizers/dist/lstm/lstm.bench.js [backend=wasm] [unroll=20] [iterations=7]
+ *     pnpm build && node bench/dist/lstm-micro.js [backend=wasm] [unroll=20] [iterations=7]
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { countCoordinates, disposeTree, Rng, useBackend, type BackendChoice, type NamedTensors, type OptimizerState, type TensorTree } from '@l2l/core';
-import { LstmMetaOptimizer } from './lstm';
+import { LstmMetaOptimizer } from '@l2l/meta-optimizers';
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
