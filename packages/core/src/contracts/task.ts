@@ -28,7 +28,11 @@ export interface Task {
   initParams(seed: number): NamedTensors;
   /** The minibatch for optimizee step `step` of a run seeded with `seed` (data of this task's split). */
   batch(step: number, seed: number): Batch;
-  /** The scalar loss of `params` on `batch`; must be differentiable in `params`. */
+  /**
+   * The scalar loss of `params` on `batch`; must be differentiable in `params`. A loss written with
+   * `tf.customGrad` must `save` what its gradient reads: `params` may be temporaries freed after the
+   * forward pass (training tricks pass c ⊙ θ).
+   */
   loss(params: NamedTensors, batch: Batch): tf.Scalar;
   /** Held-out metrics (test accuracy, say) of trained parameters; optional. */
   metrics?(params: NamedTensors): Record<string, number>;

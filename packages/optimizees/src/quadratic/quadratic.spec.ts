@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ComponentRegistry, UserError, createContainer, type TaskConfig } from '@l2l/core';
+import { ComponentRegistry, UserError, createContainer, randomScaling, useBackend, type TaskConfig } from '@l2l/core';
 import { checkTaskFamily } from '@l2l/core/testing';
 import { optimizeesModule } from '../optimizees-module';
 import { createQuadraticFamily, quadratic, quadraticTaskSeed, QuadraticTask } from './quadratic';
@@ -280,5 +280,24 @@ describe('quadratic options', () => {
     expect(bad({ distribution: 'cauchy' })).toThrow(/distribution must be one of "normal", "uniform"/);
     expect(bad({ dim: 10 })).toThrow(/unknown field "dim"/);
     expect(() => createQuadraticFamily({ dims: 'ten' as never })).toThrow(UserError);
+  });
+});
+
+describe('quadratic under training tricks', () => {
+  test('its gradient is right when the loss sees a temporary c ⊙ θ (random scaling), on wasm', async () => {
+    await useBackend('wasm');
+    const family = createQuadraticFamily({ dims: 3, batch: 2 });
+    const task = family.build(family.sample(0, 'train'));
+    const scaled = randomScaling(task, 1, 7);
+    const p = scaled.initParams(0);
+    // d/dθ f(c ⊙ θ) = c ⊙ ∇f(c ⊙ θ); c is recovered from the wrapped and plain initial points (θ₀/c vs θ₀).
+    const plain = task.initParams(0);
+    const c = tf.div(plain.x!, p.x!);
+    const g = tf.grad((x: tf.Tensor) => scaled.loss({ x }, {}))(p.x!);
+    const expected = tf.mul(c, tf.grad((x: tf.Tensor) => task.loss({ x }, {}))(tf.mul(c, p.x!)));
+    expect(tf.max(tf.abs(tf.sub(g, expected))).dataSync()[0]).toBeLessThan(1e-4);
+    tf.dispose([p.x!, plain.x!, c, g, expected]);
+    task.dispose();
+    await useBackend('cpu');
   });
 });

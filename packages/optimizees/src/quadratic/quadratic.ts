@@ -99,11 +99,13 @@ export class QuadraticTask implements Task {
 
     const scale = 2 / batch;
     this.lossOf = tf.customGrad((...inputs: Array<tf.Tensor | tf.GradSaveFunc>) => {
-      const x = inputs[0] as tf.Tensor;
+      const [x, save] = inputs as [tf.Tensor, tf.GradSaveFunc];
+      // Saved, not closed over: x may be a temporary (c ⊙ θ under random scaling) freed after the forward pass.
+      save([x]);
       const r = tf.sub(tf.reshape(tf.matMul(this.w, tf.reshape(x, [batch, dims, 1])), [batch, dims]), this.y);
       const value = tf.div(tf.sum(tf.square(r)), batch) as tf.Scalar;
-      const gradFunc = (dy: tf.Tensor) =>
-        tf.mul(tf.sub(tf.reshape(tf.matMul(this.h, tf.reshape(x, [batch, dims, 1])), [batch, dims]), this.c), tf.mul(dy, scale));
+      const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        tf.mul(tf.sub(tf.reshape(tf.matMul(this.h, tf.reshape(saved[0]!, [batch, dims, 1])), [batch, dims]), this.c), tf.mul(dy, scale));
       return { value, gradFunc };
     }) as (x: tf.Tensor) => tf.Scalar;
   }
