@@ -66,7 +66,7 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 describe('l2l report', () => {
   it('trains the missing checkpoint, runs every evaluation and writes the page, its plots and the raw results', async () => {
     const r = await run(['report', 'report.json', '--train'], dir);
-    expect(r.code).toBe(0);
+    expect({ code: r.code, stderr: r.code === 0 ? '' : r.stderr }).toEqual({ code: 0, stderr: '' });
     expect(r.stdout).toMatch(/^backend: cpu /);
     expect(r.stdout).toContain('ran: toy, toy-long, toy-wide');
     expect(r.stderr).toContain('training runs/toy with toy.json...');
@@ -141,7 +141,7 @@ describe('l2l report', () => {
     const untrained = await run(['report', 'untrained.json'], dir);
     expect(untrained.code).toBe(1);
     expect(untrained.stderr.trim()).toBe(
-      'untrained.json: checkpoint runs/none: no checkpoint there (no best/ or latest/ snapshot); train it with `l2l train toy.json --out runs/none` (paths relative to .) or pass --train',
+      'untrained.json: checkpoint runs/none: no checkpoint there (no best/ or latest/ snapshot); train it with `l2l train toy.json --out runs/none` or pass --train',
     );
     expect(fs.existsSync(path.join(dir, 'runs/none'))).toBe(false);
 

@@ -71,6 +71,7 @@ export function registerReport(program: Command, ctx: CliContext): void {
         collect: opts.collect === true,
         only: opts.only ?? null,
         command: commandLine(file, opts),
+        cwd: ctx.cwd,
         backend: { name: backend.name, line: describeBackend(backend) },
         loadExperiment: (f) => ctx.loadExperiment(f),
         log: (line) => ctx.err(line),

@@ -82,6 +82,7 @@ describe('page', () => {
     evaluations: [
       {
         entry: { name: 'win', title: 'Wins here', note: 'A note.', config: 'a.json', steps: null, tasks: null },
+        config: 'experiments/a.json',
         run: {
           name: 'win', config: 'a.json', steps: 2, tasks: 4, checkpoint: 'run/best', backend: 'cpu', startedAt: 'T', seconds: 125, tuningSeconds: 65,
           loadBefore: 0.5, loadAfter: 2.25, git: { commit: 'abc123', changed: [] }, command: 'l2l report spec.json',
@@ -92,6 +93,7 @@ describe('page', () => {
       },
       {
         entry: { name: 'lose', title: 'ReLU (loses)', note: null, config: 'b.json', steps: 200, tasks: null },
+        config: 'experiments/b.json',
         run: {
           name: 'lose', config: 'b.json', steps: 2, tasks: 4, checkpoint: 'run/best', backend: 'cpu', startedAt: '2026-01-01T00:00:00.000Z', seconds: 5, tuningSeconds: 1,
           loadBefore: 0, loadAfter: 0, git: { commit: 'old999', changed: [] }, command: 'l2l report spec.json',
@@ -119,7 +121,7 @@ describe('page', () => {
     expect(page).toContain('| [Wins here](#wins-here) | 2 | 4 | 0.2000 ± 0.01000 | 0.2500 ± 0.01000 (adam) | 95.00% | 93.00% (adam) | lowest loss |');
     expect(page).toContain('| [ReLU (loses)](#relu-loses) | 2 | 4 | 0.4000 ± 0.01000 | 0.1000 ± 0.01000 (adam) | 90.00% | 97.00% (adam) | loses to adam |');
     expect(page).toContain('The learned optimizer has the lowest mean final loss in 1 of 2 evaluations; it loses in ReLU (loses).');
-    expect(page).toContain('## Wins here\n\nA note.\n\nConfig `a.json`');
+    expect(page).toContain('## Wins here\n\nA note.\n\nConfig `experiments/a.json`');
     expect(page).toContain('| **lstm** (learned) | — | 0.2000 ± 0.01000 | 0.9500 ± 0.001000 | 0/4 |');
     expect(page).toContain("- The learned optimizer loses on final loss: its mean final loss (0.4000) is above tuned adam's (0.1000) (1 of 1 baselines).");
     expect(page).toContain('Baseline learning rates were tuned on training tasks over the grid 0.01000, 0.1000, 1.000.');

@@ -33,7 +33,7 @@ export interface EvaluationRunInfo {
 
 /** The meta-training behind the checkpoint, as its run directory records it. */
 export interface TrainingSummary {
-  /** Run directory and config, relative to the spec file. */
+  /** Run directory and config, relative to where the command ran. */
   dir: string;
   config: string | null;
   /** The snapshot the evaluations use (`best`, `latest`). */
@@ -56,6 +56,8 @@ export interface TrainingSummary {
 
 export interface ReportEvaluationPage {
   entry: ReportEvaluation;
+  /** The config's path as the page shows it (relative to where the command ran). */
+  config: string;
   run: EvaluationRunInfo;
   results: EvaluationResults;
   /** Loss-curve plot, a file name in the page's directory. */
@@ -301,7 +303,7 @@ export function renderReportPage(input: ReportPageInput): string {
     out.push(`## ${e.entry.title}`, '');
     if (e.entry.note) out.push(e.entry.note, '');
     out.push(
-      `Config \`${e.run.config}\` (optimizee ${optionsLine(r.optimizee)}), ${r.tasks} held-out tasks, ${r.steps} steps, seed ${r.seed}, backend ${e.run.backend}. ` +
+      `Config \`${e.config}\` (optimizee ${optionsLine(r.optimizee)}), ${r.tasks} held-out tasks, ${r.steps} steps, seed ${r.seed}, backend ${e.run.backend}. ` +
         'Final loss: the minibatch loss after the last step' +
         (r.optimizers.some((o) => o.metrics) ? `; ${Object.keys(r.optimizers.find((o) => o.metrics)!.metrics!).join(', ')}: the task's held-out metrics of the final parameters (for mnist-mlp: all test images)` : '') +
         '. Mean ± std over the tasks.',

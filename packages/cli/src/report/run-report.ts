@@ -29,6 +29,8 @@ export interface ReportRunOptions {
   only: readonly string[] | null;
   /** The command line, for the page. */
   command: string;
+  /** Directory the command ran in: the page shows paths relative to it, as the command line does. */
+  cwd: string;
   /** The backend in use: name (`wasm`) and its log line. */
   backend: { name: string; line: string };
   loadExperiment(file: string): LoadedExperiment;
@@ -99,6 +101,7 @@ export async function runReport(spec: LoadedReportSpec, options: ReportRunOption
   const now = options.now ?? Date.now;
   const started = now();
   const rel = (p: string) => path.relative(spec.baseDir, p) || '.';
+  const shown = (p: string) => path.relative(options.cwd, p) || '.';
   const { outDir } = options;
   const pageStem = spec.page.replace(/\.md$/, '');
   for (const name of options.only ?? []) {
@@ -124,14 +127,13 @@ export async function runReport(spec: LoadedReportSpec, options: ReportRunOption
     const trainingInfoFile = path.join(spec.resolved.results, 'training.json');
     let trainedNow = false;
     if (!hasSnapshot(ck.dir)) {
-      const trainWith = spec.checkpoint!.config;
       if (!options.train || options.collect) {
-        const how = trainWith ? `train it with \`l2l train ${trainWith} --out ${spec.checkpoint!.dir}\` (paths relative to ${rel(spec.baseDir)}) or pass --train` : 'train it first';
+        const how = ck.config ? `train it with \`l2l train ${shown(ck.config)} --out ${shown(ck.dir)}\` or pass --train` : 'train it first';
         throw new UserError(`${spec.file}: checkpoint ${spec.checkpoint!.dir}: no checkpoint there (no best/ or latest/ snapshot); ${how}`);
       }
       if (!ck.config) throw new UserError(`${spec.file}: --train needs checkpoint.config (the experiment config that trains ${spec.checkpoint!.dir})`);
       const ws = options.loadExperiment(ck.config);
-      options.log(`training ${spec.checkpoint!.dir} with ${spec.checkpoint!.config}...`);
+      options.log(`training ${shown(ck.dir)} with ${shown(ck.config)}...`);
       const t0 = now();
       const startedAt = new Date(t0).toISOString();
       const result = await trainExperiment(ws.experiment, ws.registry, {
@@ -144,7 +146,7 @@ export async function runReport(spec: LoadedReportSpec, options: ReportRunOption
       trainedNow = true;
     }
     snapshotDir = resolveSnapshotDir(ck.dir);
-    training = { ...(await trainingSummary(spec, ck.dir, snapshotDir, trainingInfoFile, outDir, pageStem)), trainedNow };
+    training = { ...(await trainingSummary(ck, shown, snapshotDir, trainingInfoFile, outDir, pageStem)), trainedNow };
     if (training.plot) files.push(path.join(outDir, training.plot));
   }
 
@@ -202,7 +204,7 @@ export async function runReport(spec: LoadedReportSpec, options: ReportRunOption
     const plot = `${pageStem}-${entry.name}.svg`;
     fs.writeFileSync(path.join(outDir, plot), await lossCurvesSvg(results, `${entry.title}: loss over ${results.tasks} held-out tasks (mean ± std)`));
     files.push(path.join(outDir, plot));
-    pages.push({ entry, run, results, plot, ranNow: runNow });
+    pages.push({ entry, config: shown(spec.resolved.configs[entry.name]!), run, results, plot, ranNow: runNow });
   }
 
   const page = renderReportPage({
@@ -253,8 +255,15 @@ function collect(spec: LoadedReportSpec, entry: ReportEvaluation, dir: string, s
   return { results, run };
 }
 
-async function trainingSummary(spec: LoadedReportSpec, dir: string, snapshotDir: string, infoFile: string, outDir: string, pageStem: string): Promise<Omit<TrainingSummary, 'trainedNow'>> {
-  const rel = (p: string) => path.relative(spec.baseDir, p) || '.';
+async function trainingSummary(
+  checkpoint: { dir: string; config: string | null },
+  shown: (p: string) => string,
+  snapshotDir: string,
+  infoFile: string,
+  outDir: string,
+  pageStem: string,
+): Promise<Omit<TrainingSummary, 'trainedNow'>> {
+  const { dir } = checkpoint;
   const experimentFile = path.join(dir, 'experiment.json');
   const experiment = fs.existsSync(experimentFile) ? readJson<ExperimentConfig>(experimentFile, 'the checkpoint\'s experiment') : null;
   const log = readLog(path.join(dir, 'log.csv'));
@@ -268,13 +277,13 @@ async function trainingSummary(spec: LoadedReportSpec, dir: string, snapshotDir:
   if (log.length) {
     plot = `${pageStem}-meta-training.svg`;
     const rows: TrainingLogRow[] = log.map((r) => ({ epoch: num(r.epoch)!, finalLoss: num(r.final_loss), validationLoss: num(r.validation_loss) }));
-    fs.writeFileSync(path.join(outDir, plot), await trainingCurvesSvg(rows, `meta-training of ${rel(dir)}: optimizee loss per epoch`));
+    fs.writeFileSync(path.join(outDir, plot), await trainingCurvesSvg(rows, `meta-training of ${shown(dir)}: optimizee loss per epoch`));
   }
   const { epochs: _e, ...trainingOptions } = (experiment?.training ?? {}) as unknown as Record<string, unknown>;
   void _e;
   return {
-    dir: spec.checkpoint!.dir,
-    config: spec.checkpoint!.config,
+    dir: shown(dir),
+    config: checkpoint.config === null ? null : shown(checkpoint.config),
     snapshot: path.basename(snapshotDir).replace(/^\.(\w+)\.old$/, '$1'),
     metaOptimizer: experiment?.metaOptimizer ?? null,
     optimizee: experiment?.optimizee ?? null,
