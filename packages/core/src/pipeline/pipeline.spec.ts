@@ -81,8 +81,14 @@ describe('trainExperiment', () => {
     await expect(trainExperiment(experiment(2), registry, { outDir: out, baseDir: dir })).rejects.toThrow(/already holds a training run; pass --resume/);
     const changed = experiment(3);
     changed.seed = 5;
-    await expect(trainExperiment(changed, registry, { outDir: out, baseDir: dir, resume: true })).rejects.toThrow(/differs from the checkpoint's experiment/);
+    await expect(trainExperiment(changed, registry, { outDir: out, baseDir: dir, resume: true })).rejects.toThrow(/differs from the checkpoint's experiment in seed \(only training.epochs may change on --resume\)/);
 
+    // A checkpoint written before an option existed resumes: the saved config is resolved again (defaults added).
+    const savedFile = path.join(out, 'experiment.json');
+    const saved = JSON.parse(fs.readFileSync(savedFile, 'utf8'));
+    delete saved.training.nonFinite;
+    delete saved.optimizee.options.dims;
+    fs.writeFileSync(savedFile, JSON.stringify(saved));
     const before = tf.memory().numTensors;
     const resumed = await trainExperiment(experiment(3), registry, { outDir: out, baseDir: dir, resume: true });
     expect(resumed.epochs).toBe(3);

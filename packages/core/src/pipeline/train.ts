@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { ExperimentConfig } from '../config/experiment';
+import { parseExperiment, resolveExperiment, type ExperimentConfig } from '../config/experiment';
 import type { MetaOptimizer } from '../contracts/meta-optimizer';
 import { UserError } from '../errors';
 import { deriveSeed } from '../random';
@@ -53,6 +53,17 @@ function comparable(e: ExperimentConfig): unknown {
   return { ...e, name: undefined, description: undefined, training: { ...e.training, epochs: undefined } };
 }
 
+/** The paths (`training.unroll`, `optimizee.options.dims`) where two JSON values differ, key order aside. */
+export function jsonDifferences(a: unknown, b: unknown, at = ''): string[] {
+  const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+  if (isObject(a) && isObject(b)) {
+    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => a[k] !== undefined || b[k] !== undefined);
+    return keys.flatMap((k) => jsonDifferences(a[k], b[k], at ? `${at}.${k}` : k));
+  }
+  if (Array.isArray(a) && Array.isArray(b) && a.length === b.length) return a.flatMap((x, i) => jsonDifferences(x, b[i], `${at}[${i}]`));
+  return JSON.stringify(a) === JSON.stringify(b) ? [] : [at || '(the whole config)'];
+}
+
 /** Builds the experiment's meta-optimizer (seeded from the experiment's seed). */
 export function createMetaOptimizer(experiment: ExperimentConfig, registry: ComponentRegistry, baseDir: string): MetaOptimizer {
   if (!experiment.metaOptimizer) throw new UserError('the experiment has no metaOptimizer to train');
@@ -74,9 +85,11 @@ export async function trainExperiment(experiment: ExperimentConfig, registry: Co
     if (options.resume) {
       const saved = path.join(outDir, 'experiment.json');
       if (!fs.existsSync(saved)) throw new UserError(`${outDir}: nothing to resume (no experiment.json); run without --resume`);
-      const previous = JSON.parse(fs.readFileSync(saved, 'utf8')) as ExperimentConfig;
-      if (JSON.stringify(comparable(previous)) !== JSON.stringify(comparable(experiment))) {
-        throw new UserError(`${saved}: the config differs from the checkpoint's experiment (only training.epochs may change on --resume)`);
+      // Re-resolved, so options added (with defaults) since the checkpoint was written do not count as changes.
+      const previous = resolveExperiment(parseExperiment(JSON.parse(fs.readFileSync(saved, 'utf8')), saved), registry, saved);
+      const changed = jsonDifferences(comparable(previous), comparable(experiment));
+      if (changed.length) {
+        throw new UserError(`${saved}: the config differs from the checkpoint's experiment in ${changed.join(', ')} (only training.epochs may change on --resume)`);
       }
       const snapshot = readSnapshot(outDir, 'latest');
       try {
