@@ -7,3 +7,4 @@ export * from './preprocess';
 export * from './coordinates';
 export * from './weights';
 export * from './tidy';
+export * from './meta-optimizer-base';

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { ComponentConfig, MetaOptimizer, NamedTensors, Optimizer, OptimizerState, StepContext, TensorTree } from '@l2l/core';
+import type { NamedTensors, Optimizer, OptimizerState, StepContext, TensorTree } from '@l2l/core';
 import {
   affine,
   checkLayout,
@@ -12,6 +12,7 @@ import {
   preprocessGradients,
   tidyTree,
   unflattenCoordinates,
+  NamedWeightsMetaOptimizer,
 } from '../common';
 import { resolveLstmOptions, type LstmOptions } from './options';
 
@@ -28,6 +29,21 @@ function layerName(l: number): string {
   return `lstm${l}`;
 }
 
+/** φ₀ of the LSTM: each layer's kernel with its bias column (forget gate at `forgetBias`), then the output layer. */
+function initialLstmWeights(options: Readonly<LstmOptions>, seed: number): NamedTensors {
+  const { layers, hidden, initScale, forgetBias } = options;
+  const initial: NamedTensors = {};
+  let inputs = preprocessedFeatures(options.preprocessing);
+  for (let l = 0; l < layers; l++) {
+    const name = `${layerName(l)}/kernel`;
+    // Gate rows: [0,H) input, [H,2H) forget, [2H,3H) cell candidate, [3H,4H) output.
+    initial[name] = initKernelWithBias(seed, name, 4 * hidden, inputs + hidden, initScale, (r) => (r >= hidden && r < 2 * hidden ? forgetBias : 0));
+    inputs = hidden;
+  }
+  initial['output/kernel'] = initKernelWithBias(seed, 'output/kernel', 1, hidden, initScale);
+  return initial;
+}
+
 /**
  * The coordinatewise LSTM optimizer of Andrychowicz et al. 2016, "Learning to learn by gradient descent
  * by gradient descent": a stack of LSTMs whose weights are shared by every coordinate of every parameter
@@ -42,51 +58,15 @@ function layerName(l: number): string {
  * Weights: `lstm{l}/kernel` for each layer and `output/kernel` (`[1, hidden + 1]`, last column the
  * bias). State: `slots.lstm{l}.h` and `.c`, each `[hidden, N]`.
  */
-export class LstmMetaOptimizer implements MetaOptimizer {
-  readonly type = 'lstm';
-  readonly options: Readonly<LstmOptions>;
-  private readonly weights: NamedVariables;
-
+export class LstmMetaOptimizer extends NamedWeightsMetaOptimizer<LstmOptions> {
   /** `options` are validated and completed with defaults; `seed` determines the initial weights. */
   constructor(options: Partial<LstmOptions> = {}, seed = 0) {
-    this.options = Object.freeze(resolveLstmOptions(options));
-    const { layers, hidden, initScale, forgetBias } = this.options;
-    const initial: NamedTensors = {};
-    let inputs = preprocessedFeatures(this.options.preprocessing);
-    for (let l = 0; l < layers; l++) {
-      const name = `${layerName(l)}/kernel`;
-      // Gate rows: [0,H) input, [H,2H) forget, [2H,3H) cell candidate, [3H,4H) output.
-      initial[name] = initKernelWithBias(seed, name, 4 * hidden, inputs + hidden, initScale, (r) =>
-        r >= hidden && r < 2 * hidden ? forgetBias : 0,
-      );
-      inputs = hidden;
-    }
-    initial['output/kernel'] = initKernelWithBias(seed, 'output/kernel', 1, hidden, initScale);
-    this.weights = new NamedVariables(initial, 'meta-optimizer "lstm"');
-  }
-
-  get variables(): Readonly<Record<string, tf.Variable>> {
-    return this.weights.variables;
-  }
-
-  config(): ComponentConfig {
-    return { type: this.type, options: { ...this.options } };
-  }
-
-  getWeights(): NamedTensors {
-    return this.weights.getWeights();
-  }
-
-  setWeights(weights: NamedTensors): void {
-    this.weights.setWeights(weights);
+    const resolved = Object.freeze(resolveLstmOptions(options));
+    super('lstm', resolved, initialLstmWeights(resolved, seed));
   }
 
   optimizer(): Optimizer {
     return new LstmOptimizer(this.options, this.weights);
-  }
-
-  dispose(): void {
-    this.weights.dispose();
   }
 }
 

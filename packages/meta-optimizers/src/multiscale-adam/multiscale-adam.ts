@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { ComponentConfig, MetaOptimizer, NamedTensors, Optimizer, OptimizerState, StepContext, TensorTree } from '@l2l/core';
+import type { NamedTensors, Optimizer, OptimizerState, StepContext, TensorTree } from '@l2l/core';
 import { Rng } from '@l2l/core';
 import {
   affine,
@@ -13,11 +13,31 @@ import {
   tidyTree,
   truncatedNormals,
   unflattenCoordinates,
+  NamedWeightsMetaOptimizer,
 } from '../common';
 import { resolveMultiscaleAdamOptions, type MultiscaleAdamOptions } from './options';
 
 /** The optimizer's slots: Adam moments `m`, `v` (`[k, N]`, one row per (β1, β2) pair) and, for "rnn", the LSTM state. */
 export type MultiscaleAdamSlots = Readonly<{ m: tf.Tensor2D; v: tf.Tensor2D; lstm?: { h: tf.Tensor2D; c: tf.Tensor2D } }>;
+
+/** φ₀ of the chosen combiner, plus the log learning rate when it is learned. */
+function initialMultiscaleAdamWeights(options: Readonly<MultiscaleAdamOptions>, seed: number): NamedTensors {
+  const { betas, combiner, hidden, initScale, learnLearningRate, learningRate } = options;
+  const k = betas.length;
+  const initial: NamedTensors = {};
+  if (combiner === 'linear') {
+    initial['combiner/logits'] = tf.tensor2d(truncatedNormals(Rng.from(seed, 'combiner/logits'), k, 0.1 * initScale), [1, k]);
+  } else if (combiner === 'mlp') {
+    initial['mlp/hidden/kernel'] = initKernelWithBias(seed, 'mlp/hidden/kernel', hidden, k, initScale);
+    initial['mlp/output/kernel'] = initKernelWithBias(seed, 'mlp/output/kernel', k, hidden, 0.1 * initScale);
+  } else {
+    // Gate rows: input, forget (bias 1: keep the cell state at the start), cell candidate, output.
+    initial['lstm/kernel'] = initKernelWithBias(seed, 'lstm/kernel', 4 * hidden, k + hidden, initScale, (r) => (r >= hidden && r < 2 * hidden ? 1 : 0));
+    initial['output/kernel'] = initKernelWithBias(seed, 'output/kernel', k, hidden, 0.1 * initScale);
+  }
+  if (learnLearningRate) initial['lr/log'] = tf.fill([1, 1], Math.log(learningRate));
+  return initial;
+}
 
 /**
  * Multiscale Adam, after ch. 4 of the thesis "Learning to Optimize Deep Neural Networks": Adam run
@@ -42,54 +62,15 @@ export type MultiscaleAdamSlots = Readonly<{ m: tf.Tensor2D; v: tf.Tensor2D; lst
  * Layout: moments and hidden states feature-major (`[k, N]`, `[H, N]`), N all coordinates flattened. The
  * moment updates are small matmuls (diag(β)·M + (1 − β)·g), which avoid broadcasting a column across N.
  */
-export class MultiscaleAdamMetaOptimizer implements MetaOptimizer {
-  readonly type = 'multiscale-adam';
-  readonly options: Readonly<MultiscaleAdamOptions>;
-  private readonly weights: NamedVariables;
-
+export class MultiscaleAdamMetaOptimizer extends NamedWeightsMetaOptimizer<MultiscaleAdamOptions> {
   /** `options` are validated and completed with defaults; `seed` determines the initial weights. */
   constructor(options: Partial<MultiscaleAdamOptions> = {}, seed = 0) {
-    this.options = Object.freeze(resolveMultiscaleAdamOptions(options));
-    const { betas, combiner, hidden, initScale, learnLearningRate, learningRate } = this.options;
-    const k = betas.length;
-    const initial: NamedTensors = {};
-    if (combiner === 'linear') {
-      initial['combiner/logits'] = tf.tensor2d(truncatedNormals(Rng.from(seed, 'combiner/logits'), k, 0.1 * initScale), [1, k]);
-    } else if (combiner === 'mlp') {
-      initial['mlp/hidden/kernel'] = initKernelWithBias(seed, 'mlp/hidden/kernel', hidden, k, initScale);
-      initial['mlp/output/kernel'] = initKernelWithBias(seed, 'mlp/output/kernel', k, hidden, 0.1 * initScale);
-    } else {
-      // Gate rows: input, forget (bias 1: keep the cell state at the start), cell candidate, output.
-      initial['lstm/kernel'] = initKernelWithBias(seed, 'lstm/kernel', 4 * hidden, k + hidden, initScale, (r) => (r >= hidden && r < 2 * hidden ? 1 : 0));
-      initial['output/kernel'] = initKernelWithBias(seed, 'output/kernel', k, hidden, 0.1 * initScale);
-    }
-    if (learnLearningRate) initial['lr/log'] = tf.fill([1, 1], Math.log(learningRate));
-    this.weights = new NamedVariables(initial, 'meta-optimizer "multiscale-adam"');
-  }
-
-  get variables(): Readonly<Record<string, tf.Variable>> {
-    return this.weights.variables;
-  }
-
-  config(): ComponentConfig {
-    const { betas, ...rest } = this.options;
-    return { type: this.type, options: { ...rest, betas: betas.map((p) => [...p]) } };
-  }
-
-  getWeights(): NamedTensors {
-    return this.weights.getWeights();
-  }
-
-  setWeights(weights: NamedTensors): void {
-    this.weights.setWeights(weights);
+    const resolved = Object.freeze(resolveMultiscaleAdamOptions(options));
+    super('multiscale-adam', resolved, initialMultiscaleAdamWeights(resolved, seed));
   }
 
   optimizer(): Optimizer {
     return new MultiscaleAdamOptimizer(this.options, this.weights);
-  }
-
-  dispose(): void {
-    this.weights.dispose();
   }
 }
 

@@ -37,7 +37,7 @@
  * 0..M−1 the magnitude logits, M the logit of −1, M + 1 that of +1).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { ComponentConfig, MetaOptimizer, NamedTensors, Optimizer, OptimizerState, StepContext, TensorTree } from '@l2l/core';
+import type { NamedTensors, Optimizer, OptimizerState, StepContext, TensorTree } from '@l2l/core';
 import {
   affine,
   checkLayout,
@@ -51,6 +51,7 @@ import {
   splitRows,
   tidyTree,
   unflattenCoordinates,
+  NamedWeightsMetaOptimizer,
 } from '../common';
 import { resolveNormalizedHistoryOptions, type NormalizedHistoryOptions } from './options';
 
@@ -89,46 +90,24 @@ function repeatRows(row: tf.Tensor2D, k: number): tf.Tensor2D {
   return matMulFast(tf.ones([k, 1]) as tf.Tensor2D, row);
 }
 
-export class NormalizedHistoryMetaOptimizer implements MetaOptimizer {
-  readonly type = 'normalized-history';
-  readonly options: Readonly<NormalizedHistoryOptions>;
-  private readonly weights: NamedVariables;
+/** φ₀: the MLP's hidden layer over the 2k history inputs, and its output (sign logits, magnitude logits). */
+function initialNormalizedHistoryWeights(options: Readonly<NormalizedHistoryOptions>, seed: number): NamedTensors {
+  const { historySize, hidden, magnitudes, initScale } = options;
+  return {
+    'hidden/kernel': initKernelWithBias(seed, 'hidden/kernel', hidden, 2 * historySize, initScale),
+    'output/kernel': initKernelWithBias(seed, 'output/kernel', magnitudes.length + 2, hidden, initScale),
+  };
+}
 
+export class NormalizedHistoryMetaOptimizer extends NamedWeightsMetaOptimizer<NormalizedHistoryOptions> {
   /** `options` are validated and completed with defaults; `seed` determines the initial weights. */
   constructor(options: Partial<NormalizedHistoryOptions> = {}, seed = 0) {
-    this.options = Object.freeze(resolveNormalizedHistoryOptions(options));
-    const { historySize, hidden, magnitudes, initScale } = this.options;
-    this.weights = new NamedVariables(
-      {
-        'hidden/kernel': initKernelWithBias(seed, 'hidden/kernel', hidden, 2 * historySize, initScale),
-        'output/kernel': initKernelWithBias(seed, 'output/kernel', magnitudes.length + 2, hidden, initScale),
-      },
-      'meta-optimizer "normalized-history"',
-    );
-  }
-
-  get variables(): Readonly<Record<string, tf.Variable>> {
-    return this.weights.variables;
-  }
-
-  config(): ComponentConfig {
-    return { type: this.type, options: { ...this.options, magnitudes: [...this.options.magnitudes] } };
-  }
-
-  getWeights(): NamedTensors {
-    return this.weights.getWeights();
-  }
-
-  setWeights(weights: NamedTensors): void {
-    this.weights.setWeights(weights);
+    const resolved = Object.freeze(resolveNormalizedHistoryOptions(options));
+    super('normalized-history', resolved, initialNormalizedHistoryWeights(resolved, seed));
   }
 
   optimizer(): Optimizer {
     return new NormalizedHistoryOptimizer(this.options, this.weights);
-  }
-
-  dispose(): void {
-    this.weights.dispose();
   }
 }
 

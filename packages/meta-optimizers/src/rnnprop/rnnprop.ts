@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { ComponentConfig, MetaOptimizer, NamedTensors, Optimizer, OptimizerState, StepContext, TensorTree } from '@l2l/core';
+import type { NamedTensors, Optimizer, OptimizerState, StepContext, TensorTree } from '@l2l/core';
 import {
   affine,
   checkLayout,
@@ -11,6 +11,7 @@ import {
   NamedVariables,
   tidyTree,
   unflattenCoordinates,
+  NamedWeightsMetaOptimizer,
 } from '../common';
 import { resolveRnnpropOptions, type RnnpropOptions } from './options';
 
@@ -25,6 +26,21 @@ export type RnnpropSlots = Readonly<{ m: tf.Tensor2D; v: tf.Tensor2D } & Record<
 
 function layerName(l: number): string {
   return `lstm${l}`;
+}
+
+/** φ₀ of RNNprop: the ELU input layer, the LSTM layers (forget gate at `forgetBias`), the output layer. */
+function initialRnnpropWeights(options: Readonly<RnnpropOptions>, seed: number): NamedTensors {
+  const { inputUnits, layers, hidden, initScale, forgetBias } = options;
+  const initial: NamedTensors = {};
+  initial['input/kernel'] = initKernelWithBias(seed, 'input/kernel', inputUnits, 2, initScale);
+  let inputs = inputUnits;
+  for (let l = 0; l < layers; l++) {
+    const name = `${layerName(l)}/kernel`;
+    initial[name] = initKernelWithBias(seed, name, 4 * hidden, inputs + hidden, initScale, (r) => (r >= hidden && r < 2 * hidden ? forgetBias : 0));
+    inputs = hidden;
+  }
+  initial['output/kernel'] = initKernelWithBias(seed, 'output/kernel', 1, hidden, initScale);
+  return initial;
 }
 
 /**
@@ -45,49 +61,15 @@ function layerName(l: number): string {
  * `lstm{l}/kernel` (`[4·hidden, in + hidden + 1]`, gate rows input, forget, cell, output) and `output/kernel`
  * (`[1, hidden + 1]`).
  */
-export class RnnpropMetaOptimizer implements MetaOptimizer {
-  readonly type = 'rnnprop';
-  readonly options: Readonly<RnnpropOptions>;
-  private readonly weights: NamedVariables;
-
+export class RnnpropMetaOptimizer extends NamedWeightsMetaOptimizer<RnnpropOptions> {
   /** `options` are validated and completed with defaults; `seed` determines the initial weights. */
   constructor(options: Partial<RnnpropOptions> = {}, seed = 0) {
-    this.options = Object.freeze(resolveRnnpropOptions(options));
-    const { inputUnits, layers, hidden, initScale, forgetBias } = this.options;
-    const initial: NamedTensors = {};
-    initial['input/kernel'] = initKernelWithBias(seed, 'input/kernel', inputUnits, 2, initScale);
-    let inputs = inputUnits;
-    for (let l = 0; l < layers; l++) {
-      const name = `${layerName(l)}/kernel`;
-      initial[name] = initKernelWithBias(seed, name, 4 * hidden, inputs + hidden, initScale, (r) => (r >= hidden && r < 2 * hidden ? forgetBias : 0));
-      inputs = hidden;
-    }
-    initial['output/kernel'] = initKernelWithBias(seed, 'output/kernel', 1, hidden, initScale);
-    this.weights = new NamedVariables(initial, 'meta-optimizer "rnnprop"');
-  }
-
-  get variables(): Readonly<Record<string, tf.Variable>> {
-    return this.weights.variables;
-  }
-
-  config(): ComponentConfig {
-    return { type: this.type, options: { ...this.options } };
-  }
-
-  getWeights(): NamedTensors {
-    return this.weights.getWeights();
-  }
-
-  setWeights(weights: NamedTensors): void {
-    this.weights.setWeights(weights);
+    const resolved = Object.freeze(resolveRnnpropOptions(options));
+    super('rnnprop', resolved, initialRnnpropWeights(resolved, seed));
   }
 
   optimizer(): Optimizer {
     return new RnnpropOptimizer(this.options, this.weights);
-  }
-
-  dispose(): void {
-    this.weights.dispose();
   }
 }
 
