@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ComponentRegistry, UserError, createContainer, randomScaling, useBackend, type TaskConfig } from '@l2l/core';
+import { ComponentRegistry, UserError, createContainer, randomScaling, useBackend, type Task, type TaskConfig } from '@l2l/core';
 import { checkTaskFamily } from '@l2l/core/testing';
 import { optimizeesModule } from '../optimizees-module';
 import { createQuadraticFamily, quadratic, quadraticTaskSeed, QuadraticTask } from './quadratic';
@@ -287,7 +287,7 @@ describe('quadratic under training tricks', () => {
   test('its gradient is right when the loss sees a temporary c ⊙ θ (random scaling), on wasm', async () => {
     await useBackend('wasm');
     const family = createQuadraticFamily({ dims: 3, batch: 2 });
-    const task = family.build(family.sample(0, 'train'));
+    const task: Task = family.build(family.sample(0, 'train'));
     const scaled = randomScaling(task, 1, 7);
     const p = scaled.initParams(0);
     // d/dθ f(c ⊙ θ) = c ⊙ ∇f(c ⊙ θ); c is recovered from the wrapped and plain initial points (θ₀/c vs θ₀).
