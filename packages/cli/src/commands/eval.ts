@@ -6,7 +6,7 @@ import type { CliContext } from '../context';
 import { lossCurvesSvg } from '../report/plot';
 
 interface EvalOptions {
-  optimizer?: string;
+  optimizer?: string[];
   out: string;
   steps?: number;
   tasks?: number;
@@ -30,23 +30,33 @@ export function registerEval(program: Command, ctx: CliContext): void {
         'mean and std of the loss, final-loss mean and std), curves.csv, loss-curves.svg and results.md, and prints the table.',
     )
     .argument('<config>', 'experiment config (JSON)')
-    .option('--optimizer <checkpoint>', 'checkpoint of `l2l train` (a run directory: best/ is used, else latest/; or a snapshot directory); without it only the baselines run')
+    .option(
+      '--optimizer <checkpoint>',
+      'checkpoint of `l2l train` (a run directory: best/ is used, else latest/; or a snapshot directory); repeat it to compare several learned optimizers; without it only the baselines run',
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
     .requiredOption('-o, --out <dir>', 'directory for the results')
     .option('--steps <n>', 'optimizee steps per run (default: evaluation.steps)', positiveInt)
     .option('--tasks <n>', 'number of held-out tasks (default: evaluation.tasks)', positiveInt)
     .option('--backend <backend>', `tfjs backend, overriding the config (${BACKEND_CHOICES.join(', ')})`)
     .addHelpText(
       'after',
-      ['', 'Examples:', '  $ l2l eval experiments/quadratic.json --optimizer runs/quadratic --out runs/quadratic/eval', '  $ l2l eval experiments/quadratic.json --optimizer runs/quadratic --steps 1000 --out runs/quadratic/eval-1000'].join('\n'),
+      [
+        '',
+        'Examples:',
+        '  $ l2l eval experiments/quadratic.json --optimizer runs/quadratic --out runs/quadratic/eval',
+        '  $ l2l eval experiments/quadratic.json --optimizer runs/quadratic --steps 1000 --out runs/quadratic/eval-1000',
+        '  $ l2l eval experiments/quadratic.json --optimizer runs/lstm --optimizer runs/rnnprop --out runs/compare',
+      ].join('\n'),
     )
     .action(async (file: string, opts: EvalOptions) => {
       const ws = ctx.loadExperiment(file);
       const backend = await useBackend(opts.backend ?? ws.experiment.backend);
       ctx.out(describeBackend(backend));
-      const checkpoint = opts.optimizer === undefined ? undefined : path.resolve(ctx.cwd, opts.optimizer);
+      const checkpoints = (opts.optimizer ?? []).map((p) => path.resolve(ctx.cwd, p));
       let last = '';
       const results = evaluateExperiment(ws.experiment, ws.registry, {
-        checkpoint,
+        checkpoints,
         baseDir: ws.baseDir,
         steps: opts.steps,
         tasks: opts.tasks,

@@ -87,6 +87,14 @@ describe('l2l eval', () => {
     expect(fs.readFileSync(path.join(dir, 'eval', 'loss-curves.svg'), 'utf8')).toMatch(/^<svg/);
   });
 
+  it('compares several learned optimizers when --optimizer is repeated', async () => {
+    const r = await run(['eval', 'toy.json', '--optimizer', 'run', '--optimizer', 'run/latest', '--out', 'eval-2', '--tasks', '2'], dir);
+    expect(r.code).toBe(0);
+    const results = JSON.parse(fs.readFileSync(path.join(dir, 'eval-2', 'results.json'), 'utf8'));
+    expect(results.optimizers.map((o: { kind: string }) => o.kind)).toEqual(['learned', 'learned', 'sgd', 'adam']);
+    expect((r.stdout.match(/\| \*\*lstm\*\* \(learned\) \|/g) ?? []).length).toBe(2);
+  });
+
   it('runs the baselines alone without --optimizer, and honours --steps and --tasks', async () => {
     const r = await run(['eval', 'toy.json', '--out', 'eval-b', '--steps', '4', '--tasks', '2'], dir);
     expect(r.code).toBe(0);

@@ -16,7 +16,7 @@ export interface EvaluationResults {
   tasks: number;
   seed: number;
   backend?: string;
-  /** The learned optimizer first (when evaluated), then the baselines in config order. */
+  /** The learned optimizers first (in checkpoint order), then the baselines in config order. */
   optimizers: OptimizerResult[];
   /** Learning-rate grid per tuned baseline, keyed by its position in evaluation.baselines. */
   tuning: Array<{ baseline: ComponentConfig; result: TuningResult }>;
@@ -25,6 +25,8 @@ export interface EvaluationResults {
 export interface EvaluateRunOptions {
   /** A checkpoint (run directory or snapshot) of the learned optimizer; none evaluates the baselines alone. */
   checkpoint?: string;
+  /** Several checkpoints (learned optimizers compared with each other), evaluated after `checkpoint`. */
+  checkpoints?: readonly string[];
   baseDir: string;
   /** Override the experiment's evaluation step count (e.g. 10× the training horizon). */
   steps?: number;
@@ -67,7 +69,7 @@ function evaluateBaselines(experiment: ExperimentConfig, registry: ComponentRegi
 }
 
 /**
- * Evaluates the learned optimizer of a checkpoint and the experiment's baselines (learning rates tuned by
+ * Evaluates the learned optimizer of each checkpoint and the experiment's baselines (learning rates tuned by
  * grid on training tasks) on the same held-out tasks, seeds and step count.
  */
 export function evaluateExperiment(experiment: ExperimentConfig, registry: ComponentRegistry, options: EvaluateRunOptions): EvaluationResults {
@@ -76,9 +78,10 @@ export function evaluateExperiment(experiment: ExperimentConfig, registry: Compo
   const family = registry.create('optimizee', experiment.optimizee, { seed: deriveSeed(experiment.seed, 'optimizee'), baseDir: options.baseDir });
   try {
     const optimizers: OptimizerResult[] = [];
-    if (options.checkpoint) {
-      const snapshot = readSnapshot(options.checkpoint);
-      const meta = registry.create('meta-optimizer', snapshot.metaOptimizer, { seed: 0, baseDir: options.baseDir }, options.checkpoint, 'meta-optimizer.json');
+    const checkpoints = [...(options.checkpoint ? [options.checkpoint] : []), ...(options.checkpoints ?? [])];
+    for (const checkpoint of checkpoints) {
+      const snapshot = readSnapshot(checkpoint);
+      const meta = registry.create('meta-optimizer', snapshot.metaOptimizer, { seed: 0, baseDir: options.baseDir }, checkpoint, 'meta-optimizer.json');
       try {
         meta.setWeights(snapshot.weights);
         optimizers.push(
