@@ -26,6 +26,7 @@ export function lossCurvesSpec(results: EvaluationResults, title?: string): vega
     title: title ?? `${results.optimizee.type}: loss over ${results.tasks} held-out tasks (mean ± std)`,
     width: 560,
     height: 340,
+    config: { legend: { labelLimit: 320 } }, // names such as "multiscale-adam (learned)" in full
     data: { values },
     layer: [
       { mark: { type: 'area', opacity: 0.18 }, encoding: { x, y: { field: 'lower', type: 'quantitative', scale: { type: 'log' } }, y2: { field: 'upper' }, color } },
