@@ -54,6 +54,7 @@ beforeAll(() => {
   write('bad.json', { ...spec, evaluations: [{ name: 'Bad Name', config: 'toy.json' }, { name: 'x' }], extra: 1 });
   write('twice.json', { ...spec, evaluations: [spec.evaluations[0], spec.evaluations[0]] });
   write('untrained.json', { ...spec, checkpoint: { dir: 'runs/none', config: 'toy.json' } });
+  write('baselines-first.json', { ...spec, checkpoint: { dir: 'runs/none', config: 'toy.json' }, results: 'runs/report-b', out: 'docs-b' });
   write('more-steps.json', { ...spec, evaluations: [{ ...spec.evaluations[0], steps: 7 }] });
   fs.writeFileSync(path.join(dir, '.gitignore'), 'runs/\n');
   git('init', '-q');
@@ -78,7 +79,7 @@ describe('l2l report', () => {
       'results.md',
     ]);
     for (const f of fs.readdirSync(path.join(dir, 'docs')).filter((f) => f.endsWith('.svg'))) expect(read(`docs/${f}`)).toMatch(/^<svg/);
-    expect(fs.readdirSync(path.join(dir, 'runs/report/toy')).sort()).toEqual(['curves.csv', 'results.json', 'results.md', 'run.json']);
+    expect(fs.readdirSync(path.join(dir, 'runs/report/toy')).sort()).toEqual(['baselines.json', 'curves.csv', 'results.json', 'results.md', 'run.json']);
 
     const page = read('docs/results.md');
     expect(page).toMatch(/^# Toy report\n\nQuadratics, tiny\.\n/);
@@ -130,11 +131,35 @@ describe('l2l report', () => {
     expect(page).toMatch(/\| meta-training \(`runs\/toy`, 2 epochs\) \| \d+s \| — \| — \| — \| an earlier `l2l report --train` \|/);
     // The earlier page's own output (docs/) is not counted as a change of the code.
     expect(page).not.toContain('docs/results.md');
+    const earlier = JSON.parse(read('runs/report/toy-long/results.json')) as EvaluationResults;
     const only = await run(['report', 'report.json', '--only', 'toy-long', '--out', 'page3'], dir);
     expect(only.code).toBe(0);
     expect(only.stdout).toContain('ran: toy-long');
     expect(only.stdout).toContain('collected: toy, toy-wide');
+    // The baselines do not depend on the checkpoint: the second run reuses them, the learned optimizer runs again.
+    expect(only.stderr).toMatch(/evaluation toy-long: toy\.json, 9 steps, 2 tasks\.\.\.\n {2}baselines: reusing the run of \S+ \(same optimizee/);
+    expect(only.stderr).toContain('  lstm...');
+    expect(only.stderr).not.toContain('tuning sgd');
+    const again = JSON.parse(read('runs/report/toy-long/results.json')) as EvaluationResults;
+    expect(again.optimizers).toEqual(earlier.optimizers.map((o) => (o.kind === 'learned' ? { ...o, seconds: expect.any(Number) } : o)));
+    expect(fs.readFileSync(path.join(dir, 'page3', 'results.md'), 'utf8')).toMatch(/\| evaluation: Toy quadratic, 9 steps \| .* \| this run; baselines reused from \S+ \|/);
     git('checkout', '-q', '--', 'toy-wide.json');
+  });
+
+  it('runs the baselines alone without a checkpoint (--baselines-only) and keeps them for the next report', async () => {
+    const r = await run(['report', 'baselines-first.json', '--baselines-only', '--only', 'toy', 'toy-wide'], dir);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('ran: toy, toy-wide');
+    expect(r.stderr).toContain('baselines of toy: toy.json, 5 steps, 3 tasks...\n  tuning sgd...');
+    expect(fs.readdirSync(path.join(dir, 'runs/report-b')).sort()).toEqual(['toy', 'toy-wide']);
+    expect(fs.readdirSync(path.join(dir, 'runs/report-b/toy'))).toEqual(['baselines.json']);
+    expect(fs.existsSync(path.join(dir, 'runs/none'))).toBe(false);
+    expect(fs.existsSync(path.join(dir, 'docs-b'))).toBe(false);
+    const kept = JSON.parse(read('runs/report-b/toy/baselines.json')) as { results: EvaluationResults };
+    expect(kept.results.optimizers.map((o) => o.kind)).toEqual(['sgd', 'adam']);
+    // Same config, steps, tasks and seed as the first report's: the same numbers.
+    const first = JSON.parse(read('runs/report/toy/results.json')) as EvaluationResults;
+    expect(kept.results.optimizers.map((o) => o.final)).toEqual(first.optimizers.slice(1).map((o) => o.final));
   });
 
   it('explains a missing checkpoint, a bad spec and results that do not match the spec (exit 1)', async () => {

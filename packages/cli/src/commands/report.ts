@@ -10,6 +10,7 @@ interface ReportOptions {
   train?: boolean;
   collect?: boolean;
   only?: string[];
+  baselinesOnly?: boolean;
   backend?: BackendChoice;
 }
 
@@ -20,6 +21,7 @@ function commandLine(file: string, opts: ReportOptions): string {
   if (opts.train) parts.push('--train');
   if (opts.collect) parts.push('--collect');
   if (opts.only) parts.push('--only', ...opts.only);
+  if (opts.baselinesOnly) parts.push('--baselines-only');
   if (opts.backend) parts.push('--backend', opts.backend);
   return parts.join(' ');
 }
@@ -32,7 +34,9 @@ export function registerReport(program: Command, ctx: CliContext): void {
     .description(
       'Run a report spec (JSON): the learned optimizer of one checkpoint, never retrained, evaluated against tuned ' +
         'baselines on each listed config (with its own step and task counts). Each evaluation\'s raw results go to ' +
-        '<results>/<name>/ (results.json, curves.csv, results.md, run.json); the page (results.md) and one SVG of loss ' +
+        '<results>/<name>/ (results.json, curves.csv, results.md, run.json; the baselines\' runs also in baselines.json, reused by later ' +
+        'reports while the optimizee, evaluation settings, seed, steps, tasks and backend stay the same, since they do not depend on ' +
+        'the checkpoint); the page (results.md) and one SVG of loss ' +
         'curves per evaluation go to the output directory. The page names the command, the git commit (and whether ' +
         'the tree was dirty), the backend, the date and the time each part took, and says in words where the learned ' +
         'optimizer wins or loses.',
@@ -42,6 +46,7 @@ export function registerReport(program: Command, ctx: CliContext): void {
     .option('--train', 'train the checkpoint (l2l train <checkpoint.config> --out <checkpoint.dir>) when its directory holds none')
     .option('--collect', 'run nothing: build the page from the results an earlier report wrote')
     .option('--only <name...>', 'run only these evaluations; collect the others from an earlier report')
+    .option('--baselines-only', 'only run the tuned baselines of the evaluations (or of --only\'s) and keep them for later reports; no checkpoint needed, no page')
     .option('--backend <backend>', `tfjs backend, overriding the configs (${BACKEND_CHOICES.join(', ')})`)
     .addHelpText(
       'after',
@@ -52,12 +57,14 @@ export function registerReport(program: Command, ctx: CliContext): void {
         '  $ l2l report experiments/report-mnist.json                 # evaluate runs/mnist, write docs/results.md',
         '  $ l2l report experiments/report-mnist.json --train         # train runs/mnist first if it is missing',
         '  $ l2l report experiments/report-mnist.json --only mnist-relu',
+        '  $ l2l report experiments/report-mnist.json --baselines-only    # while runs/mnist still trains',
         '  $ l2l report experiments/report-mnist.json --collect --out /tmp/page',
       ].join('\n'),
     )
     .action(async (file: string, opts: ReportOptions) => {
       if (opts.collect && opts.only) throw new UserError('--collect and --only exclude each other (--only already collects the evaluations it does not name)');
       if (opts.collect && opts.train) throw new UserError('--collect and --train exclude each other');
+      if (opts.baselinesOnly && (opts.collect || opts.train)) throw new UserError('--baselines-only excludes --collect and --train');
       const spec = loadReportSpec(file, ctx.cwd);
       const out = opts.out !== undefined ? path.resolve(ctx.cwd, opts.out) : spec.resolved.out;
       if (out === null) throw new UserError(`${file}: no output directory: give --out or set "out" in the spec`);
@@ -70,6 +77,7 @@ export function registerReport(program: Command, ctx: CliContext): void {
         train: opts.train === true,
         collect: opts.collect === true,
         only: opts.only ?? null,
+        baselinesOnly: opts.baselinesOnly === true,
         command: commandLine(file, opts),
         cwd: ctx.cwd,
         backend: { name: backend.name, line: describeBackend(backend) },
@@ -79,6 +87,6 @@ export function registerReport(program: Command, ctx: CliContext): void {
       const shown = (p: string) => path.relative(ctx.cwd, p) || '.';
       if (result.ran.length) ctx.out(`ran: ${result.ran.join(', ')}`);
       if (result.collected.length) ctx.out(`collected: ${result.collected.join(', ')}`);
-      ctx.out(`wrote ${result.files.map(shown).join(', ')}`);
+      if (result.files.length) ctx.out(`wrote ${result.files.map(shown).join(', ')}`);
     });
 }

@@ -86,6 +86,7 @@ describe('page', () => {
         run: {
           name: 'win', config: 'a.json', steps: 2, tasks: 4, checkpoint: 'run/best', backend: 'cpu', startedAt: 'T', seconds: 125, tuningSeconds: 65,
           loadBefore: 0.5, loadAfter: 2.25, git: { commit: 'abc123', changed: [] }, command: 'l2l report spec.json',
+          learnedSeconds: 60, baselines: { reused: false, startedAt: 'T', seconds: 65, commit: 'abc123' },
         },
         results: results([opt('learned', 0.2, 0.95), opt('adam', 0.25, 0.93)]),
         plot: 'results-win.svg',
@@ -97,6 +98,7 @@ describe('page', () => {
         run: {
           name: 'lose', config: 'b.json', steps: 2, tasks: 4, checkpoint: 'run/best', backend: 'cpu', startedAt: '2026-01-01T00:00:00.000Z', seconds: 5, tuningSeconds: 1,
           loadBefore: 0, loadAfter: 0, git: { commit: 'old999', changed: [] }, command: 'l2l report spec.json',
+          learnedSeconds: 1, baselines: { reused: true, startedAt: '2025-12-31T00:00:00.000Z', seconds: 4, commit: 'old000' },
         },
         results: results([opt('learned', 0.4, 0.9), opt('adam', 0.1, 0.97)]),
         plot: 'results-lose.svg',
@@ -127,7 +129,7 @@ describe('page', () => {
     expect(page).toContain('Baseline learning rates were tuned on training tasks over the grid 0.01000, 0.1000, 1.000.');
     expect(page).toContain('![Wins here: loss curves](results-win.svg)');
     expect(page).toContain('| evaluation: Wins here | 2m 05s | 1m 05s | cpu | 0.50 → 2.25 | this run |');
-    expect(page).toContain('| evaluation: ReLU (loses) | 5s | 1s | cpu | 0.00 → 0.00 | collected (2026-01-01T00:00:00.000Z, commit `old999`) |');
+    expect(page).toContain('| evaluation: ReLU (loses) | 5s | 1s | cpu | 0.00 → 0.00 | collected (2026-01-01T00:00:00.000Z, commit `old999`); baselines reused from 2025-12-31T00:00:00.000Z (commit `old000`) |');
   });
 
   it('describes the meta-training behind the checkpoint', () => {

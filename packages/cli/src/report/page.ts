@@ -21,9 +21,13 @@ export interface EvaluationRunInfo {
   checkpoint: string | null;
   backend: string;
   startedAt: string;
-  /** Wall time of the whole evaluation, and of the baselines' learning-rate tuning within it. */
+  /** Wall time of the whole evaluation (learned optimizer and baselines), and of the baselines' learning-rate tuning within it. */
   seconds: number;
   tuningSeconds: number;
+  /** Wall time of the learned optimizer's runs (null: none). */
+  learnedSeconds: number | null;
+  /** The baselines' runs, which may come from an earlier report (they do not depend on the checkpoint). */
+  baselines: { reused: boolean; startedAt: string; seconds: number; commit: string | null };
   /** 1-minute load average before and after (shared machines run slower). */
   loadBefore: number;
   loadAfter: number;
@@ -245,13 +249,15 @@ function timingTable(input: ReportPageInput): string[] {
   for (const e of input.evaluations) {
     const r = e.run;
     const sameCommit = r.git.commit === input.git.commit;
+    const b = r.baselines;
+    const reused = b.reused ? `; baselines reused from ${b.startedAt}${b.commit === r.git.commit ? '' : ` (commit \`${b.commit ?? 'none'}\`)`}` : '';
     rows.push([
       `evaluation: ${e.entry.title}`,
       formatDuration(r.seconds),
       formatDuration(r.tuningSeconds),
       r.backend,
       `${r.loadBefore.toFixed(2)} → ${r.loadAfter.toFixed(2)}`,
-      e.ranNow ? 'this run' : `collected (${r.startedAt}${sameCommit ? '' : `, commit \`${r.git.commit ?? 'none'}\``})`,
+      (e.ranNow ? 'this run' : `collected (${r.startedAt}${sameCommit ? '' : `, commit \`${r.git.commit ?? 'none'}\``})`) + reused,
     ]);
   }
   return [line(head), line(head.map(() => '---')), ...rows.map(line)];

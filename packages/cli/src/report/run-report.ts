@@ -27,6 +27,8 @@ export interface ReportRunOptions {
   collect: boolean;
   /** Run only these evaluations and collect the others (null: run all, unless collect). */
   only: readonly string[] | null;
+  /** Only run (and keep) the baselines of the selected evaluations; no checkpoint needed, no page written. */
+  baselinesOnly?: boolean;
   /** The command line, for the page. */
   command: string;
   /** Directory the command ran in: the page shows paths relative to it, as the command line does. */
@@ -41,7 +43,8 @@ export interface ReportRunOptions {
 }
 
 export interface ReportRunResult {
-  page: string;
+  /** The page written (null with baselinesOnly). */
+  page: string | null;
   files: string[];
   ran: string[];
   collected: string[];
@@ -84,6 +87,73 @@ function readJson<T>(file: string, what: string): T {
   }
 }
 
+function progress(log: (line: string) => void): (what: string, done: number) => void {
+  let last = '';
+  // One line per optimizer (and per tuning), not per task.
+  return (what, done) => {
+    if (what !== last && done <= 1) log(`  ${what}...`);
+    last = what;
+  };
+}
+
+/** The baselines' half of an evaluation (baselines.json): it does not depend on the checkpoint, so it is kept and reused. */
+interface BaselineRun {
+  /** What the baselines' numbers depend on: optimizee, evaluation settings, seed, steps, tasks, backend. */
+  key: string;
+  results: EvaluationResults;
+  startedAt: string;
+  seconds: number;
+  tuningSeconds: number;
+  loadBefore: number;
+  git: GitState;
+}
+
+function baselineKey(experiment: ExperimentConfig, steps: number, tasks: number, backend: string): string {
+  const { optimizee, seed, evaluation } = experiment;
+  return JSON.stringify({ optimizee, seed, baselines: evaluation.baselines, tuning: evaluation.tuning, steps, tasks, backend });
+}
+
+/**
+ * The tuned baselines of one evaluation: reused from `<dir>/baselines.json` when it was run with the same
+ * optimizee, evaluation settings, seed, steps, tasks and backend, else run (tuning included) and kept there.
+ */
+async function baselineRun(
+  ws: LoadedExperiment,
+  dir: string,
+  steps: number,
+  tasks: number,
+  options: Pick<ReportRunOptions, 'backend' | 'log'> & { git: GitState; now: () => number },
+): Promise<BaselineRun & { reused: boolean }> {
+  const file = path.join(dir, 'baselines.json');
+  const key = baselineKey(ws.experiment, steps, tasks, options.backend.name);
+  if (fs.existsSync(file)) {
+    const kept = readJson<BaselineRun>(file, 'baseline results');
+    if (kept.key === key) {
+      options.log(`  baselines: reusing the run of ${kept.startedAt} (same optimizee, settings, seed, steps, tasks and backend)`);
+      return { ...kept, reused: true };
+    }
+  }
+  const t0 = options.now();
+  const loadBefore = os.loadavg()[0]!;
+  const results = evaluateExperiment(ws.experiment, ws.registry, { baseDir: ws.baseDir, steps, tasks, onProgress: progress(options.log) });
+  results.backend = options.backend.name;
+  const seconds = (options.now() - t0) / 1000;
+  const run: BaselineRun = {
+    key,
+    results,
+    startedAt: new Date(t0).toISOString(),
+    seconds,
+    tuningSeconds: Math.max(0, seconds - results.optimizers.reduce((sum, o) => sum + o.seconds, 0)),
+    loadBefore,
+    git: options.git,
+  };
+  fs.mkdirSync(dir, { recursive: true });
+  writeFileAtomic(file, JSON.stringify(run) + '\n');
+  // Let timers (progress, signals) run between long synchronous evaluations.
+  await new Promise((resolve) => setImmediate(resolve));
+  return { ...run, reused: false };
+}
+
 /** What `--train` records beside the results, so later pages can show the measured training time. */
 interface TrainingRunInfo {
   seconds: number;
@@ -116,6 +186,20 @@ export async function runReport(spec: LoadedReportSpec, options: ReportRunOption
   // Every config is validated before anything runs: a typo fails in seconds, not after an hour of training.
   const configs = new Map<string, LoadedExperiment>();
   for (const e of spec.evaluations) configs.set(e.name, options.loadExperiment(spec.resolved.configs[e.name]!));
+
+  if (options.baselinesOnly) {
+    const ran: string[] = [];
+    for (const entry of spec.evaluations) {
+      if (options.only !== null && !options.only.includes(entry.name)) continue;
+      const ws = configs.get(entry.name)!;
+      const steps = entry.steps ?? ws.experiment.evaluation.steps;
+      const tasks = entry.tasks ?? spec.tasks;
+      options.log(`baselines of ${entry.name}: ${entry.config}, ${steps} steps, ${tasks} tasks...`);
+      await baselineRun(ws, path.join(spec.resolved.results, entry.name), steps, tasks, { ...options, git, now });
+      ran.push(entry.name);
+    }
+    return { page: null, files: [], ran, collected: [] };
+  }
 
   const ck = spec.resolved.checkpoint;
   let snapshotDir: string | null = null;
@@ -165,20 +249,16 @@ export async function runReport(spec: LoadedReportSpec, options: ReportRunOption
       options.log(`evaluation ${entry.name}: ${entry.config}, ${steps} steps, ${tasks} tasks...`);
       const t0 = now();
       const loadBefore = os.loadavg()[0]!;
-      let last = '';
-      results = evaluateExperiment(ws.experiment, ws.registry, {
-        checkpoint: snapshotDir ?? undefined,
-        baseDir: ws.baseDir,
-        steps,
-        tasks,
-        onProgress: (what, done) => {
-          if (what !== last && done <= 1) options.log(`  ${what}...`);
-          last = what;
-        },
-      });
-      results.backend = options.backend.name;
-      const seconds = (now() - t0) / 1000;
-      const evaluating = results.optimizers.reduce((s, o) => s + o.seconds, 0);
+      const baselines = await baselineRun(ws, dir, steps, tasks, { ...options, git, now });
+      let learned: EvaluationResults['optimizers'] = [];
+      let learnedSeconds: number | null = null;
+      if (snapshotDir !== null) {
+        const t1 = now();
+        const learnedOnly = { ...ws.experiment, evaluation: { ...ws.experiment.evaluation, baselines: [] } };
+        learned = evaluateExperiment(learnedOnly, ws.registry, { checkpoint: snapshotDir, baseDir: ws.baseDir, steps, tasks, onProgress: progress(options.log) }).optimizers;
+        learnedSeconds = (now() - t1) / 1000;
+      }
+      results = { ...baselines.results, optimizers: [...learned, ...baselines.results.optimizers], backend: options.backend.name };
       run = {
         name: entry.name,
         config: entry.config,
@@ -187,9 +267,11 @@ export async function runReport(spec: LoadedReportSpec, options: ReportRunOption
         checkpoint: snapshotDir === null ? null : rel(snapshotDir),
         backend: options.backend.name,
         startedAt: new Date(t0).toISOString(),
-        seconds,
-        tuningSeconds: Math.max(0, seconds - evaluating),
-        loadBefore,
+        seconds: (learnedSeconds ?? 0) + baselines.seconds,
+        tuningSeconds: baselines.tuningSeconds,
+        learnedSeconds,
+        baselines: { reused: baselines.reused, startedAt: baselines.startedAt, seconds: baselines.seconds, commit: baselines.git.commit },
+        loadBefore: baselines.reused ? loadBefore : baselines.loadBefore,
         loadAfter: os.loadavg()[0]!,
         git,
         command: options.command,
