@@ -137,13 +137,17 @@ describe('page', () => {
       ...base(),
       training: {
         dir: '../runs/m', config: 'm.json', snapshot: 'best', metaOptimizer: { type: 'lstm', options: { hidden: 20 } }, optimizee: { type: 'mnist-mlp' },
-        training: { epochs: 3, unroll: 20 }, epochs: 3, bestEpoch: 2, bestValidation: 0.5, skipped: 1, seconds: 90, secondsSource: 'log', plot: 'results-meta-training.svg', trainedNow: false,
+        training: { epochs: 3, unroll: 20 }, epochs: 3, bestEpoch: 2, bestValidation: 0.5, skipped: 1, seconds: 90, secondsSource: 'log', wallSeconds: 150, plot: 'results-meta-training.svg', trainedNow: false,
       },
     });
     expect(page).toContain('Checkpoint `../runs/m`, trained by `l2l train m.json --out ../runs/m`; the evaluations use its `best/` snapshot (best validation loss 0.5000 at epoch 2 of 3), and it is not retrained for any of them.');
     expect(page).toContain('- learned optimizer: `lstm` `{"hidden":20}`');
-    expect(page).toContain('- time: 1m 30s (sum of the per-epoch times in log.csv; validation runs not included); 1 episode skipped for non-finite losses');
-    expect(page).toContain('| meta-training (`../runs/m`, 3 epochs) | 1m 30s (sum of log.csv epoch times; validation not included) | — | — | — | an earlier `l2l train` |');
+    expect(page).toContain(
+      '- time: 1m 30s (sum of the per-epoch times in log.csv; validation runs not included), 2m 30s wall clock from the start of the last `l2l train` session to its last epoch (file times of experiment.json and log.csv; validation included); 1 episode skipped for non-finite losses',
+    );
+    expect(page).toContain(
+      '| meta-training (`../runs/m`, 3 epochs) | 1m 30s of epochs (log.csv; validation not included); 2m 30s wall clock of the last `l2l train` session (file times; validation included) | — | — | — | an earlier `l2l train` |',
+    );
     expect(page).toContain('![meta-training curves](results-meta-training.svg)');
   });
 

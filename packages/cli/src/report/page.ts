@@ -52,6 +52,11 @@ export interface TrainingSummary {
   /** Seconds: measured around `l2l train` when this report trained it, else the sum of log.csv's per-epoch times. */
   seconds: number;
   secondsSource: 'measured' | 'log';
+  /**
+   * Wall clock of the last `l2l train` session, validation included: from experiment.json's write (at its start) to
+   * log.csv's last write (after its last epoch); null when the files are missing.
+   */
+  wallSeconds: number | null;
   /** Plot of the per-epoch meta-loss and validation loss (file name in the page's directory), if drawn. */
   plot: string | null;
   /** Whether this report trained it (else an earlier `l2l train` or report did). */
@@ -239,7 +244,10 @@ function timingTable(input: ReportPageInput): string[] {
   if (t) {
     rows.push([
       `meta-training (\`${t.dir}\`, ${t.epochs} epochs)`,
-      formatDuration(t.seconds) + (t.secondsSource === 'log' ? ' (sum of log.csv epoch times; validation not included)' : ''),
+      t.secondsSource === 'log'
+        ? `${formatDuration(t.seconds)} of epochs (log.csv; validation not included)` +
+          (t.wallSeconds === null ? '' : `; ${formatDuration(t.wallSeconds)} wall clock of the last \`l2l train\` session (file times; validation included)`)
+        : formatDuration(t.seconds),
       '—',
       '—',
       '—',
@@ -299,7 +307,12 @@ export function renderReportPage(input: ReportPageInput): string {
     );
     if (t.training) out.push(`- training: \`${JSON.stringify(t.training)}\``);
     out.push(
-      `- time: ${formatDuration(t.seconds)}${t.secondsSource === 'log' ? ' (sum of the per-epoch times in log.csv; validation runs not included)' : ' (measured)'}; ${t.skipped} episode${t.skipped === 1 ? '' : 's'} skipped for non-finite losses`,
+      `- time: ${formatDuration(t.seconds)}${
+        t.secondsSource === 'log'
+          ? ' (sum of the per-epoch times in log.csv; validation runs not included)' +
+            (t.wallSeconds === null ? '' : `, ${formatDuration(t.wallSeconds)} wall clock from the start of the last \`l2l train\` session to its last epoch (file times of experiment.json and log.csv; validation included)`)
+          : ' (measured)'
+      }; ${t.skipped} episode${t.skipped === 1 ? '' : 's'} skipped for non-finite losses`,
       '',
     );
     if (t.plot) out.push(`![meta-training curves](${t.plot})`, '');

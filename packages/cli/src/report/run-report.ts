@@ -348,7 +348,8 @@ async function trainingSummary(
   const { dir } = checkpoint;
   const experimentFile = path.join(dir, 'experiment.json');
   const experiment = fs.existsSync(experimentFile) ? readJson<ExperimentConfig>(experimentFile, 'the checkpoint\'s experiment') : null;
-  const log = readLog(path.join(dir, 'log.csv'));
+  const logFile = path.join(dir, 'log.csv');
+  const log = readLog(logFile);
   const trainerFile = path.join(dir, 'latest', 'trainer.json');
   const trainer = fs.existsSync(trainerFile) ? readJson<{ epoch: number; bestEpoch: number | null; bestValidation: number | null; skipped: number }>(trainerFile, 'trainer state') : null;
   const epochs = trainer?.epoch ?? log.length;
@@ -376,6 +377,7 @@ async function trainingSummary(
     skipped: trainer?.skipped ?? log.reduce((s, r) => s + (num(r.skipped) ?? 0), 0),
     seconds: measured ? info.seconds : logSeconds,
     secondsSource: measured ? 'measured' : 'log',
+    wallSeconds: fs.existsSync(experimentFile) && fs.existsSync(logFile) ? (fs.statSync(logFile).mtimeMs - fs.statSync(experimentFile).mtimeMs) / 1000 : null,
     plot,
   };
 }
