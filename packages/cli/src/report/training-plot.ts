@@ -10,14 +10,14 @@ export interface TrainingLogRow {
 
 /**
  * Meta-training curves as a Vega-Lite chart: per epoch, the mean final loss of the training episodes and
- * (when validated) the validation loss, log-scale y. Non-finite and missing values are left out.
+ * (when validated) the validation loss (the mean over the validation runs' steps), log-scale y. Non-finite and missing values are left out.
  */
 export function trainingCurvesSpec(rows: readonly TrainingLogRow[], title: string): vegaLite.TopLevelSpec {
   const values: Array<{ epoch: number; series: string; loss: number }> = [];
   for (const r of rows) {
-    if (r.finalLoss !== null && Number.isFinite(r.finalLoss) && r.finalLoss > 0) values.push({ epoch: r.epoch, series: 'training episodes: final loss', loss: r.finalLoss });
+    if (r.finalLoss !== null && Number.isFinite(r.finalLoss) && r.finalLoss > 0) values.push({ epoch: r.epoch, series: 'training: final loss', loss: r.finalLoss });
     if (r.validationLoss !== null && Number.isFinite(r.validationLoss) && r.validationLoss > 0) {
-      values.push({ epoch: r.epoch, series: 'validation: mean loss over the steps', loss: r.validationLoss });
+      values.push({ epoch: r.epoch, series: 'validation: mean loss', loss: r.validationLoss });
     }
   }
   return {
@@ -30,7 +30,7 @@ export function trainingCurvesSpec(rows: readonly TrainingLogRow[], title: strin
     encoding: {
       x: { field: 'epoch', type: 'quantitative', title: 'epoch' },
       y: { field: 'loss', type: 'quantitative', scale: { type: 'log' }, title: 'optimizee loss (log scale)' },
-      color: { field: 'series', type: 'nominal', title: null },
+      color: { field: 'series', type: 'nominal', title: null, legend: { labelLimit: 400 } },
     },
   };
 }
