@@ -128,6 +128,8 @@ describe('page', () => {
     expect(page).toContain("- The learned optimizer loses on final loss: its mean final loss (0.4000) is above tuned adam's (0.1000) (1 of 1 baselines).");
     expect(page).toContain('Baseline learning rates were tuned on training tasks over the grid 0.01000, 0.1000, 1.000.');
     expect(page).toContain('![Wins here: loss curves](results-win.svg)');
+    expect(page).not.toContain('Busy machine.');
+    expect(renderReportPage({ ...base(), timingNote: 'Busy machine.' })).toMatch(/the slowdown of sharing the CPU\.\n\nBusy machine\.\n$/);
     expect(page).toContain('| evaluation: Wins here | 2m 05s | 1m 05s | cpu | 0.50 → 2.25 | this run |');
     expect(page).toContain('| evaluation: ReLU (loses) | 5s | 1s | cpu | 0.00 → 0.00 | collected (2026-01-01T00:00:00.000Z, commit `old999`); baselines reused from 2025-12-31T00:00:00.000Z (commit `old000`) |');
   });

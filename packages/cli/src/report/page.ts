@@ -78,6 +78,8 @@ export interface ReportEvaluationPage {
 export interface ReportPageInput {
   title: string;
   description: string | null;
+  /** The spec's paragraph under the timing table. */
+  timingNote?: string | null;
   /** The command that made the page, as typed (`l2l report experiments/report-mnist.json`). */
   command: string;
   git: GitState;
@@ -342,5 +344,6 @@ export function renderReportPage(input: ReportPageInput): string {
       'means other jobs were running, and that part\'s time includes the slowdown of sharing the CPU.',
     '',
   );
-  return out.join('\n') + '\n';
+  if (input.timingNote) out.push(input.timingNote, '');
+  return out.join('\n').trimEnd() + '\n';
 }

@@ -292,6 +292,7 @@ export async function runReport(spec: LoadedReportSpec, options: ReportRunOption
   const page = renderReportPage({
     title: spec.title,
     description: spec.description,
+    timingNote: spec.timingNote,
     command: options.command,
     git,
     date: new Date(started).toISOString().replace(/\.\d+Z$/, 'Z'),

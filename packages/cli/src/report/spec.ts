@@ -21,6 +21,8 @@ export interface ReportEvaluation {
 export interface ReportSpec {
   title: string;
   description: string | null;
+  /** A paragraph under the timing table (how busy the machine was, say). */
+  timingNote: string | null;
   checkpoint: { dir: string; config: string | null } | null;
   results: string;
   out: string | null;
@@ -37,6 +39,7 @@ export const reportSpecSchema: JsonSchema = {
     $schema: { type: 'string', description: 'Path or URL of a schema, for editors.' },
     title: { type: 'string', minLength: 1, description: 'Title of the page.' },
     description: { type: ['string', 'null'], default: null, description: 'A paragraph under the title (markdown).' },
+    timingNote: { type: ['string', 'null'], default: null, description: 'A paragraph under the timing table (markdown): what else ran on the machine, say.' },
     checkpoint: {
       type: ['object', 'null'],
       default: null,
