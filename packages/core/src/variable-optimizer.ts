@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Optimizer, OptimizerState } from './contracts/optimizer';
-import { disposeTree, tidyTree, type NamedTensors } from './tensor-tree';
+import { cloneNamed, disposeTree, tidyTree, type NamedTensors } from './tensor-tree';
 
 /**
  * Drives a functional optimizer (a baseline, or `metaOptimizer.optimizer()` of a trained learned optimizer)
@@ -30,9 +30,7 @@ export class VariableOptimizer {
   }
 
   private values(): NamedTensors {
-    const out: NamedTensors = {};
-    for (const [name, v] of Object.entries(this.variables)) out[name] = tf.clone(v);
-    return out;
+    return cloneNamed(this.variables);
   }
 
   /**

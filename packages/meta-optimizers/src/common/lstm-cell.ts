@@ -1,6 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { fastTanh } from './activations';
+import type { NamedTensors } from '@l2l/core';
 import { rowSlice, splitRows } from './row-slice';
+import { initKernelWithBias } from './weights';
 
 /**
  * One step of an LSTM layer for N coordinates at once, feature-major, as a single differentiable op:
@@ -67,4 +69,37 @@ export function lstmCell(kernel: tf.Tensor2D, x: tf.Tensor2D, h: tf.Tensor2D, c:
     const hc = lstmCellPacked(kernel, x, h, c);
     return { h: rowSlice(hc, 0, hidden), c: rowSlice(hc, hidden, hidden) };
   });
+}
+
+/** One LSTM layer's state for N coordinates, feature-major: `h` and `c` are `[hidden, N]`. */
+export interface LstmLayerState {
+  readonly h: tf.Tensor2D;
+  readonly c: tf.Tensor2D;
+}
+
+/** Name of layer `l` of an LSTM stack: its state slot (`lstm0`) and, with `/kernel`, its weight. */
+export function lstmLayerName(l: number): string {
+  return `lstm${l}`;
+}
+
+/**
+ * Initial kernels `lstm{l}/kernel` (`[4H, in + H + 1]`, bias last) of a stack of LSTM layers whose first layer
+ * reads `inputs` features; the forget gate's bias starts at `forgetBias`.
+ */
+export function initLstmStack(seed: number, inputs: number, o: { layers: number; hidden: number; initScale: number; forgetBias: number }): NamedTensors {
+  const out: NamedTensors = {};
+  const H = o.hidden;
+  for (let l = 0, fanIn = inputs; l < o.layers; l++, fanIn = H) {
+    const name = `${lstmLayerName(l)}/kernel`;
+    // Gate rows: [0,H) input, [H,2H) forget, [2H,3H) cell candidate, [3H,4H) output.
+    out[name] = initKernelWithBias(seed, name, 4 * H, fanIn + H, o.initScale, (r) => (r >= H && r < 2 * H ? o.forgetBias : 0));
+  }
+  return out;
+}
+
+/** Zero state `{ lstm0: {h, c}, ... }` of a stack of LSTM layers for N coordinates. */
+export function zeroLstmState(layers: number, hidden: number, n: number): Record<string, LstmLayerState> {
+  const out: Record<string, LstmLayerState> = {};
+  for (let l = 0; l < layers; l++) out[lstmLayerName(l)] = { h: tf.zeros([hidden, n]), c: tf.zeros([hidden, n]) };
+  return out;
 }

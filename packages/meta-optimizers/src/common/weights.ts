@@ -1,6 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { NamedTensors } from '@l2l/core';
-import { Rng } from '@l2l/core';
+import { cloneNamed, Rng, type NamedTensors } from '@l2l/core';
 
 /**
  * A learned optimizer's weights φ as trainable variables under stable names. tfjs variable names are
@@ -34,9 +33,7 @@ export class NamedVariables {
 
   /** Copies of every weight; the caller owns them. */
   getWeights(): NamedTensors {
-    const out: NamedTensors = {};
-    for (const [name, v] of Object.entries(this.variables)) out[name] = tf.clone(v);
-    return out;
+    return cloneNamed(this.variables);
   }
 
   /**

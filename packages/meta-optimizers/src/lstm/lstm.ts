@@ -1,12 +1,16 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { NamedTensors, Optimizer, OptimizerState, StepContext, TensorTree } from '@l2l/core';
+import { cloneNamed, type NamedTensors, type Optimizer, type OptimizerState, type StepContext, type TensorTree } from '@l2l/core';
 import {
   affine,
   checkLayout,
   coordinateLayout,
   flattenCoordinates,
   initKernelWithBias,
+  initLstmStack,
   lstmCell,
+  type LstmLayerState,
+  lstmLayerName,
+  zeroLstmState,
   NamedVariables,
   preprocessedFeatures,
   preprocessGradients,
@@ -16,32 +20,16 @@ import {
 } from '../common';
 import { resolveLstmOptions, type LstmOptions } from './options';
 
-/** One LSTM layer's state for N coordinates, feature-major: `h` and `c` are `[hidden, N]`. */
-export interface LstmLayerState {
-  readonly h: tf.Tensor2D;
-  readonly c: tf.Tensor2D;
-}
-
 /** The optimizer's slots: `{ lstm0: {h, c}, lstm1: {h, c}, ... }`. */
 export type LstmSlots = Readonly<Record<string, LstmLayerState>>;
 
-function layerName(l: number): string {
-  return `lstm${l}`;
-}
 
 /** φ₀ of the LSTM: each layer's kernel with its bias column (forget gate at `forgetBias`), then the output layer. */
 function initialLstmWeights(options: Readonly<LstmOptions>, seed: number): NamedTensors {
-  const { layers, hidden, initScale, forgetBias } = options;
-  const initial: NamedTensors = {};
-  let inputs = preprocessedFeatures(options.preprocessing);
-  for (let l = 0; l < layers; l++) {
-    const name = `${layerName(l)}/kernel`;
-    // Gate rows: [0,H) input, [H,2H) forget, [2H,3H) cell candidate, [3H,4H) output.
-    initial[name] = initKernelWithBias(seed, name, 4 * hidden, inputs + hidden, initScale, (r) => (r >= hidden && r < 2 * hidden ? forgetBias : 0));
-    inputs = hidden;
-  }
-  initial['output/kernel'] = initKernelWithBias(seed, 'output/kernel', 1, hidden, initScale);
-  return initial;
+  return {
+    ...initLstmStack(seed, preprocessedFeatures(options.preprocessing), options),
+    'output/kernel': initKernelWithBias(seed, 'output/kernel', 1, options.hidden, options.initScale),
+  };
 }
 
 /**
@@ -82,14 +70,9 @@ class LstmOptimizer implements Optimizer {
   init(params: NamedTensors): OptimizerState {
     const layout = coordinateLayout(params);
     const { hidden, layers } = this.options;
-    const slots: Record<string, LstmLayerState> = {};
-    for (let l = 0; l < layers; l++) {
-      slots[layerName(l)] = { h: tf.zeros([hidden, layout.total]), c: tf.zeros([hidden, layout.total]) };
-    }
+    const slots = zeroLstmState(layers, hidden, layout.total);
     // The state owns its params: copies, so that disposing an old state never frees the caller's tensors.
-    const own: NamedTensors = {};
-    for (const [k, v] of Object.entries(params)) own[k] = tf.clone(v);
-    return { params: own, slots: slots as unknown as TensorTree, step: 0 };
+    return { params: cloneNamed(params), slots: slots as unknown as TensorTree, step: 0 };
   }
 
   update(state: OptimizerState, grads: NamedTensors, _ctx: StepContext): OptimizerState {
@@ -102,9 +85,9 @@ class LstmOptimizer implements Optimizer {
       let x: tf.Tensor2D = preprocessGradients(g, preprocessing, k);
       const newSlots: Record<string, LstmLayerState> = {};
       for (let l = 0; l < layers; l++) {
-        const { h, c } = slots[layerName(l)]!;
-        const cell = lstmCell(this.kernel(`${layerName(l)}/kernel`), x, h, c);
-        newSlots[layerName(l)] = cell;
+        const { h, c } = slots[lstmLayerName(l)]!;
+        const cell = lstmCell(this.kernel(`${lstmLayerName(l)}/kernel`), x, h, c);
+        newSlots[lstmLayerName(l)] = cell;
         x = cell.h;
       }
       const out = affine(this.kernel('output/kernel'), x);
@@ -124,12 +107,12 @@ class LstmOptimizer implements Optimizer {
     const s = slots as unknown as LstmSlots;
     const { layers, hidden } = this.options;
     for (let l = 0; l < layers; l++) {
-      const layer = s?.[layerName(l)];
+      const layer = s?.[lstmLayerName(l)];
       for (const key of ['h', 'c'] as const) {
         const t = layer?.[key];
         if (!(t instanceof tf.Tensor) || t.shape[0] !== hidden || t.shape[1] !== n) {
           throw new Error(
-            `lstm: state slot ${layerName(l)}.${key} must be a [${hidden}, ${n}] tensor (one column per coordinate)` +
+            `lstm: state slot ${lstmLayerName(l)}.${key} must be a [${hidden}, ${n}] tensor (one column per coordinate)` +
               (t instanceof tf.Tensor ? `, got [${t.shape.join(', ')}]` : ''),
           );
         }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { NamedTensors, Optimizer, OptimizerState, StepContext, TensorTree } from '@l2l/core';
+import { cloneNamed, type NamedTensors, type Optimizer, type OptimizerState, type StepContext, type TensorTree } from '@l2l/core';
 import { Rng } from '@l2l/core';
 import {
   affine,
@@ -101,9 +101,7 @@ class MultiscaleAdamOptimizer implements Optimizer {
     const k = this.options.betas.length;
     const slots: Record<string, TensorTree> = { m: tf.zeros([k, n]), v: tf.zeros([k, n]) };
     if (this.options.combiner === 'rnn') slots.lstm = { h: tf.zeros([this.options.hidden, n]), c: tf.zeros([this.options.hidden, n]) };
-    const own: NamedTensors = {};
-    for (const [name, p] of Object.entries(params)) own[name] = tf.clone(p);
-    return { params: own, slots, step: 0 };
+    return { params: cloneNamed(params), slots, step: 0 };
   }
 
   update(state: OptimizerState, grads: NamedTensors, _ctx: StepContext): OptimizerState {

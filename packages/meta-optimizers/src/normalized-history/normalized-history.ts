@@ -37,7 +37,7 @@
  * 0..M−1 the magnitude logits, M the logit of −1, M + 1 that of +1).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { NamedTensors, Optimizer, OptimizerState, StepContext, TensorTree } from '@l2l/core';
+import { cloneNamed, type NamedTensors, type Optimizer, type OptimizerState, type StepContext, type TensorTree } from '@l2l/core';
 import {
   affine,
   checkLayout,
@@ -122,8 +122,7 @@ class NormalizedHistoryOptimizer implements Optimizer {
   init(params: NamedTensors): OptimizerState {
     const layout = coordinateLayout(params);
     const k = this.options.historySize;
-    const own: NamedTensors = {};
-    for (const [name, p] of Object.entries(params)) own[name] = tf.clone(p);
+    const own = cloneNamed(params);
     const slots = tf.tidy(() => ({
       params: tf.tile(flattenCoordinates(params, layout), [k, 1]),
       grads: tf.zeros([k, layout.total]),

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { NamedTensors, Optimizer, OptimizerState, StepContext, TensorTree } from '@l2l/core';
+import { cloneNamed, type NamedTensors, type Optimizer, type OptimizerState, type StepContext, type TensorTree } from '@l2l/core';
 import {
   affine,
   checkLayout,
@@ -7,7 +7,11 @@ import {
   fastTanh,
   flattenCoordinates,
   initKernelWithBias,
+  initLstmStack,
   lstmCell,
+  type LstmLayerState,
+  lstmLayerName,
+  zeroLstmState,
   NamedVariables,
   tidyTree,
   unflattenCoordinates,
@@ -15,32 +19,21 @@ import {
 } from '../common';
 import { resolveRnnpropOptions, type RnnpropOptions } from './options';
 
-/** One LSTM layer's state for N coordinates, feature-major: `h` and `c` are `[hidden, N]`. */
-export interface RnnpropLayerState {
-  readonly h: tf.Tensor2D;
-  readonly c: tf.Tensor2D;
-}
+/** One LSTM layer's state (the same as the LSTM optimizer's). */
+export type RnnpropLayerState = LstmLayerState;
 
 /** The optimizer's slots: the running moments `m`, `v` (`[1, N]`) and `{ lstm0: {h, c}, lstm1: ... }`. */
 export type RnnpropSlots = Readonly<{ m: tf.Tensor2D; v: tf.Tensor2D } & Record<string, RnnpropLayerState | tf.Tensor2D>>;
 
-function layerName(l: number): string {
-  return `lstm${l}`;
-}
 
 /** φ₀ of RNNprop: the ELU input layer, the LSTM layers (forget gate at `forgetBias`), the output layer. */
 function initialRnnpropWeights(options: Readonly<RnnpropOptions>, seed: number): NamedTensors {
-  const { inputUnits, layers, hidden, initScale, forgetBias } = options;
-  const initial: NamedTensors = {};
-  initial['input/kernel'] = initKernelWithBias(seed, 'input/kernel', inputUnits, 2, initScale);
-  let inputs = inputUnits;
-  for (let l = 0; l < layers; l++) {
-    const name = `${layerName(l)}/kernel`;
-    initial[name] = initKernelWithBias(seed, name, 4 * hidden, inputs + hidden, initScale, (r) => (r >= hidden && r < 2 * hidden ? forgetBias : 0));
-    inputs = hidden;
-  }
-  initial['output/kernel'] = initKernelWithBias(seed, 'output/kernel', 1, hidden, initScale);
-  return initial;
+  const { inputUnits, hidden, initScale } = options;
+  return {
+    'input/kernel': initKernelWithBias(seed, 'input/kernel', inputUnits, 2, initScale),
+    ...initLstmStack(seed, inputUnits, options),
+    'output/kernel': initKernelWithBias(seed, 'output/kernel', 1, hidden, initScale),
+  };
 }
 
 /**
@@ -85,12 +78,9 @@ class RnnpropOptimizer implements Optimizer {
   init(params: NamedTensors): OptimizerState {
     const n = coordinateLayout(params).total;
     const { hidden, layers } = this.options;
-    const slots: Record<string, TensorTree> = { m: tf.zeros([1, n]), v: tf.zeros([1, n]) };
-    for (let l = 0; l < layers; l++) slots[layerName(l)] = { h: tf.zeros([hidden, n]), c: tf.zeros([hidden, n]) };
+    const slots: Record<string, TensorTree> = { m: tf.zeros([1, n]), v: tf.zeros([1, n]), ...zeroLstmState(layers, hidden, n) };
     // The state owns its params: copies, so that disposing an old state never frees the caller's tensors.
-    const own: NamedTensors = {};
-    for (const [k, v] of Object.entries(params)) own[k] = tf.clone(v);
-    return { params: own, slots, step: 0 };
+    return { params: cloneNamed(params), slots, step: 0 };
   }
 
   update(state: OptimizerState, grads: NamedTensors, _ctx: StepContext): OptimizerState {
@@ -109,9 +99,9 @@ class RnnpropOptimizer implements Optimizer {
       let x = tf.elu(affine(this.kernel('input/kernel'), features)) as tf.Tensor2D;
       const newSlots: Record<string, TensorTree> = { m, v };
       for (let l = 0; l < layers; l++) {
-        const { h, c } = slots[layerName(l)] as RnnpropLayerState;
-        const cell = lstmCell(this.kernel(`${layerName(l)}/kernel`), x, h, c);
-        newSlots[layerName(l)] = cell;
+        const { h, c } = slots[lstmLayerName(l)] as RnnpropLayerState;
+        const cell = lstmCell(this.kernel(`${lstmLayerName(l)}/kernel`), x, h, c);
+        newSlots[lstmLayerName(l)] = cell;
         x = cell.h;
       }
       const step = tf.mul(fastTanh(affine(this.kernel('output/kernel'), x)), -lr);
@@ -141,7 +131,7 @@ class RnnpropOptimizer implements Optimizer {
     expect(s?.m, 1, 'm');
     expect(s?.v, 1, 'v');
     for (let l = 0; l < layers; l++) {
-      for (const key of ['h', 'c'] as const) expect(s?.[layerName(l)]?.[key], hidden, `${layerName(l)}.${key}`);
+      for (const key of ['h', 'c'] as const) expect(s?.[lstmLayerName(l)]?.[key], hidden, `${lstmLayerName(l)}.${key}`);
     }
     return slots as unknown as RnnpropSlots;
   }
