@@ -22,18 +22,21 @@ export function momentumRule(learningRate: number, momentum: number, nesterov: b
   };
 }
 
+/** The options of momentum and NAG (the same two). */
+export const momentumSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    learningRate: learningRateSchema(0.01),
+    momentum: rateSchema(0.9, 'Momentum coefficient μ: the fraction of the previous accumulation kept each step'),
+  },
+};
+
 export const momentumComponent = defineComponent<MomentumOptions>()({
   kind: 'optimizer',
   type: 'momentum',
   description: 'Gradient descent with (heavy-ball) momentum: a ← μ·a + g, θ ← θ − lr·a (as tf.train.momentum)',
-  schema: {
-    type: 'object',
-    additionalProperties: false,
-    properties: {
-      learningRate: learningRateSchema(0.01),
-      momentum: rateSchema(0.9, 'Momentum coefficient μ: the fraction of the previous accumulation kept each step'),
-    },
-  },
+  schema: momentumSchema,
   create: (options) => momentumOptimizer(options),
 });
 

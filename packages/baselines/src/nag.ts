@@ -1,6 +1,6 @@
 import { defineComponent, type Optimizer } from '@l2l/core';
-import { learningRateSchema, elementwiseOptimizer, optimizerName, rateSchema, resolveOptions } from './common';
-import { momentumRule, type MomentumOptions } from './momentum';
+import { elementwiseOptimizer, optimizerName, resolveOptions } from './common';
+import { momentumRule, momentumSchema, type MomentumOptions } from './momentum';
 
 export type NagOptions = MomentumOptions;
 
@@ -9,14 +9,7 @@ export const nagComponent = defineComponent<NagOptions>()({
   kind: 'optimizer',
   type: 'nag',
   description: 'Nesterov accelerated gradient: a ← μ·a + g, θ ← θ − lr·(g + μ·a) (as tf.train.momentum with useNesterov)',
-  schema: {
-    type: 'object',
-    additionalProperties: false,
-    properties: {
-      learningRate: learningRateSchema(0.01),
-      momentum: rateSchema(0.9, 'Momentum coefficient μ: the fraction of the previous accumulation kept each step'),
-    },
-  },
+  schema: momentumSchema,
   create: (options) => nagOptimizer(options),
 });
 
