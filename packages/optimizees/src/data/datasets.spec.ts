@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { isUserError } from '@l2l/core';
-import { clearImageDatasetCache, FASHION_MNIST_DEFAULT_DIR, IDX_FILE_NAMES, loadImageDataset, mnistDataDir, writeImageDataset } from './datasets';
+import { clearImageDatasetCache, FASHION_MNIST_DEFAULT_DIR, IDX_FILE_NAMES, loadImageDataset, mnistDataDir, scalePixels, writeImageDataset } from './datasets';
 import { writeIdx } from './idx';
 
 let root: string;
@@ -45,11 +45,11 @@ describe('loadImageDataset', () => {
       expect([data.rows, data.cols, data.features, data.classes]).toEqual([2, 3, 6, 3]);
       expect(data.train.count).toBe(4);
       expect(data.test.count).toBe(3);
-      expect(data.train.images).toBeInstanceOf(Float32Array);
-      expect(data.train.images.length).toBe(24);
-      expect(data.train.images[7]).toBeCloseTo(7 / 255, 7);
-      expect(data.test.images[0]).toBe(1);
-      expect(data.test.images[17]).toBeCloseTo(238 / 255, 7);
+      expect(data.train.pixels).toBeInstanceOf(Uint8Array);
+      expect(data.train.pixels.length).toBe(24);
+      expect(data.train.pixels[7]).toBe(7);
+      expect(data.test.pixels[0]).toBe(255);
+      expect(data.test.pixels[17]).toBe(238);
       expect(Array.from(data.train.labels)).toEqual([0, 1, 2, 1]);
       expect(Array.from(data.test.labels)).toEqual([2, 0, 1]);
       expect(data.train.files.images).toBe(path.join(dir, IDX_FILE_NAMES.trainImages + (gzip ? '.gz' : '')));
@@ -153,5 +153,18 @@ describe('loadImageDataset', () => {
       expect(e.message).toContain(f);
       expect(e.message).toMatch(/trailing/);
     });
+  });
+});
+
+describe('scalePixels', () => {
+  it('maps bytes to byte / 255, into a new array or at an offset of a given one', () => {
+    expect(Array.from(scalePixels(new Uint8Array([0, 51, 255])))).toEqual([0, Math.fround(0.2), 1]);
+    const out = new Float32Array(5).fill(-1);
+    scalePixels(new Uint8Array([255, 0]), out, 2);
+    expect(Array.from(out)).toEqual([-1, -1, 1, 0, -1]);
+  });
+
+  it('refuses a destination that is too short', () => {
+    expect(() => scalePixels(new Uint8Array(3), new Float32Array(4), 2)).toThrow(/do not fit/);
   });
 });

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { ComponentRegistry, createContainer, isUserError, Rng, type NamedTensors, type TaskConfig } from '@l2l/core';
 import { checkTaskFamily } from '@l2l/core/testing';
-import { clearImageDatasetCache, writeImageDataset } from '../data/datasets';
+import { clearImageDatasetCache, scalePixels, writeImageDataset } from '../data/datasets';
 import { optimizeesModule } from '../optimizees-module';
 import { createMnistMlpFamily, mnistMlp, type MnistMlpOptions } from './mnist-mlp';
 import { MLP_ACTIVATIONS, type MlpActivation, type MlpLayerShape } from './network';
@@ -206,7 +206,7 @@ describe('mnist-mlp', () => {
     const rows = (family: ReturnType<typeof tiny>, split: 'train' | 'test') => {
       const data = family.dataset()[split];
       return Array.from({ length: data.count }, (_, i) => ({
-        image: Array.from(data.images.subarray(i * 4, (i + 1) * 4)),
+        image: Array.from(scalePixels(data.pixels.subarray(i * 4, (i + 1) * 4))),
         label: data.labels[i]!,
       }));
     };

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { defineComponent, deriveSeed, validateWithSchema, Rng, UserError, type Batch, type JsonSchema, type NamedTensors, type Split, type Task, type TaskConfig, type TaskFamily } from '@l2l/core';
-import { IMAGE_DATASETS, loadImageDataset, type ImageDataset, type ImageDatasetName } from '../data/datasets';
+import { IMAGE_DATASETS, loadImageDataset, scalePixels, type ImageDataset, type ImageDatasetName } from '../data/datasets';
 import { initMlpParams, mlpLayers, mlpLogits, MLP_ACTIVATIONS, MLP_INITS, softmaxCrossEntropy, type MlpActivation, type MlpInit, type MlpLayerShape } from './network';
 
 export const MNIST_MLP_TYPE = 'mnist-mlp';
@@ -81,7 +81,8 @@ export const mnistMlpSchema: JsonSchema = {
 
 /** Rows `[0, count)` of a split, as the task sees them. */
 interface SplitView {
-  readonly images: Float32Array;
+  /** Pixel bytes (0–255). */
+  readonly pixels: Uint8Array;
   readonly labels: Uint8Array;
   readonly count: number;
 }
@@ -92,7 +93,7 @@ function view(data: ImageDataset, split: Split, limit: number | null, option: st
     throw new UserError(`optimizee "${MNIST_MLP_TYPE}": ${option} is ${limit} but ${s.files.images} holds only ${s.count} images`);
   }
   const count = limit ?? s.count;
-  return { images: s.images.subarray(0, count * data.features), labels: s.labels.subarray(0, count), count };
+  return { pixels: s.pixels.subarray(0, count * data.features), labels: s.labels.subarray(0, count), count };
 }
 
 /** One MLP optimizee: a network shape, a data split and a seed that fixes its minibatch sequence. */
@@ -124,7 +125,7 @@ export class MnistMlpTask implements Task {
     const labels = new Float32Array(n * classes);
     for (let r = 0; r < n; r++) {
       const i = rng.int(this.data.count);
-      images.set(this.data.images.subarray(i * features, (i + 1) * features), r * features);
+      scalePixels(this.data.pixels.subarray(i * features, (i + 1) * features), images, r * features);
       labels[r * classes + this.data.labels[i]!] = 1;
     }
     return { images: tf.tensor2d(images, [n, features]), labels: tf.tensor2d(labels, [n, classes]) };
@@ -139,13 +140,13 @@ export class MnistMlpTask implements Task {
   /** Accuracy and mean cross-entropy on the held-out test images (all of them, or the first `testExamples`). */
   metrics(params: NamedTensors): Record<string, number> {
     const { features, classes } = this.dataset;
-    const { images, labels, count } = this.held;
+    const { pixels, labels, count } = this.held;
     let correct = 0;
     let lossSum = 0;
     for (let start = 0; start < count; start += METRICS_CHUNK) {
       const n = Math.min(METRICS_CHUNK, count - start);
       const logp = tf.tidy(() => {
-        const x = tf.tensor2d(images.subarray(start * features, (start + n) * features), [n, features]);
+        const x = tf.tensor2d(scalePixels(pixels.subarray(start * features, (start + n) * features)), [n, features]);
         return tf.logSoftmax(mlpLogits(params, x, this.layers.length, this.options.activation));
       });
       const values = logp.dataSync();

