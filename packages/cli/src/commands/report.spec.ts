@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { EvaluationResults } from '@l2l/core';
+import type { EvaluationResults, OptimizerResult } from '@l2l/core';
 import { main } from '../main';
 import { compare, fmt } from '../report/page';
 
@@ -79,7 +79,7 @@ describe('l2l report', () => {
       'results.md',
     ]);
     for (const f of fs.readdirSync(path.join(dir, 'docs')).filter((f) => f.endsWith('.svg'))) expect(read(`docs/${f}`)).toMatch(/^<svg/);
-    expect(fs.readdirSync(path.join(dir, 'runs/report/toy')).sort()).toEqual(['baselines.json', 'curves.csv', 'results.json', 'results.md', 'run.json']);
+    expect(fs.readdirSync(path.join(dir, 'runs/report/toy')).sort()).toEqual(['baselines.json', 'curves.csv', 'learned-lstm.json', 'results.json', 'results.md', 'run.json']);
 
     const page = read('docs/results.md');
     expect(page).toMatch(/^# Toy report\n\nQuadratics, tiny\.\n/);
@@ -120,6 +120,10 @@ describe('l2l report', () => {
   it('collects earlier results without running them, and says the tree is dirty', async () => {
     const before = fs.statSync(path.join(dir, 'runs/report/toy/results.json')).mtimeMs;
     fs.appendFileSync(path.join(dir, 'toy-wide.json'), '\n');
+    // Runs written before a report could hold several checkpoints have only `checkpoint`: they still collect.
+    const { checkpoints, learned, ...older } = JSON.parse(read('runs/report/toy-wide/run.json')) as Record<string, unknown>;
+    expect([checkpoints, (learned as Array<{ name: string }>).map((l) => l.name)]).toEqual([['runs/toy/best'], ['lstm']]);
+    write('runs/report/toy-wide/run.json', older);
     const r = await run(['report', 'report.json', '--collect', '--out', 'page2'], dir);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('collected: toy, toy-long, toy-wide');
@@ -136,13 +140,17 @@ describe('l2l report', () => {
     expect(only.code).toBe(0);
     expect(only.stdout).toContain('ran: toy-long');
     expect(only.stdout).toContain('collected: toy, toy-wide');
-    // The baselines do not depend on the checkpoint: the second run reuses them, the learned optimizer runs again.
-    expect(only.stderr).toMatch(/evaluation toy-long: toy\.json, 9 steps, 2 tasks\.\.\.\n {2}baselines: reusing the run of \S+ \(same optimizee/);
-    expect(only.stderr).toContain('  lstm...');
+    // Nothing it depends on changed: the second run reuses the baselines and the learned optimizer's run.
+    expect(only.stderr).toMatch(
+      /evaluation toy-long: toy\.json, 9 steps, 2 tasks\.\.\.\n {2}baselines: reusing the run of \S+ \(same optimizee.*\n {2}lstm: reusing the run of \S+ \(same snapshot, optimizee, seed, steps, tasks and backend\)\n$/,
+    );
     expect(only.stderr).not.toContain('tuning sgd');
+    expect(only.stderr).not.toContain('  lstm...');
     const again = JSON.parse(read('runs/report/toy-long/results.json')) as EvaluationResults;
-    expect(again.optimizers).toEqual(earlier.optimizers.map((o) => (o.kind === 'learned' ? { ...o, seconds: expect.any(Number) } : o)));
-    expect(fs.readFileSync(path.join(dir, 'page3', 'results.md'), 'utf8')).toMatch(/\| evaluation: Toy quadratic, 9 steps \| .* \| this run; baselines reused from \S+ \|/);
+    expect(again.optimizers).toEqual(earlier.optimizers);
+    expect(fs.readFileSync(path.join(dir, 'page3', 'results.md'), 'utf8')).toMatch(
+      /\| evaluation: Toy quadratic, 9 steps \| .* \| this run; baselines reused from \S+; learned optimizer reused from \S+ \|/,
+    );
     git('checkout', '-q', '--', 'toy-wide.json');
   });
 
@@ -196,5 +204,85 @@ describe('l2l report', () => {
     const both = await run(['report', 'report.json', '--collect', '--train'], dir);
     expect(both.code).toBe(1);
     expect(both.stderr.trim()).toBe('--collect and --train exclude each other');
+  });
+  it('compares several checkpoints on one page, running only the new one and again only what was retrained', async () => {
+    // A second learned optimizer beside runs/toy's LSTM, named "rnnprop" from its config before it is trained.
+    const rnnprop = { ...toy(3), name: 'toy-rnnprop', metaOptimizer: { type: 'rnnprop', options: { inputUnits: 4, hidden: 4 } } };
+    write('toy-rnnprop.json', rnnprop);
+    const { checkpoint, ...rest } = spec;
+    void checkpoint;
+    const twoSpec = {
+      ...rest,
+      checkpoints: [{ dir: 'runs/toy', config: 'toy.json' }, { dir: 'runs/toy-rnnprop', config: 'toy-rnnprop.json' }],
+      evaluations: [spec.evaluations[0]],
+      out: 'docs-two',
+    };
+    write('two.json', twoSpec);
+    const first = JSON.parse(read('runs/report/toy/results.json')) as EvaluationResults;
+
+    const r = await run(['report', 'two.json', '--train'], dir);
+    expect({ code: r.code, stderr: r.code === 0 ? '' : r.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(r.stderr).toContain('training runs/toy-rnnprop with toy-rnnprop.json...');
+    expect(r.stderr).not.toContain('training runs/toy with');
+    // Adding a checkpoint runs only it: the baselines and the LSTM's run come from the first report.
+    expect(r.stderr).toMatch(/\n {2}baselines: reusing the run of .*\n {2}lstm: reusing the run of .*\n {2}rnnprop\.\.\.\n$/);
+    const results = JSON.parse(read('runs/report/toy/results.json')) as EvaluationResults;
+    expect(results.optimizers.map((o) => (o.kind === 'learned' ? o.name : o.kind))).toEqual(['lstm', 'rnnprop', 'sgd', 'adam']);
+    expect(results.optimizers[0]).toEqual(first.optimizers[0]);
+    expect(results.optimizers.slice(2)).toEqual(first.optimizers.slice(1));
+    const run1 = JSON.parse(read('runs/report/toy/run.json')) as { checkpoint: string | null; checkpoints: string[]; learned: Array<{ name: string; reused: boolean }> };
+    expect([run1.checkpoint, run1.checkpoints, run1.learned.map((l) => [l.name, l.reused])]).toEqual([null, ['runs/toy/best', 'runs/toy-rnnprop/best'], [['lstm', true], ['rnnprop', false]]]);
+    expect(fs.readdirSync(path.join(dir, 'docs-two')).sort()).toEqual(['results-meta-training-lstm.svg', 'results-meta-training-rnnprop.svg', 'results-toy.svg', 'results.md']);
+
+    // The page: a column per learned optimizer with its numbers, and sentences that follow them.
+    const page = read('docs-two/results.md');
+    const [lstm, rnn] = results.optimizers as [OptimizerResult, OptimizerResult];
+    const baselines = results.optimizers.slice(2);
+    const best = baselines.reduce((a, b) => (b.final.mean < a.final.mean ? b : a));
+    const winners = [lstm, rnn].filter((o) => compare(results, o).wins).map((o) => o.name);
+    expect(page).toContain('| evaluation | steps | tasks | lstm: final loss | rnnprop: final loss | best tuned baseline: final loss | beat every baseline |');
+    expect(page).toContain(
+      `| [Toy quadratic](#toy-quadratic) | 5 | 3 | ${fmt(lstm.final.mean)} | ${fmt(rnn.final.mean)} | ${fmt(best.final.mean)} (${best.kind}) | ` +
+        `${winners.length ? `${winners.join(', ')} beat${winners.length === 1 ? 's' : ''} every baseline` : 'none'} |`,
+    );
+    for (const o of [lstm, rnn]) {
+      const wins = compare(results, o).wins;
+      expect(page).toContain(`${o.name} has the lowest mean final loss against the tuned baselines in ${wins ? 1 : 0} of 1 evaluations${wins ? '.' : '; it loses in Toy quadratic.'}`);
+      expect(page).toContain(wins ? `- ${o.name}'s mean final loss (${fmt(o.final.mean)}) is below every tuned baseline's` : `- ${o.name} loses on final loss: its mean final loss (${fmt(o.final.mean)}) is above`);
+      expect(page).toContain(`| **${o.name}** (learned) | — | ${fmt(o.final.mean)} ± ${fmt(o.final.std)} |`);
+    }
+    const lower = lstm.final.mean < rnn.final.mean ? 'lstm' : 'rnnprop';
+    expect(page).toContain(`Lowest mean final loss among the learned optimizers: ${lower} in Toy quadratic.`);
+    expect(page).toContain('### lstm\n\nCheckpoint `runs/toy`, trained by `l2l train toy.json --out runs/toy`');
+    expect(page).toContain('### rnnprop\n\nCheckpoint `runs/toy-rnnprop`, trained by `l2l train toy-rnnprop.json --out runs/toy-rnnprop`');
+    expect(page).toContain('![rnnprop: meta-training curves](results-meta-training-rnnprop.svg)');
+    expect(page).toMatch(/\| meta-training of lstm \(`runs\/toy`, 2 epochs\) \| \d+s \| — \| — \| — \| an earlier `l2l report --train` \|/);
+    expect(page).toMatch(/\| meta-training of rnnprop \(`runs\/toy-rnnprop`, 2 epochs\) \| \d+s \| — \| — \| — \| this run \|/);
+    expect(page).toMatch(/\| evaluation: Toy quadratic \| .* \| this run; baselines reused from \S+; learned runs reused: lstm from \S+ \|/);
+
+    // Again: everything is reused.
+    const same = await run(['report', 'two.json'], dir);
+    expect(same.code).toBe(0);
+    expect(same.stderr).toMatch(/\n {2}lstm: reusing the run of .*\n {2}rnnprop: reusing the run of .*\n$/);
+    expect((JSON.parse(read('runs/report/toy/results.json')) as EvaluationResults).optimizers).toEqual(results.optimizers);
+
+    // Retraining rnnprop (another seed) changes its snapshot: only its run is redone.
+    write('toy-rnnprop-2.json', { ...rnnprop, seed: 4 });
+    expect((await run(['train', 'toy-rnnprop-2.json', '--out', 'runs/toy-rnnprop', '--force'], dir)).code).toBe(0);
+    const retrained = await run(['report', 'two.json'], dir);
+    expect(retrained.code).toBe(0);
+    expect(retrained.stderr).toMatch(/\n {2}lstm: reusing the run of .*\n {2}rnnprop\.\.\.\n$/);
+    const after = JSON.parse(read('runs/report/toy/results.json')) as EvaluationResults;
+    expect(after.optimizers[0]).toEqual(lstm);
+    expect(after.optimizers[1]!.name).toBe('rnnprop');
+    expect(after.optimizers[1]!.final.mean).not.toBe(rnn.final.mean);
+
+    // --collect checks that the results were run with the spec's checkpoints.
+    expect((await run(['report', 'two.json', '--collect', '--out', 'docs-two-c'], dir)).code).toBe(0);
+    const single = await run(['report', 'report.json', '--collect', '--out', 'page6'], dir);
+    expect(single.code).toBe(1);
+    expect(single.stderr.trim()).toBe(
+      'runs/report/toy: the collected results of "toy" were run with checkpoints runs/toy/best, runs/toy-rnnprop/best, the spec\'s are runs/toy/best; run it again (--only toy)',
+    );
   });
 });

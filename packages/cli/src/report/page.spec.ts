@@ -1,5 +1,5 @@
 import type { EvaluationResults, OptimizerResult } from '@l2l/core';
-import { anchor, compare, renderReportPage, verdictSentences, type ReportPageInput } from './page';
+import { anchor, compare, renderReportPage, verdictSentences, type EvaluationRunInfo, type ReportEvaluationPage, type ReportPageInput, type TrainingSummary } from './page';
 
 function opt(kind: string, final: number, accuracy?: number, extra: Partial<OptimizerResult> = {}): OptimizerResult {
   return {
@@ -78,7 +78,7 @@ describe('page', () => {
     date: '2026-01-02T03:04:05Z',
     backend: 'backend: cpu (x)',
     machine: { cpus: 2, model: 'Some CPU', loadAverage: 1.5 },
-    training: null,
+    training: [],
     evaluations: [
       {
         entry: { name: 'win', title: 'Wins here', note: 'A note.', config: 'a.json', steps: null, tasks: null },
@@ -137,10 +137,10 @@ describe('page', () => {
   it('describes the meta-training behind the checkpoint', () => {
     const page = renderReportPage({
       ...base(),
-      training: {
-        dir: '../runs/m', config: 'm.json', snapshot: 'best', metaOptimizer: { type: 'lstm', options: { hidden: 20 } }, optimizee: { type: 'mnist-mlp' },
+      training: [{
+        name: 'lstm', dir: '../runs/m', config: 'm.json', snapshot: 'best', metaOptimizer: { type: 'lstm', options: { hidden: 20 } }, optimizee: { type: 'mnist-mlp' },
         training: { epochs: 3, unroll: 20 }, epochs: 3, bestEpoch: 2, bestValidation: 0.5, skipped: 1, seconds: 90, secondsSource: 'log', wallSeconds: 150, plot: 'results-meta-training.svg', trainedNow: false,
-      },
+      }],
     });
     expect(page).toContain('Checkpoint `../runs/m`, trained by `l2l train m.json --out ../runs/m`; the evaluations use its `best/` snapshot (best validation loss 0.5000 at epoch 2 of 3), and it is not retrained for any of them.');
     expect(page).toContain('- learned optimizer: `lstm` `{"hidden":20}`');
@@ -153,8 +153,119 @@ describe('page', () => {
     expect(page).toContain('![meta-training curves](results-meta-training.svg)');
   });
 
+  it('says in the timing table when the learned optimizer\'s run was reused', () => {
+    const input = base();
+    input.evaluations[0]!.run.learned = [{ name: 'lstm', snapshot: 'run/best', reused: true, startedAt: '2025-12-30T00:00:00.000Z', seconds: 60, commit: 'old111' }];
+    expect(renderReportPage(input)).toContain('| evaluation: Wins here | 2m 05s | 1m 05s | cpu | 0.50 → 2.25 | this run; learned optimizer reused from 2025-12-30T00:00:00.000Z (commit `old111`) |');
+  });
+
   it('makes GitHub heading anchors', () => {
     expect(anchor('MNIST, 2 hidden layers (20, 20)')).toBe('mnist-2-hidden-layers-20-20');
     expect(anchor('ReLU activation: 2,000 steps')).toBe('relu-activation-2000-steps');
+  });
+});
+
+describe('page with several learned optimizers', () => {
+  const learned = (name: string, final: number, accuracy?: number, extra: Partial<OptimizerResult> = {}) => ({ ...opt('learned', final, accuracy, extra), name });
+  const training = (name: string, dir: string): TrainingSummary => ({
+    name, dir, config: `${name}.json`, snapshot: 'best', metaOptimizer: { type: name }, optimizee: { type: 'mnist-mlp' }, training: { epochs: 3 }, epochs: 3,
+    bestEpoch: 2, bestValidation: 0.5, skipped: 0, seconds: 90, secondsSource: 'measured', wallSeconds: null, plot: `results-meta-training-${name}.svg`, trainedNow: false,
+  });
+  const evaluation = (name: string, title: string, r: EvaluationResults, learnedRuns: EvaluationRunInfo['learned']): ReportEvaluationPage => ({
+    entry: { name, title, note: null, config: 'a.json', steps: null, tasks: null },
+    config: 'experiments/a.json',
+    run: {
+      name, config: 'a.json', steps: 2, tasks: 4, checkpoint: null, checkpoints: ['runs/lstm/best', 'runs/rnnprop/best'], learned: learnedRuns, backend: 'cpu', startedAt: 'T',
+      seconds: 10, tuningSeconds: 5, learnedSeconds: 3, loadBefore: 0, loadAfter: 0, git: { commit: 'abc123', changed: [] }, command: 'l2l report spec.json',
+      baselines: { reused: false, startedAt: 'T', seconds: 7, commit: 'abc123' },
+    },
+    results: r,
+    plot: `results-${name}.svg`,
+    ranNow: true,
+  });
+  const fresh = (name: string) => ({ name, snapshot: `runs/${name}/best`, reused: false, startedAt: 'T', seconds: 1, commit: 'abc123' });
+  const input = (): ReportPageInput => ({
+    title: 'Two learned', description: null, command: 'l2l report spec.json', git: { commit: 'abc123', changed: [] }, date: 'D', backend: 'backend: cpu',
+    machine: { cpus: 2, model: 'CPU', loadAverage: 0 }, seconds: 60,
+    training: [training('lstm', 'runs/lstm'), training('rnnprop', 'runs/rnnprop')],
+    evaluations: [
+      // Both beat the baselines; rnnprop is lower.
+      evaluation('short', 'Short', results([learned('lstm', 0.2, 0.95), learned('rnnprop', 0.15, 0.96), opt('sgd', 0.5, 0.9), opt('adam', 0.25, 0.93)]), [fresh('lstm'), fresh('rnnprop')]),
+      // lstm loses to adam, rnnprop beats both.
+      evaluation('long', 'Long', results([learned('lstm', 0.4, 0.9), learned('rnnprop', 0.05, 0.98), opt('sgd', 0.5, 0.91), opt('adam', 0.1, 0.97)]), [
+        { ...fresh('lstm'), reused: true, startedAt: '2025-01-01T00:00:00.000Z', commit: 'old000' },
+        { ...fresh('rnnprop'), reused: true, startedAt: '2025-01-02T00:00:00.000Z', commit: 'abc123' },
+      ]),
+      // rnnprop diverges everywhere, one lstm run diverges, and lstm still loses to adam.
+      evaluation('relu', 'ReLU', results([learned('lstm', 0.3, undefined, { diverged: 1 }), learned('rnnprop', NaN, undefined, { diverged: 4 }), opt('sgd', 0.5), opt('adam', 0.1)], 'low'), [fresh('lstm'), fresh('rnnprop')]),
+    ],
+  });
+
+  it('summarises each learned optimizer in its own column, the best of each side, and which ones beat every baseline', () => {
+    const page = renderReportPage(input());
+    const summary = page.split('## Summary\n\n')[1]!.split('\n## ')[0]!;
+    expect(summary.split('\n').slice(0, 5)).toEqual([
+      '| evaluation | steps | tasks | lstm: final loss | rnnprop: final loss | best tuned baseline: final loss | best learned: test accuracy | best baseline: test accuracy | beat every baseline |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+      '| [Short](#short) | 2 | 4 | 0.2000 | 0.1500 | 0.2500 (adam) | 96.00% (rnnprop) | 93.00% (adam) | lstm, rnnprop beat every baseline |',
+      '| [Long](#long) | 2 | 4 | 0.4000 | 0.05000 | 0.1000 (adam) | 98.00% (rnnprop) | 97.00% (adam) | rnnprop beats every baseline |',
+      '| [ReLU](#relu) | 2 | 4 | 0.3000 | diverged | 0.1000 (adam) | — | — | none |',
+    ]);
+    expect(summary).toContain(
+      [
+        'lstm has the lowest mean final loss against the tuned baselines in 1 of 3 evaluations; it loses in Long and ReLU.',
+        '',
+        'rnnprop has the lowest mean final loss against the tuned baselines in 2 of 3 evaluations; it loses in ReLU.',
+        '',
+        'Lowest mean final loss among the learned optimizers: lstm in ReLU; rnnprop in Short and Long.',
+      ].join('\n'),
+    );
+    expect(page).not.toContain('The learned optimizer');
+  });
+
+  it('leaves out the accuracy columns when no result has one', () => {
+    const i = input();
+    for (const e of i.evaluations) for (const o of e.results.optimizers) delete o.metrics;
+    const page = renderReportPage(i);
+    expect(page).toContain('| evaluation | steps | tasks | lstm: final loss | rnnprop: final loss | best tuned baseline: final loss | beat every baseline |');
+    expect(page).toContain('| [Short](#short) | 2 | 4 | 0.2000 | 0.1500 | 0.2500 (adam) | lstm, rnnprop beat every baseline |');
+  });
+
+  it('names each learned optimizer in the verdicts, and says divergence and grid edges once', () => {
+    const page = renderReportPage(input());
+    const section = (title: string) => page.split('\n## ').find((s) => s.startsWith(`${title}\n`))!;
+    const long = section('Long');
+    expect(long).toContain('| **rnnprop** (learned) | — | 0.05000 ± 0.01000 | 0.9800 ± 0.001000 | 0/4 |');
+    expect(long).toContain('| **lstm** (learned) | — | 0.4000 ± 0.01000 | 0.9000 ± 0.001000 | 0/4 |');
+    expect(long).toContain(
+      [
+        "- lstm loses on final loss: its mean final loss (0.4000) is above tuned adam's (0.1000) (1 of 2 baselines).",
+        "- lstm's mean test accuracy (90.00%) is below tuned adam's (97.00%) and tuned sgd's (91.00%).",
+        "- rnnprop's mean final loss (0.05000) is below every tuned baseline's; the closest, adam (learning rate 0.1000), reaches 0.1000 (0.05000 higher).",
+        "- rnnprop's mean test accuracy (98.00%) is above every baseline's; the best baseline's is adam's 97.00%.",
+      ].join('\n'),
+    );
+    expect(verdictSentences(input().evaluations[2]!.results)).toEqual([
+      "lstm loses on final loss: its mean final loss (0.3000) is above tuned adam's (0.1000) (1 of 2 baselines).",
+      'rnnprop diverged on all 4 tasks: it loses to every baseline.',
+      '1 of 4 runs of lstm diverged (non-finite loss) and are left out of its mean.',
+      'The tuned learning rate of sgd (0.1000) is the smallest in its grid: a smaller one might do better, so this comparison may flatter the learned optimizers.',
+    ]);
+  });
+
+  it('has a meta-training subsection and a timing row per checkpoint, and says which learned runs were reused', () => {
+    const page = renderReportPage(input());
+    const meta = page.split('\n## Meta-training\n\n')[1]!.split('\n## ')[0]!;
+    expect(meta).toMatch(/^### lstm\n\nCheckpoint `runs\/lstm`, trained by `l2l train lstm.json --out runs\/lstm`; the evaluations use its `best\/` snapshot \(best validation loss 0.5000 at epoch 2 of 3\)/);
+    expect(meta).toContain('\n### rnnprop\n\nCheckpoint `runs/rnnprop`, trained by `l2l train rnnprop.json --out runs/rnnprop`;');
+    expect(meta).toContain('- learned optimizer: `rnnprop`\n');
+    expect(meta).toContain('![lstm: meta-training curves](results-meta-training-lstm.svg)');
+    expect(meta).toContain('![rnnprop: meta-training curves](results-meta-training-rnnprop.svg)');
+    expect(page).toContain('| meta-training of lstm (`runs/lstm`, 3 epochs) | 1m 30s | — | — | — | an earlier `l2l report --train` |');
+    expect(page).toContain('| meta-training of rnnprop (`runs/rnnprop`, 3 epochs) | 1m 30s | — | — | — | an earlier `l2l report --train` |');
+    expect(page).toContain('| evaluation: Short | 10s | 5s | cpu | 0.00 → 0.00 | this run |');
+    expect(page).toContain(
+      '| evaluation: Long | 10s | 5s | cpu | 0.00 → 0.00 | this run; learned runs reused: lstm from 2025-01-01T00:00:00.000Z (commit `old000`), rnnprop from 2025-01-02T00:00:00.000Z |',
+    );
   });
 });

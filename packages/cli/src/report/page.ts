@@ -17,14 +17,21 @@ export interface EvaluationRunInfo {
   config: string;
   steps: number;
   tasks: number;
-  /** Snapshot directory of the learned optimizer, relative to the spec file (null: baselines only). */
+  /**
+   * Snapshot directory of the learned optimizer, relative to the spec file, when there is exactly one (null:
+   * baselines only, or several: see `checkpoints`).
+   */
   checkpoint: string | null;
+  /** Snapshot directories of every learned optimizer, in spec order (absent in runs from before several were possible). */
+  checkpoints?: string[];
+  /** Each learned optimizer's run, which may come from an earlier report (absent in older runs). */
+  learned?: LearnedRunInfo[];
   backend: string;
   startedAt: string;
   /** Wall time of the whole evaluation (learned optimizer and baselines), and of the baselines' learning-rate tuning within it. */
   seconds: number;
   tuningSeconds: number;
-  /** Wall time of the learned optimizer's runs (null: none). */
+  /** Wall time of the learned optimizers' runs, summed (null: none). */
   learnedSeconds: number | null;
   /** The baselines' runs, which may come from an earlier report (they do not depend on the checkpoint). */
   baselines: { reused: boolean; startedAt: string; seconds: number; commit: string | null };
@@ -35,8 +42,23 @@ export interface EvaluationRunInfo {
   command: string;
 }
 
-/** The meta-training behind the checkpoint, as its run directory records it. */
+/** One learned optimizer's run in an evaluation (`<results>/<evaluation>/learned-<name>.json` keeps it for reuse). */
+export interface LearnedRunInfo {
+  /** The checkpoint's label (the results name the optimizer so). */
+  name: string;
+  /** Snapshot directory, relative to the spec file. */
+  snapshot: string;
+  /** Whether it was taken from an earlier report (same snapshot content, optimizee, seed, steps, tasks and backend). */
+  reused: boolean;
+  startedAt: string;
+  seconds: number;
+  commit: string | null;
+}
+
+/** The meta-training behind a checkpoint, as its run directory records it. */
 export interface TrainingSummary {
+  /** The checkpoint's label. */
+  name: string;
   /** Run directory and config, relative to where the command ran. */
   dir: string;
   config: string | null;
@@ -88,7 +110,8 @@ export interface ReportPageInput {
   /** Backend line of the process that generated the page (`backend: wasm (...)`). */
   backend: string;
   machine: { cpus: number; model: string; loadAverage: number };
-  training: TrainingSummary | null;
+  /** The meta-training of each checkpoint, in spec order (empty: baselines only). */
+  training: TrainingSummary[];
   evaluations: ReportEvaluationPage[];
   /** Wall time of this `l2l report` run. */
   seconds: number;
@@ -104,7 +127,7 @@ function list(items: string[]): string {
   return `${items.slice(0, -1).join(', ')} and ${items[items.length - 1]}`;
 }
 
-/** How the learned optimizer compares with the baselines in one evaluation. */
+/** How a learned optimizer compares with the baselines in one evaluation. */
 export interface Comparison {
   learned: OptimizerResult | null;
   /** Baselines with a lower mean final loss than the learned optimizer's (the ones it loses to). */
@@ -117,11 +140,12 @@ export interface Comparison {
   wins: boolean | null;
 }
 
+const learnedOf = (results: EvaluationResults) => results.optimizers.filter((o) => o.kind === 'learned');
 const finalMean = (o: OptimizerResult) => (Number.isFinite(o.final.mean) ? o.final.mean : Infinity);
 const accuracy = (o: OptimizerResult) => o.metrics?.testAccuracy?.mean;
 
-export function compare(results: EvaluationResults): Comparison {
-  const learned = results.optimizers.find((o) => o.kind === 'learned') ?? null;
+/** Compares `learned` (default: the results' first learned optimizer) with the baselines. */
+export function compare(results: EvaluationResults, learned: OptimizerResult | null = learnedOf(results)[0] ?? null): Comparison {
   const baselines = results.optimizers.filter((o) => o.kind !== 'learned');
   const bestBaseline = baselines.length ? baselines.reduce((a, b) => (finalMean(b) < finalMean(a) ? b : a)) : null;
   if (!learned) return { learned, lowerLoss: [], higherAccuracy: [], bestBaseline, wins: null };
@@ -136,49 +160,63 @@ function lr(o: OptimizerResult): string {
 }
 
 /**
- * Plain-words verdicts of one evaluation, every number taken from the results: where the learned optimizer's
- * mean final loss and test accuracy stand against each tuned baseline's, divergences, and tuned learning rates
- * at the edge of their grid.
+ * The verdict sentences of one learned optimizer: its mean final loss and test accuracy against each tuned
+ * baseline's. `who` names it; null says "the learned optimizer" (the only one).
  */
-export function verdictSentences(results: EvaluationResults): string[] {
+function learnedVerdict(results: EvaluationResults, learned: OptimizerResult, who: string | null): string[] {
   const out: string[] = [];
-  const c = compare(results);
-  const { learned } = c;
+  const c = compare(results, learned);
   const baselines = results.optimizers.filter((o) => o.kind !== 'learned');
-  if (!learned) {
-    out.push('No learned optimizer was evaluated.');
-  } else if (learned.diverged === learned.tasks) {
-    out.push(`The learned optimizer diverged on all ${learned.tasks} tasks: it loses to every baseline.`);
+  const Who = who ?? 'The learned optimizer';
+  if (learned.diverged === learned.tasks) {
+    out.push(`${Who} diverged on all ${learned.tasks} tasks: it loses to every baseline.`);
   } else if (baselines.length) {
     const L = fmt(learned.final.mean);
     if (c.lowerLoss.length === 0) {
       const b = c.bestBaseline!;
       out.push(
-        `The learned optimizer's mean final loss (${L}) is below every tuned baseline's; the closest, ${b.kind}${lr(b)}, reaches ${fmt(b.final.mean)}` +
+        `${Who}'s mean final loss (${L}) is below every tuned baseline's; the closest, ${b.kind}${lr(b)}, reaches ${fmt(b.final.mean)}` +
           (Number.isFinite(b.final.mean) ? ` (${fmt(b.final.mean - learned.final.mean)} higher).` : '.'),
       );
     } else {
       const sorted = [...c.lowerLoss].sort((a, b) => a.final.mean - b.final.mean);
       out.push(
-        `The learned optimizer loses on final loss: its mean final loss (${L}) is above ${list(sorted.map((b) => `tuned ${b.kind}'s (${fmt(b.final.mean)})`))}` +
+        `${Who} loses on final loss: its mean final loss (${L}) is above ${list(sorted.map((b) => `tuned ${b.kind}'s (${fmt(b.final.mean)})`))}` +
           ` (${c.lowerLoss.length} of ${baselines.length} baselines).`,
       );
     }
     const acc = accuracy(learned);
     if (acc !== undefined) {
+      const Its = who === null ? 'Its' : `${who}'s`;
       if (c.higherAccuracy.length === 0) {
         const withAcc = baselines.filter((b) => accuracy(b) !== undefined);
         const best = withAcc.length ? withAcc.reduce((a, b) => (accuracy(b)! > accuracy(a)! ? b : a)) : null;
-        out.push(`Its mean test accuracy (${pct(acc)}) is the highest${best ? `; the best baseline's is ${best.kind}'s ${pct(accuracy(best)!)}` : ''}.`);
+        const rank = who === null ? 'the highest' : 'above every baseline\'s';
+        out.push(`${Its} mean test accuracy (${pct(acc)}) is ${rank}${best ? `; the best baseline's is ${best.kind}'s ${pct(accuracy(best)!)}` : ''}.`);
       } else {
         const sorted = [...c.higherAccuracy].sort((a, b) => accuracy(b)! - accuracy(a)!);
-        out.push(`Its mean test accuracy (${pct(acc)}) is below ${list(sorted.map((b) => `tuned ${b.kind}'s (${pct(accuracy(b)!)})`))}.`);
+        out.push(`${Its} mean test accuracy (${pct(acc)}) is below ${list(sorted.map((b) => `tuned ${b.kind}'s (${pct(accuracy(b)!)})`))}.`);
       }
     }
   }
+  return out;
+}
+
+/**
+ * Plain-words verdicts of one evaluation, every number taken from the results: where each learned optimizer's
+ * mean final loss and test accuracy stand against each tuned baseline's (named when there are several),
+ * divergences, and tuned learning rates at the edge of their grid.
+ */
+export function verdictSentences(results: EvaluationResults): string[] {
+  const out: string[] = [];
+  const learned = learnedOf(results);
+  const several = learned.length > 1;
+  if (!learned.length) out.push('No learned optimizer was evaluated.');
+  for (const l of learned) out.push(...learnedVerdict(results, l, several ? l.name : null));
   for (const o of results.optimizers) {
     if (o.diverged > 0 && o.diverged < o.tasks) {
-      out.push(`${o.diverged} of ${o.tasks} runs of ${o.kind === 'learned' ? 'the learned optimizer' : o.kind} diverged (non-finite loss) and are left out of its mean.`);
+      const who = o.kind !== 'learned' ? o.kind : several ? o.name : 'the learned optimizer';
+      out.push(`${o.diverged} of ${o.tasks} runs of ${who} diverged (non-finite loss) and are left out of its mean.`);
     } else if (o.diverged === o.tasks && o.kind !== 'learned') {
       out.push(`${o.kind} diverged on all ${o.tasks} tasks.`);
     }
@@ -187,7 +225,7 @@ export function verdictSentences(results: EvaluationResults): string[] {
     if (result.atEdge) {
       out.push(
         `The tuned learning rate of ${baseline.type} (${fmt(result.best)}) is the ${result.atEdge === 'high' ? 'largest' : 'smallest'} in its grid: ` +
-          `a ${result.atEdge === 'high' ? 'larger' : 'smaller'} one might do better, so this comparison may flatter the learned optimizer.`,
+          `a ${result.atEdge === 'high' ? 'larger' : 'smaller'} one might do better, so this comparison may flatter the learned optimizer${several ? 's' : ''}.`,
       );
     }
   }
@@ -229,6 +267,78 @@ function summaryTable(evaluations: ReportEvaluationPage[]): string[] {
   return [line(head), line(head.map(() => '---')), ...rows.map(line)];
 }
 
+/**
+ * The summary with several learned optimizers: per evaluation each one's mean final loss (a column each), the
+ * best tuned baseline's, the best test accuracies, and which learned optimizers beat every baseline.
+ */
+function summaryTableSeveral(evaluations: ReportEvaluationPage[], names: string[]): string[] {
+  const hasAccuracy = evaluations.some((e) => e.results.optimizers.some((o) => accuracy(o) !== undefined));
+  const head = [
+    'evaluation',
+    'steps',
+    'tasks',
+    ...names.map((n) => `${n}: final loss`),
+    'best tuned baseline: final loss',
+    ...(hasAccuracy ? ['best learned: test accuracy', 'best baseline: test accuracy'] : []),
+    'beat every baseline',
+  ];
+  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
+  const bestAccuracy = (os: OptimizerResult[], label: (o: OptimizerResult) => string) => {
+    const best = os.filter((o) => accuracy(o) !== undefined).reduce<OptimizerResult | null>((a, b) => (a === null || accuracy(b)! > accuracy(a)! ? b : a), null);
+    return best ? `${pct(accuracy(best)!)} (${label(best)})` : '—';
+  };
+  const rows = evaluations.map(({ entry, results }) => {
+    const learned = learnedOf(results);
+    const baselines = results.optimizers.filter((o) => o.kind !== 'learned');
+    const { bestBaseline } = compare(results, null);
+    const winners = learned.filter((l) => compare(results, l).wins).map((l) => l.name);
+    return [
+      `[${entry.title}](#${anchor(entry.title)})`,
+      String(results.steps),
+      String(results.tasks),
+      ...names.map((n) => {
+        const l = learned.find((o) => o.name === n);
+        return !l ? '—' : l.diverged === l.tasks ? 'diverged' : fmt(l.final.mean);
+      }),
+      bestBaseline ? `${fmt(bestBaseline.final.mean)} (${bestBaseline.kind})` : '—',
+      ...(hasAccuracy ? [bestAccuracy(learned, (o) => o.name), bestAccuracy(baselines, (o) => o.kind)] : []),
+      winners.length === 0 ? 'none' : `${winners.join(', ')} beat${winners.length === 1 ? 's' : ''} every baseline`,
+    ];
+  });
+  return [line(head), line(head.map(() => '---')), ...rows.map(line)];
+}
+
+/**
+ * Under the several-optimizer summary: for each learned optimizer, in how many evaluations its mean final loss
+ * is below every tuned baseline's and where it loses; then which learned optimizer is lowest in each evaluation.
+ */
+function summarySentencesSeveral(evaluations: ReportEvaluationPage[], names: string[]): string[] {
+  const out: string[] = [];
+  for (const n of names) {
+    const runs = evaluations.flatMap((e) => {
+      const l = learnedOf(e.results).find((o) => o.name === n);
+      return l ? [{ e, wins: compare(e.results, l).wins }] : [];
+    });
+    if (!runs.length) continue;
+    const lost = runs.filter((r) => !r.wins);
+    out.push(
+      `${n} has the lowest mean final loss against the tuned baselines in ${runs.length - lost.length} of ${runs.length} evaluations` +
+        (lost.length ? `; it loses in ${list(lost.map((r) => r.e.entry.title))}.` : '.'),
+    );
+  }
+  const lowest = new Map<string, string[]>();
+  for (const e of evaluations) {
+    const finite = learnedOf(e.results).filter((o) => Number.isFinite(o.final.mean));
+    if (!finite.length) continue;
+    const best = finite.reduce((a, b) => (b.final.mean < a.final.mean ? b : a));
+    lowest.set(best.name, [...(lowest.get(best.name) ?? []), e.entry.title]);
+  }
+  const order = [...names, ...[...lowest.keys()].filter((n) => !names.includes(n))];
+  const parts = order.filter((n) => lowest.has(n)).map((n) => `${n} in ${list(lowest.get(n)!)}`);
+  if (parts.length) out.push(`Lowest mean final loss among the learned optimizers: ${parts.join('; ')}.`);
+  return out;
+}
+
 /** GitHub's heading anchor: lower case, punctuation dropped, spaces to hyphens. */
 export function anchor(title: string): string {
   return title
@@ -242,10 +352,10 @@ function timingTable(input: ReportPageInput): string[] {
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
   const head = ['part', 'time', 'of which tuning', 'backend', 'load average (before → after)', 'run'];
   const rows: string[][] = [];
-  const t = input.training;
-  if (t) {
+  const several = learnedNames(input).length > 1;
+  for (const t of input.training) {
     rows.push([
-      `meta-training (\`${t.dir}\`, ${t.epochs} epochs)`,
+      `meta-training${several ? ` of ${t.name}` : ''} (\`${t.dir}\`, ${t.epochs} epochs)`,
       t.secondsSource === 'log'
         ? `${formatDuration(t.seconds)} of epochs (log.csv; validation not included)` +
           (t.wallSeconds === null ? '' : `; ${formatDuration(t.wallSeconds)} wall clock of the last \`l2l train\` session (file times; validation included)`)
@@ -260,7 +370,15 @@ function timingTable(input: ReportPageInput): string[] {
     const r = e.run;
     const sameCommit = r.git.commit === input.git.commit;
     const b = r.baselines;
-    const reused = b.reused ? `; baselines reused from ${b.startedAt}${b.commit === r.git.commit ? '' : ` (commit \`${b.commit ?? 'none'}\`)`}` : '';
+    const from = (x: { startedAt: string; commit: string | null }) => `${x.startedAt}${x.commit === r.git.commit ? '' : ` (commit \`${x.commit ?? 'none'}\`)`}`;
+    const reusedLearned = (r.learned ?? []).filter((l) => l.reused);
+    const reused =
+      (b.reused ? `; baselines reused from ${from(b)}` : '') +
+      (reusedLearned.length === 0
+        ? ''
+        : several
+          ? `; learned runs reused: ${reusedLearned.map((l) => `${l.name} from ${from(l)}`).join(', ')}`
+          : `; learned optimizer reused from ${from(reusedLearned[0]!)}`);
     rows.push([
       `evaluation: ${e.entry.title}`,
       formatDuration(r.seconds),
@@ -271,6 +389,37 @@ function timingTable(input: ReportPageInput): string[] {
     ]);
   }
   return [line(head), line(head.map(() => '---')), ...rows.map(line)];
+}
+
+/** The learned optimizers' names in page order: the checkpoints', then any other the results hold. */
+function learnedNames(input: ReportPageInput): string[] {
+  const names = input.training.map((t) => t.name);
+  for (const e of input.evaluations) for (const o of learnedOf(e.results)) if (!names.includes(o.name)) names.push(o.name);
+  return names;
+}
+
+/** What the page says about one checkpoint's meta-training. */
+function trainingSection(t: TrainingSummary, plotAlt: string): string[] {
+  const out = [
+    `Checkpoint \`${t.dir}\`${t.config ? `, trained by \`l2l train ${t.config} --out ${t.dir}\`` : ''}; the evaluations use its \`${t.snapshot}/\` snapshot` +
+      (t.bestEpoch !== null ? ` (best validation loss ${fmt(t.bestValidation ?? NaN)} at epoch ${t.bestEpoch} of ${t.epochs})` : ` (${t.epochs} epochs)`) +
+      `, and it is not retrained for any of them.`,
+    '',
+    `- learned optimizer: ${optionsLine(t.metaOptimizer)}`,
+    `- trained on: ${optionsLine(t.optimizee)}`,
+  ];
+  if (t.training) out.push(`- training: \`${JSON.stringify(t.training)}\``);
+  out.push(
+    `- time: ${formatDuration(t.seconds)}${
+      t.secondsSource === 'log'
+        ? ' (sum of the per-epoch times in log.csv; validation runs not included)' +
+          (t.wallSeconds === null ? '' : `, ${formatDuration(t.wallSeconds)} wall clock from the start of the last \`l2l train\` session to its last epoch (file times of experiment.json and log.csv; validation included)`)
+        : ' (measured)'
+    }; ${t.skipped} episode${t.skipped === 1 ? '' : 's'} skipped for non-finite losses`,
+    '',
+  );
+  if (t.plot) out.push(`![${plotAlt}](${t.plot})`, '');
+  return out;
 }
 
 /** The whole results page (markdown); every number comes from `input`. */
@@ -284,7 +433,12 @@ export function renderReportPage(input: ReportPageInput): string {
     '',
   );
   const evals = input.evaluations;
-  if (evals.length) {
+  const names = learnedNames(input);
+  const several = names.length > 1;
+  if (evals.length && several) {
+    out.push('## Summary', '', ...summaryTableSeveral(evals, names), '');
+    out.push(...summarySentencesSeveral(evals, names).flatMap((line) => [line, '']));
+  } else if (evals.length) {
     out.push('## Summary', '', ...summaryTable(evals), '');
     const learnedRuns = evals.filter((e) => compare(e.results).wins !== null);
     if (learnedRuns.length) {
@@ -296,28 +450,12 @@ export function renderReportPage(input: ReportPageInput): string {
       );
     }
   }
-  const t = input.training;
-  if (t) {
+  if (input.training.length) {
     out.push('## Meta-training', '');
-    out.push(
-      `Checkpoint \`${t.dir}\`${t.config ? `, trained by \`l2l train ${t.config} --out ${t.dir}\`` : ''}; the evaluations use its \`${t.snapshot}/\` snapshot` +
-        (t.bestEpoch !== null ? ` (best validation loss ${fmt(t.bestValidation ?? NaN)} at epoch ${t.bestEpoch} of ${t.epochs})` : ` (${t.epochs} epochs)`) +
-        `, and it is not retrained for any of them.`,
-      '',
-      `- learned optimizer: ${optionsLine(t.metaOptimizer)}`,
-      `- trained on: ${optionsLine(t.optimizee)}`,
-    );
-    if (t.training) out.push(`- training: \`${JSON.stringify(t.training)}\``);
-    out.push(
-      `- time: ${formatDuration(t.seconds)}${
-        t.secondsSource === 'log'
-          ? ' (sum of the per-epoch times in log.csv; validation runs not included)' +
-            (t.wallSeconds === null ? '' : `, ${formatDuration(t.wallSeconds)} wall clock from the start of the last \`l2l train\` session to its last epoch (file times of experiment.json and log.csv; validation included)`)
-          : ' (measured)'
-      }; ${t.skipped} episode${t.skipped === 1 ? '' : 's'} skipped for non-finite losses`,
-      '',
-    );
-    if (t.plot) out.push(`![meta-training curves](${t.plot})`, '');
+    for (const t of input.training) {
+      if (several) out.push(`### ${t.name}`, '');
+      out.push(...trainingSection(t, several ? `${t.name}: meta-training curves` : 'meta-training curves'));
+    }
   }
   for (const e of evals) {
     const r = e.results;

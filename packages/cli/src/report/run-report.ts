@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -11,17 +12,18 @@ import {
   writeFileAtomic,
   type EvaluationResults,
   type ExperimentConfig,
+  type OptimizerResult,
 } from '@l2l/core';
 import type { LoadedExperiment } from '../workspace';
-import { renderReportPage, type EvaluationRunInfo, type GitState, type ReportEvaluationPage, type TrainingSummary } from './page';
+import { renderReportPage, type EvaluationRunInfo, type GitState, type LearnedRunInfo, type ReportEvaluationPage, type TrainingSummary } from './page';
 import { lossCurvesSvg } from './plot';
-import type { LoadedReportSpec, ReportEvaluation } from './spec';
+import type { LoadedReportSpec, ReportEvaluation, ResolvedCheckpoint } from './spec';
 import { trainingCurvesSvg, type TrainingLogRow } from './training-plot';
 
 export interface ReportRunOptions {
   /** Directory of the page and plots (absolute). */
   outDir: string;
-  /** Train the checkpoint with checkpoint.config when its directory holds none. */
+  /** Train each checkpoint whose directory holds none, with its config. */
   train: boolean;
   /** Run no evaluation: collect every one from the results directory. */
   collect: boolean;
@@ -154,8 +156,97 @@ async function baselineRun(
   return { ...run, reused: false };
 }
 
+/** One learned optimizer's half of an evaluation (learned-<name>.json): kept and reused while its snapshot is unchanged. */
+interface LearnedRun {
+  /** What its numbers depend on: the snapshot (directory and content), optimizee, seed, steps, tasks, backend. */
+  key: string;
+  name: string;
+  /** Snapshot directory, relative to the spec file. */
+  snapshot: string;
+  result: OptimizerResult;
+  startedAt: string;
+  seconds: number;
+  loadBefore: number;
+  git: GitState;
+}
+
+/**
+ * A snapshot's identity: its directory (`.best.old`, the moment of a rename, counts as `best`) and a hash of
+ * every file in it (weights, meta-optimizer.json, trainer state), so retraining changes it and touching a
+ * file's time does not.
+ */
+function snapshotIdentity(snapshotDir: string, relativeTo: string): string {
+  const hash = createHash('sha256');
+  for (const f of fs.readdirSync(snapshotDir).sort()) {
+    const file = path.join(snapshotDir, f);
+    if (!fs.statSync(file).isFile()) continue;
+    hash.update(f + '\0');
+    hash.update(createHash('sha256').update(fs.readFileSync(file)).digest('hex') + '\0');
+  }
+  const dir = path.join(path.dirname(snapshotDir), path.basename(snapshotDir).replace(/^\.(\w+)\.old$/, '$1'));
+  return `${path.relative(relativeTo, dir).split(path.sep).join('/')}@sha256:${hash.digest('hex')}`;
+}
+
+function learnedKey(experiment: ExperimentConfig, snapshot: string, steps: number, tasks: number, backend: string): string {
+  const { optimizee, seed } = experiment;
+  return JSON.stringify({ snapshot, optimizee, seed, steps, tasks, backend });
+}
+
+/**
+ * One checkpoint's learned optimizer on one evaluation: reused from `<dir>/learned-<name>.json` when it was run
+ * with the same snapshot (directory and content), optimizee, seed, steps, tasks and backend, else run and kept
+ * there. Its result is named by the checkpoint's label.
+ */
+async function learnedRun(
+  ws: LoadedExperiment,
+  dir: string,
+  checkpoint: ResolvedCheckpoint,
+  snapshotDir: string,
+  steps: number,
+  tasks: number,
+  options: Pick<ReportRunOptions, 'backend' | 'log'> & { git: GitState; now: () => number; baseDir: string },
+): Promise<LearnedRun & { reused: boolean }> {
+  const { name } = checkpoint;
+  const file = path.join(dir, `learned-${name}.json`);
+  const key = learnedKey(ws.experiment, snapshotIdentity(snapshotDir, options.baseDir), steps, tasks, options.backend.name);
+  if (fs.existsSync(file)) {
+    const kept = readJson<LearnedRun>(file, 'learned-optimizer results');
+    if (kept.key === key) {
+      options.log(`  ${name}: reusing the run of ${kept.startedAt} (same snapshot, optimizee, seed, steps, tasks and backend)`);
+      return { ...kept, result: { ...kept.result, name }, reused: true };
+    }
+  }
+  const t0 = options.now();
+  const loadBefore = os.loadavg()[0]!;
+  const learnedOnly = { ...ws.experiment, evaluation: { ...ws.experiment.evaluation, baselines: [] } };
+  const show = progress(options.log);
+  const [result] = evaluateExperiment(learnedOnly, ws.registry, {
+    checkpoint: snapshotDir,
+    baseDir: ws.baseDir,
+    steps,
+    tasks,
+    onProgress: (_what, done) => show(name, done),
+  }).optimizers;
+  const run: LearnedRun = {
+    key,
+    name,
+    snapshot: path.relative(options.baseDir, snapshotDir) || '.',
+    result: { ...result!, name },
+    startedAt: new Date(t0).toISOString(),
+    seconds: (options.now() - t0) / 1000,
+    loadBefore,
+    git: options.git,
+  };
+  fs.mkdirSync(dir, { recursive: true });
+  writeFileAtomic(file, JSON.stringify(run) + '\n');
+  await new Promise((resolve) => setImmediate(resolve));
+  return { ...run, reused: false };
+}
+
 /** What `--train` records beside the results, so later pages can show the measured training time. */
 interface TrainingRunInfo {
+  /** The run directory trained, relative to the spec file (absent in older files). */
+  dir?: string;
   seconds: number;
   epochs: number;
   startedAt: string;
@@ -164,8 +255,9 @@ interface TrainingRunInfo {
 }
 
 /**
- * `l2l report`: makes sure the checkpoint exists (training it when asked), runs or collects every evaluation
- * of the spec with that one learned optimizer, and writes the results page with its loss-curve plots.
+ * `l2l report`: makes sure every checkpoint exists (training the missing ones when asked), runs or collects
+ * every evaluation of the spec with the checkpoints' learned optimizers and the tuned baselines, and writes the
+ * results page with its loss-curve plots.
  */
 export async function runReport(spec: LoadedReportSpec, options: ReportRunOptions): Promise<ReportRunResult> {
   const now = options.now ?? Date.now;
@@ -201,37 +293,45 @@ export async function runReport(spec: LoadedReportSpec, options: ReportRunOption
     return { page: null, files: [], ran, collected: [] };
   }
 
-  const ck = spec.resolved.checkpoint;
-  let snapshotDir: string | null = null;
-  let training: TrainingSummary | null = null;
+  const checkpoints = spec.resolved.checkpoints;
   const files: string[] = [];
   fs.mkdirSync(outDir, { recursive: true });
   fs.mkdirSync(spec.resolved.results, { recursive: true });
-  if (ck) {
-    const trainingInfoFile = path.join(spec.resolved.results, 'training.json');
-    let trainedNow = false;
-    if (!hasSnapshot(ck.dir)) {
-      if (!options.train || options.collect) {
-        const how = ck.config ? `train it with \`l2l train ${shown(ck.config)} --out ${shown(ck.dir)}\` or pass --train` : 'train it first';
-        throw new UserError(`${spec.file}: checkpoint ${spec.checkpoint!.dir}: no checkpoint there (no best/ or latest/ snapshot); ${how}`);
-      }
-      if (!ck.config) throw new UserError(`${spec.file}: --train needs checkpoint.config (the experiment config that trains ${spec.checkpoint!.dir})`);
-      const ws = options.loadExperiment(ck.config);
-      options.log(`training ${shown(ck.dir)} with ${shown(ck.config)}...`);
-      const t0 = now();
-      const startedAt = new Date(t0).toISOString();
-      const result = await trainExperiment(ws.experiment, ws.registry, {
-        outDir: ck.dir,
-        baseDir: ws.baseDir,
-        events: { onEpoch: (r) => options.log(`  epoch ${r.epoch}/${ws.experiment.training.epochs}: final loss ${r.finalLoss.toPrecision(4)}${r.validationLoss === undefined ? '' : `, validation ${r.validationLoss.toPrecision(4)}`}`) },
-      });
-      const info: TrainingRunInfo = { seconds: (now() - t0) / 1000, epochs: result.epochs, startedAt, git, command: options.command };
-      writeFileAtomic(trainingInfoFile, JSON.stringify(info, null, 2) + '\n');
-      trainedNow = true;
+  const missing = checkpoints.filter((c) => !hasSnapshot(c.dir));
+  for (const c of missing) {
+    if (!options.train || options.collect) {
+      const how = c.config ? `train it with \`l2l train ${shown(c.config)} --out ${shown(c.dir)}\` or pass --train` : 'train it first';
+      throw new UserError(`${spec.file}: checkpoint ${c.specDir}: no checkpoint there (no best/ or latest/ snapshot); ${how}`);
     }
-    snapshotDir = resolveSnapshotDir(ck.dir);
-    training = { ...(await trainingSummary(ck, shown, snapshotDir, trainingInfoFile, outDir, pageStem)), trainedNow };
-    if (training.plot) files.push(path.join(outDir, training.plot));
+    if (!c.config) throw new UserError(`${spec.file}: --train needs ${c.field}.config (the experiment config that trains ${c.specDir})`);
+  }
+  // Every training config is validated before the first (long) training starts.
+  const trainingConfigs = new Map(missing.map((c) => [c.name, options.loadExperiment(c.config!)]));
+  const infoFile = (c: ResolvedCheckpoint) => path.join(spec.resolved.results, `training-${c.name}.json`);
+  for (const c of missing) {
+    const ws = trainingConfigs.get(c.name)!;
+    options.log(`training ${shown(c.dir)} with ${shown(c.config!)}...`);
+    const t0 = now();
+    const startedAt = new Date(t0).toISOString();
+    const result = await trainExperiment(ws.experiment, ws.registry, {
+      outDir: c.dir,
+      baseDir: ws.baseDir,
+      events: { onEpoch: (r) => options.log(`  epoch ${r.epoch}/${ws.experiment.training.epochs}: final loss ${r.finalLoss.toPrecision(4)}${r.validationLoss === undefined ? '' : `, validation ${r.validationLoss.toPrecision(4)}`}`) },
+    });
+    const info: TrainingRunInfo = { dir: rel(c.dir), seconds: (now() - t0) / 1000, epochs: result.epochs, startedAt, git, command: options.command };
+    writeFileAtomic(infoFile(c), JSON.stringify(info, null, 2) + '\n');
+  }
+  const snapshotDirs = checkpoints.map((c) => resolveSnapshotDir(c.dir));
+  const snapshots = snapshotDirs.map(rel);
+  const training: TrainingSummary[] = [];
+  for (const [i, c] of checkpoints.entries()) {
+    // One checkpoint keeps the file names of reports from before several were possible.
+    const plot = checkpoints.length === 1 ? `${pageStem}-meta-training.svg` : `${pageStem}-meta-training-${c.name}.svg`;
+    const legacyInfo = path.join(spec.resolved.results, 'training.json');
+    const info = fs.existsSync(infoFile(c)) || checkpoints.length > 1 ? infoFile(c) : legacyInfo;
+    const summary = await trainingSummary(c, shown, rel, snapshotDirs[i]!, info, outDir, plot);
+    training.push({ ...summary, trainedNow: missing.includes(c) });
+    if (summary.plot) files.push(path.join(outDir, summary.plot));
   }
 
   const pages: ReportEvaluationPage[] = [];
@@ -250,21 +350,22 @@ export async function runReport(spec: LoadedReportSpec, options: ReportRunOption
       const t0 = now();
       const loadBefore = os.loadavg()[0]!;
       const baselines = await baselineRun(ws, dir, steps, tasks, { ...options, git, now });
-      let learned: EvaluationResults['optimizers'] = [];
-      let learnedSeconds: number | null = null;
-      if (snapshotDir !== null) {
-        const t1 = now();
-        const learnedOnly = { ...ws.experiment, evaluation: { ...ws.experiment.evaluation, baselines: [] } };
-        learned = evaluateExperiment(learnedOnly, ws.registry, { checkpoint: snapshotDir, baseDir: ws.baseDir, steps, tasks, onProgress: progress(options.log) }).optimizers;
-        learnedSeconds = (now() - t1) / 1000;
+      const learnedRuns: Array<LearnedRun & { reused: boolean }> = [];
+      for (const [i, c] of checkpoints.entries()) {
+        learnedRuns.push(await learnedRun(ws, dir, c, snapshotDirs[i]!, steps, tasks, { ...options, git, now, baseDir: spec.baseDir }));
       }
+      const learned = learnedRuns.map((l) => l.result);
+      // As with the baselines, a reused run counts with the time it took when it ran.
+      const learnedSeconds = learnedRuns.length ? learnedRuns.reduce((sum, l) => sum + l.seconds, 0) : null;
       results = { ...baselines.results, optimizers: [...learned, ...baselines.results.optimizers], backend: options.backend.name };
       run = {
         name: entry.name,
         config: entry.config,
         steps,
         tasks,
-        checkpoint: snapshotDir === null ? null : rel(snapshotDir),
+        checkpoint: snapshots.length === 1 ? snapshots[0]! : null,
+        checkpoints: snapshots,
+        learned: learnedRuns.map((l): LearnedRunInfo => ({ name: l.name, snapshot: l.snapshot, reused: l.reused, startedAt: l.startedAt, seconds: l.seconds, commit: l.git.commit })),
         backend: options.backend.name,
         startedAt: new Date(t0).toISOString(),
         seconds: (learnedSeconds ?? 0) + baselines.seconds,
@@ -280,7 +381,7 @@ export async function runReport(spec: LoadedReportSpec, options: ReportRunOption
       writeFileAtomic(path.join(dir, 'run.json'), JSON.stringify(run, null, 2) + '\n');
       ran.push(entry.name);
     } else {
-      ({ results, run } = collect(spec, entry, dir, steps, tasks, snapshotDir === null ? null : rel(snapshotDir)));
+      ({ results, run } = collect(spec, entry, dir, steps, tasks, snapshots));
       collected.push(entry.name);
     }
     const plot = `${pageStem}-${entry.name}.svg`;
@@ -317,8 +418,11 @@ function hasSnapshot(dir: string): boolean {
   }
 }
 
-/** Reads an earlier run's results and checks they are what the spec asks for. */
-function collect(spec: LoadedReportSpec, entry: ReportEvaluation, dir: string, steps: number, tasks: number, checkpoint: string | null) {
+/**
+ * Reads an earlier run's results and checks they are what the spec asks for (`snapshots`: the checkpoints'
+ * snapshot directories relative to the spec file, in order); the learned optimizers take the checkpoints' labels.
+ */
+function collect(spec: LoadedReportSpec, entry: ReportEvaluation, dir: string, steps: number, tasks: number, snapshots: string[]) {
   const resultsFile = path.join(dir, 'results.json');
   const runFile = path.join(dir, 'run.json');
   const shown = path.join(spec.results, entry.name);
@@ -327,24 +431,42 @@ function collect(spec: LoadedReportSpec, entry: ReportEvaluation, dir: string, s
   }
   const results = readJson<EvaluationResults>(resultsFile, 'evaluation results');
   const run = readJson<EvaluationRunInfo>(runFile, 'run information');
+  // Runs from before several checkpoints were possible only have `checkpoint`.
+  const ran = run.checkpoints ?? (run.checkpoint === null ? [] : [run.checkpoint]);
   const differences: string[] = [];
   if (run.steps !== steps) differences.push(`steps ${run.steps}, the spec asks ${steps}`);
   if (run.tasks !== tasks) differences.push(`tasks ${run.tasks}, the spec asks ${tasks}`);
   if (run.config !== entry.config) differences.push(`config ${run.config}, the spec names ${entry.config}`);
-  if (run.checkpoint !== checkpoint) differences.push(`checkpoint ${run.checkpoint ?? 'none'}, the spec's is ${checkpoint ?? 'none'}`);
+  if (ran.join('\n') !== snapshots.join('\n')) {
+    const listed = (xs: string[]) => (xs.length ? xs.join(', ') : 'none');
+    differences.push(
+      ran.length <= 1 && snapshots.length <= 1
+        ? `checkpoint ${listed(ran)}, the spec's is ${listed(snapshots)}`
+        : `checkpoints ${listed(ran)}, the spec's are ${listed(snapshots)}`,
+    );
+  }
   if (differences.length) {
     throw new UserError(`${shown}: the collected results of "${entry.name}" were run with ${differences.join('; ')}; run it again (--only ${entry.name})`);
   }
+  const names = spec.resolved.checkpoints.map((c) => c.name);
+  const learnedCount = results.optimizers.filter((o) => o.kind === 'learned').length;
+  if (learnedCount !== names.length) {
+    throw new UserError(`${shown}: results.json holds ${learnedCount} learned optimizers, the spec has ${names.length} checkpoints; run it again (--only ${entry.name})`);
+  }
+  let i = 0;
+  results.optimizers = results.optimizers.map((o) => (o.kind === 'learned' ? { ...o, name: names[i++]! } : o));
+  if (run.learned) run.learned = run.learned.map((l, j) => ({ ...l, name: names[j] ?? l.name }));
   return { results, run };
 }
 
 async function trainingSummary(
-  checkpoint: { dir: string; config: string | null },
+  checkpoint: ResolvedCheckpoint,
   shown: (p: string) => string,
+  rel: (p: string) => string,
   snapshotDir: string,
   infoFile: string,
   outDir: string,
-  pageStem: string,
+  plotFile: string,
 ): Promise<Omit<TrainingSummary, 'trainedNow'>> {
   const { dir } = checkpoint;
   const experimentFile = path.join(dir, 'experiment.json');
@@ -355,17 +477,18 @@ async function trainingSummary(
   const trainer = fs.existsSync(trainerFile) ? readJson<{ epoch: number; bestEpoch: number | null; bestValidation: number | null; skipped: number }>(trainerFile, 'trainer state') : null;
   const epochs = trainer?.epoch ?? log.length;
   const info = fs.existsSync(infoFile) ? readJson<TrainingRunInfo>(infoFile, 'training time') : null;
-  const measured = info !== null && info.epochs === epochs;
+  const measured = info !== null && info.epochs === epochs && (info.dir === undefined || info.dir === rel(dir));
   const logSeconds = log.reduce((s, r) => s + (num(r.seconds) ?? 0), 0);
   let plot: string | null = null;
   if (log.length) {
-    plot = `${pageStem}-meta-training.svg`;
+    plot = plotFile;
     const rows: TrainingLogRow[] = log.map((r) => ({ epoch: num(r.epoch)!, finalLoss: num(r.final_loss), validationLoss: num(r.validation_loss) }));
     fs.writeFileSync(path.join(outDir, plot), await trainingCurvesSvg(rows, `meta-training of ${shown(dir)}: optimizee loss per epoch`));
   }
   const { epochs: _e, ...trainingOptions } = (experiment?.training ?? {}) as unknown as Record<string, unknown>;
   void _e;
   return {
+    name: checkpoint.name,
     dir: shown(dir),
     config: checkpoint.config === null ? null : shown(checkpoint.config),
     snapshot: path.basename(snapshotDir).replace(/^\.(\w+)\.old$/, '$1'),
