@@ -26,24 +26,30 @@ function commandLine(file: string, opts: ReportOptions): string {
   return parts.join(' ');
 }
 
-/** `l2l report <spec>`: one checkpoint evaluated on several configs, written up as a markdown page with plots. */
+/** `l2l report <spec>`: one or more checkpoints evaluated on several configs, written up as a markdown page with plots. */
 export function registerReport(program: Command, ctx: CliContext): void {
   program
     .command('report')
-    .summary('evaluate one learned optimizer on several configs and write a results page')
+    .summary('evaluate learned optimizers on several configs and write a results page')
     .description(
-      'Run a report spec (JSON): the learned optimizer of one checkpoint, never retrained, evaluated against tuned ' +
+      'Run a report spec (JSON): the learned optimizer of one checkpoint ("checkpoint": {dir, config}), or of several ' +
+        '("checkpoints": [{name, dir, config}], compared with each other; name, a kebab-case label on the page and in file names, ' +
+        'defaults to the meta-optimizer type), never retrained, evaluated against tuned ' +
         'baselines on each listed config (with its own step and task counts). Each evaluation\'s raw results go to ' +
         '<results>/<name>/ (results.json, curves.csv, results.md, run.json; the baselines\' runs also in baselines.json, reused by later ' +
         'reports while the optimizee, evaluation settings, seed, steps, tasks and backend stay the same, since they do not depend on ' +
-        'the checkpoint); the page (results.md) and one SVG of loss ' +
+        'the checkpoints; each learned optimizer\'s run in learned-<checkpoint name>.json, reused while its snapshot\'s files and those ' +
+        'settings stay the same, so adding a checkpoint to a spec runs only it); the page (results.md) and one SVG of loss ' +
         'curves per evaluation go to the output directory. The page names the command, the git commit (and whether ' +
-        'the tree was dirty), the backend, the date and the time each part took, and says in words where the learned ' +
+        'the tree was dirty), the backend, the date and the time each part took, and says in words where each learned ' +
         'optimizer wins or loses.',
     )
-    .argument('<spec>', 'report spec (JSON): title, checkpoint {dir, config}, results, out, tasks, evaluations [{name, config, steps, tasks, title, note}]')
+    .argument(
+      '<spec>',
+      'report spec (JSON): title, checkpoint {dir, config} or checkpoints [{name, dir, config}], results, out, tasks, evaluations [{name, config, steps, tasks, title, note}]',
+    )
     .option('-o, --out <dir>', 'directory of the page and plots (default: the spec\'s "out")')
-    .option('--train', 'train the checkpoint (l2l train <checkpoint.config> --out <checkpoint.dir>) when its directory holds none')
+    .option('--train', 'train each checkpoint whose directory holds none (l2l train <config> --out <dir>)')
     .option('--collect', 'run nothing: build the page from the results an earlier report wrote')
     .option('--only <name...>', 'run only these evaluations; collect the others from an earlier report')
     .option('--baselines-only', 'only run the tuned baselines of the evaluations (or of --only\'s) and keep them for later reports; no checkpoint needed, no page')
@@ -59,6 +65,10 @@ export function registerReport(program: Command, ctx: CliContext): void {
         '  $ l2l report experiments/report-mnist.json --only mnist-relu',
         '  $ l2l report experiments/report-mnist.json --baselines-only    # while runs/mnist still trains',
         '  $ l2l report experiments/report-mnist.json --collect --out /tmp/page',
+        '',
+        'Several learned optimizers on one page ("checkpoint" is the same as a one-element "checkpoints"):',
+        '  "checkpoints": [{ "dir": "../runs/mnist", "config": "mnist.json" },',
+        '                  { "name": "rnnprop", "dir": "../runs/rnnprop-mnist", "config": "rnnprop-mnist.json" }]',
       ].join('\n'),
     )
     .action(async (file: string, opts: ReportOptions) => {
