@@ -20,5 +20,17 @@ export interface MetaOptimizer {
   setWeights(weights: NamedTensors): void;
   /** The optimizer that φ defines; its updates are differentiable functions of `variables`. */
   optimizer(): Optimizer;
+  /**
+   * True when `optimizer()` is coordinatewise: the update of each coordinate (scalar entry of the parameters)
+   * depends only on that coordinate's own gradients, values and state, the weights φ and the step context
+   * (step, loss, training), never on other coordinates: no normalisation, sum or maximum across coordinates.
+   * Precisely: split the coordinates into any subsets and lay each out as any named tensors (any names,
+   * shapes and order of its entries); `init` and then `update` run on each subset on its own, with the same
+   * entries of the gradients and the same step contexts, give (to float rounding) the entries that running
+   * them on all the coordinates at once gives. `training.workers` relies on it (it runs chunks of the
+   * coordinates in worker threads, as one flat tensor each); `checkMetaOptimizer` tests the claim. Absent or
+   * false: not claimed.
+   */
+  readonly coordinatewise?: boolean;
   dispose(): void;
 }

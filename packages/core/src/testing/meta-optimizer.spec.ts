@@ -15,6 +15,10 @@ interface Breakage {
   configWithoutDefaults?: boolean;
   disposeForgets?: boolean;
   leakyUpdate?: boolean;
+  /** Claims coordinatewise (and is, unless `globalScale`). */
+  coordinatewise?: boolean;
+  /** Divides the gradients by their mean magnitude over all coordinates: not coordinatewise. */
+  globalScale?: boolean;
 }
 
 /**
@@ -50,6 +54,10 @@ function learned(broken: Breakage = {}): ComponentDefinition<'meta-optimizer', O
         update: (state, grads) => {
           if (broken.leakyUpdate) tf.keep(tf.scalar(0));
           const out = tf.tidy(() => {
+            const all = Object.values(grads);
+            const scale = broken.globalScale
+              ? tf.div(tf.addN(all.map((g) => tf.sum(tf.abs(g)))), all.reduce((n, g) => n + g.size, 0))
+              : tf.scalar(1);
             const lr = broken.notDifferentiable ? tf.scalar(Math.exp(variables['lr/log'].dataSync()[0]!)) : tf.exp(variables['lr/log']);
             const [k0, k1] = broken.notDifferentiable === 'all' ? [tf.scalar(1), tf.scalar(0)] : tf.unstack(variables['mix/kernel']);
             const params: NamedTensors = {};
@@ -57,7 +65,7 @@ function learned(broken: Breakage = {}): ComponentDefinition<'meta-optimizer', O
             for (const [n, p] of Object.entries(state.params)) {
               const m = tf.add(tf.mul((state.slots as NamedTensors)[n]!, options.momentum), grads[n]!);
               slots[n] = m;
-              params[n] = tf.sub(p, tf.mul(lr, tf.add(tf.mul(k0!, grads[n]!), tf.mul(k1!, m))));
+              params[n] = tf.sub(p, tf.mul(lr, tf.add(tf.mul(k0!, tf.div(grads[n]!, scale)), tf.mul(k1!, m))));
             }
             return { params, slots };
           });
@@ -66,6 +74,7 @@ function learned(broken: Breakage = {}): ComponentDefinition<'meta-optimizer', O
       });
       return {
         type: 'spec-learned',
+        ...(broken.coordinatewise && { coordinatewise: true }),
         variables,
         config: () => ({ type: 'spec-learned', options: broken.configWithoutDefaults ? {} : { ...options } }),
         getWeights: () =>
@@ -124,4 +133,15 @@ describe('checkMetaOptimizer', () => {
   it('fails a config without its defaults', () => fails(learned({ configWithoutDefaults: true }), /config\(\)\.options must have every default applied/));
   it('fails a dispose that keeps the variables', () => fails(learned({ disposeForgets: true }), /dispose\(\) left variable "lr\/log" allocated/));
   it('fails an update that leaks', () => fails(learned({ leakyUpdate: true }), /leaked 3 tensor\(s\)/));
+  it('passes a coordinatewise claim that holds, and fails one that does not', async () => {
+    const before = tf.memory().numTensors;
+    await checkMetaOptimizer(learned({ coordinatewise: true }));
+    // Not claimed: not checked.
+    await checkMetaOptimizer(learned({ globalScale: true }));
+    expect(tf.memory().numTensors).toBe(before);
+    await fails(
+      learned({ coordinatewise: true, globalScale: true }),
+      /claims coordinatewise, but coordinates 0\.\.3 of \{w: \[3, 2\], b: \[4\]\} updated on their own as \{a: \[4\]\} differ from the update of all 10: after step 1, coordinate 0 is -?[0-9.e-]+ on its own and -?[0-9.e-]+ with the others/,
+    );
+  });
 });

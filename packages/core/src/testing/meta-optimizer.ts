@@ -13,6 +13,7 @@ import {
   deepEqual,
   numTensors,
   prepare,
+  scoped,
   show,
   snapshotNamed,
   testQuadratic,
@@ -32,7 +33,9 @@ export interface MetaOptimizerCheckOptions extends CheckOptions {
  * rejects wrong names or shapes); `config()` is plain JSON that the schema accepts unchanged and that, with
  * the weights, rebuilds the same meta-optimizer; its `optimizer()` honours the functional optimizer contract;
  * the update is differentiable in the weights (`tf.variableGrads` over a short unroll on a tiny quadratic
- * gives finite gradients for every variable, not all zero); nothing leaks, and `dispose` frees the variables.
+ * gives finite gradients for every variable, not all zero); one that claims `coordinatewise` gives the same
+ * updates on parts of the coordinates (laid out as other named tensors) as on all of them; nothing leaks, and
+ * `dispose` frees the variables.
  */
 export async function checkMetaOptimizer(definition: ComponentDefinition, opts: MetaOptimizerCheckOptions = {}): Promise<void> {
   await tf.ready();
@@ -48,6 +51,8 @@ export async function checkMetaOptimizer(definition: ComponentDefinition, opts: 
 
   const optimizer = attempt(fail, 'optimizer()', () => mo.optimizer());
   checkOptimizerRun(fail, optimizer, { steps: 3, training: true });
+  if (mo.coordinatewise !== undefined && typeof mo.coordinatewise !== 'boolean') fail(`coordinatewise must be a boolean when present, got ${show(mo.coordinatewise)}`);
+  if (mo.coordinatewise) checkCoordinatewise(fail, mo);
   checkDifferentiable(fail, mo, opts.unroll ?? 2);
 
   attempt(fail, 'dispose()', () => mo.dispose());
@@ -148,6 +153,73 @@ function checkConfig(
     if (!deepEqual(twin.config(), config)) fail(`a meta-optimizer rebuilt from config() has another config: ${show(twin.config())} vs ${show(config)}`);
   } finally {
     twin.dispose();
+  }
+}
+
+/**
+ * A coordinatewise optimizer's claim: two updates of the 10 coordinates of {w: [3, 2], b: [4]} at once, and of two
+ * parts of them on their own, laid out differently ({a: [4]} and {b1: [2], b2: [2, 2]}) and fed the same entries
+ * of the whole run's gradients and the same step contexts, give the same parameters.
+ */
+function checkCoordinatewise(fail: Fail, mo: MetaOptimizer): void {
+  const steps = 2;
+  const q = testQuadratic({ w: [3, 2], b: [4] });
+  const flat = (named: NamedTensors): number[] => [...named.w!.dataSync(), ...named.b!.dataSync()];
+  const parts: Array<{ at: number; shapes: Record<string, number[]> }> = [
+    { at: 0, shapes: { a: [4] } },
+    { at: 4, shapes: { b1: [2], b2: [2, 2] } },
+  ];
+  const describe = (shapes: Record<string, number[]>) => `{${Object.entries(shapes).map(([n, sh]) => `${n}: [${sh.join(', ')}]`).join(', ')}}`;
+  try {
+    scoped(() => {
+      const optimizer = mo.optimizer();
+      const start = q.init();
+      const x0 = flat(start);
+      let state = attempt(fail, 'init (coordinatewise check)', () => optimizer.init(start));
+      const grads: number[][] = [];
+      const losses: number[] = [];
+      const whole: number[][] = [];
+      for (let k = 0; k < steps; k++) {
+        const g = q.grads(state.params);
+        const loss = q.loss(state.params);
+        grads.push(flat(g));
+        losses.push(loss.dataSync()[0]!);
+        state = attempt(fail, 'update (coordinatewise check)', () => optimizer.update(state, g, { step: k, loss, training: true }));
+        whole.push(flat(state.params));
+      }
+      for (const part of parts) {
+        // The part's coordinates, cut from a flat vector into its own named tensors.
+        const named = (values: number[]): NamedTensors => {
+          const out: NamedTensors = {};
+          let at = part.at;
+          for (const [n, shape] of Object.entries(part.shapes)) {
+            const size = shape.reduce((a, b) => a * b, 1);
+            out[n] = tf.tensor(values.slice(at, at + size), shape);
+            at += size;
+          }
+          return out;
+        };
+        const size = Object.values(part.shapes).reduce((s, shape) => s + shape.reduce((a, b) => a * b, 1), 0);
+        let own = attempt(fail, 'init on a part of the coordinates', () => optimizer.init(named(x0)));
+        for (let k = 0; k < steps; k++) {
+          const ctx = { step: k, loss: tf.scalar(losses[k]!), training: true };
+          own = attempt(fail, 'update on a part of the coordinates', () => optimizer.update(own, named(grads[k]!), ctx));
+          const got = Object.keys(part.shapes).flatMap((n) => [...(own.params[n]?.dataSync() ?? [])]);
+          for (let j = 0; j < size; j++) {
+            const want = whole[k]![part.at + j]!;
+            if (!(Math.abs(got[j]! - want) <= 1e-5 * Math.max(1, Math.abs(want)))) {
+              fail(
+                `claims coordinatewise, but coordinates ${part.at}..${part.at + size - 1} of {w: [3, 2], b: [4]} updated on their own as ${describe(part.shapes)} ` +
+                  `differ from the update of all 10: after step ${k + 1}, coordinate ${part.at + j} is ${got[j]} on its own and ${want} with the others ` +
+                  '(an update that normalises, sums or takes a maximum across coordinates is not coordinatewise)',
+              );
+            }
+          }
+        }
+      }
+    });
+  } finally {
+    q.dispose();
   }
 }
 

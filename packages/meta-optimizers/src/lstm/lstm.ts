@@ -47,6 +47,9 @@ function initialLstmWeights(options: Readonly<LstmOptions>, seed: number): Named
  * bias). State: `slots.lstm{l}.h` and `.c`, each `[hidden, N]`.
  */
 export class LstmMetaOptimizer extends NamedWeightsMetaOptimizer<LstmOptions> {
+  /** Coordinatewise (MetaOptimizer.coordinatewise): the LSTM reads each coordinate's own preprocessed gradient and keeps its own cell state. */
+  readonly coordinatewise = true;
+
   /** `options` are validated and completed with defaults; `seed` determines the initial weights. */
   constructor(options: Partial<LstmOptions> = {}, seed = 0) {
     const resolved = Object.freeze(resolveLstmOptions(options));

@@ -63,6 +63,9 @@ function initialMultiscaleAdamWeights(options: Readonly<MultiscaleAdamOptions>, 
  * moment updates are small matmuls (diag(β)·M + (1 − β)·g), which avoid broadcasting a column across N.
  */
 export class MultiscaleAdamMetaOptimizer extends NamedWeightsMetaOptimizer<MultiscaleAdamOptions> {
+  /** Coordinatewise (MetaOptimizer.coordinatewise): moments and the combiner (shared logits, or an MLP/LSTM per coordinate) act per coordinate; the softmax runs over timescales, not coordinates. */
+  readonly coordinatewise = true;
+
   /** `options` are validated and completed with defaults; `seed` determines the initial weights. */
   constructor(options: Partial<MultiscaleAdamOptions> = {}, seed = 0) {
     const resolved = Object.freeze(resolveMultiscaleAdamOptions(options));

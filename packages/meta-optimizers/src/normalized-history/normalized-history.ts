@@ -100,6 +100,9 @@ function initialNormalizedHistoryWeights(options: Readonly<NormalizedHistoryOpti
 }
 
 export class NormalizedHistoryMetaOptimizer extends NamedWeightsMetaOptimizer<NormalizedHistoryOptions> {
+  /** Coordinatewise (MetaOptimizer.coordinatewise): the windows, their ∞-norms, ranges and midpoints are per coordinate (over its own history), never across coordinates. */
+  readonly coordinatewise = true;
+
   /** `options` are validated and completed with defaults; `seed` determines the initial weights. */
   constructor(options: Partial<NormalizedHistoryOptions> = {}, seed = 0) {
     const resolved = Object.freeze(resolveNormalizedHistoryOptions(options));

@@ -55,6 +55,9 @@ function initialRnnpropWeights(options: Readonly<RnnpropOptions>, seed: number):
  * (`[1, hidden + 1]`).
  */
 export class RnnpropMetaOptimizer extends NamedWeightsMetaOptimizer<RnnpropOptions> {
+  /** Coordinatewise (MetaOptimizer.coordinatewise): moments, inputs and LSTM state are per coordinate; nothing is normalised across coordinates. */
+  readonly coordinatewise = true;
+
   /** `options` are validated and completed with defaults; `seed` determines the initial weights. */
   constructor(options: Partial<RnnpropOptions> = {}, seed = 0) {
     const resolved = Object.freeze(resolveRnnpropOptions(options));
