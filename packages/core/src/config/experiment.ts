@@ -27,6 +27,8 @@ export interface TrainingOptions {
   convexCombination?: boolean;
   /** Gradient checkpointing: steps per recomputed segment of an unroll (engine/meta-gradient.ts); null, 0 or absent: off. */
   checkpointEvery?: number | null;
+  /** Worker threads, each with a contiguous chunk of the coordinates (engine/parallel); 0 or absent: none. */
+  workers?: number;
 }
 
 export const trainingSchema: JsonSchema = {
@@ -69,6 +71,13 @@ export const trainingSchema: JsonSchema = {
       default: null,
       description:
         'Gradient checkpointing: backpropagate each unroll in segments of this many steps, recomputing each segment, so the tape holds one segment instead of the whole unroll (same meta-gradient; every segment but the last runs forward twice, up to a third more time). For long unrolls that would not fit in memory (the wasm backend holds at most 4 GiB); null or 0: off.',
+    },
+    workers: {
+      type: 'integer',
+      minimum: 0,
+      default: 0,
+      description:
+        "Worker threads for meta-training: the optimizee's coordinates are split into this many contiguous chunks, each updated and backpropagated by a thread with its own tfjs (and wasm heap, which then holds only its chunk's tape), and their meta-gradients are added up: the same meta-gradient, on several cores. Needs a coordinatewise meta-optimizer (lstm, rnnprop, normalized-history, multiscale-adam) and secondDerivatives false; at most the number of coordinates. 0: everything in the main thread.",
     },
   },
 };
@@ -223,9 +232,23 @@ export function resolveExperiment(config: ExperimentConfig, registry: ComponentR
       problems.push(...errorProblems(e));
     }
   }
+  for (const problem of trainingProblems(out.training)) {
+    const message = `${where}: ${problem}`;
+    errors.push(new UserError(message));
+    problems.push(message);
+  }
   if (errors.length === 1) throw errors[0];
   if (errors.length > 1) throw new ConfigError(problems.join('; '), problems);
   return out;
+}
+
+/** Training options that contradict each other (the schema checks each alone), in plain words naming the fields. */
+export function trainingProblems(t: TrainingOptions): string[] {
+  const problems: string[] = [];
+  if ((t.workers ?? 0) > 0 && t.secondDerivatives) {
+    problems.push(`training.workers (${t.workers}) needs first-order meta-gradients: set training.secondDerivatives to false, or training.workers to 0`);
+  }
+  return problems;
 }
 
 /** Loads, parses and resolves an experiment file; relative paths in it resolve from its directory. */

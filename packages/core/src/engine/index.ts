@@ -1,6 +1,7 @@
 export * from './tape';
 export * from './unroll';
 export * from './meta-gradient';
+export * from './parallel/chunked-meta-gradient';
 export * from './tape-memory';
 export * from './run';
 export * from './meta-adam';

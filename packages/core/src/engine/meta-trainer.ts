@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { TrainingOptions } from '../config/experiment';
+import { trainingProblems, type TrainingOptions } from '../config/experiment';
 import type { MetaOptimizer } from '../contracts/meta-optimizer';
 import type { Optimizer } from '../contracts/optimizer';
 import type { Task, TaskFamily } from '../contracts/task';
@@ -9,7 +9,9 @@ import { disposeTree, type NamedTensors } from '../tensor-tree';
 import { MetaAdam } from './meta-adam';
 import { metaGradient } from './meta-gradient';
 import { runOptimizer } from './run';
-import { backendMemoryLimit, checkUnrollMemory, estimateUnrollMemory } from './tape-memory';
+import { ChunkedMetaGradient, type MetaOptimizerSource } from './parallel/chunked-meta-gradient';
+import { chunkBounds } from './parallel/protocol';
+import { backendMemoryLimit, checkUnrollMemory, chunkMemoryEstimate, estimateUnrollMemory } from './tape-memory';
 import { applyTrainingTricks } from './tricks';
 import { disposeCarry, startRun, type Carry } from './unroll';
 
@@ -88,16 +90,36 @@ export class MetaTrainer {
    */
   memoryLimit: number | null | undefined = undefined;
   private memoryChecked = false;
+  /** The worker threads' meta-gradient when `training.workers` > 0 (threads start with the first unroll). */
+  readonly chunked?: ChunkedMetaGradient;
 
+  /**
+   * `workerSource` says how worker threads rebuild the meta-optimizer; needed only with `training.workers` > 0
+   * (`trainExperiment` passes the registry's `rebuild`).
+   */
   constructor(
     readonly family: TaskFamily,
     readonly meta: MetaOptimizer,
     readonly options: TrainingOptions,
     readonly seed: number,
     readonly events: TrainerEvents = {},
+    workerSource?: MetaOptimizerSource,
   ) {
     if (options.unroll > options.steps) {
       throw new UserError(`training: unroll (${options.unroll}) must not exceed steps (${options.steps})`);
+    }
+    const workers = options.workers ?? 0;
+    if (workers > 0) {
+      const [problem] = trainingProblems(options);
+      if (problem) throw new UserError(problem);
+      if (!workerSource) {
+        throw new UserError(
+          `training.workers (${workers}): worker threads need to know how to rebuild the meta-optimizer "${meta.type}" ` +
+            '(MetaTrainer\'s workerSource: a module and export; l2l train passes its own), or set training.workers to 0',
+        );
+      }
+      // Checks that the meta-optimizer is coordinatewise; starts no thread yet.
+      this.chunked = new ChunkedMetaGradient(meta, { workers, source: workerSource });
     }
     this.adam = new MetaAdam(options.learningRate);
   }
@@ -121,14 +143,17 @@ export class MetaTrainer {
       if (!this.memoryChecked) this.checkMemory(task, optimizer, carry, batchSeed);
       for (let u = 0; u < this.unrollsPerEpisode; u++) {
         const length = Math.min(options.unroll, options.steps - u * options.unroll);
-        const { metaLoss: value, grads: named, losses, next } = metaGradient(task, optimizer, carry, this.meta.variables, {
+        const gradientOptions = {
           length,
           lossWeights: options.lossWeights,
           secondDerivatives: options.secondDerivatives,
           batchSeed,
           training: true,
           checkpointEvery: options.checkpointEvery,
-        });
+        };
+        const { metaLoss: value, grads: named, losses, next } = this.chunked
+          ? this.chunked.metaGradient(task, carry, gradientOptions)
+          : metaGradient(task, optimizer, carry, this.meta.variables, gradientOptions);
         const metaLoss = value.dataSync()[0]!;
         const finite = Number.isFinite(metaLoss) && allFinite(Object.values(named)) && allFinite([next.loss]);
         value.dispose();
@@ -164,7 +189,16 @@ export class MetaTrainer {
       const { options } = this;
       const probe = { length: 1, lossWeights: options.lossWeights, secondDerivatives: options.secondDerivatives, batchSeed, training: true };
       const estimate = estimateUnrollMemory(task, optimizer, carry, this.meta.variables, probe);
-      checkUnrollMemory(estimate, Math.min(options.unroll, options.steps), options.checkpointEvery, limit);
+      const length = Math.min(options.unroll, options.steps);
+      const workers = options.workers ?? 0;
+      if (workers > 0) {
+        // Each worker's heap holds the tape of its chunk only; the largest chunk decides.
+        const largest = Math.max(...chunkBounds(estimate.coordinates, workers).map(([lo, hi]) => hi - lo));
+        checkUnrollMemory(chunkMemoryEstimate(estimate, largest), length, options.checkpointEvery, limit, undefined, workers);
+      } else {
+        const couldSplit = this.meta.coordinatewise === true && !options.secondDerivatives;
+        checkUnrollMemory(estimate, length, options.checkpointEvery, limit, undefined, couldSplit ? 0 : undefined);
+      }
     }
     this.memoryChecked = true;
   }
@@ -243,7 +277,9 @@ export class MetaTrainer {
     this.adam.restore(state.adamStep, adamTensors);
   }
 
+  /** Frees the Adam state and terminates the worker threads (await `chunked.dispose()` to see them gone). */
   dispose(): void {
     this.adam.dispose();
+    void this.chunked?.dispose();
   }
 }

@@ -96,6 +96,23 @@ export function estimateUnrollMemory(
 }
 
 /**
+ * The estimate for one worker thread of `training.workers` that holds `coordinates` of them (its chunk): the
+ * tape, the optimizer state and the boundary carries of a coordinatewise optimizer grow with the coordinates, so
+ * every per-run figure is scaled by the chunk's share; the base is the chunk's carry (the task and its data stay in
+ * the main thread, which keeps no tape).
+ */
+export function chunkMemoryEstimate(e: UnrollMemoryEstimate, coordinates: number): UnrollMemoryEstimate {
+  const share = e.coordinates > 0 ? coordinates / e.coordinates : 1;
+  return {
+    baseBytes: e.carryBytes * share,
+    bytesPerStep: e.bytesPerStep * share,
+    fixedBytes: e.fixedBytes * share,
+    carryBytes: e.carryBytes * share,
+    coordinates,
+  };
+}
+
+/**
  * Peak tensor bytes of one meta-gradient over `length` steps: the taped steps (all of them, or one segment of
  * `checkpointEvery`) plus the carries kept at the other segment boundaries.
  */
@@ -121,6 +138,8 @@ export function checkUnrollMemory(
   checkpointEvery: number | null | undefined,
   limit: number,
   backend = tf.getBackend(),
+  /** training.workers when it is in use or could be (a coordinatewise meta-optimizer, first order): the message then says so. */
+  workers?: number,
 ): void {
   const usable = limit * MEMORY_HEADROOM;
   const peak = unrollPeakBytes(e, length, checkpointEvery);
@@ -140,10 +159,14 @@ export function checkUnrollMemory(
   const fixes: string[] = [];
   if (maxSegment >= 1) fixes.push(`set training.checkpointEvery to ${maxSegment} or less (the unroll is recomputed in segments and the tape holds one, for up to a third more time)`);
   if (maxPlain >= 1) fixes.push(`or reduce training.unroll to ${maxPlain} or less`);
+  if (workers !== undefined) {
+    fixes.push(workers > 0 ? 'or raise training.workers (each worker holds a smaller chunk)' : 'or set training.workers to 2 or more (each worker thread holds the tape of its chunk of the coordinates)');
+  }
   fixes.push('or use a smaller optimizee (fewer coordinates)');
   if (backend === 'wasm') fixes.push('or run on the cpu backend (no such cap, but several times slower)');
+  const where = workers ? ` in each of the ${workers} worker threads (training.workers)` : '';
   throw new UserError(
-    `meta-training would run out of memory: the meta-gradient of an unroll of ${length} steps over ${e.coordinates.toLocaleString('en-US')} coordinates ` +
+    `meta-training would run out of memory: the meta-gradient of an unroll of ${length} steps over ${e.coordinates.toLocaleString('en-US')} coordinates${where} ` +
       `needs about ${formatBytes(peak)} of tensors (${formatBytes(perStep)} per taped step, ${segments}), more than ` +
       `${Math.round(MEMORY_HEADROOM * 100)} % of the ${backend} backend's ${formatBytes(limit)}; ${fixes.join(', ')}`,
   );

@@ -7,6 +7,7 @@ import { deriveSeed } from '../random';
 import type { ComponentRegistry } from '../registry/registry';
 import { disposeSnapshot, readSnapshot, toCsv, writeExperiment, writeFileAtomic, writeSnapshot } from '../engine/checkpoint';
 import { MetaTrainer, type EpochReport, type TrainerEvents } from '../engine/meta-trainer';
+import type { MetaOptimizerSource } from '../engine/parallel/chunked-meta-gradient';
 
 export interface TrainRunOptions {
   /** Checkpoint directory. */
@@ -16,6 +17,11 @@ export interface TrainRunOptions {
   /** Directory relative paths in component options resolve from (the config file's). */
   baseDir: string;
   events?: TrainerEvents & { onStart?(info: { startEpoch: number; epochs: number; unrollsPerEpoch: number }): void };
+  /**
+   * How worker threads rebuild the meta-optimizer when training.workers > 0; default: the registry's `rebuild`
+   * (set by @l2l/cli's workspaces), with `baseDir`.
+   */
+  workerSource?: MetaOptimizerSource;
 }
 
 export interface TrainRunResult {
@@ -79,7 +85,15 @@ export async function trainExperiment(experiment: ExperimentConfig, registry: Co
   const logFile = path.join(outDir, 'log.csv');
   const family = registry.create('optimizee', experiment.optimizee, { seed: deriveSeed(experiment.seed, 'optimizee'), baseDir: options.baseDir });
   const meta = createMetaOptimizer(experiment, registry, options.baseDir);
-  const trainer = new MetaTrainer(family, meta, experiment.training, experiment.seed, options.events);
+  const workerSource = options.workerSource ?? (registry.rebuild && { ...registry.rebuild, baseDir: options.baseDir });
+  let trainer: MetaTrainer;
+  try {
+    trainer = new MetaTrainer(family, meta, experiment.training, experiment.seed, options.events, workerSource);
+  } catch (e) {
+    meta.dispose();
+    family.dispose?.();
+    throw e;
+  }
   let rows: LogRow[] = [];
   try {
     if (options.resume) {
