@@ -12,6 +12,7 @@ import {
   resolveExperiment,
   UserError,
   type ExperimentConfig,
+  type JsonValue,
   type LoadedPlugin,
   type PluginEntry,
 } from '@l2l/core';
@@ -64,7 +65,26 @@ export function createWorkspace(options: WorkspaceOptions = {}): Workspace {
     if (!culprit) throw e;
     throw new UserError(`${prefix}plugin "${culprit.packageName}" registers an invalid component: ${message}`, { cause: e });
   }
+  // Worker threads (training.workers) rebuild this registry from the built CLI when it holds the built-in packages.
+  if (isBuiltin(options.modules)) registry.rebuild = { module: WORKSPACE_MODULE, export: 'workspaceRegistry', args: { plugins: [...(options.plugins ?? [])], baseDir } as JsonValue };
   return { container, registry, plugins, baseDir };
+}
+
+/** No modules given, or exactly the built-in ones (what the CLI passes by default). */
+function isBuiltin(modules: readonly ContainerModule[] | undefined): boolean {
+  const builtin = builtinModules();
+  return !modules || (modules.length === builtin.length && modules.every((m, i) => m === builtin[i]));
+}
+
+/**
+ * This module, built: what worker threads load (through the package root, so that the sources, run by ts-jest,
+ * name the built file too).
+ */
+export const WORKSPACE_MODULE = path.resolve(__dirname, '../dist/workspace.js');
+
+/** For worker threads: the registry `createWorkspace` builds with the built-in packages and these plugins. */
+export function workspaceRegistry(args: { plugins: PluginEntry[]; baseDir: string }): ComponentRegistry {
+  return createWorkspace({ plugins: args.plugins, baseDir: args.baseDir }).registry;
 }
 
 /** An experiment file, read and shape-checked, with its plugins loaded (components not yet validated). */
