@@ -1,7 +1,7 @@
 /**
  * `pnpm bench`: seconds per meta-iteration and peak memory of l2l's meta-training, one JSON object per line.
  *
- *     pnpm bench [--backend wasm|cpu] [--only Q,M,M100,eval] [--runs N] [--warmup N] [--checkpoint-every N]
+ *     pnpm bench [--backend wasm|cpu] [--only Q,M,M100,eval] [--runs N] [--warmup N] [--checkpoint-every N] [--workers N]
  *
  * Each workload runs in a child process of its own (this script with `--child`), so its peak RSS is not
  * raised by the workloads before it. See bench/results.md for the figures and what changed them.
@@ -17,10 +17,11 @@ interface Args {
   runs?: number;
   warmup?: number;
   checkpointEvery?: number | null;
+  workers: number;
   child?: WorkloadName;
 }
 
-const USAGE = `usage: pnpm bench [--backend wasm|cpu] [--only ${WORKLOADS.join(',')}] [--runs N] [--warmup N] [--checkpoint-every N|0]
+const USAGE = `usage: pnpm bench [--backend wasm|cpu] [--only ${WORKLOADS.join(',')}] [--runs N] [--warmup N] [--checkpoint-every N|0] [--workers N]
 
   --backend           tfjs backend (default wasm; cpu, or tensorflow where tfjs-node is installed)
   --only              workloads to run, comma-separated (default all):
@@ -30,7 +31,9 @@ const USAGE = `usage: pnpm bench [--backend wasm|cpu] [--only ${WORKLOADS.join('
                         eval  1,000 steps of M with the learned optimizer (no tape)
   --runs              timed repetitions per workload (default Q 10, M 5, M100 3, eval 3)
   --warmup            untimed repetitions first (default Q 2, M 2, M100 1, eval 1)
-  --checkpoint-every  training.checkpointEvery for Q, M, M100 (0: off; default: off, M100 50)`;
+  --checkpoint-every  training.checkpointEvery for Q, M, M100 (0: off; default: off, M100 50 without workers)
+  --workers           training.workers for Q, M, M100: the LSTM's coordinates split over N worker threads
+                        (default 0: none; with 2 or more M100 runs unsegmented unless --checkpoint-every is given)`;
 
 function positiveInt(flag: string, v: string | undefined, min = 1): number {
   const n = Number(v);
@@ -39,7 +42,7 @@ function positiveInt(flag: string, v: string | undefined, min = 1): number {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { backend: 'wasm', only: [...WORKLOADS] };
+  const args: Args = { backend: 'wasm', only: [...WORKLOADS], workers: 0 };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
     const value = () => argv[++i];
@@ -65,6 +68,9 @@ function parseArgs(argv: string[]): Args {
         args.checkpointEvery = n === 0 ? null : n;
         break;
       }
+      case '--workers':
+        args.workers = positiveInt(flag, value(), 0);
+        break;
       case '--child':
         args.child = value() as WorkloadName;
         break;
@@ -86,7 +92,11 @@ function specOf(name: WorkloadName, args: Args): WorkloadSpec {
     runs: args.runs ?? d.runs,
     // The first meta-iteration also starts the episode: at least one warm-up keeps it out of the figures.
     warmup: Math.max(args.warmup ?? d.warmup, name === 'eval' ? 0 : 1),
-    ...(name !== 'eval' && { checkpointEvery: args.checkpointEvery !== undefined ? args.checkpointEvery : d.checkpointEvery }),
+    ...(name !== 'eval' && {
+      // Each of 2 workers holds half of M100's tape: 100 steps fit without segments (bench/results.md).
+      checkpointEvery: args.checkpointEvery !== undefined ? args.checkpointEvery : args.workers >= 2 ? null : d.checkpointEvery,
+      workers: args.workers,
+    }),
   };
 }
 
@@ -176,12 +186,15 @@ async function parent(args: Args, argv: string[]): Promise<number> {
         cpu_max_s: round(c.max),
         runs: m.times.length,
         warmup: m.warmup,
+        // The process's maximum resident set: worker threads (training.workers) share it, so they are included.
         peak_rss_mb: Math.round(r.maxRssKb / 1024),
         ...(m.wasmHeapMb !== undefined && { wasm_heap_mb: Math.round(m.wasmHeapMb) }),
         coordinates: m.coordinates,
         unroll: m.unroll,
         ...(m.steps !== null && { steps: m.steps }),
         ...(m.checkpointEvery !== undefined && { checkpoint_every: m.checkpointEvery }),
+        ...(m.workers !== undefined && { workers: m.workers }),
+        ...(m.workerWasmHeapMb && { worker_wasm_heap_mb: m.workerWasmHeapMb.map((h) => Math.round(h)) }),
         what: m.what,
         times_s: m.times.map((t) => round(t)),
         cpu_times_s: m.cpuTimes.map((t) => round(t)),

@@ -13,6 +13,8 @@ import {
   runOptimizer,
   useBackend,
   type BackendChoice,
+  type ComponentConfig,
+  type MetaOptimizerSource,
   type TaskFamily,
 } from '@l2l/core';
 import { LstmMetaOptimizer, type LstmOptions } from '@l2l/meta-optimizers';
@@ -28,6 +30,8 @@ export interface WorkloadSpec {
   warmup: number;
   /** training.checkpointEvery for the meta-training workloads (undefined or null: off). */
   checkpointEvery?: number | null;
+  /** training.workers for the meta-training workloads (undefined or 0: none). */
+  workers?: number;
 }
 
 /** Default repetitions: about 5 minutes in all on 2 cores (wasm). */
@@ -56,6 +60,9 @@ export interface Measurement {
   wasmHeapMb?: number;
   tfjsCore: string;
   checkpointEvery?: number | null;
+  workers?: number;
+  /** Largest wasm heap of each worker thread (MiB), with training.workers on wasm. */
+  workerWasmHeapMb?: number[];
 }
 
 interface Problem {
@@ -77,7 +84,14 @@ function problem(name: WorkloadName): Problem {
   }
 }
 
+// Process-wide: the worker threads of training.workers are counted too.
 const cpuSeconds = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1e6;
+
+/** For training.workers: worker threads rebuild the LSTM from its config with this module's export. */
+export function lstmFactory(): (config: ComponentConfig) => LstmMetaOptimizer {
+  return (config) => new LstmMetaOptimizer(config.options as Partial<LstmOptions>);
+}
+const LSTM_SOURCE: MetaOptimizerSource = { module: __filename, export: 'lstmFactory' };
 
 function wasmHeapMb(): number | undefined {
   const wasm = (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm;
@@ -142,16 +156,27 @@ export async function measure(name: WorkloadName, backend: BackendChoice, spec: 
       epochs: 2,
       validateEvery: 1000,
       ...(spec.checkpointEvery !== undefined && { checkpointEvery: spec.checkpointEvery }),
+      workers: spec.workers ?? 0,
     });
     const marks: number[] = [];
     const cpuMarks: NodeJS.CpuUsage[] = [];
-    const trainer = new MetaTrainer(p.family, meta, training, 0, {
-      onUnroll: () => {
-        marks.push(performance.now());
-        cpuMarks.push(process.cpuUsage());
-        heap = Math.max(heap ?? 0, wasmHeapMb() ?? 0) || undefined;
+    let workerHeaps: number[] = [];
+    const trainer = new MetaTrainer(
+      p.family,
+      meta,
+      training,
+      0,
+      {
+        onUnroll: () => {
+          marks.push(performance.now());
+          cpuMarks.push(process.cpuUsage());
+          heap = Math.max(heap ?? 0, wasmHeapMb() ?? 0) || undefined;
+          const stats = trainer.chunked?.workerStats() ?? [];
+          workerHeaps = stats.map((s, i) => Math.max(workerHeaps[i] ?? 0, s.wasmHeapBytes / 2 ** 20));
+        },
       },
-    });
+      LSTM_SOURCE,
+    );
     const start = performance.now();
     const cpuStart = process.cpuUsage();
     try {
@@ -159,6 +184,7 @@ export async function measure(name: WorkloadName, backend: BackendChoice, spec: 
       if (report.skipped) throw new Error(`${name}: the episode was skipped (non-finite meta-loss)`);
     } finally {
       trainer.dispose();
+      await trainer.chunked?.dispose();
     }
     // Interval i ends at unroll i; the first also holds the episode's start (task, first loss and gradient).
     const intervals = marks.map((m, i) => (m - (i === 0 ? start : marks[i - 1]!)) / 1000);
@@ -168,7 +194,8 @@ export async function measure(name: WorkloadName, backend: BackendChoice, spec: 
       `seconds per meta-iteration of MetaTrainer: one unroll of ${p.unroll} optimizee steps (LSTM updates, minibatch losses ` +
       'and gradients), its meta-gradient' +
       (every && every < p.unroll ? ` (gradient checkpointing: recomputed in segments of ${every} steps)` : ' (one tape over the unroll)') +
-      ', and the Adam update of the LSTM weights';
+      ', and the Adam update of the LSTM weights' +
+      (training.workers ? `; the LSTM's coordinates split over ${training.workers} worker threads (training.workers)` : '');
     return {
       ...base,
       times: intervals.slice(spec.warmup),
@@ -178,6 +205,8 @@ export async function measure(name: WorkloadName, backend: BackendChoice, spec: 
       wasmHeapMb: heap,
       what,
       checkpointEvery: training.checkpointEvery ?? null,
+      workers: training.workers ?? 0,
+      ...(workerHeaps.some((h) => h > 0) && { workerWasmHeapMb: workerHeaps }),
     };
   } finally {
     meta.dispose();
