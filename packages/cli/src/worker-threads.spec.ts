@@ -151,6 +151,22 @@ describe.each([
     t.dispose();
   });
 
+  it('restarts its workers, with room for it, when a later episode has more coordinates', () => {
+    const bigger = family(batch + 2);
+    const t = convexCombination(bigger.build(bigger.sample(2, 'train')), 9, 3);
+    const optimizer = meta.optimizer();
+    const options: MetaGradientOptions = { length: 2, lossWeights: 'uniform', secondDerivatives: false, batchSeed: 4, training: true };
+    const start = startRun(t, optimizer, t.initParams(6), 4);
+    const ref = metaGradient(t, optimizer, start, meta.variables, options);
+    const got = chunked.metaGradient(t, start, options);
+    disposeTree(start, ref.next);
+    expect(chunked.threads).toBeGreaterThanOrEqual(workers); // the old threads may not have reported their exit yet
+    expectSame(ref, got);
+    release(ref);
+    release(got);
+    t.dispose();
+  });
+
   it('continues only its own last carry, or a fresh one', () => {
     const t = task();
     const optimizer = meta.optimizer();
