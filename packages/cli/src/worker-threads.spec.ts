@@ -240,6 +240,14 @@ describe('l2l train with training.workers', () => {
     disposeSnapshot(b);
   });
 
+  it("loads the config's plugins in the workers, resolved from the config's directory", async () => {
+    fs.mkdirSync(path.join(dir, 'node_modules'), { recursive: true });
+    fs.symlinkSync(path.resolve(__dirname, '../../../examples/plugin-rosenbrock'), path.join(dir, 'node_modules', 'l2l-plugin-rosenbrock'), 'dir');
+    const body = { ...experiment(2), plugins: ['l2l-plugin-rosenbrock'], optimizee: { type: 'rosenbrock', options: { dims: 3 } } };
+    expect(await train('plugin', body)).toEqual({ code: 0, stderr: '' });
+    expect(fs.readFileSync(path.join(dir, 'plugin', 'log.csv'), 'utf8').trim().split('\n')).toHaveLength(2);
+  });
+
   it('refuses workers with second derivatives, and more workers than coordinates, naming the field', async () => {
     const second = await train('second', { ...experiment(2), training: { ...experiment(2).training, secondDerivatives: true } });
     expect(second.code).toBe(1);
