@@ -224,17 +224,29 @@ describe('l2l train with training.workers', () => {
     training: { epochs: 1, episodesPerEpoch: 2, steps: 4, unroll: 2, validateEvery: 1, validationTasks: 1, workers },
     evaluation: { baselines: [] },
   });
-  const train = async (name: string, body: object) => {
+  const train = async (name: string, body: object, out = name, ...flags: string[]) => {
     fs.writeFileSync(path.join(dir, `${name}.json`), JSON.stringify(body));
     let stderr = '';
-    const code = await main(['train', `${name}.json`, '--out', name], { cwd: dir, stdout: () => undefined, stderr: (s) => (stderr += s) });
+    const code = await main(['train', `${name}.json`, '--out', out, ...flags], { cwd: dir, stdout: () => undefined, stderr: (s) => (stderr += s) });
     return { code, stderr };
   };
+  const epochs = (workers: number, n: number) => ({ ...experiment(workers), training: { ...experiment(workers).training, epochs: n } });
 
   it('rebuilds the registry in the workers and trains the weights the main thread alone trains', async () => {
     expect(await train('w0', experiment(0))).toEqual({ code: 0, stderr: '' });
     expect(await train('w2', experiment(2))).toEqual({ code: 0, stderr: '' });
     const [a, b] = [readSnapshot(path.join(dir, 'w0'), 'latest'), readSnapshot(path.join(dir, 'w2'), 'latest')];
+    expect(relDiff(a.weights, b.weights)).toBeLessThan(1e-5);
+    disposeSnapshot(a);
+    disposeSnapshot(b);
+  });
+
+  it('resumes a run with workers switched on: the same weights as two epochs without them', async () => {
+    expect(await train('straight', epochs(0, 2))).toEqual({ code: 0, stderr: '' });
+    expect(await train('first', epochs(0, 1), 'resumed')).toEqual({ code: 0, stderr: '' });
+    expect(await train('second', epochs(2, 2), 'resumed', '--resume')).toEqual({ code: 0, stderr: '' });
+    const [a, b] = [readSnapshot(path.join(dir, 'straight'), 'latest'), readSnapshot(path.join(dir, 'resumed'), 'latest')];
+    expect(b.trainer?.epoch).toBe(2);
     expect(relDiff(a.weights, b.weights)).toBeLessThan(1e-5);
     disposeSnapshot(a);
     disposeSnapshot(b);

@@ -81,7 +81,7 @@ describe('trainExperiment', () => {
     await expect(trainExperiment(experiment(2), registry, { outDir: out, baseDir: dir })).rejects.toThrow(/already holds a training run; pass --resume/);
     const changed = experiment(3);
     changed.seed = 5;
-    await expect(trainExperiment(changed, registry, { outDir: out, baseDir: dir, resume: true })).rejects.toThrow(/differs from the checkpoint's experiment in seed \(only training.epochs may change on --resume\)/);
+    await expect(trainExperiment(changed, registry, { outDir: out, baseDir: dir, resume: true })).rejects.toThrow(/differs from the checkpoint's experiment in seed \(only training.epochs and training.workers may change on --resume\)/);
 
     // A checkpoint written before an option existed resumes: the saved config is resolved again (defaults added).
     const savedFile = path.join(out, 'experiment.json');

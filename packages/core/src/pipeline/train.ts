@@ -54,9 +54,12 @@ function readLog(file: string): LogRow[] {
   return lines.map((l) => Object.fromEntries(l.split(',').map((v, i) => [keys[i]!, v === '' ? null : Number.isNaN(Number(v)) ? v : Number(v)])));
 }
 
-/** What may differ between a checkpoint's experiment and the config it is resumed with. */
+/**
+ * What may differ between a checkpoint's experiment and the config it is resumed with: the epochs, and the worker
+ * threads (the same meta-gradient; checkpoints are taken between epochs, where episodes start afresh).
+ */
 function comparable(e: ExperimentConfig): unknown {
-  return { ...e, name: undefined, description: undefined, training: { ...e.training, epochs: undefined } };
+  return { ...e, name: undefined, description: undefined, training: { ...e.training, epochs: undefined, workers: undefined } };
 }
 
 /** The paths (`training.unroll`, `optimizee.options.dims`) where two JSON values differ, key order aside. */
@@ -103,7 +106,7 @@ export async function trainExperiment(experiment: ExperimentConfig, registry: Co
       const previous = resolveExperiment(parseExperiment(JSON.parse(fs.readFileSync(saved, 'utf8')), saved), registry, saved);
       const changed = jsonDifferences(comparable(previous), comparable(experiment));
       if (changed.length) {
-        throw new UserError(`${saved}: the config differs from the checkpoint's experiment in ${changed.join(', ')} (only training.epochs may change on --resume)`);
+        throw new UserError(`${saved}: the config differs from the checkpoint's experiment in ${changed.join(', ')} (only training.epochs and training.workers may change on --resume)`);
       }
       const snapshot = readSnapshot(outDir, 'latest');
       try {
