@@ -98,6 +98,15 @@ function progress(log: (line: string) => void): (what: string, done: number) => 
   };
 }
 
+/** Writes a cached run (baselines.json, learned-<name>.json) and returns it as freshly run. */
+async function keepRun<T extends object>(file: string, run: T): Promise<T & { reused: false }> {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  writeFileAtomic(file, JSON.stringify(run) + '\n');
+  // Let timers (progress, signals) run between long synchronous evaluations.
+  await new Promise((resolve) => setImmediate(resolve));
+  return { ...run, reused: false };
+}
+
 /** The baselines' half of an evaluation (baselines.json): it does not depend on the checkpoint, so it is kept and reused. */
 interface BaselineRun {
   /** What the baselines' numbers depend on: optimizee, evaluation settings, seed, steps, tasks, backend. */
@@ -149,11 +158,7 @@ async function baselineRun(
     loadBefore,
     git: options.git,
   };
-  fs.mkdirSync(dir, { recursive: true });
-  writeFileAtomic(file, JSON.stringify(run) + '\n');
-  // Let timers (progress, signals) run between long synchronous evaluations.
-  await new Promise((resolve) => setImmediate(resolve));
-  return { ...run, reused: false };
+  return keepRun(file, run);
 }
 
 /** One learned optimizer's half of an evaluation (learned-<name>.json): kept and reused while its snapshot is unchanged. */
@@ -237,10 +242,7 @@ async function learnedRun(
     loadBefore,
     git: options.git,
   };
-  fs.mkdirSync(dir, { recursive: true });
-  writeFileAtomic(file, JSON.stringify(run) + '\n');
-  await new Promise((resolve) => setImmediate(resolve));
-  return { ...run, reused: false };
+  return keepRun(file, run);
 }
 
 /** What `--train` records beside the results, so later pages can show the measured training time. */
