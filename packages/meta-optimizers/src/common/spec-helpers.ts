@@ -4,7 +4,7 @@
  * gradients frozen, which every learned optimizer's tests run.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { disposeTree, Rng, type MetaOptimizer, type NamedTensors, type OptimizerState, type TensorTree } from '@l2l/core';
+import { disposeTree, isUserError, Rng, type ComponentRegistry, type MetaOptimizer, type NamedTensors, type OptimizerState, type TensorTree } from '@l2l/core';
 
 export function randomNamed(rng: Rng, shapes: Record<string, number[]>, std = 1): NamedTensors {
   const out: NamedTensors = {};
@@ -159,4 +159,24 @@ export function leakCounts(mo: MetaOptimizer, params: NamedTensors, steps = 5): 
   tf.dispose(meta());
   tf.dispose(meta());
   return { updates, metaGradients: tf.memory().numTensors - before };
+}
+
+/**
+ * Each of `bad` (options, expected message) is refused by the registry with a UserError that names the
+ * meta-optimizer (`meta-optimizer "lstm"`) and matches the message.
+ */
+export function expectOptionErrors(reg: ComponentRegistry, type: string, bad: ReadonlyArray<readonly [object, RegExp]>): void {
+  for (const [options, message] of bad) {
+    let error: unknown;
+    try {
+      reg.create('meta-optimizer', { type, options: options as never }, { seed: 0, baseDir: '.' });
+    } catch (e) {
+      error = e;
+    }
+    // Plain throws (this file is built without jest's types), as expectAllClose does.
+    if (!isUserError(error)) throw new Error(`${JSON.stringify(options)}: expected a UserError, got ${error === undefined ? 'no error' : String(error)}`);
+    const text = (error as Error).message;
+    if (!text.includes(`meta-optimizer "${type}"`)) throw new Error(`${JSON.stringify(options)}: the message does not name meta-optimizer "${type}": ${text}`);
+    if (!message.test(text)) throw new Error(`${JSON.stringify(options)}: the message does not match ${message}: ${text}`);
+  }
 }

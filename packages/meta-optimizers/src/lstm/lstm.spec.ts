@@ -3,7 +3,6 @@ import {
   ComponentRegistry,
   createContainer,
   disposeTree,
-  isUserError,
   Rng,
   useBackend,
   type NamedTensors,
@@ -11,6 +10,7 @@ import {
   type TensorTree,
 } from '@l2l/core';
 import { metaOptimizersModule } from '../meta-optimizers-module';
+import { expectOptionErrors } from '../common/spec-helpers';
 import { LstmMetaOptimizer, type LstmSlots } from './lstm';
 import type { LstmOptions } from './options';
 
@@ -353,17 +353,7 @@ describe('lstm meta-optimizer: weights, config and options', () => {
       [{ k: 0 }, /k must be a number > 0/],
       [{ forgetbias: 1 }, /unknown field "forgetbias"/],
     ];
-    for (const [options, message] of bad) {
-      let error: unknown;
-      try {
-        reg.create('meta-optimizer', { type: 'lstm', options: options as never }, { seed: 0, baseDir: '.' });
-      } catch (e) {
-        error = e;
-      }
-      expect(isUserError(error)).toBe(true);
-      expect((error as Error).message).toMatch(/meta-optimizer "lstm"/);
-      expect((error as Error).message).toMatch(message);
-    }
+    expectOptionErrors(reg, 'lstm', bad);
     // Direct construction validates the same way.
     expect(() => new LstmMetaOptimizer({ hidden: 'x' as unknown as number })).toThrow(/hidden/);
   });

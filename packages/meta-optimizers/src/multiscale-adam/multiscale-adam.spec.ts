@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ComponentRegistry, createContainer, disposeTree, isUserError, Rng, useBackend, type NamedTensors, type TensorTree } from '@l2l/core';
+import { ComponentRegistry, createContainer, disposeTree, Rng, useBackend, type NamedTensors, type TensorTree } from '@l2l/core';
 import { checkMetaOptimizer } from '@l2l/core/testing';
-import { checkMetaGradient, expectAllClose, flatValues, leakCounts, randomNamed, values } from '../common/spec-helpers';
+import { checkMetaGradient, expectAllClose, flatValues, leakCounts, randomNamed, values, expectOptionErrors } from '../common/spec-helpers';
 import { metaOptimizersModule } from '../meta-optimizers-module';
 import { multiscaleAdamComponent } from './component';
 import { MultiscaleAdamMetaOptimizer, type MultiscaleAdamSlots } from './multiscale-adam';
@@ -231,17 +231,7 @@ describe('multiscale-adam meta-optimizer: behaviour, weights, config and options
       [{ hidden: 0 }, /hidden/],
       [{ lr: 1 }, /unknown field "lr"/],
     ];
-    for (const [options, message] of bad) {
-      let error: unknown;
-      try {
-        reg.create('meta-optimizer', { type: 'multiscale-adam', options: options as never }, { seed: 0, baseDir: '.' });
-      } catch (e) {
-        error = e;
-      }
-      expect(isUserError(error)).toBe(true);
-      expect((error as Error).message).toMatch(/meta-optimizer "multiscale-adam"/);
-      expect((error as Error).message).toMatch(message);
-    }
+    expectOptionErrors(reg, 'multiscale-adam', bad);
   });
 
   it('update checks its inputs against the state', () => {

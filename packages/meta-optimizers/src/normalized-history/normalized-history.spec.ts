@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ComponentRegistry, createContainer, disposeTree, isUserError, Rng, useBackend, type NamedTensors, type TensorTree } from '@l2l/core';
+import { ComponentRegistry, createContainer, disposeTree, Rng, useBackend, type NamedTensors, type TensorTree } from '@l2l/core';
 import { checkMetaOptimizer } from '@l2l/core/testing';
-import { checkMetaGradient, expectAllClose, flatValues, leakCounts, randomNamed, values } from '../common/spec-helpers';
+import { checkMetaGradient, expectAllClose, flatValues, leakCounts, randomNamed, values, expectOptionErrors } from '../common/spec-helpers';
 import { metaOptimizersModule } from '../meta-optimizers-module';
 import { normalizedHistoryComponent } from './component';
 import { maxMinRows, NormalizedHistoryMetaOptimizer, type NormalizedHistorySlots } from './normalized-history';
@@ -259,17 +259,7 @@ describe('normalized-history meta-optimizer: behaviour, weights, config and opti
       [{ paramInput: 'minmax' }, /paramInput must be one of "range", "infNorm"/],
       [{ k: 10 }, /unknown field "k"/],
     ];
-    for (const [options, message] of bad) {
-      let error: unknown;
-      try {
-        reg.create('meta-optimizer', { type: 'normalized-history', options: options as never }, { seed: 0, baseDir: '.' });
-      } catch (e) {
-        error = e;
-      }
-      expect(isUserError(error)).toBe(true);
-      expect((error as Error).message).toMatch(/meta-optimizer "normalized-history"/);
-      expect((error as Error).message).toMatch(message);
-    }
+    expectOptionErrors(reg, 'normalized-history', bad);
   });
 
   it('update checks its inputs against the state', () => {

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ComponentRegistry, createContainer, disposeTree, isUserError, Rng, useBackend, type NamedTensors, type TensorTree } from '@l2l/core';
+import { ComponentRegistry, createContainer, disposeTree, Rng, useBackend, type NamedTensors, type TensorTree } from '@l2l/core';
 import { checkMetaOptimizer } from '@l2l/core/testing';
-import { checkMetaGradient, expectAllClose, flatValues, leakCounts, randomNamed, values } from '../common/spec-helpers';
+import { checkMetaGradient, expectAllClose, flatValues, leakCounts, randomNamed, values, expectOptionErrors } from '../common/spec-helpers';
 import { metaOptimizersModule } from '../meta-optimizers-module';
 import { rnnpropComponent } from './component';
 import type { RnnpropOptions } from './options';
@@ -206,17 +206,7 @@ describe('rnnprop meta-optimizer: weights, config and options', () => {
       [{ epsilon: -1 }, /epsilon/],
       [{ alpha: 0.1 }, /unknown field "alpha"/],
     ];
-    for (const [options, message] of bad) {
-      let error: unknown;
-      try {
-        reg.create('meta-optimizer', { type: 'rnnprop', options: options as never }, { seed: 0, baseDir: '.' });
-      } catch (e) {
-        error = e;
-      }
-      expect(isUserError(error)).toBe(true);
-      expect((error as Error).message).toMatch(/meta-optimizer "rnnprop"/);
-      expect((error as Error).message).toMatch(message);
-    }
+    expectOptionErrors(reg, 'rnnprop', bad);
     expect(() => new RnnpropMetaOptimizer({ lr: -1 })).toThrow(/lr/);
   });
 
