@@ -17,3 +17,4 @@ export * from './plugins';
 export * from './engine';
 export * from './pipeline';
 export * from './variable-optimizer';
+export * from './tf-optimizer';
