@@ -47,6 +47,7 @@ export class TfOptimizer extends tf.Optimizer {
   private state: OptimizerState | undefined;
   /** Slot values from `setWeights` before the first update, applied once the state exists. */
   private pending: NamedTensor[] | undefined;
+  private iterationTensor: tf.Tensor | undefined;
 
   constructor(
     readonly optimizer: Optimizer,
@@ -123,7 +124,11 @@ export class TfOptimizer extends tf.Optimizer {
 
   /** The iteration count, then the slots in tree order (named `slots/<path>`, restored by position), as tf.train optimizers do. */
   override async getWeights(): Promise<NamedTensor[]> {
-    const out: NamedTensor[] = [await this.saveIterations()];
+    // tfjs-layers' model.save never disposes the iteration scalar it gets (a leak with tf.train's optimizers too): the last one is freed here.
+    this.iterationTensor?.dispose();
+    const iterations = await this.saveIterations();
+    this.iterationTensor = iterations.tensor;
+    const out: NamedTensor[] = [iterations];
     if (this.state === undefined) return [...out, ...(this.pending ?? [])];
     return [...out, ...slotEntries(this.state.slots).map(([name, tensor]) => ({ name, tensor }))];
   }
@@ -158,6 +163,7 @@ export class TfOptimizer extends tf.Optimizer {
     if (this.state) disposeTree(this.state.slots);
     for (const v of this.pending ?? []) v.tensor.dispose();
     this.state = undefined;
+    this.iterationTensor?.dispose();
     this.owned?.dispose();
     super.dispose();
   }
