@@ -1,3 +1,4 @@
+import './peers';
 import 'reflect-metadata';
 
 export * from './contracts/json';

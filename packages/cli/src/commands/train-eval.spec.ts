@@ -104,6 +104,21 @@ describe('l2l eval', () => {
     expect(results.tasks).toBe(2);
   });
 
+  it('takes a pretrained optimizer by name (the same results as its directory), and names the known ones for an unknown name', async () => {
+    const { pretrainedDir } = await import('@l2l/pretrained');
+    const byName = await run(['eval', 'toy.json', '--optimizer', 'pretrained:quadratic-lstm', '--out', 'eval-p', '--tasks', '2', '--steps', '5'], dir);
+    expect(byName.stderr).not.toMatch(/error/i);
+    expect(byName.code).toBe(0);
+    const byDir = await run(['eval', 'toy.json', '--optimizer', pretrainedDir('quadratic-lstm'), '--out', 'eval-d', '--tasks', '2', '--steps', '5'], dir);
+    expect(byDir.code).toBe(0);
+    const learned = (out: string) => JSON.parse(fs.readFileSync(path.join(dir, out, 'results.json'), 'utf8')).optimizers[0];
+    expect(learned('eval-p')).toMatchObject({ kind: 'learned', name: 'lstm' });
+    expect(learned('eval-p').curve.mean).toEqual(learned('eval-d').curve.mean);
+    const unknown = await run(['eval', 'toy.json', '--optimizer', 'pretrained:nope', '--out', 'e'], dir);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr.trim()).toMatch(/^pretrained optimizer "nope" does not exist \(known: .*quadratic-lstm.*\)$/);
+  });
+
   it('reports a missing checkpoint and bad numbers clearly', async () => {
     const missing = await run(['eval', 'toy.json', '--optimizer', 'nowhere', '--out', 'e'], dir);
     expect(missing.code).toBe(1);
