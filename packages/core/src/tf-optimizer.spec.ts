@@ -90,6 +90,24 @@ describe('TfOptimizer', () => {
     reference.model.dispose();
   });
 
+  it('in model.fitDataset, follows tf.train.momentum too', async () => {
+    const fitDataset = async (optimizer: tf.Optimizer) => {
+      const { xs, ys } = data();
+      const dataset = tf.data.zip({ xs: tf.data.array(tf.unstack(xs)), ys: tf.data.array(tf.unstack(ys)) }).batch(2);
+      const model = makeModel();
+      model.compile({ optimizer, loss: 'meanSquaredError' });
+      const h = await model.fitDataset(dataset, { epochs: 4, verbose: 0 });
+      model.dispose();
+      tf.dispose([xs, ys]);
+      return h.history.loss as number[];
+    };
+    const reference = await fitDataset(tf.train.momentum(0.01, 0.9));
+    const opt = createTfOptimizer({ kind: 'optimizer', component: { type: 'plain-momentum' } }, registry);
+    const ours = await fitDataset(opt);
+    for (let i = 0; i < 4; i++) expect(ours[i]).toBeCloseTo(reference[i]!, 5);
+    opt.dispose();
+  });
+
   it('is a tf.Optimizer: minimize works inside the caller’s tf.tidy, with state carried over', () => {
     const w = tf.variable(tf.tensor1d([1, -2]));
     const opt = createTfOptimizer({ kind: 'optimizer', component: { type: 'plain-momentum', options: { learningRate: 0.1 } } }, registry);

@@ -65,9 +65,9 @@ describe('pretrained learned optimizers', () => {
   it.each(all.map((p) => p.name))('%s trains a tf.sequential in model.fit (loss falls, no tensor leaks) and survives model.save/load', async (name) => {
     const before = tf.memory().numTensors;
     const opt = learnedOptimizer(`pretrained:${name}`);
-    const { model: m, losses } = await fit(opt, model(), 8);
+    const { model: m, losses } = await fit(opt, model(), 20);
     expect(losses.every(Number.isFinite)).toBe(true);
-    expect(losses[7]).toBeLessThan(losses[0]! * 0.9);
+    expect(losses[19]).toBeLessThan(losses[0]! / 2);
 
     let saved: tf.io.ModelArtifacts | undefined;
     await m.save(tf.io.withSaveHandler(async (a) => ((saved = a), { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } })), { includeOptimizer: true });

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { pretrainedDir } from '@l2l/pretrained';
 import { main } from '../main';
 
 /** `l2l train` and `l2l eval` end to end on the real built-in components, at toy sizes. */
@@ -105,7 +106,6 @@ describe('l2l eval', () => {
   });
 
   it('takes a pretrained optimizer by name (the same results as its directory), and names the known ones for an unknown name', async () => {
-    const { pretrainedDir } = await import('@l2l/pretrained');
     const byName = await run(['eval', 'toy.json', '--optimizer', 'pretrained:quadratic-lstm', '--out', 'eval-p', '--tasks', '2', '--steps', '5'], dir);
     expect(byName.stderr).not.toMatch(/error/i);
     expect(byName.code).toBe(0);
