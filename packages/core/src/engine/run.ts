@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Optimizer } from '../contracts/optimizer';
 import type { Task } from '../contracts/task';
 import { disposeTree, keepTree, type NamedTensors } from '../tensor-tree';
+import { runFusedKernel } from './fused';
 import { valueAndGradNamed } from './tape';
 
 export interface RunOptions {
@@ -12,6 +13,13 @@ export interface RunOptions {
   batchSeed: number;
   /** Also compute `task.metrics` on the final parameters. */
   metrics?: boolean;
+  /**
+   * "auto" (the default) runs the optimizer's fused kernel where it has one (contracts/fused.ts): the same
+   * losses to float32 rounding, several times faster; "tfjs" always runs its tfjs `update`.
+   */
+  kernel?: 'auto' | 'tfjs';
+  /** Threads of the fused kernel (default 1). */
+  threads?: number;
 }
 
 export interface RunResult {
@@ -25,6 +33,14 @@ export interface RunResult {
  * evaluation path of baselines and learned optimizers. Leaves no tensors behind.
  */
 export function runOptimizer(task: Task, optimizer: Optimizer, options: RunOptions): RunResult {
+  if (optimizer.fused && options.kernel !== 'tfjs') {
+    const { losses, final } = runFusedKernel(task, optimizer.fused, options);
+    try {
+      return { losses, metrics: options.metrics && task.metrics ? task.metrics(final) : undefined };
+    } finally {
+      disposeTree(final);
+    }
+  }
   const lossAt = (params: NamedTensors, step: number) => valueAndGradNamed(params, (p) => task.loss(p, task.batch(step, options.batchSeed)));
   const initial = task.initParams(options.initSeed);
   let state = optimizer.init(initial);
