@@ -29,6 +29,8 @@ export interface TrainingOptions {
   checkpointEvery?: number | null;
   /** Worker threads, each with a contiguous chunk of the coordinates (engine/parallel); 0 or absent: none. */
   workers?: number;
+  /** How first-order meta-gradients are computed: the meta-optimizer's fused kernel or the tfjs tape (engine/fused.ts); absent: auto. */
+  kernel?: 'auto' | 'tfjs' | 'fused';
 }
 
 export const trainingSchema: JsonSchema = {
@@ -77,7 +79,13 @@ export const trainingSchema: JsonSchema = {
       minimum: 0,
       default: 0,
       description:
-        "Worker threads for meta-training: the optimizee's coordinates are split into this many contiguous chunks, each updated and backpropagated by a thread with its own tfjs (and wasm heap, which then holds only its chunk's tape), and their meta-gradients are added up: the same meta-gradient, on several cores. Needs a coordinatewise meta-optimizer (lstm, rnnprop, normalized-history, multiscale-adam) and secondDerivatives false; at most the number of coordinates. 0: everything in the main thread.",
+        "Worker threads for meta-training: the optimizee's coordinates are split into this many contiguous chunks, each updated and backpropagated by a thread of its own, and their meta-gradients are added up: the same meta-gradient, on several cores. With a fused kernel the kernel's threads share one memory (the main thread takes one chunk); on the tfjs path each worker has its own tfjs (and wasm heap, which then holds only its chunk's tape). Needs a coordinatewise meta-optimizer (lstm, rnnprop, normalized-history, multiscale-adam) and secondDerivatives false; at most the number of coordinates. 0: everything in the main thread.",
+    },
+    kernel: {
+      enum: ['auto', 'tfjs', 'fused'],
+      default: 'auto',
+      description:
+        "How meta-gradients are computed. fused: the meta-optimizer's fused kernel (WebAssembly SIMD; lstm and rnnprop have one, see `l2l list`) runs the unroll and its first-order backward pass outside tfjs, with no tape: the same meta-gradient to float32 rounding, several times faster, in a fraction of the memory; needs secondDerivatives false. tfjs: the tfjs tape (the reference; the only path for second derivatives). auto: fused where the meta-optimizer has a kernel and secondDerivatives is false, else tfjs. The train output says which runs.",
     },
   },
 };
@@ -245,6 +253,9 @@ export function resolveExperiment(config: ExperimentConfig, registry: ComponentR
 /** Training options that contradict each other (the schema checks each alone), in plain words naming the fields. */
 export function trainingProblems(t: TrainingOptions): string[] {
   const problems: string[] = [];
+  if (t.kernel === 'fused' && t.secondDerivatives) {
+    problems.push('training.kernel "fused" computes first-order meta-gradients only: set training.secondDerivatives to false, or training.kernel to "auto" or "tfjs"');
+  }
   if ((t.workers ?? 0) > 0 && t.secondDerivatives) {
     problems.push(`training.workers (${t.workers}) needs first-order meta-gradients: set training.secondDerivatives to false, or training.workers to 0`);
   }

@@ -12,10 +12,11 @@ import { HOST_BASE, KernelMemory, kernelModule, type KernelVariant } from './was
  *   DONE   number of worker calls finished
  *   OP     what to run: CONFIGURE, FORWARD, BACKWARD, EXIT
  *   ERROR  set by a worker that failed (its message is posted)
+ *   READY  number of workers that have instantiated the module
  *   ARGS.. the call's integer arguments; FARGS.. its float arguments (a Float32Array over the same buffer)
  *   per worker w, at WORKER + w·WORKER_STRIDE: its tile range t0, t1 and its scratch pointers cur, scr, acc
  */
-export const CTRL = { CMD: 0, DONE: 1, OP: 2, ERROR: 3, ARGS: 4, FARGS: 20, WORKER: 32, WORKER_STRIDE: 8 } as const;
+export const CTRL = { CMD: 0, DONE: 1, OP: 2, ERROR: 3, READY: 4, ARGS: 5, FARGS: 20, WORKER: 32, WORKER_STRIDE: 8 } as const;
 export const OPS = { CONFIGURE: 1, FORWARD: 2, BACKWARD: 3, EXIT: 4 } as const;
 /** Most worker threads one instance runs. */
 export const MAX_WORKERS = 63;
@@ -70,6 +71,21 @@ class Workers {
       worker.on('error', (e) => this.errors.push(String(e)));
       worker.unref();
       this.threads.push(worker);
+    }
+    // Wait for every worker to instantiate the module (a worker whose script fails to load never counts).
+    const started = Date.now();
+    for (;;) {
+      const ready = Atomics.load(this.i32, CTRL.READY);
+      if (ready >= count) break;
+      if (Date.now() - started > 60_000) {
+        this.terminate();
+        throw new Error(`fused kernel: ${count - ready} of ${count} worker threads did not start within 60 s (${KERNEL_WORKER_SCRIPT})`);
+      }
+      Atomics.wait(this.i32, CTRL.READY, ready, 1000);
+    }
+    if (Atomics.load(this.i32, CTRL.ERROR) !== 0) {
+      this.terminate();
+      throw new Error('fused kernel: a worker thread could not instantiate the kernel');
     }
   }
 
@@ -141,11 +157,23 @@ export class KernelInstance {
 }
 
 const free = new Map<string, KernelInstance[]>();
+const live = new Set<KernelInstance>();
+
+/** Bytes of memory held by the kernel instances alive (pooled or in use): what a leak check watches. */
+export function kernelMemoryBytes(): number {
+  let bytes = 0;
+  for (const inst of live) bytes += inst.mem.bytes;
+  return bytes;
+}
 
 /** An instance of `source` for a run: a pooled one, or a new one. Give it back with `releaseInstance`. */
 export function acquireInstance(source: string, variant: KernelVariant): KernelInstance {
   const list = free.get(`${source}.${variant}`);
-  const inst = list?.pop() ?? new KernelInstance(source, variant);
+  let inst = list?.pop();
+  if (!inst) {
+    inst = new KernelInstance(source, variant);
+    live.add(inst);
+  }
   inst.mem.reset();
   return inst;
 }
@@ -156,5 +184,8 @@ export function releaseInstance(inst: KernelInstance): void {
   const list = free.get(key) ?? [];
   free.set(key, list);
   if (list.length < 2) list.push(inst);
-  else inst.terminate();
+  else {
+    inst.terminate();
+    live.delete(inst);
+  }
 }

@@ -12,10 +12,21 @@ interface Init {
   index: number;
 }
 
-const { module, memory, ctrl, index } = workerData as Init;
+// (Not named `module`: that is the CommonJS wrapper's own.)
+const { module: wasmModule, memory, ctrl, index } = workerData as Init;
 const i32 = new Int32Array(ctrl);
 const f32 = new Float32Array(ctrl);
-const ex = instantiate(module, memory);
+let ex: ReturnType<typeof instantiate>;
+try {
+  ex = instantiate(wasmModule, memory);
+} catch (e) {
+  Atomics.store(i32, CTRL.ERROR, 1);
+  parentPort?.postMessage({ error: `worker ${index}: ${(e as Error).message}` });
+  throw e;
+} finally {
+  Atomics.add(i32, CTRL.READY, 1);
+  Atomics.notify(i32, CTRL.READY);
+}
 const me = CTRL.WORKER + CTRL.WORKER_STRIDE * index;
 let seen = 0;
 
