@@ -6,7 +6,7 @@ import type { FusedKernel } from '../contracts/fused';
 import type { Task, TaskConfig, TaskFamily } from '../contracts/task';
 import { UserError } from '../errors';
 import { deriveSeed } from '../random';
-import { disposeTree, type NamedTensors } from '../tensor-tree';
+import { countCoordinates, disposeTree, type NamedTensors } from '../tensor-tree';
 import { MetaAdam } from './meta-adam';
 import { FusedEpisode } from './fused';
 import { metaGradient } from './meta-gradient';
@@ -228,7 +228,14 @@ export class MetaTrainer {
     const { options } = this;
     let run: FusedEpisode | undefined;
     try {
-      run = new FusedEpisode(task, this.fused!, task.initParams(deriveSeed(this.seed, 'train-init', epoch, episode)), batchSeed, Math.max(1, options.workers ?? 0));
+      const params = task.initParams(deriveSeed(this.seed, 'train-init', epoch, episode));
+      const workers = options.workers ?? 0;
+      const n = countCoordinates(params);
+      if (workers > n) {
+        disposeTree(params);
+        throw new UserError(`training.workers (${workers}) must not exceed the number of coordinates of the optimizee (${n})`);
+      }
+      run = new FusedEpisode(task, this.fused!, params, batchSeed, Math.max(1, workers));
       const metaLosses: number[] = [];
       for (let u = 0; u < this.unrollsPerEpisode; u++) {
         const length = Math.min(options.unroll, options.steps - u * options.unroll);

@@ -248,6 +248,17 @@ describe('the lstm-stack kernel', () => {
     }
   });
 
+  it('refuses more threads (training.workers) than coordinates, in the words of the tfjs path', async () => {
+    await withMeta(new LstmMetaOptimizer({ hidden: 3 }, 0), async (m) => {
+      const t = new MetaTrainer(familyOf(5), m, resolveTrainingOptions({ workers: 6, epochs: 1, episodesPerEpoch: 1, steps: 2, unroll: 2, kernel: 'fused' }), 0);
+      try {
+        await expect(t.trainEpoch()).rejects.toThrow('training.workers (6) must not exceed the number of coordinates of the optimizee (5)');
+      } finally {
+        t.dispose();
+      }
+    });
+  });
+
   it('training.kernel "fused" is refused with second derivatives, and auto falls back to the tape', () => {
     withMeta(new LstmMetaOptimizer({}, 0), (m) => {
       expect(() => new MetaTrainer(familyOf(5), m, resolveTrainingOptions({ kernel: 'fused', secondDerivatives: true }), 0)).toThrow(/first-order|second derivatives/);
@@ -285,6 +296,23 @@ describe('the lstm-stack kernel', () => {
     expect(out).toMatch(/lstm-stack\.simd\.wasm: up to date/);
     expect(out).toMatch(/lstm-stack\.fma\.wasm: up to date/);
   }, 60_000);
+
+  it('the plain-SIMD fallback (no FMA) gives the same meta-gradients as the tfjs path', () => {
+    const saved = process.env.L2L_KERNEL_VARIANT;
+    process.env.L2L_KERNEL_VARIANT = 'simd';
+    try {
+      for (const meta of [new LstmMetaOptimizer({}, 8), new RnnpropMetaOptimizer({}, 8)]) {
+        withMeta(meta, (m) => {
+          expect(m.optimizer().fused!.description).toBe('wasm lstm-stack (SIMD, no FMA)');
+          const r = withTask(leastSquaresTask(27, 2), (task) => checkFusedKernel(m, task, { length: 6, unrolls: 2 }));
+          expect(r.gradientNorm).toBeGreaterThan(1e-3);
+        });
+      }
+    } finally {
+      if (saved === undefined) delete process.env.L2L_KERNEL_VARIANT;
+      else process.env.L2L_KERNEL_VARIANT = saved;
+    }
+  });
 
   it('reports the variant that runs: FMA where relaxed SIMD validates', () => {
     const k = new LstmStackKernel({ features: 'none', inputUnits: 0, hidden: 2, layers: 1, outputTanh: false, scale: 1 }, () => ({}));
