@@ -160,23 +160,25 @@ export function compare(results: EvaluationResults, learned: OptimizerResult | n
   if (!learned) return { learned, ...none, bestBaseline, wins: null };
   const paired = comparisonsOf(results).filter((c) => c.measure === RANK_MEASURE && c.learned === learned.name);
   const verdict = (b: OptimizerResult) => paired.find((c) => c.baseline === b.name)?.verdict;
-  const beats = baselines.filter((b) => verdict(b) === 'wins');
-  const ties = baselines.filter((b) => verdict(b) === 'tie');
-  const losesTo = baselines.filter((b) => verdict(b) === 'loses');
-  const wins = paired.length === 0 ? (learned.diverged === learned.tasks && baselines.length ? false : null) : beats.length === baselines.length;
+  // Diverging on every task loses, whatever an empty comparison says.
+  const dead = learned.diverged === learned.tasks;
+  const beats = dead ? [] : baselines.filter((b) => verdict(b) === 'wins');
+  const ties = dead ? [] : baselines.filter((b) => verdict(b) === 'tie');
+  const losesTo = dead ? baselines : baselines.filter((b) => verdict(b) === 'loses');
+  const wins = dead && baselines.length ? false : paired.length === 0 ? null : beats.length === baselines.length;
   return { learned, paired, beats, ties, losesTo, bestBaseline, wins };
 }
 
 /** "wins against adam, sgd; ties with nag; loses to —" for a summary cell. */
 function verdictCell(c: Comparison): string {
+  if (c.learned && c.learned.diverged === c.learned.tasks) return 'diverged on every task';
   if (c.wins === null) return c.learned ? 'no per-task results (old protocol)' : '—';
-  if (!c.paired.length) return 'diverged';
   const parts = [
     c.beats.length ? `wins against ${list(c.beats.map((b) => b.kind))}` : '',
     c.ties.length ? `ties with ${list(c.ties.map((b) => b.kind))}` : '',
     c.losesTo.length ? `loses to ${list(c.losesTo.map((b) => b.kind))}` : '',
   ].filter(Boolean);
-  return parts.join('; ');
+  return parts.join(', ');
 }
 
 /**
@@ -192,8 +194,7 @@ function learnedVerdict(results: EvaluationResults, learned: OptimizerResult, wh
   const cs = comparisonsOf(results).filter((c) => c.learned === learned.name && [RANK_MEASURE, 'metrics.testLoss', 'metrics.testAccuracy'].includes(c.measure));
   if (!cs.length) return [`${Who}: these results hold no per-task values (made before paired comparisons), so no verdict is given; run the evaluation again.`];
   const kindOf = new Map(baselines.map((b) => [b.name, b.kind]));
-  const out = cs.map((c) => comparisonSentence({ ...c, learned: who ?? 'the learned optimizer', baseline: `tuned ${kindOf.get(c.baseline) ?? c.baseline}${lrOf(results, c.baseline)}` }, results.steps));
-  return out.map((x) => x.charAt(0).toUpperCase() + x.slice(1));
+  return cs.map((c) => comparisonSentence({ ...c, learned: Who, baseline: `tuned ${kindOf.get(c.baseline) ?? c.baseline}${lrOf(results, c.baseline)}` }, results.steps));
 }
 
 function lrOf(results: EvaluationResults, name: string): string {
@@ -324,7 +325,7 @@ function winsSentence(evaluations: ReportEvaluationPage[], name: string | null):
   const Who = name ?? 'The learned optimizer';
   return (
     `${Who} beats every tuned baseline on ${RANK_HEAD} (every paired 95 % interval excludes zero in its favour) in ${runs.length - rest.length} of ${runs.length} evaluations` +
-    (rest.length ? `; elsewhere it ${rest.map((r) => `${verdictCell(r.c).replace(/^wins against/, 'beats')} (${r.e.entry.title})`).join('; ')}.` : '.')
+    (rest.length ? `; elsewhere: ${rest.map((r) => `${r.e.entry.title}: ${verdictCell(r.c)}`).join('; ')}.` : '.')
   );
 }
 

@@ -153,9 +153,12 @@ export function resultsTable(results: EvaluationResults): string {
   return [line(head), line(head.map(() => '---')), ...rows.map(line)].join('\n') + '\n';
 }
 
-/** The paired comparisons of the results (computed from the per-task values if the results lack them). */
+/**
+ * The paired comparisons of the results, always recomputed from the per-task values (a stored `comparisons`
+ * may be stale: results assembled from separate runs, or learned optimizers renamed).
+ */
 export function comparisonsOf(results: EvaluationResults): PairedComparison[] {
-  return results.comparisons ?? compareOptimizers(results.optimizers);
+  return compareOptimizers(results.optimizers);
 }
 
 /**
