@@ -20,12 +20,15 @@ export interface RunOptions {
   kernel?: 'auto' | 'tfjs';
   /** Threads of the fused kernel (default 1). */
   threads?: number;
+  /** Also compute `task.fullLoss` (the loss over all the task's data) of the final parameters. */
+  fullLoss?: boolean;
 }
 
 export interface RunResult {
   /** f(θ_0), f(θ_1), ..., f(θ_steps), each on its step's minibatch. */
   losses: Float32Array;
   metrics?: Record<string, number>;
+  fullLoss?: number;
 }
 
 /**
@@ -36,7 +39,9 @@ export function runOptimizer(task: Task, optimizer: Optimizer, options: RunOptio
   if (optimizer.fused && options.kernel !== 'tfjs') {
     const { losses, final } = runFusedKernel(task, optimizer.fused, options);
     try {
-      return { losses, metrics: options.metrics && task.metrics ? task.metrics(final) : undefined };
+      const metrics = options.metrics && task.metrics ? task.metrics(final) : undefined;
+      const fullLoss = options.fullLoss && task.fullLoss ? task.fullLoss(final) : undefined;
+      return { losses, metrics, fullLoss };
     } finally {
       disposeTree(final);
     }
@@ -63,7 +68,8 @@ export function runOptimizer(task: Task, optimizer: Optimizer, options: RunOptio
     losses.push(final);
     const values = tf.tidy(() => tf.stack(losses).dataSync() as Float32Array);
     const metrics = options.metrics && task.metrics ? task.metrics(state.params) : undefined;
-    return { losses: Float32Array.from(values), metrics };
+    const fullLoss = options.fullLoss && task.fullLoss ? task.fullLoss(state.params) : undefined;
+    return { losses: Float32Array.from(values), metrics, fullLoss };
   } finally {
     disposeTree(losses);
     disposeTree(state);
