@@ -72,7 +72,7 @@ export const trainingSchema: JsonSchema = {
       minimum: 0,
       default: null,
       description:
-        'Gradient checkpointing: backpropagate each unroll in segments of this many steps, recomputing each segment, so the tape holds one segment instead of the whole unroll (same meta-gradient; every segment but the last runs forward twice, up to a third more time). For long unrolls that would not fit in memory (the wasm backend holds at most 4 GiB); null or 0: off.',
+        'Gradient checkpointing: backpropagate each unroll in segments of this many steps, recomputing each segment, so the tape holds one segment instead of the whole unroll (same meta-gradient; every segment but the last runs forward twice, up to a third more time). For long unrolls that would not fit in memory (the wasm backend holds at most 4 GiB); null or 0: off. The tfjs path only: the fused kernel keeps no tape and ignores it.',
     },
     workers: {
       type: 'integer',
