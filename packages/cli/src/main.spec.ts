@@ -155,6 +155,17 @@ describe('l2l list', () => {
     expect(table).toMatch(/kernel: none: tfjs tape only/);
     expect((await run(['list'], { modules: undefined })).code).toBe(0);
   });
+
+  it('shows the pretrained learned optimizers, by the name eval takes, with their cards', async () => {
+    const json = JSON.parse((await run(['list', '--json'])).stdout) as { pretrained: Array<{ name: string; metaOptimizer: { type: string }; summary: string; card: string }> };
+    const q = json.pretrained.find((p) => p.name === 'pretrained:quadratic-lstm')!;
+    expect(q.metaOptimizer.type).toBe('lstm');
+    expect(q.summary).toMatch(/quadratic/i);
+    expect(fs.existsSync(q.card)).toBe(true);
+    const text = (await run(['list'])).stdout;
+    expect(text).toMatch(/^Pretrained learned optimizers \(\d+\)/m);
+    expect(text).toMatch(/^  pretrained:quadratic-lstm {2}\(lstm\) /m);
+  });
 });
 
 describe('l2l validate', () => {

@@ -1,6 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
-// tfjs-core's CommonJS build registers no gradients; @tensorflow/tfjs's does (into tfjs-core's global registry).
-import '@tensorflow/tfjs';
+// tfjs-core's CommonJS build registers no gradients (nor chained ops); this bundle of its own registrations does,
+// into tfjs-core's global registry, without the whole @tensorflow/tfjs (scripts/vendor-gradients.mjs).
+import '../vendor/register-gradients.js';
+// A backend is there before `useBackend` chooses one (as @tensorflow/tfjs gave): tf.ready() works on import.
+import '@tensorflow/tfjs-backend-cpu';
 import { UserError } from './errors';
 
 export type BackendChoice = 'auto' | 'wasm' | 'cpu' | 'tensorflow';

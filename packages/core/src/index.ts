@@ -1,3 +1,4 @@
+import './peers';
 import 'reflect-metadata';
 
 export * from './contracts/json';
@@ -18,3 +19,4 @@ export * from './plugins';
 export * from './engine';
 export * from './pipeline';
 export * from './variable-optimizer';
+export * from './tf-optimizer';

@@ -39,15 +39,17 @@ describe('VariableOptimizer', () => {
     w.dispose();
   });
 
-  it("trains a tfjs-layers model through its trainable weights", () => {
+  it('trains a tfjs-layers model through its trainable weights as they come, inside the caller’s tf.tidy', () => {
     const model = tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [2], kernelInitializer: 'zeros' })] });
     const xs = tf.tensor2d([[1, 0], [0, 1], [1, 1], [2, 1]]);
     const ys = tf.tensor2d([[3], [-1], [2], [5]]); // y = 3a − b
-    const opt = new VariableOptimizer(momentum(0.05, 0.5), model.trainableWeights.map((w) => w.read() as tf.Variable));
+    const opt = new VariableOptimizer(momentum(0.05, 0.5), model.trainableWeights);
     const loss = () => tf.losses.meanSquaredError(ys, model.predict(xs) as tf.Tensor) as tf.Scalar;
-    const first = opt.minimize(loss);
+    const first = tf.tidy(() => opt.minimize(loss));
     let last = first;
-    for (let i = 0; i < 200; i++) last = opt.minimize(loss);
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 200; i++) last = tf.tidy(() => opt.minimize(loss));
+    expect(tf.memory().numTensors).toBe(before);
     expect(first).toBeCloseTo((9 + 1 + 4 + 25) / 4, 4);
     expect(last).toBeLessThan(1e-3);
     const [kernel] = model.getWeights().map((t) => Array.from(t.dataSync()));
@@ -56,5 +58,12 @@ describe('VariableOptimizer', () => {
     opt.dispose();
     tf.dispose([xs, ys]);
     model.dispose();
+  });
+
+  it('refuses what is not a variable, naming what it got', () => {
+    const t = tf.tensor1d([1]);
+    expect(() => new VariableOptimizer(momentum(0.1, 0.5), [t as unknown as tf.Variable])).toThrow(/expected tf.Variables or tfjs-layers weights .*got \[object Object\]/);
+    expect(() => new VariableOptimizer(momentum(0.1, 0.5), [])).toThrow(/no variables to optimize/);
+    t.dispose();
   });
 });

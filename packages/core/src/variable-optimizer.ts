@@ -1,13 +1,75 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Optimizer, OptimizerState } from './contracts/optimizer';
-import { cloneNamed, disposeTree, tidyTree, type NamedTensors } from './tensor-tree';
+import { cloneNamed, disposeTree, keepTree, tidyTree, type NamedTensors } from './tensor-tree';
+
+/**
+ * A variable as it comes: a `tf.Variable`, or a tfjs-layers weight (`model.trainableWeights[i]`, whose
+ * `read()` gives the variable). Structural, so that no tfjs-layers type is needed here.
+ */
+export type VariableLike = tf.Variable | { read(): tf.Tensor };
+
+/** The `tf.Variable` behind a `VariableLike`; anything else is an error naming what was given. */
+export function toVariable(v: VariableLike, where = 'VariableOptimizer'): tf.Variable {
+  const variable = v instanceof tf.Variable ? v : typeof (v as { read?: unknown }).read === 'function' ? (v as { read(): tf.Tensor }).read() : v;
+  if (!(variable instanceof tf.Variable)) {
+    throw new Error(`${where}: expected tf.Variables or tfjs-layers weights (with read()), got ${Object.prototype.toString.call(variable)} (two copies of @tensorflow/tfjs-core loaded?)`);
+  }
+  return variable;
+}
+
+/**
+ * A functional optimizer's state while it drives variables: its slots and step only (the parameters are the
+ * variables themselves), every tensor kept (`tf.keep`) so that it outlives whatever `tf.tidy` the caller
+ * (or tfjs-layers' `fit`) runs the update in.
+ */
+export function initVariableState(optimizer: Optimizer, variables: Readonly<Record<string, tf.Variable>>): OptimizerState {
+  const state = tidyTree(() => optimizer.init(cloneNamed(variables)));
+  return dropParams(state);
+}
+
+function dropParams(state: OptimizerState): OptimizerState {
+  keepTree(state.slots);
+  disposeTree(state.params, state.slots); // a slot may hold a parameter (a history of them, say)
+  return { params: {}, slots: state.slots, step: state.step };
+}
+
+/**
+ * One update: the optimizer's step from `state` (see `initVariableState`) with `grads` (by variable name; a
+ * missing one counts as zero), the new values assigned to the variables. Returns the new state and frees the
+ * old one; the caller keeps ownership of `grads`.
+ */
+export function updateVariables(
+  optimizer: Optimizer,
+  variables: Readonly<Record<string, tf.Variable>>,
+  state: OptimizerState,
+  grads: Readonly<Record<string, tf.Tensor | undefined | null>>,
+  loss?: tf.Scalar,
+): OptimizerState {
+  const next = tidyTree(() => {
+    const named: NamedTensors = {};
+    // Cloned so that a state which stores a gradient owns it (tfjs-layers disposes the gradients it passes).
+    for (const [name, v] of Object.entries(variables)) named[name] = grads[name] ? tf.clone(grads[name]!) : tf.zerosLike(v);
+    // The variables may have been changed from outside (e.g. by loading weights): start from their values.
+    const updated = optimizer.update({ ...state, params: cloneNamed(variables) }, named, { step: state.step, loss, training: false });
+    for (const [name, v] of Object.entries(variables)) {
+      const p = updated.params[name];
+      if (p === undefined) throw new Error(`${optimizer.name}: update returned no parameter "${name}"`);
+      v.assign(p);
+    }
+    return updated;
+  });
+  const kept = dropParams(next);
+  disposeTree(state.slots, kept.slots);
+  return kept;
+}
 
 /**
  * Drives a functional optimizer (a baseline, or `metaOptimizer.optimizer()` of a trained learned optimizer)
- * over `tf.Variable`s: how you train your own TensorFlow.js model with l2l. For a tfjs-layers model pass
- * `model.trainableWeights.map((w) => w.read())` (the underlying variables), or a record of named variables.
+ * over `tf.Variable`s: how you train your own TensorFlow.js model with l2l in a loop of your own. For a
+ * tfjs-layers model pass `model.trainableWeights` as they are, or use `TfOptimizer` with `model.fit`. Safe
+ * inside your own `tf.tidy`.
  *
- *   const opt = new VariableOptimizer(lstm.optimizer(), model.trainableWeights.map((w) => w.read()));
+ *   const opt = new VariableOptimizer(lstm.optimizer(), model.trainableWeights);
  *   for (const batch of batches) opt.minimize(() => tf.losses.softmaxCrossEntropy(batch.ys, model.predict(batch.xs)));
  */
 export class VariableOptimizer {
@@ -16,12 +78,14 @@ export class VariableOptimizer {
 
   constructor(
     readonly optimizer: Optimizer,
-    variables: readonly tf.Variable[] | Readonly<Record<string, tf.Variable>>,
+    variables: readonly VariableLike[] | Readonly<Record<string, VariableLike>>,
   ) {
-    const entries = Array.isArray(variables) ? variables.map((v) => [v.name, v] as const) : Object.entries(variables);
+    const entries = Array.isArray(variables)
+      ? (variables as readonly VariableLike[]).map((w) => toVariable(w)).map((v) => [v.name, v] as const)
+      : Object.entries(variables as Readonly<Record<string, VariableLike>>).map(([k, w]) => [k, toVariable(w)] as const);
     if (entries.length === 0) throw new Error('VariableOptimizer: no variables to optimize');
     this.variables = Object.fromEntries(entries);
-    this.state = tidyTree(() => optimizer.init(this.values()));
+    this.state = initVariableState(optimizer, this.variables);
   }
 
   /** Number of updates taken. */
@@ -29,34 +93,21 @@ export class VariableOptimizer {
     return this.state.step;
   }
 
-  private values(): NamedTensors {
-    return cloneNamed(this.variables);
-  }
-
   /**
    * One update: the gradients of `loss` with respect to the variables, the optimizer's step, and the new
    * values written back into the variables. Returns the loss before the update.
    */
   minimize(loss: () => tf.Scalar): number {
-    const prev = this.state;
-    let value = NaN;
-    const next = tidyTree(() => {
-      const { value: l, grads } = tf.variableGrads(loss, Object.values(this.variables));
-      const named: NamedTensors = {};
-      for (const [name, v] of Object.entries(this.variables)) {
-        const g = grads[v.name];
-        named[name] = g ?? tf.zerosLike(v); // a variable the loss does not use gets a zero gradient
-      }
-      value = l.dataSync()[0]!;
-      // The variables may have been changed from outside (e.g. by loading weights): start from their values.
-      const current = { ...prev, params: this.values() };
-      const updated = this.optimizer.update(current, named, { step: prev.step, loss: l, training: false });
-      for (const [name, v] of Object.entries(this.variables)) v.assign(updated.params[name]!);
-      return updated;
-    });
-    disposeTree(prev, next);
-    this.state = next;
-    return value;
+    const vars = Object.values(this.variables);
+    const { value, grads } = tf.variableGrads(loss, vars);
+    try {
+      const byName: Record<string, tf.Tensor> = {};
+      for (const [name, v] of Object.entries(this.variables)) if (grads[v.name]) byName[name] = grads[v.name]!;
+      this.state = updateVariables(this.optimizer, this.variables, this.state, byName, value);
+      return value.dataSync()[0]!;
+    } finally {
+      tf.dispose([value, ...Object.values(grads)]);
+    }
   }
 
   /** Frees the optimizer's state (not the variables). */

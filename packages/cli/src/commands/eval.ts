@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { BACKEND_CHOICES, comparisonSentences, comparisonTable, describeBackend, evaluateExperiment, resultsLegend, resultsTable, useBackend, writeEvaluation, type BackendChoice } from '@l2l/core';
 import type { CliContext } from '../context';
+import { resolveCheckpoint } from '@l2l/pretrained';
 import { lossCurvesSvg } from '../report/plot';
 
 interface EvalOptions {
@@ -33,7 +34,7 @@ export function registerEval(program: Command, ctx: CliContext): void {
     .argument('<config>', 'experiment config (JSON)')
     .option(
       '--optimizer <checkpoint>',
-      'checkpoint of `l2l train` (a run directory: best/ is used, else latest/; or a snapshot directory); repeat it to compare several learned optimizers; without it only the baselines run',
+      'checkpoint of `l2l train` (a run directory: best/ is used, else latest/; or a snapshot directory), or pretrained:<name> (see l2l list); repeat it to compare several learned optimizers; without it only the baselines run',
       (value: string, previous: string[] = []) => [...previous, value],
     )
     .requiredOption('-o, --out <dir>', 'directory for the results')
@@ -48,13 +49,14 @@ export function registerEval(program: Command, ctx: CliContext): void {
         '  $ l2l eval experiments/quadratic.json --optimizer runs/quadratic --out runs/quadratic/eval',
         '  $ l2l eval experiments/quadratic.json --optimizer runs/quadratic --steps 1000 --out runs/quadratic/eval-1000',
         '  $ l2l eval experiments/quadratic.json --optimizer runs/lstm --optimizer runs/rnnprop --out runs/compare',
+        '  $ l2l eval experiments/quadratic.json --optimizer pretrained:quadratic-lstm --out runs/pretrained',
       ].join('\n'),
     )
     .action(async (file: string, opts: EvalOptions) => {
       const ws = ctx.loadExperiment(file);
       const backend = await useBackend(opts.backend ?? ws.experiment.backend);
       ctx.out(describeBackend(backend));
-      const checkpoints = (opts.optimizer ?? []).map((p) => path.resolve(ctx.cwd, p));
+      const checkpoints = (opts.optimizer ?? []).map((p) => resolveCheckpoint(p, ctx.cwd));
       let last = '';
       const results = evaluateExperiment(ws.experiment, ws.registry, {
         checkpoints,

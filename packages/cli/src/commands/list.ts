@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { COMPONENT_KINDS, optionDefaults, type ComponentKind } from '@l2l/core';
+import { listPretrained } from '@l2l/pretrained';
 import type { CliContext } from '../context';
 import { formatDefaults, table } from '../format';
 
@@ -15,7 +16,7 @@ export function registerList(program: Command, ctx: CliContext): void {
     .command('list')
     .summary('list the registered components and their option defaults')
     .description('List every registered component (task families, learned optimizers, baselines) with its option defaults and the package that provides it')
-    .option('--json', 'print JSON: { components: [{ kind, type, description, source, defaults, schema, kernel (meta-optimizers) }], plugins: [...] }')
+    .option('--json', 'print JSON: { components: [{ kind, type, description, source, defaults, schema, kernel (meta-optimizers) }], plugins: [...], pretrained: [...] }')
     .option('-c, --config <file>', 'also load the plugins that this experiment config lists')
     .addHelpText(
       'after',
@@ -38,9 +39,10 @@ export function registerList(program: Command, ctx: CliContext): void {
         schema: c.schema,
         ...(c.kind === 'meta-optimizer' && { kernel: c.fusedKernel ?? null }),
       }));
+      const pretrained = listPretrained().map((p) => ({ name: `pretrained:${p.name}`, metaOptimizer: p.metaOptimizer, summary: p.summary, card: `${p.dir}/card.md` }));
       if (opts.json) {
         const plugins = ws.plugins.map((p) => ({ name: p.plugin.name, package: p.packageName, file: p.file, description: p.plugin.description ?? null }));
-        ctx.out(JSON.stringify({ components, plugins }, null, 2));
+        ctx.out(JSON.stringify({ components, plugins, pretrained }, null, 2));
         return;
       }
       const lines: string[] = [];
@@ -66,6 +68,8 @@ export function registerList(program: Command, ctx: CliContext): void {
       if (ws.plugins.length) {
         lines.push('', `Plugins: ${ws.plugins.map((p) => p.packageName).join(', ')}`);
       }
+      lines.push('', `Pretrained learned optimizers (${pretrained.length}): use as \`l2l eval --optimizer NAME\` or learnedOptimizer(NAME) from @l2l/pretrained`);
+      for (const p of pretrained) lines.push(`  ${p.name}  (${p.metaOptimizer.type}) ${p.summary}`, `    card: ${p.card}`);
       for (const line of lines) ctx.out(line);
     });
 }

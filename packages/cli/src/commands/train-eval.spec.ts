@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { pretrainedDir } from '@l2l/pretrained';
 import { main } from '../main';
 
 /** `l2l train` and `l2l eval` end to end on the real built-in components, at toy sizes. */
@@ -102,6 +103,20 @@ describe('l2l eval', () => {
     expect(results.optimizers.map((o: { kind: string }) => o.kind)).toEqual(['sgd', 'adam']);
     expect(results.steps).toBe(4);
     expect(results.tasks).toBe(2);
+  });
+
+  it('takes a pretrained optimizer by name (the same results as its directory), and names the known ones for an unknown name', async () => {
+    const byName = await run(['eval', 'toy.json', '--optimizer', 'pretrained:quadratic-lstm', '--out', 'eval-p', '--tasks', '2', '--steps', '5'], dir);
+    expect(byName.stderr).not.toMatch(/error/i);
+    expect(byName.code).toBe(0);
+    const byDir = await run(['eval', 'toy.json', '--optimizer', pretrainedDir('quadratic-lstm'), '--out', 'eval-d', '--tasks', '2', '--steps', '5'], dir);
+    expect(byDir.code).toBe(0);
+    const learned = (out: string) => JSON.parse(fs.readFileSync(path.join(dir, out, 'results.json'), 'utf8')).optimizers[0];
+    expect(learned('eval-p')).toMatchObject({ kind: 'learned', name: 'lstm' });
+    expect(learned('eval-p').curve.mean).toEqual(learned('eval-d').curve.mean);
+    const unknown = await run(['eval', 'toy.json', '--optimizer', 'pretrained:nope', '--out', 'e'], dir);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr.trim()).toMatch(/^pretrained optimizer "nope" does not exist \(known: .*quadratic-lstm.*\)$/);
   });
 
   it('reports a missing checkpoint and bad numbers clearly', async () => {

@@ -17,11 +17,8 @@ export interface WeightsManifest {
   weights: WeightSpec[];
 }
 
-/**
- * Writes named tensors as `<base>.json` (manifest: names, shapes, dtypes, in order) and `<base>.bin`
- * (their values, little-endian, concatenated in manifest order). Names are sorted so files are stable.
- */
-export function writeWeights(dir: string, base: string, tensors: NamedTensors): void {
+/** Named tensors as a manifest (names sorted, so output is stable) and their values, little-endian, concatenated. */
+export function encodeWeights(tensors: NamedTensors): { manifest: WeightsManifest; data: Buffer } {
   const names = Object.keys(tensors).sort();
   const specs: WeightSpec[] = [];
   const chunks: Buffer[] = [];
@@ -32,9 +29,38 @@ export function writeWeights(dir: string, base: string, tensors: NamedTensors): 
     specs.push({ name, shape: [...t.shape], dtype: t.dtype });
     chunks.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
   }
-  const manifest: WeightsManifest = { format: 'l2l-weights', version: 1, weights: specs };
+  return { manifest: { format: 'l2l-weights', version: 1, weights: specs }, data: Buffer.concat(chunks) };
+}
+
+/** What `encodeWeights` made, back as tensors the caller owns; errors name `where` (the files, or a config). */
+export function decodeWeights(manifest: WeightsManifest, data: Uint8Array, where: { manifest: string; data: string }): NamedTensors {
+  if (manifest?.format !== 'l2l-weights' || !Array.isArray(manifest.weights)) {
+    throw new UserError(`${where.manifest}: not an l2l weights manifest`);
+  }
+  const expected = manifest.weights.reduce((n, w) => n + 4 * w.shape.reduce((a, b) => a * b, 1), 0);
+  if (data.byteLength !== expected) {
+    throw new UserError(`${where.data}: expected ${expected} bytes for the weights in ${path.basename(where.manifest)}, found ${data.byteLength}`);
+  }
+  const out: NamedTensors = {};
+  let offset = 0;
+  for (const w of manifest.weights) {
+    const size = w.shape.reduce((a, b) => a * b, 1);
+    const copy = data.buffer.slice(data.byteOffset + offset, data.byteOffset + offset + 4 * size);
+    const values = w.dtype === 'int32' ? new Int32Array(copy) : new Float32Array(copy);
+    out[w.name] = tf.tensor(values, w.shape, w.dtype);
+    offset += 4 * size;
+  }
+  return out;
+}
+
+/**
+ * Writes named tensors as `<base>.json` (manifest: names, shapes, dtypes, in order) and `<base>.bin`
+ * (their values, little-endian, concatenated in manifest order).
+ */
+export function writeWeights(dir: string, base: string, tensors: NamedTensors): void {
+  const { manifest, data } = encodeWeights(tensors);
   fs.writeFileSync(path.join(dir, `${base}.json`), JSON.stringify(manifest, null, 2) + '\n');
-  fs.writeFileSync(path.join(dir, `${base}.bin`), Buffer.concat(chunks));
+  fs.writeFileSync(path.join(dir, `${base}.bin`), data);
 }
 
 /** Reads what `writeWeights` wrote; the caller owns the tensors. Errors name the file. */
@@ -49,21 +75,5 @@ export function readWeights(dir: string, base: string): NamedTensors {
   } catch (e) {
     throw new UserError(`${manifestFile}: cannot read weights: ${(e as Error).message}`);
   }
-  if (manifest.format !== 'l2l-weights' || !Array.isArray(manifest.weights)) {
-    throw new UserError(`${manifestFile}: not an l2l weights manifest`);
-  }
-  const expected = manifest.weights.reduce((n, w) => n + 4 * w.shape.reduce((a, b) => a * b, 1), 0);
-  if (bin.byteLength !== expected) {
-    throw new UserError(`${binFile}: expected ${expected} bytes for the weights in ${path.basename(manifestFile)}, found ${bin.byteLength}`);
-  }
-  const out: NamedTensors = {};
-  let offset = 0;
-  for (const w of manifest.weights) {
-    const size = w.shape.reduce((a, b) => a * b, 1);
-    const copy = bin.buffer.slice(bin.byteOffset + offset, bin.byteOffset + offset + 4 * size);
-    const values = w.dtype === 'int32' ? new Int32Array(copy) : new Float32Array(copy);
-    out[w.name] = tf.tensor(values, w.shape, w.dtype);
-    offset += 4 * size;
-  }
-  return out;
+  return decodeWeights(manifest, bin, { manifest: manifestFile, data: binFile });
 }

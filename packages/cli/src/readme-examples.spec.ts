@@ -1,5 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { fitWithLearnedOptimizer } from '../../../examples/programmatic/src/fit';
 import { main } from '../../../examples/programmatic/src/main';
 
 /**
@@ -25,5 +27,21 @@ describe('README example', () => {
     const x = /^x after 30 learned steps: (.*)$/.exec(lines[lines.length - 1]!)![1]!.split(', ').map(Number);
     // Started at distance √13 from the minimum (1, 1, 1): the learned optimizer must have moved towards it.
     expect(Math.hypot(...x.map((v) => v - 1))).toBeLessThan(Math.hypot(2, -3, 0) / 2);
+  });
+
+  it('"Use a learned optimizer in model.fit" is examples/programmatic/src/fit.ts, word for word, and the pretrained LSTM fits with it', async () => {
+    const root = path.join(__dirname, '..', '..', '..');
+    const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
+    const block = /```ts readme-example-fit\n([\s\S]*?)```/.exec(readme)?.[1];
+    expect(block).toBe(fs.readFileSync(path.join(root, 'examples', 'programmatic', 'src', 'fit.ts'), 'utf8'));
+    const xs = tf.randomNormal([128, 3], 0, 1, 'float32', 5) as tf.Tensor2D;
+    const ys = tf.tidy(() => tf.sum(tf.mul(xs, tf.tensor1d([1, -2, 0.5])), 1, true)) as tf.Tensor2D;
+    const { model, history } = await fitWithLearnedOptimizer(xs, ys);
+    const losses = history.history.loss as number[];
+    expect(losses).toHaveLength(20);
+    expect(losses[19]).toBeLessThan(losses[0]! / 2);
+    model.optimizer.dispose();
+    model.dispose();
+    tf.dispose([xs, ys]);
   });
 });
