@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { applyTrainingTricks, disposeTree, MetaTrainer, resolveTrainingOptions, Rng, runOptimizer, useBackend, type MetaOptimizer, type NamedTensors, type Task } from '@l2l/core';
+import { applyTrainingTricks, disposeTree, MetaTrainer, VariableOptimizer, resolveTrainingOptions, Rng, runOptimizer, useBackend, type MetaOptimizer, type NamedTensors, type Task } from '@l2l/core';
 import { checkFusedKernel } from '@l2l/core/testing';
 import { LstmMetaOptimizer } from '../lstm';
 import { RnnpropMetaOptimizer } from '../rnnprop';
@@ -56,6 +56,38 @@ describe.each(['wasm', 'cpu'] as const)('the lstm-stack kernel against the tfjs 
       const r = withTask(task, (t) => checkFusedKernel(m, t, { length: 5, unrolls: 2, tolerance: 1e-5 }));
       expect(r.gradientNorm).toBeGreaterThan(1e-3);
     });
+  });
+
+  it('VariableOptimizer updates variables through the kernel as through tfjs, inside a caller\'s tidy, leaking nothing', () => {
+    for (const meta of [new LstmMetaOptimizer({}, 1), new RnnpropMetaOptimizer({}, 1)]) {
+      withMeta(meta, (m) => {
+        const before = tf.memory().numTensors;
+        const train = (kernel: 'auto' | 'tfjs') => {
+          // Variables outlive a tidy; their initial values do not.
+          const w = tf.tidy(() => tf.variable(tf.tensor2d([[0.5, -1.5, 2], [1, 0.25, -0.75]])));
+          const b = tf.tidy(() => tf.variable(tf.tensor1d([0.1, -0.2])));
+          const x = tf.tensor2d([[1, 2], [0.5, -1], [2, 0.3]]);
+          const opt = new VariableOptimizer(m.optimizer(), { w, b }, { kernel });
+          const losses: number[] = [];
+          for (let i = 0; i < 25; i++) {
+            losses.push(tf.tidy(() => opt.minimize(() => tf.sum(tf.square(tf.add(tf.matMul(x, w), tf.reshape(b, [2, 1]).sum()))) as tf.Scalar)));
+          }
+          const out = { path: opt.path, steps: opt.step, losses, w: Array.from(w.dataSync()), b: Array.from(b.dataSync()) };
+          opt.dispose();
+          tf.dispose([w, b, x]);
+          return out;
+        };
+        const fused = train('auto');
+        const tape = train('tfjs');
+        expect(fused.path).toMatch(/^fused kernel, wasm lstm-stack/);
+        expect(tape.path).toBe('tfjs');
+        expect(fused.steps).toBe(25);
+        for (let i = 0; i < tape.w.length; i++) expect(Math.abs(fused.w[i]! - tape.w[i]!)).toBeLessThan(1e-5);
+        for (let i = 0; i < tape.losses.length; i++) expect(Math.abs(fused.losses[i]! - tape.losses[i]!)).toBeLessThanOrEqual(1e-5 * tape.losses[i]! + 1e-6);
+        expect(fused.losses[24]!).toBeLessThan(fused.losses[0]!);
+        expect(tf.memory().numTensors).toBe(before);
+      });
+    }
   });
 
   it('evaluation (runOptimizer) gives the same losses on the kernel and on tfjs', () => {
