@@ -45,6 +45,31 @@ export interface CliContext {
 /** A command's registration: adds itself (options, help, action) to the program. */
 export type CommandRegistrar = (program: Command, ctx: CliContext) => void;
 
+const SYSTEM_ERRORS: Record<string, string> = {
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOENT: 'no such file or directory',
+  ENOTDIR: 'a part of the path is not a directory',
+  EISDIR: 'is a directory',
+  EEXIST: 'already exists',
+  EMFILE: 'too many open files',
+  EIO: 'input/output error',
+};
+
+/**
+ * A failure of the machine rather than of l2l (a full disk, a permission, a file that went away), as one line
+ * naming the path; null for anything else.
+ */
+export function systemError(e: unknown): string | null {
+  const x = e as NodeJS.ErrnoException;
+  if (!(e instanceof Error) || typeof x.code !== 'string' || !(x.code in SYSTEM_ERRORS)) return null;
+  const where = x.path ? `${x.path}: ` : '';
+  return `${where}${x.syscall ? `cannot ${x.syscall}: ` : ''}${SYSTEM_ERRORS[x.code]} (${x.code})`;
+}
+
 export function createContext(options: MainOptions = {}, verbose = false): CliContext {
   const io: CliIo = {
     stdout: options.stdout ?? ((s) => void process.stdout.write(s)),
@@ -61,12 +86,15 @@ export function createContext(options: MainOptions = {}, verbose = false): CliCo
     verbose,
     tty: options.stderr === undefined && process.stderr.isTTY === true,
     printError: (e) => {
+      const system = systemError(e);
       if (isUserError(e)) {
         for (const line of errorProblems(e)) err(line);
-        if (verbose) for (let x: unknown = e; x instanceof Error; x = x.cause) err(x.stack ?? String(x));
+      } else if (system) {
+        err(system);
       } else {
-        err(e instanceof Error ? (e.stack ?? `${e.name}: ${e.message}`) : `error: ${String(e)}`);
+        err(`internal error: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}${verbose ? '' : ' (run with --verbose for the stack trace; please report it)'}`);
       }
+      if (verbose) for (let x: unknown = e; x instanceof Error; x = x.cause) err(x.stack ?? String(x));
     },
     exitCode: 0,
     workspace: (configFile) => (configFile ? openExperiment(configFile, { cwd, modules }) : createWorkspace({ baseDir: cwd, modules })),

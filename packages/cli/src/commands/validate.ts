@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { isUserError } from '@l2l/core';
+import { isUserError, preflightExperiment } from '@l2l/core';
 import type { CliContext } from '../context';
 
 /** `l2l validate <config...>`: full validation, one line per problem. */
@@ -25,7 +25,9 @@ export function registerValidate(program: Command, ctx: CliContext): void {
     .action((files: string[]) => {
       for (const file of files) {
         try {
-          ctx.loadExperiment(file);
+          const ws = ctx.loadExperiment(file);
+          // The same pre-flight as train and eval: a run that could not fit is refused here already.
+          preflightExperiment(ws.experiment, ws.registry, file, 'all');
           ctx.out(`${file}: ok`);
         } catch (e) {
           if (!isUserError(e)) throw e;

@@ -245,10 +245,24 @@ export function resolveExperiment(config: ExperimentConfig, registry: ComponentR
 /** Training options that contradict each other (the schema checks each alone), in plain words naming the fields. */
 export function trainingProblems(t: TrainingOptions): string[] {
   const problems: string[] = [];
+  if (t.unroll > t.steps) {
+    problems.push(`training.unroll (${t.unroll}) must not exceed training.steps (${t.steps})`);
+  } else if (t.steps % t.unroll !== 0) {
+    problems.push(`training.unroll (${t.unroll}) must divide training.steps (${t.steps}) so that every unroll has the same length; try ${divisorNear(t.steps, t.unroll)}`);
+  }
   if ((t.workers ?? 0) > 0 && t.secondDerivatives) {
     problems.push(`training.workers (${t.workers}) needs first-order meta-gradients: set training.secondDerivatives to false, or training.workers to 0`);
   }
   return problems;
+}
+
+/** The divisor of `n` closest to `d` (a suggestion for training.unroll). */
+function divisorNear(n: number, d: number): number {
+  let best = 1;
+  for (let k = 1; k * k <= n; k++) {
+    for (const c of n % k === 0 ? [k, n / k] : []) if (Math.abs(c - d) < Math.abs(best - d)) best = c;
+  }
+  return best;
 }
 
 /** Loads, parses and resolves an experiment file; relative paths in it resolve from its directory. */
