@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import type { ContainerModule } from 'inversify';
-import { errorProblems, isUserError } from '@l2l/core';
+import { errorProblems, installedPlugins, isUserError, type PluginTrust } from '@l2l/core';
 import { builtinModules, createWorkspace, loadExperiment, openExperiment, type ExperimentWorkspace, type LoadedExperiment, type Workspace } from './workspace';
 
 /** Where the CLI writes: raw text, as `process.stdout.write` takes it. */
@@ -34,10 +34,10 @@ export interface CliContext {
   printError(e: unknown): void;
   /** Exit code `main` returns when the command finishes without throwing (default 0). */
   exitCode: number;
-  /** The built-in modules plus the plugins listed in `configFile` (if given), with the registry. */
+  /** The built-in modules plus the plugins listed in `configFile` (if given; else those the project installed), with the registry. */
   workspace(configFile?: string): Workspace;
-  /** Reads and shape-checks a config, loads its plugins; component options are not yet validated. */
-  openExperiment(configFile: string): ExperimentWorkspace;
+  /** Reads and shape-checks a config, loads its plugins (unless `plugins: false`); component options are not yet validated. */
+  openExperiment(configFile: string, options?: { plugins?: boolean }): ExperimentWorkspace;
   /** `openExperiment` plus full validation: what `train` and `eval` start from. */
   loadExperiment(configFile: string): LoadedExperiment;
 }
@@ -70,7 +70,7 @@ export function systemError(e: unknown): string | null {
   return `${where}${x.syscall ? `cannot ${x.syscall}: ` : ''}${SYSTEM_ERRORS[x.code]} (${x.code})`;
 }
 
-export function createContext(options: MainOptions = {}, verbose = false): CliContext {
+export function createContext(options: MainOptions = {}, verbose = false, trust: PluginTrust = {}): CliContext {
   const io: CliIo = {
     stdout: options.stdout ?? ((s) => void process.stdout.write(s)),
     stderr: options.stderr ?? ((s) => void process.stderr.write(s)),
@@ -97,8 +97,10 @@ export function createContext(options: MainOptions = {}, verbose = false): CliCo
       if (verbose) for (let x: unknown = e; x instanceof Error; x = x.cause) err(x.stack ?? String(x));
     },
     exitCode: 0,
-    workspace: (configFile) => (configFile ? openExperiment(configFile, { cwd, modules }) : createWorkspace({ baseDir: cwd, modules })),
-    openExperiment: (configFile) => openExperiment(configFile, { cwd, modules }),
-    loadExperiment: (configFile) => loadExperiment(configFile, { cwd, modules }),
+    // Without a config: the plugins the project in the working directory has installed.
+    workspace: (configFile) =>
+      configFile ? openExperiment(configFile, { cwd, modules, trust }) : createWorkspace({ baseDir: cwd, modules, trust, plugins: installedPlugins(cwd), where: 'package.json' }),
+    openExperiment: (configFile, o) => openExperiment(configFile, { cwd, modules, trust, plugins: o?.plugins }),
+    loadExperiment: (configFile) => loadExperiment(configFile, { cwd, modules, trust }),
   };
 }

@@ -27,6 +27,7 @@ export function createProgram(ctx: CliContext): Command {
     .description('l2l: learning to learn by gradient descent by gradient descent.\nMeta-train learned optimizers on task families and compare them with tuned baselines.')
     .version(version(), '-V, --version', 'print the version')
     .option('--verbose', 'print stack traces with errors')
+    .option('--allow-plugin-paths', 'also load plugins named by absolute paths or paths outside the config\'s project (plugins are code: only ones you trust)')
     .helpOption('-h, --help', 'show help')
     .helpCommand('help [command]', 'show help for a command')
     // Settings below are inherited by the commands registered after them.
@@ -57,7 +58,7 @@ export function createProgram(ctx: CliContext): Command {
  * ("internal error: ..."). Stack traces only with `--verbose`.
  */
 export async function main(argv: readonly string[], options: MainOptions = {}): Promise<number> {
-  const ctx = createContext(options, argv.includes('--verbose'));
+  const ctx = createContext(options, argv.includes('--verbose'), { allowOutsidePaths: argv.includes('--allow-plugin-paths') });
   try {
     const program = createProgram(ctx);
     await program.parseAsync([...argv], { from: 'user' });
