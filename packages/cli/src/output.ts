@@ -81,7 +81,9 @@ function ensureDirectory(dir: string, shown: string, flag: string): 'created' | 
   try {
     stat = fs.lstatSync(dir);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new UserError(`${flag} ${shown}: cannot use it: ${errnoText(e)}`);
+    // ENOTDIR: a file on the way, which the walk up below names.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') throw new UserError(`${flag} ${shown}: cannot use it: ${errnoText(e)}`);
   }
   if (stat?.isSymbolicLink()) {
     let target: fs.Stats;
@@ -171,8 +173,9 @@ export function prepareOutput(dir: string, kind: OutputKind, options: PrepareOpt
   const state = ensureDirectory(abs, shown, flag);
   if (state === 'exists') {
     const marker = readMarker(abs);
-    // eval and report only overwrite their own files, which may change with versions: their marker is enough.
-    const foreign = kind !== 'train' && marker === kind ? [] : foreignEntries(abs, kind);
+    // eval and report only overwrite their own files, which may change with versions: their marker is enough, and
+    // without it every file is the user's. A training run from before markers is recognised by its names alone.
+    const foreign = kind !== 'train' ? (marker === kind ? [] : fs.readdirSync(abs).sort()) : foreignEntries(abs, kind);
     if (foreign.length) {
       const other = marker && marker !== kind ? ` (an l2l ${marker} output)` : '';
       throw new UserError(

@@ -135,6 +135,13 @@ export function loadSnapshotWeights(meta: MetaOptimizer, snapshot: Snapshot, exp
   if (expected && expected.type !== snapshot.metaOptimizer.type) {
     throw new UserError(`${path.join(where, 'meta-optimizer.json')}: type "${snapshot.metaOptimizer.type}" differs from the experiment's metaOptimizer "${expected.type}"`);
   }
+  if (expected) {
+    const wanted = (expected.options ?? {}) as Record<string, unknown>;
+    const changed = Object.entries(snapshot.metaOptimizer.options ?? {}).filter(([k, v]) => k in wanted && JSON.stringify(v) !== JSON.stringify(wanted[k]));
+    if (changed.length) {
+      throw new UserError(`${path.join(where, 'meta-optimizer.json')}: differs from the experiment's metaOptimizer in ${changed.map(([k]) => `options.${k}`).join(', ')}`);
+    }
+  }
   try {
     meta.setWeights(snapshot.weights);
   } catch (e) {
