@@ -65,7 +65,8 @@ const SYSTEM_ERRORS: Record<string, string> = {
  */
 export function systemError(e: unknown): string | null {
   const x = e as NodeJS.ErrnoException;
-  if (!(e instanceof Error) || typeof x.code !== 'string' || !(x.code in SYSTEM_ERRORS)) return null;
+  // Not `instanceof Error`: Node's own errors may come from another realm (a vm context, jest's).
+  if (typeof x !== 'object' || x === null || typeof x.code !== 'string' || !(x.code in SYSTEM_ERRORS)) return null;
   const where = x.path ? `${x.path}: ` : '';
   return `${where}${x.syscall ? `cannot ${x.syscall}: ` : ''}${SYSTEM_ERRORS[x.code]} (${x.code})`;
 }

@@ -348,11 +348,11 @@ function checkpointRows(): Fault[] {
   rows.push(
     { name: 'eval --optimizer <no checkpoint>', argv: ['eval', 'exp.json', '--optimizer', 'keep', '--out', 'ev'], code: 1, message: /keep: no checkpoint here/ },
     {
-      name: 'train --resume <an empty directory>',
+      name: 'train --resume <an empty directory> starts from epoch 1',
       setup: (dir) => fs.mkdirSync(path.join(dir, 'empty')),
       argv: ['train', 'exp.json', '--out', 'empty', '--resume'],
-      code: 1,
-      message: /empty: nothing to resume \(no experiment\.json\); run without --resume/,
+      code: 0,
+      message: /nothing to resume in empty yet: starting from epoch 1/,
     },
     {
       name: 'a run killed before its first snapshot is resumed (it starts over)',
@@ -360,6 +360,14 @@ function checkpointRows(): Fault[] {
         const run = copyRun(dir);
         for (const d of ['latest', 'best', 'log.csv']) fs.rmSync(path.join(run, d), { recursive: true });
       },
+      argv: ['train', 'exp.json', '--out', 'run', '--resume'],
+      code: 0,
+      message: /epochs 1\.\.2/,
+      mayChange: /^run\//,
+    },
+    {
+      name: 'a run killed before it wrote anything but its marker is resumed (it starts over)',
+      setup: (dir) => writeJson(path.join(dir, 'run', '.l2l-output'), { kind: 'train' }),
       argv: ['train', 'exp.json', '--out', 'run', '--resume'],
       code: 0,
       message: /epochs 1\.\.2/,

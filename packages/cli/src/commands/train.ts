@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { describeBackend, preflightExperiment, trainExperiment, useBackend, UserError, type BackendChoice, type EpochReport } from '@l2l/core';
@@ -39,7 +40,11 @@ export function registerTrain(program: Command, ctx: CliContext): void {
       const experiment = ws.experiment;
       preflightExperiment(experiment, ws.registry, file, 'train');
       // Checked (and a previous run discarded, only one l2l wrote) before any work.
-      const outDir = prepareOutput(path.resolve(ctx.cwd, opts.out), 'train', { shown: opts.out, resume: opts.resume, force: opts.force });
+      const requested = path.resolve(ctx.cwd, opts.out);
+      const outDir = prepareOutput(requested, 'train', { shown: opts.out, resume: opts.resume, force: opts.force });
+      // A run killed before it wrote its experiment.json (or never started) has nothing to resume: it starts over.
+      const startOver = opts.resume === true && !fs.existsSync(path.join(outDir, 'experiment.json'));
+      if (startOver) ctx.out(`nothing to resume in ${opts.out} yet: starting from epoch 1`);
       const backend = await useBackend(opts.backend ?? experiment.backend);
       ctx.out(describeBackend(backend));
       const t = experiment.training;
@@ -58,7 +63,7 @@ export function registerTrain(program: Command, ctx: CliContext): void {
       };
       const result = await trainExperiment(experiment, ws.registry, {
         outDir,
-        resume: opts.resume,
+        resume: opts.resume && !startOver,
         baseDir: ws.baseDir,
         events: {
           onStart: (info) => {

@@ -28,10 +28,22 @@ export interface Snapshot {
   adam?: NamedTensors;
 }
 
+/** A system error (ENOSPC from a write, say) that names no path gets `file`, so its message can say where. */
+function withPath(e: unknown, file: string): unknown {
+  const x = e as NodeJS.ErrnoException;
+  if (typeof x === 'object' && x !== null && typeof x.code === 'string' && !x.path) x.path = file;
+  return e;
+}
+
 /** Writes a file by renaming a complete temporary file over it. */
 export function writeFileAtomic(file: string, content: string | Buffer): void {
   const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, content);
+  try {
+    fs.writeFileSync(tmp, content);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true }); // a full disk leaves no half-written temporary behind
+    throw withPath(e, file);
+  }
   fs.renameSync(tmp, file);
 }
 
@@ -49,7 +61,7 @@ export function writeSnapshot(runDir: string, name: string, snapshot: Snapshot):
     if (snapshot.adam) writeWeights(tmp, 'adam', snapshot.adam);
   } catch (e) {
     fs.rmSync(tmp, { recursive: true, force: true }); // the previous snapshot stays as it was
-    throw e;
+    throw withPath(e, final);
   }
   fs.rmSync(old, { recursive: true, force: true });
   if (fs.existsSync(final)) fs.renameSync(final, old);
