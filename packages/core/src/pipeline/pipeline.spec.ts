@@ -103,6 +103,36 @@ describe('trainExperiment', () => {
   });
 });
 
+describe('trainExperiment when something breaks', () => {
+  it('reports the error that stopped training, not a later one while freeing', async () => {
+    class Failing extends TinyFamily {
+      override build(): never {
+        throw new Error('memory access out of bounds (the first error)');
+      }
+      dispose(): void {
+        throw new Error('freeing failed too');
+      }
+    }
+    const failing = new ComponentRegistry([
+      {
+        source: 'test',
+        components: [
+          ...registry.list().filter((c) => c.kind !== 'optimizee'),
+          defineComponent<Record<string, never>>()({
+            kind: 'optimizee',
+            type: 'tiny',
+            description: 'Fails to build its tasks and to free itself.',
+            schema: { type: 'object', additionalProperties: false, properties: {} },
+            create: () => new Failing(3),
+          }),
+        ],
+      },
+    ]);
+    const e = resolveExperiment(parseExperiment({ optimizee: { type: 'tiny' }, metaOptimizer: { type: 'tiny-meta' }, training: { epochs: 1, episodesPerEpoch: 1, steps: 3, unroll: 3 }, evaluation: { baselines: [] } }, 'f.json'), failing, 'f.json');
+    await expect(trainExperiment(e, failing, { outDir: path.join(dir, 'run-failing'), baseDir: dir })).rejects.toThrow('the first error');
+  });
+});
+
 describe('evaluateExperiment', () => {
   it('evaluates the learned optimizer and tuned baselines on the same held-out tasks and writes the results', async () => {
     const out = path.join(dir, 'run-eval');
