@@ -138,9 +138,21 @@ describe('l2l list', () => {
     expect(r.code).toBe(0);
     const { components } = JSON.parse(r.stdout) as { components: Array<Record<string, unknown>> };
     for (const c of components) {
-      expect(Object.keys(c).sort()).toEqual(['defaults', 'description', 'kind', 'schema', 'source', 'type']);
+      const keys = ['defaults', 'description', 'kind', 'schema', 'source', 'type'];
+      expect(Object.keys(c).sort()).toEqual(c.kind === 'meta-optimizer' ? [...keys.slice(0, 2), 'kernel', ...keys.slice(2)] : keys);
       expect(['@l2l/optimizees', '@l2l/meta-optimizers', '@l2l/baselines']).toContain(c.source);
     }
+    // Which learned optimizers have a fused kernel, in the JSON and the table.
+    const kernels = Object.fromEntries(components.filter((c) => c.kind === 'meta-optimizer').map((c) => [c.type, c.kernel]));
+    expect(kernels).toEqual({
+      lstm: 'wasm lstm-stack (SIMD, FMA where available)',
+      rnnprop: 'wasm lstm-stack (SIMD, FMA where available)',
+      'normalized-history': null,
+      'multiscale-adam': 'js multiscale-adam (linear combiner only; mlp and rnn: tfjs tape)',
+    });
+    const table = (await run(['list'], { modules: undefined })).stdout;
+    expect(table).toMatch(/kernel: wasm lstm-stack \(SIMD, FMA where available\): fused first-order meta-training and evaluation/);
+    expect(table).toMatch(/kernel: none: tfjs tape only/);
     expect((await run(['list'], { modules: undefined })).code).toBe(0);
   });
 });

@@ -3,6 +3,7 @@ import 'reflect-metadata';
 export * from './contracts/json';
 export * from './contracts/task';
 export * from './contracts/optimizer';
+export * from './contracts/fused';
 export * from './contracts/meta-optimizer';
 export * from './tensor-tree';
 export * from './random';

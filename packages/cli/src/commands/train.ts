@@ -74,6 +74,7 @@ export function registerTrain(program: Command, ctx: CliContext): void {
               `meta-training ${experiment.metaOptimizer?.type} on ${experiment.optimizee.type}: epochs ${info.startEpoch + 1}..${t.epochs}, ` +
                 `${t.episodesPerEpoch} episodes × ${t.steps} steps (unroll ${t.unroll}) per epoch, seed ${experiment.seed}`,
             );
+            ctx.out(info.metaGradient);
             progress = createProgress(ctx, (t.epochs - info.startEpoch) * unrollsPerEpoch, 'epoch {epoch}/{epochs} |{bar}| {percentage}% | meta-loss {metaLoss} | ETA {eta_formatted}');
           },
           onUnroll: (e) =>

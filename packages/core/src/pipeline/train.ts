@@ -16,7 +16,7 @@ export interface TrainRunOptions {
   resume?: boolean;
   /** Directory relative paths in component options resolve from (the config file's). */
   baseDir: string;
-  events?: TrainerEvents & { onStart?(info: { startEpoch: number; epochs: number; unrollsPerEpoch: number }): void };
+  events?: TrainerEvents & { onStart?(info: { startEpoch: number; epochs: number; unrollsPerEpoch: number; metaGradient: string }): void };
   /**
    * How worker threads rebuild the meta-optimizer when training.workers > 0; default: the registry's `rebuild`
    * (set by @l2l/cli's workspaces), with `baseDir`.
@@ -59,7 +59,7 @@ function readLog(file: string): LogRow[] {
  * threads (the same meta-gradient; checkpoints are taken between epochs, where episodes start afresh).
  */
 function comparable(e: ExperimentConfig): unknown {
-  return { ...e, name: undefined, description: undefined, training: { ...e.training, epochs: undefined, workers: undefined } };
+  return { ...e, name: undefined, description: undefined, training: { ...e.training, epochs: undefined, workers: undefined, kernel: undefined } };
 }
 
 /** The paths (`training.unroll`, `optimizee.options.dims`) where two JSON values differ, key order aside. */
@@ -108,7 +108,7 @@ export async function trainExperiment(experiment: ExperimentConfig, registry: Co
       const previous = resolveExperiment(parseExperiment(readJsonFile(saved), saved), registry, saved);
       const changed = jsonDifferences(comparable(previous), comparable(experiment));
       if (changed.length) {
-        throw new UserError(`${saved}: the config differs from the checkpoint's experiment in ${changed.join(', ')} (only training.epochs and training.workers may change on --resume)`);
+        throw new UserError(`${saved}: the config differs from the checkpoint's experiment in ${changed.join(', ')} (only training.epochs, training.workers and training.kernel may change on --resume)`);
       }
       // A run killed before its first snapshot has nothing to resume: it starts over.
       if (resumable) {
@@ -128,7 +128,7 @@ export async function trainExperiment(experiment: ExperimentConfig, registry: Co
       throw new UserError(`${outDir} already holds a training run; pass --resume to continue it or choose another --out`);
     }
     writeExperiment(outDir, experiment);
-    options.events?.onStart?.({ startEpoch: trainer.state.epoch, epochs: experiment.training.epochs, unrollsPerEpoch: experiment.training.episodesPerEpoch * trainer.unrollsPerEpisode });
+    options.events?.onStart?.({ startEpoch: trainer.state.epoch, epochs: experiment.training.epochs, unrollsPerEpoch: experiment.training.episodesPerEpoch * trainer.unrollsPerEpisode, metaGradient: trainer.metaGradientPath });
     const reports: EpochReport[] = [];
     while (trainer.state.epoch < experiment.training.epochs) {
       const report = await trainer.trainEpoch();

@@ -30,6 +30,11 @@ export interface ComponentDefinition<K extends ComponentKind = ComponentKind, O 
   readonly type: string;
   readonly description: string;
   readonly schema: JsonSchema;
+  /**
+   * Meta-optimizers only: the fused kernel its optimizers carry (contracts/fused.ts), in words, for `l2l list`;
+   * absent when it has none and meta-gradients run on the tfjs tape.
+   */
+  readonly fusedKernel?: string;
   create(options: O, ctx: CreateContext): ComponentKinds[K];
   /**
    * Lower bounds of the memory the component needs, from its options alone: the pre-flight (`l2l validate`,

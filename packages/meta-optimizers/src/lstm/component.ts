@@ -6,6 +6,7 @@ import { lstmStackEstimate } from '../common/estimate';
 /** `{ "type": "lstm" }`: the coordinatewise LSTM optimizer of Andrychowicz et al. 2016. */
 export const lstmComponent = defineComponent<LstmOptions>()({
   kind: 'meta-optimizer',
+  fusedKernel: 'wasm lstm-stack (SIMD, FMA where available)',
   type: 'lstm',
   description: 'Coordinatewise 2-layer LSTM optimizer (Andrychowicz et al. 2016), weights shared across coordinates',
   schema: LSTM_OPTIONS_SCHEMA,

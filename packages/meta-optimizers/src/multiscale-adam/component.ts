@@ -6,6 +6,7 @@ import { mlpEstimate } from '../common/estimate';
 /** `{ "type": "multiscale-adam" }`: Adam at several timescales, combined by learned weights. */
 export const multiscaleAdamComponent = defineComponent<MultiscaleAdamOptions>()({
   kind: 'meta-optimizer',
+  fusedKernel: 'js multiscale-adam (linear combiner only; mlp and rnn: tfjs tape)',
   type: 'multiscale-adam',
   description: 'Multiscale Adam (thesis "Learning to Optimize Deep Neural Networks", ch. 4): k Adam updates at different (β1, β2), combined by learned softmax weights',
   schema: MULTISCALE_ADAM_OPTIONS_SCHEMA,

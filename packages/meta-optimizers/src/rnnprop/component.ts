@@ -6,6 +6,7 @@ import { lstmStackEstimate } from '../common/estimate';
 /** `{ "type": "rnnprop" }`: RNNprop of Lv, Jiang & Li 2017. */
 export const rnnpropComponent = defineComponent<RnnpropOptions>()({
   kind: 'meta-optimizer',
+  fusedKernel: 'wasm lstm-stack (SIMD, FMA where available)',
   type: 'rnnprop',
   description: 'RNNprop (Lv et al. 2017): Adam-normalised inputs, ELU layer, 2-layer coordinatewise LSTM, steps −α·tanh(a)',
   schema: RNNPROP_OPTIONS_SCHEMA,
