@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { UserError } from '@l2l/core';
+import { hasSnapshot, UserError } from '@l2l/core';
 
 /**
  * Output directories: checked (and created) before any work starts, and never emptied unless l2l wrote them.
@@ -63,11 +63,6 @@ function foreignEntries(dir: string, kind: OutputKind): string[] {
 
 function listShort(names: string[]): string {
   return names.length > 6 ? `${names.slice(0, 6).join(', ')} and ${names.length - 6} more` : names.join(', ');
-}
-
-/** True when a training run in `dir` has a snapshot to resume from. */
-function hasSnapshot(dir: string): boolean {
-  return ['latest', '.latest.old'].some((n) => fs.existsSync(path.join(dir, n, 'meta-optimizer.json')));
 }
 
 /**
