@@ -281,13 +281,16 @@ describe('l2l schema', () => {
 });
 
 describe('errors that are not the user\'s', () => {
-  it('are printed with their stack (exit 1)', async () => {
+  it('are one "internal error" line (exit 3), with their stack only under --verbose', async () => {
     const broken = componentsModule({
       source: '@l2l/broken',
       components: [{ kind: 'optimizee', type: 'Bad Type', description: 'x', schema: closed({}), create: stub }],
     });
     const r = await run(['list'], { modules: [broken] });
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^Error: optimizee "Bad Type" \(@l2l\/broken\): type must be lower-case kebab-case.*\n\s+at /);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/^internal error: Error: optimizee "Bad Type" \(@l2l\/broken\): type must be lower-case kebab-case.*--verbose.*\n$/);
+    const verbose = await run(['list', '--verbose'], { modules: [broken] });
+    expect(verbose.code).toBe(3);
+    expect(verbose.stderr).toMatch(/^internal error: Error: optimizee "Bad Type".*\nError: optimizee "Bad Type" .*\n\s+at /);
   });
 });

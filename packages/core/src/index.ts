@@ -12,6 +12,7 @@ export * from './errors';
 export * from './backend';
 export * from './config/validate';
 export * from './config/experiment';
+export * from './config/preflight';
 export * from './registry/component';
 export * from './registry/registry';
 export * from './container';

@@ -1,9 +1,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
-import { BACKEND_CHOICES, comparisonSentences, comparisonTable, describeBackend, evaluateExperiment, resultsLegend, resultsTable, useBackend, writeEvaluation, type BackendChoice } from '@l2l/core';
+import type { Command } from 'commander';
+import { comparisonSentences, comparisonTable, describeBackend, evaluateExperiment, preflightExperiment, resultsLegend, resultsTable, useBackend, writeEvaluation, type BackendChoice } from '@l2l/core';
 import type { CliContext } from '../context';
 import { resolveCheckpoint } from '@l2l/pretrained';
+import { backendOption, positiveInt } from '../options';
+import { prepareOutput } from '../output';
 import { lossCurvesSvg } from '../report/plot';
 
 interface EvalOptions {
@@ -12,12 +14,6 @@ interface EvalOptions {
   steps?: number;
   tasks?: number;
   backend?: BackendChoice;
-}
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be an integer ≥ 1');
-  return n;
 }
 
 /** `l2l eval <config> --optimizer <checkpoint> --out <dir>`: learned optimizer vs tuned baselines. */
@@ -40,7 +36,7 @@ export function registerEval(program: Command, ctx: CliContext): void {
     .requiredOption('-o, --out <dir>', 'directory for the results')
     .option('--steps <n>', 'optimizee steps per run (default: evaluation.steps)', positiveInt)
     .option('--tasks <n>', 'number of held-out (test-split) tasks (default: evaluation.tasks)', positiveInt)
-    .option('--backend <backend>', `tfjs backend, overriding the config (${BACKEND_CHOICES.join(', ')})`)
+    .addOption(backendOption())
     .addHelpText(
       'after',
       [
@@ -54,6 +50,9 @@ export function registerEval(program: Command, ctx: CliContext): void {
     )
     .action(async (file: string, opts: EvalOptions) => {
       const ws = ctx.loadExperiment(file);
+      preflightExperiment(ws.experiment, ws.registry, file, 'eval', { steps: opts.steps, tasks: opts.tasks });
+      // Every output location is checked before the evaluation runs, not after.
+      const outDir = prepareOutput(path.resolve(ctx.cwd, opts.out), 'eval', { shown: opts.out });
       const backend = await useBackend(opts.backend ?? ws.experiment.backend);
       ctx.out(describeBackend(backend));
       const checkpoints = (opts.optimizer ?? []).map((p) => resolveCheckpoint(p, ctx.cwd));
@@ -79,7 +78,6 @@ export function registerEval(program: Command, ctx: CliContext): void {
           );
         }
       }
-      const outDir = path.resolve(ctx.cwd, opts.out);
       writeEvaluation(outDir, results);
       fs.writeFileSync(path.join(outDir, 'loss-curves.svg'), await lossCurvesSvg(results));
       ctx.out('');

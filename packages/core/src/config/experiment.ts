@@ -192,6 +192,26 @@ function componentSlots(config: ExperimentConfig): Array<{ label: string; kind: 
   return slots;
 }
 
+/** How deep arrays and objects may nest in a config (schemas, copies and checks recurse through them). */
+export const MAX_JSON_DEPTH = 100;
+
+/** The deepest nesting of brackets in JSON text, strings skipped; counted before parsing, so nothing recurses. */
+export function jsonDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92) i++; // backslash: skip the escaped character
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 91 || c === 123) max = Math.max(max, ++depth);
+    else if (c === 93 || c === 125) depth--;
+  }
+  return max;
+}
+
 /** Reads a JSON file; errors name the file (and the line of a syntax error). */
 export function readJsonFile(file: string): unknown {
   let text: string;
@@ -202,6 +222,8 @@ export function readJsonFile(file: string): unknown {
     const why: Record<string, string> = { ENOENT: 'no such file', EISDIR: 'is a directory', EACCES: 'permission denied' };
     throw new UserError(`${file}: cannot read: ${(code && why[code]) ?? code ?? (e as Error).message}`);
   }
+  const depth = jsonDepth(text);
+  if (depth > MAX_JSON_DEPTH) throw new UserError(`${file}: nested ${depth} levels deep, more than the ${MAX_JSON_DEPTH} a config may use`);
   try {
     return JSON.parse(text);
   } catch (e) {
@@ -224,14 +246,25 @@ export function parseExperiment(raw: unknown, where: string): ExperimentConfig {
 
 /**
  * Fully validates an experiment against the registry: its shape, then every component's options with
- * defaults applied. Returns the resolved config (what a checkpoint stores).
+ * defaults applied. Returns the resolved config (what a checkpoint stores). With `skipUnknownTypes`, components
+ * of types the registry lacks are left as written and named in `skipped`.
  */
-export function resolveExperiment(config: ExperimentConfig, registry: ComponentRegistry, where: string): ExperimentConfig {
+export function resolveExperiment(
+  config: ExperimentConfig,
+  registry: ComponentRegistry,
+  where: string,
+  options: { skipUnknownTypes?: boolean; skipped?: string[] } = {},
+): ExperimentConfig {
   const out: ExperimentConfig = structuredClone(config);
   // Every component is checked, so one run reports every problem (a ConfigError lists them).
   const problems: string[] = [];
   const errors: unknown[] = [];
   for (const s of componentSlots(out)) {
+    // Plugins not loaded (`l2l validate --no-plugins`): their components cannot be checked, only listed.
+    if (options.skipUnknownTypes && s.config && typeof s.config.type === 'string' && !registry.has(s.kind, s.config.type)) {
+      options.skipped?.push(`${s.label} "${s.config.type}"`);
+      continue;
+    }
     try {
       s.config.options = registry.resolveOptions(s.kind, s.config, where, s.label) as JsonObject;
     } catch (e) {
@@ -253,6 +286,11 @@ export function resolveExperiment(config: ExperimentConfig, registry: ComponentR
 /** Training options that contradict each other (the schema checks each alone), in plain words naming the fields. */
 export function trainingProblems(t: TrainingOptions): string[] {
   const problems: string[] = [];
+  if (t.unroll > t.steps) {
+    problems.push(`training.unroll (${t.unroll}) must not exceed training.steps (${t.steps})`);
+  } else if (t.steps % t.unroll !== 0) {
+    problems.push(`training.unroll (${t.unroll}) must divide training.steps (${t.steps}) so that every unroll has the same length; try ${divisorNear(t.steps, t.unroll)}`);
+  }
   if (t.kernel === 'fused' && t.secondDerivatives) {
     problems.push('training.kernel "fused" computes first-order meta-gradients only: set training.secondDerivatives to false, or training.kernel to "auto" or "tfjs"');
   }
@@ -260,6 +298,15 @@ export function trainingProblems(t: TrainingOptions): string[] {
     problems.push(`training.workers (${t.workers}) needs first-order meta-gradients: set training.secondDerivatives to false, or training.workers to 0`);
   }
   return problems;
+}
+
+/** The divisor of `n` closest to `d` (a suggestion for training.unroll). */
+function divisorNear(n: number, d: number): number {
+  let best = 1;
+  for (let k = 1; k * k <= n; k++) {
+    for (const c of n % k === 0 ? [k, n / k] : []) if (Math.abs(c - d) < Math.abs(best - d)) best = c;
+  }
+  return best;
 }
 
 /** Loads, parses and resolves an experiment file; relative paths in it resolve from its directory. */

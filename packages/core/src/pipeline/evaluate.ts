@@ -2,8 +2,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ExperimentConfig } from '../config/experiment';
 import type { ComponentConfig, JsonObject } from '../contracts/json';
+import type { MetaOptimizer } from '../contracts/meta-optimizer';
 import type { TaskFamily } from '../contracts/task';
-import { disposeSnapshot, readSnapshot, toCsv, writeFileAtomic } from '../engine/checkpoint';
+import { disposeSnapshot, loadSnapshotWeights, readSnapshot, toCsv, writeFileAtomic } from '../engine/checkpoint';
 import { evaluateOptimizer, lastSteps, type OptimizerResult, type Stats } from '../engine/evaluate';
 import { tuneLearningRate, type TuningResult } from '../engine/tune';
 import { deriveSeed } from '../random';
@@ -91,9 +92,15 @@ export function evaluateExperiment(experiment: ExperimentConfig, registry: Compo
     const checkpoints = [...(options.checkpoint ? [options.checkpoint] : []), ...(options.checkpoints ?? [])];
     for (const checkpoint of checkpoints) {
       const snapshot = readSnapshot(checkpoint);
-      const meta = registry.create('meta-optimizer', snapshot.metaOptimizer, { seed: 0, baseDir: options.baseDir }, checkpoint, 'meta-optimizer.json');
+      let meta: MetaOptimizer;
       try {
-        meta.setWeights(snapshot.weights);
+        meta = registry.create('meta-optimizer', snapshot.metaOptimizer, { seed: 0, baseDir: options.baseDir }, path.join(snapshot.dir ?? checkpoint, 'meta-optimizer.json'));
+      } catch (e) {
+        disposeSnapshot(snapshot);
+        throw e;
+      }
+      try {
+        loadSnapshotWeights(meta, snapshot);
         optimizers.push(
           evaluateOptimizer(family, meta.optimizer(), 'learned', {
             steps,

@@ -82,7 +82,7 @@ describe('trainExperiment', () => {
     await expect(trainExperiment(experiment(2), registry, { outDir: out, baseDir: dir })).rejects.toThrow(/already holds a training run; pass --resume/);
     const changed = experiment(3);
     changed.seed = 5;
-    await expect(trainExperiment(changed, registry, { outDir: out, baseDir: dir, resume: true })).rejects.toThrow(/differs from the checkpoint's experiment in seed \(only training.epochs and training.workers may change on --resume\)/);
+    await expect(trainExperiment(changed, registry, { outDir: out, baseDir: dir, resume: true })).rejects.toThrow(/differs from the checkpoint's experiment in seed \(only training.epochs, training.workers and training.kernel may change on --resume\)/);
 
     // A checkpoint written before an option existed resumes: the saved config is resolved again (defaults added).
     const savedFile = path.join(out, 'experiment.json');
@@ -101,6 +101,36 @@ describe('trainExperiment', () => {
     const straight = path.join(dir, 'straight');
     await trainExperiment(experiment(3), registry, { outDir: straight, baseDir: dir });
     expect(fs.readFileSync(path.join(straight, 'latest', 'weights.bin'))).toEqual(fs.readFileSync(path.join(out, 'latest', 'weights.bin')));
+  });
+});
+
+describe('trainExperiment when something breaks', () => {
+  it('reports the error that stopped training, not a later one while freeing', async () => {
+    class Failing extends TinyFamily {
+      override build(): never {
+        throw new Error('memory access out of bounds (the first error)');
+      }
+      dispose(): void {
+        throw new Error('freeing failed too');
+      }
+    }
+    const failing = new ComponentRegistry([
+      {
+        source: 'test',
+        components: [
+          ...registry.list().filter((c) => c.kind !== 'optimizee'),
+          defineComponent<Record<string, never>>()({
+            kind: 'optimizee',
+            type: 'tiny',
+            description: 'Fails to build its tasks and to free itself.',
+            schema: { type: 'object', additionalProperties: false, properties: {} },
+            create: () => new Failing(3),
+          }),
+        ],
+      },
+    ]);
+    const e = resolveExperiment(parseExperiment({ optimizee: { type: 'tiny' }, metaOptimizer: { type: 'tiny-meta' }, training: { epochs: 1, episodesPerEpoch: 1, steps: 3, unroll: 3 }, evaluation: { baselines: [] } }, 'f.json'), failing, 'f.json');
+    await expect(trainExperiment(e, failing, { outDir: path.join(dir, 'run-failing'), baseDir: dir })).rejects.toThrow('the first error');
   });
 });
 

@@ -36,6 +36,26 @@ export interface ComponentDefinition<K extends ComponentKind = ComponentKind, O 
    */
   readonly fusedKernel?: string;
   create(options: O, ctx: CreateContext): ComponentKinds[K];
+  /**
+   * Lower bounds of the memory the component needs, from its options alone: the pre-flight (`l2l validate`,
+   * `train`, `eval`) refuses a run that could not fit before anything is built. Optional; without it the
+   * component's size is not checked.
+   */
+  estimate?(options: O): ComponentEstimate;
+}
+
+/** What a component needs at least, in elements and bytes (see `ComponentDefinition.estimate`). */
+export interface ComponentEstimate {
+  /** optimizee: the parameters of one task (the coordinates an optimizer updates). */
+  readonly coordinates?: number;
+  /** Bytes held while it exists (data sets, task matrices, as tensors and the arrays they are drawn into). */
+  readonly bytes?: number;
+  /** optimizee: bytes one taped step adds (its activations); meta-optimizer: the same per coordinate. */
+  readonly stepBytes?: number;
+  /** meta-optimizer: bytes of state per coordinate (carried from step to step). */
+  readonly stateBytes?: number;
+  /** meta-optimizer: number of its weights. */
+  readonly weights?: number;
 }
 
 /** Typed helper: `defineComponent<MyOptions>()({ kind: 'optimizee', ... })` checks the factory's options. */

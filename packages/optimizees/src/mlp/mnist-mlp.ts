@@ -163,6 +163,13 @@ export const mnistMlp = defineComponent<MnistMlpOptions>()({
   description: 'Classify MNIST (or Fashion-MNIST, or any IDX image data set) with a fully connected network; default 784-20-10 sigmoid, batch 128 (Andrychowicz et al. 2016)',
   schema: mnistMlpSchema,
   create: (options, ctx) => new MnistMlpFamily(options, ctx.baseDir),
+  estimate: (o) => {
+    // 28 × 28 inputs for the bundled data sets; an IDX data set's size is known only once read (1 as a bound).
+    const sizes = [o.dataset === 'idx' ? 1 : 784, ...o.hidden, 10];
+    const coordinates = sizes.slice(1).reduce((n, out, i) => n + (sizes[i]! + 1) * out, 0);
+    // A taped step: a minibatch through every layer, pre- and post-activation.
+    return { coordinates, stepBytes: 4 * o.batchSize * sizes.reduce((a, b) => a + 2 * b, 0) };
+  },
 });
 
 /** A family from partial options (validated, defaults applied), without a registry: for scripts and tests. */

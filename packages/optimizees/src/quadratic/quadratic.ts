@@ -184,6 +184,8 @@ export const quadratic = defineComponent<QuadraticOptions>()({
   description: 'Random quadratics f(θ) = ‖Wθ − y‖², W and y drawn per task; default a batch of 128 with 10 dimensions (Andrychowicz et al. 2016)',
   schema: quadraticSchema,
   create: (options) => new QuadraticFamily(options),
+  // W drawn into an array, as a tensor, transposed and its product H (batch × dims² each); a step's few batch × dims values.
+  estimate: ({ dims, batch }) => ({ coordinates: batch * dims, bytes: 4 * 4 * batch * dims * dims, stepBytes: 4 * 6 * batch * dims }),
 });
 
 /** A family from partial options (validated, defaults applied), without a registry: for scripts and tests. */
