@@ -2,6 +2,10 @@ import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core's CommonJS build registers no gradients; @tensorflow/tfjs's does (into tfjs-core's global registry).
 import '@tensorflow/tfjs';
 import { UserError } from './errors';
+import { registerWasmKernels } from './wasm-kernels';
+
+// Gradient kernels tfjs's wasm backend lacks (conv2d's filter gradient, gather's); harmless on other backends.
+registerWasmKernels();
 
 export type BackendChoice = 'auto' | 'wasm' | 'cpu' | 'tensorflow';
 export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'wasm', 'cpu', 'tensorflow'];
