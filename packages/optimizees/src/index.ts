@@ -1,4 +1,5 @@
 export * from './optimizees-module';
 export * from './data';
+export * from './image';
 export * from './mlp';
 export * from './quadratic';

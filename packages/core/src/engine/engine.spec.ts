@@ -5,12 +5,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../backend';
 import type { TrainingOptions } from '../config/experiment';
 import type { Optimizer, OptimizerState } from '../contracts/optimizer';
-import type { Task } from '../contracts/task';
+import type { Split, Task, TaskConfig } from '../contracts/task';
 import { disposeTree, type NamedTensors } from '../tensor-tree';
 import { TinyFamily, TinyMeta } from './engine.fixture';
 import { MetaTrainer } from './meta-trainer';
 import { readSnapshot, writeSnapshot } from './checkpoint';
 import { runOptimizer } from './run';
+import { evaluateOptimizer } from './evaluate';
 import { canPauseTape, lossNode, stopGradient, untaped, valueAndGradNamed } from './tape';
 import { tuneLearningRate } from './tune';
 import { disposeCarry, startRun, unroll } from './unroll';
@@ -190,6 +191,32 @@ describe('MetaTrainer', () => {
     for (let e = 0; e < 6; e++) await trainer.trainEpoch();
     const after = trainer.validate();
     expect(after).toBeLessThan(0.8 * before);
+    trainer.dispose();
+    meta.dispose();
+  });
+
+  it('meta-trains on train tasks and validates on validation tasks only; eval uses test tasks, tuning train tasks', async () => {
+    const built: Split[] = [];
+    class Recording extends TinyFamily {
+      override build(config: TaskConfig): Task {
+        built.push(config.split);
+        return super.build(config);
+      }
+    }
+    const family = new Recording(3);
+    const meta = new TinyMeta();
+    const trainer = new MetaTrainer(family, meta, training({ epochs: 1, validationTasks: 3 }), 2);
+    await trainer.trainEpoch();
+    expect(new Set(built)).toEqual(new Set(['train', 'validation']));
+    built.length = 0;
+    trainer.validate();
+    expect(built).toEqual(['validation', 'validation', 'validation']);
+    built.length = 0;
+    evaluateOptimizer(family, meta.optimizer(), 'learned', { steps: 2, tasks: 2, seed: 0 });
+    expect(built).toEqual(['test', 'test']);
+    built.length = 0;
+    tuneLearningRate(family, () => meta.optimizer(), { learningRates: [1], tasks: 2, steps: 2, seed: 0 });
+    expect(built).toEqual(['train', 'train']);
     trainer.dispose();
     meta.dispose();
   });

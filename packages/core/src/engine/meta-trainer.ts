@@ -247,14 +247,14 @@ export class MetaTrainer {
   }
 
   /**
-   * Mean loss of the learned optimizer over `validationTasks` held-out tasks (test split, seeds distinct from
-   * those `l2l eval` uses): the average over all `steps` steps, or the last step's loss with lossWeights "last".
+   * Mean loss of the learned optimizer over `validationTasks` validation-split tasks (never test tasks, which
+   * are for evaluation only): the average over all `steps` steps, or the last step's loss with lossWeights "last".
    */
   validate(): number {
     const optimizer = this.meta.optimizer();
     let sum = 0;
     for (let i = 0; i < this.options.validationTasks; i++) {
-      const task = this.family.build(this.family.sample(deriveSeed(this.seed, 'validation-task', i), 'test'));
+      const task = this.family.build(this.family.sample(deriveSeed(this.seed, 'validation-task', i), 'validation'));
       try {
         const { losses } = runOptimizer(task, optimizer, {
           steps: this.options.steps,

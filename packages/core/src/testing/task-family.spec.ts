@@ -9,6 +9,8 @@ interface BowlOptions {
 /** How a fixture family deviates from the correct one. */
 interface Breakage {
   ignoreSplit?: boolean;
+  /** Validation tasks drawn as test tasks. */
+  validationIsTest?: boolean;
   randomSample?: boolean;
   leakyLoss?: boolean;
   unusedParam?: boolean;
@@ -33,7 +35,7 @@ function bowl(broken: Breakage = {}, schemaOverride?: JsonSchema): ComponentDefi
     create: ({ dims }): TaskFamily => ({
       type: 'spec-bowl',
       sample(seed: number, split: Split): TaskConfig {
-        const rng = broken.ignoreSplit ? Rng.from(seed) : Rng.from(seed, split);
+        const rng = broken.ignoreSplit ? Rng.from(seed) : Rng.from(seed, broken.validationIsTest && split === 'validation' ? 'test' : split);
         const centre = Array.from(rng.uniforms(dims, -1, 1));
         if (broken.randomSample) centre[0] = Math.random();
         return { family: 'spec-bowl', split, seed, centre };
@@ -88,7 +90,8 @@ describe('checkTaskFamily', () => {
   });
 
   it('fails a loss that leaks a tensor', () => fails(bowl({ leakyLoss: true }), /3 loss\/gradient calls leaked \d+ tensor\(s\)/));
-  it('fails a family whose train and test tasks coincide', () => fails(bowl({ ignoreSplit: true }), /train and test tasks coincide/));
+  it('fails a family whose tasks ignore the split', () => fails(bowl({ ignoreSplit: true }), /train and validation tasks coincide/));
+  it('fails a family whose validation and test tasks coincide', () => fails(bowl({ validationIsTest: true }), /validation and test tasks coincide/));
   it('fails a non-deterministic sample', () => fails(bowl({ randomSample: true }), /sample\(0, "train"\) is not deterministic/));
   it('fails a non-deterministic batch', () => fails(bowl({ randomBatch: true }), /batch\(0, 0\) is not deterministic/));
   it('fails a parameter the loss ignores', () => fails(bowl({ unusedParam: true }), /does not depend .* "unused"/));

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { Batch, Split, Task, TaskConfig, TaskFamily } from '../contracts/task';
+import { SPLITS, type Batch, type Split, type Task, type TaskConfig, type TaskFamily } from '../contracts/task';
 import type { ComponentDefinition } from '../registry/component';
 import type { NamedTensors } from '../tensor-tree';
 import {
@@ -20,9 +20,9 @@ import {
 } from './util';
 
 export interface TaskFamilyCheckOptions extends CheckOptions {
-  /** Seeds sampled per split when looking for train and test tasks that coincide (default 20). */
+  /** Seeds sampled per split when looking for tasks of two splits that coincide (default 20). */
   samples?: number;
-  /** Seeds of the tasks that are built and run (default [0, 1]). */
+  /** Seeds of the tasks that are built and run, of the splits train, validation, test in turn (default [0, 1, 2]). */
   seeds?: number[];
   /** Repeated loss/gradient calls in the leak check (default 3). */
   repeats?: number;
@@ -31,8 +31,8 @@ export interface TaskFamilyCheckOptions extends CheckOptions {
 /**
  * Smoke-tests a task family (kind `optimizee`) against the `TaskFamily`/`Task` contracts; throws a
  * `ContractError` naming the family and the broken rule. Checks: the options schema follows the registry's
- * rules; `sample` is deterministic, plain JSON, names its family and split; train and test tasks never
- * coincide; `build` → `initParams`/`batch`/`loss` are deterministic; the loss is a finite scalar and every
+ * rules; `sample` is deterministic, plain JSON, names its family and split; train, validation and test
+ * tasks never coincide; `build` → `initParams`/`batch`/`loss` are deterministic; the loss is a finite scalar and every
  * parameter gets a finite gradient; repeated loss and gradient calls (inside `tf.tidy`, as the engine makes
  * them) leak no tensor; `dispose` frees the task's tensors (and the family's, if it has `dispose`).
  *
@@ -44,7 +44,7 @@ export async function checkTaskFamily(definition: ComponentDefinition, opts: Tas
   await tf.ready();
   const { fail, options, ctx } = prepare('checkTaskFamily', definition, 'optimizee', opts);
   const samples = opts.samples ?? 20;
-  const seeds = opts.seeds ?? [0, 1];
+  const seeds = opts.seeds ?? [0, 1, 2];
   const repeats = opts.repeats ?? 3;
 
   const before = numTensors();
@@ -55,9 +55,9 @@ export async function checkTaskFamily(definition: ComponentDefinition, opts: Tas
   if (family.type !== definition.type) fail(`family.type is ${show(family.type)}, expected "${definition.type}"`);
 
   // sample: deterministic, plain JSON, labelled.
-  const sampled: Record<Split, TaskConfig[]> = { train: [], test: [] };
+  const sampled: Record<Split, TaskConfig[]> = { train: [], validation: [], test: [] };
   for (let seed = 0; seed < samples; seed++) {
-    for (const split of ['train', 'test'] as const) {
+    for (const split of SPLITS) {
       const config = attempt(fail, `sample(${seed}, "${split}")`, () => family.sample(seed, split));
       checkPlainJson(fail, config, `sample(${seed}, "${split}")`);
       if (config.family !== definition.type) fail(`sample(${seed}, "${split}").family is ${show(config.family)}, expected "${definition.type}"`);
@@ -72,10 +72,10 @@ export async function checkTaskFamily(definition: ComponentDefinition, opts: Tas
   }
   checkSplitsDisjoint(fail, family, sampled);
 
-  // build → initParams / batch / loss / gradients, deterministic and leak-free.
+  // build → initParams / batch / loss / gradients, deterministic and leak-free, for a task of every split.
   let afterFirst: number | undefined;
-  for (const seed of seeds) {
-    const config = family.sample(seed, 'train');
+  for (const [i, seed] of seeds.entries()) {
+    const config = family.sample(seed, SPLITS[i % SPLITS.length]!);
     runTask(fail, family, config, seed, repeats);
     const count = numTensors();
     // The first build may load data the family shares between tasks; later ones must leave nothing behind.
@@ -94,21 +94,25 @@ export async function checkTaskFamily(definition: ComponentDefinition, opts: Tas
   }
 }
 
-/** Train and test configs must never describe the same task. */
+/** Configs of two different splits must never describe the same task. */
 function checkSplitsDisjoint(fail: Fail, family: TaskFamily, sampled: Record<Split, TaskConfig[]>): void {
   const withoutSplit = (c: TaskConfig) => stableJson({ ...c, split: undefined });
-  const train = new Map(sampled.train.map((c) => [withoutSplit(c), c]));
-  for (const test of sampled.test) {
-    const twin = train.get(withoutSplit(test));
-    if (!twin) continue;
-    // Same config apart from the split: fine only if the split changes the task that gets built.
-    if (!tasksDiffer(fail, family, twin, test)) {
-      fail(
-        `train and test tasks coincide: ${show(twin)} and ${show(test)} build the same task; ` +
-          'train and test tasks must never coincide (derive what you sample from the split, e.g. Rng.from(seed, split))',
-      );
+  SPLITS.forEach((a, i) => {
+    const first = new Map(sampled[a].map((c) => [withoutSplit(c), c]));
+    for (const b of SPLITS.slice(i + 1)) {
+      for (const other of sampled[b]) {
+        const twin = first.get(withoutSplit(other));
+        if (!twin) continue;
+        // Same config apart from the split: fine only if the split changes the task that gets built.
+        if (!tasksDiffer(fail, family, twin, other)) {
+          fail(
+            `${a} and ${b} tasks coincide: ${show(twin)} and ${show(other)} build the same task; ` +
+              'tasks of different splits must never coincide (derive what you sample from the split, e.g. Rng.from(seed, split))',
+          );
+        }
+      }
     }
-  }
+  });
 }
 
 function tasksDiffer(fail: Fail, family: TaskFamily, a: TaskConfig, b: TaskConfig): boolean {
@@ -231,6 +235,10 @@ function runTask(fail: Fail, family: TaskFamily, config: TaskConfig, seed: numbe
       task.loss(params, batchOf(task, 0));
     });
     disposeNamed(gradsOf());
+    if (typeof task.fullLoss === 'function') {
+      const v = attempt(fail, `${at}: fullLoss()`, () => task.fullLoss!(params));
+      if (typeof v !== 'number' || !Number.isFinite(v)) fail(`${at}: fullLoss() must return a finite number, got ${show(v)}`);
+    }
     if (typeof task.metrics === 'function') {
       tf.tidy(() => {
         const m = attempt(fail, `${at}: metrics()`, () => task.metrics!(params));
@@ -248,7 +256,7 @@ function runTask(fail: Fail, family: TaskFamily, config: TaskConfig, seed: numbe
   if (grown !== 0) {
     fail(
       `${at}: ${repeats} loss/gradient calls leaked ${grown} tensor(s) ` +
-        `(tensors kept with tf.keep, or variables created, in loss${typeof task.metrics === 'function' ? ' or metrics' : ''}?)`,
+        `(tensors kept with tf.keep, or variables created, in loss${typeof task.metrics === 'function' ? ', metrics' : ''}${typeof task.fullLoss === 'function' ? ', fullLoss' : ''}?)`,
     );
   }
   checkUnchanged(fail, params, snapParams, `${at}: loss/gradient calls`);
