@@ -1,4 +1,5 @@
 export * from './optimizees-module';
+export * from './conv';
 export * from './data';
 export * from './image';
 export * from './mlp';

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../random';
 import { useBackend } from '../backend';
-import { registerWasmKernels, WASM_EXTRA_KERNELS } from '.';
+import { registerWasmKernels, WASM_EXTRA_KERNELS, WASM_REPLACED_KERNELS } from '.';
 
 /** Values in [-1, 1) from a seeded stream. */
 function values(n: number, seed: number): Float32Array {
@@ -26,15 +26,41 @@ afterAll(async () => {
 });
 
 describe('wasm extra kernels', () => {
-  it('are registered for wasm (backend.ts registers them on import) and a second registration adds nothing', () => {
-    for (const k of WASM_EXTRA_KERNELS) expect(tf.getKernel(k.kernelName, 'wasm')).toBeDefined();
+  it('are in place once useBackend loads wasm, replacing tfjs\'s MaxPoolGrad, and a second registration changes nothing', async () => {
+    await useBackend('wasm');
+    for (const k of [...WASM_EXTRA_KERNELS, ...WASM_REPLACED_KERNELS]) expect(tf.getKernel(k.kernelName, 'wasm')?.kernelFunc).toBe(k.kernelFunc);
     expect(registerWasmKernels()).toEqual([]);
+  });
+
+  it('max pooling gradients on wasm match cpu, all-negative windows (where tfjs\'s wasm kernel passes nothing), padding and strides included', async () => {
+    const cases: Array<[number[], number, number, 'same' | 'valid']> = [
+      [[1, 4, 4, 1], 2, 2, 'same'],
+      [[2, 5, 7, 3], 2, 2, 'same'],
+      [[2, 6, 5, 2], 3, 2, 'same'],
+      [[1, 7, 7, 2], 3, 1, 'valid'],
+    ];
+    for (const [shape, size, stride, pad] of cases) {
+      // Mostly negative values, so many windows hold no positive number.
+      const xv = values(tf.util.sizeFromShape(shape), 7).map((v) => v - 0.6);
+      const grad = () =>
+        tf.tidy(() => {
+          const x = tf.tensor(xv, shape) as tf.Tensor4D;
+          return tf.grad((a: tf.Tensor) => {
+            const y = tf.maxPool(a as tf.Tensor4D, size, stride, pad);
+            return tf.sum(tf.mul(y, tf.sin(tf.range(0, y.size).reshape(y.shape))));
+          })(x).dataSync().slice();
+        });
+      const cpu = await onBackend('cpu', grad);
+      const wasm = await onBackend('wasm', grad);
+      expect(maxAbsDiff(wasm, cpu)).toBeLessThan(1e-6);
+    }
   });
 
   // [x shape, filter shape, strides, pad]: SAME with odd/even sizes pads unevenly; stride 2 on an odd
   // size leaves rows the forward pass never reads.
   const cases: Array<[[number, number, number, number], [number, number, number, number], number, 'same' | 'valid' | number]> = [
     [[2, 6, 5, 3], [3, 3, 3, 4], 1, 'same'],
+    [[3, 6, 5, 2], [3, 3, 2, 3], 1, 'same'],
     [[3, 8, 8, 2], [5, 5, 2, 3], 1, 'same'],
     [[2, 7, 6, 2], [3, 2, 2, 3], 1, 'valid'],
     [[2, 7, 7, 3], [3, 3, 3, 2], 2, 'same'],

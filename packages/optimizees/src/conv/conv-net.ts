@@ -1,0 +1,253 @@
+/**
+ * `conv-net`: image classification with a convolutional network. Its defaults are the CIFAR-10 network of
+ * Andrychowicz et al. (2016, §3.3) as DeepMind's code builds it (problems.py, `cifar10`): three blocks of
+ * [5×5 conv, 16 channels, stride 1, SAME] → batch norm → ReLU → 2×2 max pool of stride 2, then a dense layer
+ * of 32 units with batch norm and ReLU, and 10 logits; every weight and bias from N(0, 0.01²), pixels scaled
+ * by 1/255, minibatches of 128, mean softmax cross-entropy. With `"dataset": "cifar10"` and `path` it is that
+ * problem; on MNIST-sized data the same network sees 28×28×1 images.
+ *
+ * Differences from DeepMind's network, on purpose: a conv layer followed by batch norm has no bias (batch
+ * norm subtracts it again, so its gradient is exactly zero); batch norm always uses the statistics of the
+ * images it is given (training mode, as in DeepMind's code), also when `metrics` scores the test set in
+ * chunks of 1,000 images.
+ *
+ * Parameters come in two groups, as DeepMind's `cifar-multi` assigns them: `conv` (the conv kernels) and
+ * `fc` (everything else).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { defineComponent, validateWithSchema, Rng, UserError, type Batch, type JsonSchema, type NamedTensors, type Split, type Task, type TaskConfig, type TaskFamily } from '@l2l/core';
+import { IMAGE_DATASETS, loadImageDataset, type ImageDataset, type ImageDatasetName } from '../data/datasets';
+import { checkImageTaskConfig, IMAGE_SPLIT_SCHEMA_PROPERTIES, ImageClassificationData, sampleImageTask, type ImageSplitOptions } from '../image/image-classification';
+import { softmaxCrossEntropy } from '../mlp/network';
+import {
+  CONV_ACTIVATIONS,
+  CONV_INITS,
+  CONV_PADDINGS,
+  convOutSide,
+  convStack,
+  convStackSpecs,
+  denseStack,
+  denseStackSpecs,
+  groupsOf,
+  initFromSpecs,
+  POOLINGS,
+  type ConvActivation,
+  type ConvGroup,
+  type ConvInit,
+  type ConvPadding,
+  type ConvStack,
+  type DenseStack,
+  type ParamSpec,
+  type Pooling,
+} from './layers';
+
+export const CONV_NET_TYPE = 'conv-net';
+
+export interface ConvNetOptions extends ImageSplitOptions {
+  layers: number;
+  channels: number;
+  kernelSize: number;
+  padding: ConvPadding;
+  pooling: Pooling;
+  batchNorm: boolean;
+  activation: ConvActivation;
+  dense: number[];
+  init: ConvInit;
+  initScale: number;
+  batchSize: number;
+  dataset: ImageDatasetName;
+  path: string | null;
+}
+
+/** Schema properties of the data set options every image family with a `path` shares. */
+export const IMAGE_DATASET_SCHEMA_PROPERTIES: Record<'dataset' | 'path', JsonSchema> = {
+  dataset: {
+    enum: [...IMAGE_DATASETS],
+    default: 'mnist',
+    description:
+      'Data set: "mnist" (bundled), "fashion-mnist" (apt-get install dataset-fashion-mnist, or path), "idx" (any IDX data set in path) ' +
+      'or "cifar10" (CIFAR-10\'s binary version in path; get it with `l2l data download cifar10`).',
+  },
+  path: {
+    type: ['string', 'null'],
+    minLength: 1,
+    default: null,
+    description:
+      'Directory of the data set, relative to the config file: for IDX data train-images-idx3-ubyte, train-labels-idx1-ubyte, ' +
+      't10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (each may end in .gz); for "cifar10" data_batch_1.bin … data_batch_5.bin and ' +
+      'test_batch.bin (cifar-10-batches-bin). Required for "idx" and "cifar10"; overrides the default directory otherwise.',
+  },
+};
+
+export const convNetSchema: JsonSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    layers: { type: 'integer', minimum: 1, default: 3, description: 'Conv blocks (conv → [batch norm] → activation → [pool]); DeepMind\'s CIFAR net: 3.' },
+    channels: { type: 'integer', minimum: 1, default: 16, description: 'Output channels of every conv layer (DeepMind: 16).' },
+    kernelSize: { type: 'integer', minimum: 1, default: 5, description: 'Side of the square conv kernels, stride 1 (DeepMind: 5).' },
+    padding: { enum: [...CONV_PADDINGS], default: 'same', description: 'Conv padding: "same" keeps the image size (DeepMind), "valid" shrinks it by kernelSize − 1.' },
+    pooling: { enum: [...POOLINGS], default: 'max', description: 'Pooling after each conv block: 2×2 of stride 2, SAME padding ("max": DeepMind), or "none".' },
+    batchNorm: {
+      type: 'boolean',
+      default: true,
+      description: 'Batch norm (offset, no scale; batch statistics) after every conv and hidden dense layer; a conv with batch norm has no bias.',
+    },
+    activation: { enum: [...CONV_ACTIVATIONS], default: 'relu', description: 'Activation of conv blocks and hidden dense layers.' },
+    dense: {
+      type: 'array',
+      items: { type: 'integer', minimum: 1 },
+      default: [32],
+      description: 'Hidden dense layers after the conv blocks, input side first (DeepMind: [32]); the output layer (one logit per class) follows.',
+    },
+    init: {
+      enum: [...CONV_INITS],
+      default: 'normal',
+      description:
+        '"normal": every weight and bias ~ N(0, initScale²) (DeepMind: 0.01); "he-normal" / "glorot-uniform": kernels by fan-in/out, biases 0. Batch-norm offsets start at 0.',
+    },
+    initScale: { type: 'number', exclusiveMinimum: 0, default: 0.01, description: 'Standard deviation of the "normal" initialisation.' },
+    batchSize: { type: 'integer', minimum: 1, default: 128, description: 'Images per minibatch, drawn uniformly with replacement (DeepMind: 128).' },
+    ...IMAGE_DATASET_SCHEMA_PROPERTIES,
+    ...IMAGE_SPLIT_SCHEMA_PROPERTIES,
+  },
+};
+
+/** The network for a data set's image size: its conv and dense stacks and parameter specs. */
+export interface ConvNetArchitecture {
+  readonly rows: number;
+  readonly cols: number;
+  readonly channels: number;
+  readonly conv: ConvStack;
+  readonly dense: DenseStack;
+  readonly specs: readonly ParamSpec[];
+}
+
+export function convNetArchitecture(options: ConvNetOptions, data: Pick<ImageDataset, 'rows' | 'cols' | 'channels' | 'classes'>, component = `optimizee "${CONV_NET_TYPE}"`): ConvNetArchitecture {
+  const conv: ConvStack = {
+    prefix: 'conv',
+    channels: Array.from({ length: options.layers }, () => options.channels),
+    kernelSize: options.kernelSize,
+    padding: options.padding,
+    pooling: options.pooling,
+    batchNorm: options.batchNorm,
+    activation: options.activation,
+  };
+  let [rows, cols] = [data.rows, data.cols];
+  for (let i = 0; i < options.layers; i++) {
+    if (options.padding === 'valid' && (rows < options.kernelSize || cols < options.kernelSize)) {
+      throw new UserError(
+        `${component}: conv layer ${i + 1} of ${options.layers} gets ${rows}×${cols} images, smaller than kernelSize ${options.kernelSize} with padding "valid"; ` +
+          'use fewer layers, a smaller kernelSize or padding "same"',
+      );
+    }
+    [rows, cols] = [convOutSide(rows, options.kernelSize, options.padding, options.pooling), convOutSide(cols, options.kernelSize, options.padding, options.pooling)];
+  }
+  const dense: DenseStack = { prefix: 'dense', hidden: options.dense, outputs: data.classes, batchNorm: options.batchNorm, activation: options.activation };
+  const specs = [...convStackSpecs(conv, data.channels), ...denseStackSpecs(dense, rows * cols * options.channels)];
+  return { rows: data.rows, cols: data.cols, channels: data.channels, conv, dense, specs };
+}
+
+/** Logits `[n, classes]` of images `[n, rows·cols·channels]` (HWC order, values in [0, 1]). */
+export function convNetLogits(params: NamedTensors, arch: ConvNetArchitecture, images: tf.Tensor2D): tf.Tensor2D {
+  const x = tf.reshape(images, [images.shape[0], arch.rows, arch.cols, arch.channels]) as tf.Tensor4D;
+  const h = convStack(params, arch.conv, x);
+  return denseStack(params, arch.dense, tf.reshape(h, [h.shape[0], -1]) as tf.Tensor2D);
+}
+
+/** One conv-net optimizee: the network, a data split and a seed that fixes its minibatch sequence. */
+export class ConvNetTask implements Task {
+  constructor(
+    readonly config: TaskConfig,
+    private readonly options: ConvNetOptions,
+    private readonly data: ImageClassificationData,
+    readonly architecture: ConvNetArchitecture,
+  ) {}
+
+  initParams(seed: number): NamedTensors {
+    return initFromSpecs(this.architecture.specs, this.options.init, this.options.initScale, Rng.from(this.config.seed, 'init', seed));
+  }
+
+  /** Which group each parameter belongs to: `conv` (conv kernels) or `fc` (the rest). */
+  parameterGroups(): Record<string, ConvGroup> {
+    return groupsOf(this.architecture.specs);
+  }
+
+  /** `images` [batchSize, features] in [0, 1] (HWC) and one-hot `labels` [batchSize, classes]. */
+  batch(step: number, seed: number): Batch {
+    return this.data.batch(this.config.split, this.options.batchSize, Rng.from(this.config.seed, 'batch', seed, step));
+  }
+
+  loss(params: NamedTensors, batch: Batch): tf.Scalar {
+    const { images, labels } = batch;
+    if (!images || !labels) throw new Error(`${CONV_NET_TYPE} loss needs a batch with images and labels (got: ${Object.keys(batch).join(', ')})`);
+    return softmaxCrossEntropy(convNetLogits(params, this.architecture, images as tf.Tensor2D), labels as tf.Tensor2D);
+  }
+
+  /** Accuracy and mean cross-entropy on the official test images, which no task trains on. */
+  metrics(params: NamedTensors): Record<string, number> {
+    return this.data.testMetrics((x) => convNetLogits(params, this.architecture, x));
+  }
+
+  fullLoss(params: NamedTensors): number {
+    return this.data.fullLoss(this.config.split, (x) => convNetLogits(params, this.architecture, x));
+  }
+
+  dispose(): void {
+    // Holds no tensors: minibatches are made per call and the data set is shared through the family.
+  }
+}
+
+export class ConvNetFamily implements TaskFamily {
+  readonly type = CONV_NET_TYPE;
+  private data: ImageClassificationData | undefined;
+  private arch: ConvNetArchitecture | undefined;
+
+  constructor(
+    readonly options: ConvNetOptions,
+    private readonly baseDir: string = process.cwd(),
+  ) {
+    if ((options.dataset === 'idx' || options.dataset === 'cifar10') && !options.path) {
+      throw new UserError(`optimizee "${CONV_NET_TYPE}": dataset "${options.dataset}" needs path, ${IMAGE_DATASET_SCHEMA_PROPERTIES.path.description}`);
+    }
+  }
+
+  imageData(): ImageClassificationData {
+    if (!this.data) {
+      const component = `optimizee "${CONV_NET_TYPE}"`;
+      const data = new ImageClassificationData(loadImageDataset({ dataset: this.options.dataset, path: this.options.path, baseDir: this.baseDir }), this.options, component);
+      this.arch = convNetArchitecture(this.options, data.dataset, component);
+      this.data = data;
+    }
+    return this.data;
+  }
+
+  sample(seed: number, split: Split): TaskConfig {
+    return sampleImageTask(CONV_NET_TYPE, seed, split);
+  }
+
+  build(config: TaskConfig): ConvNetTask {
+    checkImageTaskConfig(CONV_NET_TYPE, config);
+    const data = this.imageData();
+    return new ConvNetTask(config, this.options, data, this.arch!);
+  }
+
+  dispose(): void {
+    this.data = undefined;
+    this.arch = undefined;
+  }
+}
+
+export const convNet = defineComponent<ConvNetOptions>()({
+  kind: 'optimizee',
+  type: CONV_NET_TYPE,
+  description:
+    'Classify images with a convolutional network; defaults: DeepMind\'s CIFAR-10 net (3 × [5×5 conv 16, batch norm, ReLU, 2×2 max pool], dense 32 + batch norm, batch 128; Andrychowicz et al. 2016), on MNIST unless dataset says otherwise',
+  schema: convNetSchema,
+  create: (options, ctx) => new ConvNetFamily(options, ctx.baseDir),
+});
+
+/** A family from partial options (validated, defaults applied), without a registry: for scripts and tests. */
+export function createConvNetFamily(options: Partial<ConvNetOptions> = {}, baseDir: string = process.cwd()): ConvNetFamily {
+  return new ConvNetFamily(validateWithSchema<ConvNetOptions>(convNetSchema, options, `optimizee "${CONV_NET_TYPE}"`), baseDir);
+}
