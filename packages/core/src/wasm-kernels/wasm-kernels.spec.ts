@@ -44,7 +44,7 @@ describe('wasm extra kernels', () => {
       const xv = values(tf.util.sizeFromShape(shape), 7).map((v) => v - 0.6);
       const grad = () =>
         tf.tidy(() => {
-          const x = tf.tensor(xv, shape) as tf.Tensor4D;
+          const x = tf.tensor(xv, shape);
           return tf.grad((a: tf.Tensor) => {
             const y = tf.maxPool(a as tf.Tensor4D, size, stride, pad);
             return tf.sum(tf.mul(y, tf.sin(tf.range(0, y.size).reshape(y.shape))));

@@ -146,7 +146,7 @@ describe('conv-net', () => {
       'denseout/bias': [10],
     });
     const w = params['conv1/kernel']!.dataSync();
-    const std = Math.sqrt(w.reduce((s, v) => s + v * v, 0) / w.length);
+    const std = Math.sqrt(Array.from(w).reduce((s, v) => s + v * v, 0) / w.length);
     expect(std).toBeGreaterThan(0.0095);
     expect(std).toBeLessThan(0.0105);
     expect(Array.from(params['dense0/offset']!.dataSync()).every((v) => v === 0)).toBe(true);
