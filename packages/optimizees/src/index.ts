@@ -4,3 +4,4 @@ export * from './data';
 export * from './image';
 export * from './mlp';
 export * from './quadratic';
+export * from './stn';

@@ -23,8 +23,8 @@ import {
   CONV_ACTIVATIONS,
   CONV_INITS,
   CONV_PADDINGS,
-  convOutSide,
   convStack,
+  convStackOutput,
   convStackSpecs,
   denseStack,
   denseStackSpecs,
@@ -133,16 +133,7 @@ export function convNetArchitecture(options: ConvNetOptions, data: Pick<ImageDat
     batchNorm: options.batchNorm,
     activation: options.activation,
   };
-  let [rows, cols] = [data.rows, data.cols];
-  for (let i = 0; i < options.layers; i++) {
-    if (options.padding === 'valid' && (rows < options.kernelSize || cols < options.kernelSize)) {
-      throw new UserError(
-        `${component}: conv layer ${i + 1} of ${options.layers} gets ${rows}×${cols} images, smaller than kernelSize ${options.kernelSize} with padding "valid"; ` +
-          'use fewer layers, a smaller kernelSize or padding "same"',
-      );
-    }
-    [rows, cols] = [convOutSide(rows, options.kernelSize, options.padding, options.pooling), convOutSide(cols, options.kernelSize, options.padding, options.pooling)];
-  }
+  const [rows, cols] = convStackOutput(conv, data.rows, data.cols, component);
   const dense: DenseStack = { prefix: 'dense', hidden: options.dense, outputs: data.classes, batchNorm: options.batchNorm, activation: options.activation };
   const specs = [...convStackSpecs(conv, data.channels), ...denseStackSpecs(dense, rows * cols * options.channels)];
   return { rows: data.rows, cols: data.cols, channels: data.channels, conv, dense, specs };

@@ -4,7 +4,7 @@
  * dense layers. Shared by `conv-net` and `stn`.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { Rng, type NamedTensors } from '@l2l/core';
+import { Rng, UserError, type NamedTensors } from '@l2l/core';
 import { matMulExplicitGrad } from '../mlp/network';
 
 export type ConvActivation = 'relu' | 'tanh' | 'sigmoid' | 'elu';
@@ -177,9 +177,21 @@ export function convStackSpecs(stack: ConvStack, inChannels: number): ParamSpec[
   return specs;
 }
 
-/** The side length a square input of side `side` has after the stack. */
-export function convStackOutSide(stack: ConvStack, side: number): number {
-  return stack.channels.reduce((s) => convOutSide(s, stack.kernelSize, stack.padding, stack.pooling), side);
+/**
+ * The image size after the stack, for `rows × cols` inputs; a UserError naming `component` when a
+ * "valid" conv would get an image smaller than its kernel.
+ */
+export function convStackOutput(stack: ConvStack, rows: number, cols: number, component: string): [number, number] {
+  stack.channels.forEach((_, i) => {
+    if (stack.padding === 'valid' && (rows < stack.kernelSize || cols < stack.kernelSize)) {
+      throw new UserError(
+        `${component}: conv layer ${i + 1} of ${stack.channels.length} gets ${rows}×${cols} images, smaller than kernelSize ${stack.kernelSize} with padding "valid"; ` +
+          'use fewer layers, a smaller kernelSize or padding "same"',
+      );
+    }
+    [rows, cols] = [convOutSide(rows, stack.kernelSize, stack.padding, stack.pooling), convOutSide(cols, stack.kernelSize, stack.padding, stack.pooling)];
+  });
+  return [rows, cols];
 }
 
 function need(params: NamedTensors, name: string): tf.Tensor {
