@@ -16,7 +16,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { defineComponent, validateWithSchema, Rng, UserError, type Batch, type JsonSchema, type NamedTensors, type Split, type Task, type TaskConfig, type TaskFamily } from '@l2l/core';
-import { IMAGE_DATASETS, loadImageDataset, type ImageDataset, type ImageDatasetName } from '../data/datasets';
+import { ALL_IMAGE_DATASETS, loadImageDataset, type ImageDataset, type ImageDatasetName } from '../data/datasets';
 import { checkImageTaskConfig, IMAGE_SPLIT_SCHEMA_PROPERTIES, ImageClassificationData, sampleImageTask, type ImageSplitOptions } from '../image/image-classification';
 import { softmaxCrossEntropy } from '../mlp/network';
 import {
@@ -62,7 +62,7 @@ export interface ConvNetOptions extends ImageSplitOptions {
 /** Schema properties of the data set options every image family with a `path` shares. */
 export const IMAGE_DATASET_SCHEMA_PROPERTIES: Record<'dataset' | 'path', JsonSchema> = {
   dataset: {
-    enum: [...IMAGE_DATASETS],
+    enum: [...ALL_IMAGE_DATASETS],
     default: 'mnist',
     description:
       'Data set: "mnist" (bundled), "fashion-mnist" (apt-get install dataset-fashion-mnist, or path), "idx" (any IDX data set in path) ' +

@@ -9,7 +9,10 @@ import { CIFAR10_CHANNELS, CIFAR10_CLASSES, CIFAR10_HOW_TO_GET, CIFAR10_PIXELS, 
 import { readIdx, writeIdx, type IdxArray } from './idx';
 
 export type ImageDatasetName = 'mnist' | 'fashion-mnist' | 'idx' | 'cifar10';
-export const IMAGE_DATASETS: readonly ImageDatasetName[] = ['mnist', 'fashion-mnist', 'idx', 'cifar10'];
+/** The data sets stored as IDX files. */
+export const IMAGE_DATASETS: readonly ImageDatasetName[] = ['mnist', 'fashion-mnist', 'idx'];
+/** Every data set `loadImageDataset` reads: the IDX ones and CIFAR-10. */
+export const ALL_IMAGE_DATASETS: readonly ImageDatasetName[] = [...IMAGE_DATASETS, 'cifar10'];
 
 /** Where Debian's `dataset-fashion-mnist` package installs Fashion-MNIST (gzipped IDX files). */
 export const FASHION_MNIST_DEFAULT_DIR = '/usr/share/datasets/fashion-mnist';
@@ -95,7 +98,7 @@ export function imageDatasetDir(options: ImageDatasetOptions): string {
     case 'idx':
       throw new UserError('dataset "idx" needs `path`: a directory holding train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (each may end in .gz)');
     default:
-      throw new UserError(`dataset must be one of ${IMAGE_DATASETS.map((d) => JSON.stringify(d)).join(', ')}, got ${JSON.stringify(options.dataset)}`);
+      throw new UserError(`dataset must be one of ${ALL_IMAGE_DATASETS.map((d) => JSON.stringify(d)).join(', ')}, got ${JSON.stringify(options.dataset)}`);
   }
 }
 

@@ -65,10 +65,19 @@ export function warpImage(src: Uint8Array, rows: number, cols: number, channels:
   }
 }
 
-function distortSplit(data: ImageDataset, split: ImageSplit, file: 'train' | 'test', d: AffineDistortion): ImageSplit {
+/** Row ranges `[start, end)` of each file to distort (the rows a task can read); the others stay blank. */
+export interface DistortRows {
+  readonly train: ReadonlyArray<readonly [number, number]>;
+  readonly test: ReadonlyArray<readonly [number, number]>;
+}
+
+function distortSplit(data: ImageDataset, split: ImageSplit, file: 'train' | 'test', d: AffineDistortion, ranges: ReadonlyArray<readonly [number, number]>): ImageSplit {
   const features = d.canvas * d.canvas * data.channels;
   const pixels = new Uint8Array(split.count * features);
+  const todo = new Uint8Array(split.count);
+  for (const [start, end] of ranges) todo.fill(1, Math.max(0, start), Math.min(split.count, end));
   for (let i = 0; i < split.count; i++) {
+    if (!todo[i]) continue;
     const src = split.pixels.subarray(i * data.features, (i + 1) * data.features);
     warpImage(src, data.rows, data.cols, data.channels, d.canvas, imageTransform(d, data.rows, data.cols, file, i), pixels, i * features);
   }
@@ -77,9 +86,13 @@ function distortSplit(data: ImageDataset, split: ImageSplit, file: 'train' | 'te
 
 const cache = new WeakMap<ImageDataset, Map<string, ImageDataset>>();
 
-/** `data` with every image distorted by `d` (computed once per data set and distortion while `data` is alive). */
-export function distortDataset(data: ImageDataset, d: AffineDistortion): ImageDataset {
-  const key = JSON.stringify([d.canvas, d.maxRotation, d.minScale, d.maxScale, d.seed]);
+/**
+ * `data` with its images distorted by `d`: all of them, or only the rows in `rows` (each image's transform
+ * depends on its index alone, so those rows are the same either way; the rest are left blank, for callers
+ * that never read them). Computed once per data set, distortion and rows while `data` is alive.
+ */
+export function distortDataset(data: ImageDataset, d: AffineDistortion, rows?: DistortRows): ImageDataset {
+  const key = JSON.stringify([d.canvas, d.maxRotation, d.minScale, d.maxScale, d.seed, rows ?? null]);
   let byKey = cache.get(data);
   if (!byKey) cache.set(data, (byKey = new Map()));
   const hit = byKey.get(key);
@@ -89,8 +102,8 @@ export function distortDataset(data: ImageDataset, d: AffineDistortion): ImageDa
     rows: d.canvas,
     cols: d.canvas,
     features: d.canvas * d.canvas * data.channels,
-    train: distortSplit(data, data.train, 'train', d),
-    test: distortSplit(data, data.test, 'test', d),
+    train: distortSplit(data, data.train, 'train', d, rows?.train ?? [[0, data.train.count]]),
+    test: distortSplit(data, data.test, 'test', d, rows?.test ?? [[0, data.test.count]]),
   };
   byKey.set(key, out);
   return out;

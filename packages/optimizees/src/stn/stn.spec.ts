@@ -99,6 +99,10 @@ describe('affine distortion (RTS)', () => {
     const one = new Uint8Array(144);
     warpImage(base.train.pixels.subarray(5 * 64, 6 * 64), 8, 8, 1, 12, imageTransform(d, 8, 8, 'train', 5), one);
     expect(x.train.pixels.subarray(5 * 144, 6 * 144)).toEqual(one);
+    // Distorting only some rows gives those rows the same images.
+    const part = distortDataset(base, d, { train: [[4, 6]], test: [] });
+    expect(part.train.pixels.subarray(5 * 144, 6 * 144)).toEqual(one);
+    expect(part.train.pixels.subarray(0, 4 * 144).every((v) => v === 0)).toBe(true);
   });
 });
 
@@ -161,9 +165,16 @@ describe('stn', () => {
 
   // Fashion-MNIST is optional (apt-get install dataset-fashion-mnist); CI without it skips this.
   (fs.existsSync(FASHION_MNIST_DEFAULT_DIR) ? it : it.skip)('builds RTS-distorted Fashion-MNIST tasks from the Debian package', () => {
-    const family = createStnFamily({ dataset: 'fashion-mnist', locChannels: 2, channels: 2, batchSize: 8, testExamples: 100 });
+    const family = createStnFamily({ dataset: 'fashion-mnist', locChannels: 2, channels: 2, batchSize: 8, trainExamples: 200, heldOutExamples: 100, testExamples: 100 });
     const task = family.build(family.sample(0, 'train'));
-    expect(family.imageData().dataset.rows).toBe(42);
+    const data = family.imageData();
+    expect(data.dataset.rows).toBe(42);
+    // Only the rows tasks and metrics read are generated: train 0–200, validation and test the last 200, metrics 0–100.
+    const blank = (pixels: Uint8Array, i: number) => pixels.subarray(i * 1764, (i + 1) * 1764).every((v) => v === 0);
+    expect(blank(data.dataset.train.pixels, 199)).toBe(false);
+    expect(blank(data.dataset.train.pixels, 200)).toBe(true);
+    expect(blank(data.dataset.train.pixels, 59_999)).toBe(false);
+    expect(blank(data.dataset.test.pixels, 100)).toBe(true);
     const params = task.initParams(0);
     const batch = task.batch(0, 0);
     const loss = tf.tidy(() => task.loss(params, batch).dataSync()[0]!);

@@ -14,7 +14,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { defineComponent, validateWithSchema, Rng, UserError, type Batch, type JsonSchema, type NamedTensors, type Split, type Task, type TaskConfig, type TaskFamily } from '@l2l/core';
 import { loadImageDataset, type ImageDatasetName } from '../data/datasets';
-import { checkImageTaskConfig, IMAGE_SPLIT_SCHEMA_PROPERTIES, ImageClassificationData, sampleImageTask, type ImageSplitOptions } from '../image/image-classification';
+import { checkImageTaskConfig, IMAGE_SPLIT_SCHEMA_PROPERTIES, ImageClassificationData, imageSplitLayout, sampleImageTask, type ImageSplitOptions } from '../image/image-classification';
 import { softmaxCrossEntropy } from '../mlp/network';
 import { IMAGE_DATASET_SCHEMA_PROPERTIES } from '../conv/conv-net';
 import {
@@ -205,7 +205,14 @@ export class StnFamily implements TaskFamily {
       const component = `optimizee "${STN_TYPE}"`;
       const o = this.options;
       const base = loadImageDataset({ dataset: o.dataset, path: o.path, baseDir: this.baseDir });
-      const distorted = distortDataset(base, { canvas: o.canvas, maxRotation: o.maxRotation, minScale: o.minScale, maxScale: o.maxScale, seed: o.distortionSeed });
+      // Only the rows some split or the test metrics read are distorted (with trainExamples / testExamples set, far fewer than all).
+      const layout = imageSplitLayout(base, o, component);
+      const span = (r: { start: number; end: number }) => [r.start, r.end] as const;
+      const distorted = distortDataset(
+        base,
+        { canvas: o.canvas, maxRotation: o.maxRotation, minScale: o.minScale, maxScale: o.maxScale, seed: o.distortionSeed },
+        { train: [span(layout.train), span(layout.validation), span(layout.test)], test: [span(layout.metrics)] },
+      );
       const data = new ImageClassificationData(distorted, o, component);
       this.arch = stnArchitecture(o, distorted.channels, distorted.classes, component);
       this.data = data;
