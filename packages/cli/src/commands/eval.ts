@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { BACKEND_CHOICES, describeBackend, evaluateExperiment, resultsTable, useBackend, writeEvaluation, type BackendChoice } from '@l2l/core';
+import { BACKEND_CHOICES, comparisonSentences, comparisonTable, describeBackend, evaluateExperiment, resultsLegend, resultsTable, useBackend, writeEvaluation, type BackendChoice } from '@l2l/core';
 import type { CliContext } from '../context';
 import { lossCurvesSvg } from '../report/plot';
 
@@ -26,8 +26,9 @@ export function registerEval(program: Command, ctx: CliContext): void {
     .summary('evaluate a learned optimizer against tuned baselines on held-out tasks')
     .description(
       'Run the learned optimizer of a checkpoint and the experiment\'s baselines (learning rates tuned by a grid on ' +
-        'training tasks) on the same held-out tasks, seeds and step count. Writes results.json (per optimizer: per-step ' +
-        'mean and std of the loss, final-loss mean and std), curves.csv, loss-curves.svg and results.md, and prints the table.',
+        'training tasks) on the same test-split tasks, seeds and step count. Writes results.json (per optimizer: per-step ' +
+        'mean and std of the loss, per-task final losses and metrics, summaries; paired comparisons of each learned ' +
+        'optimizer with each baseline with 95 % confidence intervals), curves.csv, loss-curves.svg and results.md, and prints the tables.',
     )
     .argument('<config>', 'experiment config (JSON)')
     .option(
@@ -37,7 +38,7 @@ export function registerEval(program: Command, ctx: CliContext): void {
     )
     .requiredOption('-o, --out <dir>', 'directory for the results')
     .option('--steps <n>', 'optimizee steps per run (default: evaluation.steps)', positiveInt)
-    .option('--tasks <n>', 'number of held-out tasks (default: evaluation.tasks)', positiveInt)
+    .option('--tasks <n>', 'number of held-out (test-split) tasks (default: evaluation.tasks)', positiveInt)
     .option('--backend <backend>', `tfjs backend, overriding the config (${BACKEND_CHOICES.join(', ')})`)
     .addHelpText(
       'after',
@@ -81,6 +82,14 @@ export function registerEval(program: Command, ctx: CliContext): void {
       fs.writeFileSync(path.join(outDir, 'loss-curves.svg'), await lossCurvesSvg(results));
       ctx.out('');
       ctx.out(resultsTable(results));
+      ctx.out(resultsLegend(results));
+      const compared = comparisonTable(results);
+      if (compared) {
+        ctx.out('');
+        ctx.out(compared);
+        for (const sentence of comparisonSentences(results)) ctx.out(`- ${sentence}`);
+        ctx.out('');
+      }
       ctx.out(`results in ${path.relative(ctx.cwd, outDir) || '.'}: results.json, curves.csv, results.md, loss-curves.svg`);
     });
 }

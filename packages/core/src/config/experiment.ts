@@ -49,8 +49,8 @@ export const trainingSchema: JsonSchema = {
     secondDerivatives: { type: 'boolean', default: false, description: 'Backpropagate through the optimizee gradient (second derivatives); the paper drops them.' },
     learningRate: { type: 'number', exclusiveMinimum: 0, default: 0.01, description: 'Adam learning rate for the meta-optimizer weights.' },
     gradClipNorm: { type: ['number', 'null'], exclusiveMinimum: 0, default: null, description: 'Clip the meta-gradient to this global norm (null: no clipping).' },
-    validateEvery: { type: 'integer', minimum: 1, default: 5, description: 'Validate on held-out tasks every this many epochs (and after the last); the best checkpoint is kept.' },
-    validationTasks: { type: 'integer', minimum: 1, default: 10, description: 'Number of held-out tasks per validation.' },
+    validateEvery: { type: 'integer', minimum: 1, default: 5, description: 'Validate on validation-split tasks every this many epochs (and after the last); the checkpoint with the best validation loss is kept as best/.' },
+    validationTasks: { type: 'integer', minimum: 1, default: 10, description: 'Number of validation-split tasks per validation (never test tasks: those are for evaluation only).' },
     nonFinite: { enum: ['skip', 'stop'], default: 'skip', description: 'When a loss or meta-gradient is NaN or infinite: skip the rest of that episode (counted and reported) or stop training with an error.' },
     randomScale: {
       type: 'number',
@@ -93,7 +93,7 @@ const componentRef = (description: string): JsonSchema => ({
   },
 });
 
-/** Evaluation of the learned optimizer against tuned baselines on held-out tasks. */
+/** Evaluation of the learned optimizer against tuned baselines on held-out (test-split) tasks. */
 export interface EvaluationOptions {
   steps: number;
   tasks: number;
@@ -103,11 +103,11 @@ export interface EvaluationOptions {
 
 export const evaluationSchema: JsonSchema = {
   type: 'object',
-  description: 'Evaluation on held-out tasks, against baselines whose learning rates are tuned on training tasks.',
+  description: 'Evaluation on held-out test-split tasks, against baselines whose learning rates are tuned on training tasks; paired per task, with 95 % confidence intervals.',
   additionalProperties: false,
   properties: {
     steps: { type: 'integer', minimum: 1, default: 100, description: 'Optimizee steps per evaluation run.' },
-    tasks: { type: 'integer', minimum: 1, default: 100, description: 'Number of held-out tasks (each with its own seed) every optimizer runs on.' },
+    tasks: { type: 'integer', minimum: 1, default: 100, description: 'Number of held-out test-split tasks (each with its own seed) every optimizer runs on; paired comparisons need enough of them (≥ 50 for MNIST at ≤ 200 steps, ≥ 100 for quadratics).' },
     baselines: {
       type: 'array',
       description: 'Hand-designed optimizers to compare against, as {type, options}; their learningRate is tuned unless tuning.learningRates is empty.',

@@ -12,12 +12,15 @@ export interface RunOptions {
   batchSeed: number;
   /** Also compute `task.metrics` on the final parameters. */
   metrics?: boolean;
+  /** Also compute `task.fullLoss` (the loss over all the task's data) of the final parameters. */
+  fullLoss?: boolean;
 }
 
 export interface RunResult {
   /** f(θ_0), f(θ_1), ..., f(θ_steps), each on its step's minibatch. */
   losses: Float32Array;
   metrics?: Record<string, number>;
+  fullLoss?: number;
 }
 
 /**
@@ -47,7 +50,8 @@ export function runOptimizer(task: Task, optimizer: Optimizer, options: RunOptio
     losses.push(final);
     const values = tf.tidy(() => tf.stack(losses).dataSync() as Float32Array);
     const metrics = options.metrics && task.metrics ? task.metrics(state.params) : undefined;
-    return { losses: Float32Array.from(values), metrics };
+    const fullLoss = options.fullLoss && task.fullLoss ? task.fullLoss(state.params) : undefined;
+    return { losses: Float32Array.from(values), metrics, fullLoss };
   } finally {
     disposeTree(losses);
     disposeTree(state);

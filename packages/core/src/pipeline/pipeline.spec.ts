@@ -9,6 +9,7 @@ import { defineComponent } from '../registry/component';
 import { ComponentRegistry } from '../registry/registry';
 import { evaluateExperiment, resultsTable, writeEvaluation } from './evaluate';
 import { trainExperiment } from './train';
+import { pairedComparison } from './compare';
 
 const registry = new ComponentRegistry([
   {
@@ -119,7 +120,18 @@ describe('evaluateExperiment', () => {
     writeEvaluation(path.join(dir, 'eval'), results);
     expect(fs.readdirSync(path.join(dir, 'eval')).sort()).toEqual(['curves.csv', 'results.json', 'results.md']);
     const table = resultsTable(results);
-    expect(table).toMatch(/\| \*\*tiny-meta\*\* \(learned\) \| — \| [0-9.e+-]+ ± [0-9.e+-]+ \| 0\/3 \|/);
-    expect(JSON.parse(fs.readFileSync(path.join(dir, 'eval', 'results.json'), 'utf8')).optimizers).toHaveLength(2);
+    expect(table).toMatch(/\| \*\*tiny-meta\*\* \(learned\) \| — \| [0-9.e+-]+ ± [0-9.e+-]+ \| [0-9.e+-]+ ± [0-9.e+-]+ \| 0\/3 \|/);
+    expect(table.split('\n')[0]).toContain('final loss (step 8) (ranked by)');
+    const saved = JSON.parse(fs.readFileSync(path.join(dir, 'eval', 'results.json'), 'utf8'));
+    expect(saved.optimizers).toHaveLength(2);
+    // Per-task values are kept, and the comparison is the paired one computed from them.
+    expect(saved.optimizers[0].perTask.finalMean).toHaveLength(3);
+    expect(saved.rankBy).toBe('finalMean');
+    const want = pairedComparison(learned!.perTask.finalMean, sgd!.perTask.finalMean);
+    expect(saved.comparisons[0]).toEqual({ learned: 'tiny-meta', baseline: sgd!.name, measure: 'finalMean', ...want });
+    const md = fs.readFileSync(path.join(dir, 'eval', 'results.md'), 'utf8');
+    expect(md).toContain('## Learned vs tuned baselines');
+    expect(md).toContain(`| tiny-meta | ${sgd!.name} | final loss (step 8) (ranked by) |`);
+    expect(md).toMatch(new RegExp(`- tiny-meta (wins against|ties with|loses to) ${sgd!.name.replace(/[()]/g, '\\$&')} on final loss \\(step 8\\)`));
   });
 });
