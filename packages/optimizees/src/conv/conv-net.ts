@@ -15,10 +15,10 @@
  * `fc` (everything else).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { defineComponent, validateWithSchema, Rng, UserError, type Batch, type JsonSchema, type NamedTensors, type Split, type Task, type TaskConfig, type TaskFamily } from '@l2l/core';
+import { defineComponent, validateWithSchema, type JsonSchema, type NamedTensors } from '@l2l/core';
 import { ALL_IMAGE_DATASETS, loadImageDataset, type ImageDataset, type ImageDatasetName } from '../data/datasets';
-import { checkImageTaskConfig, IMAGE_SPLIT_SCHEMA_PROPERTIES, ImageClassificationData, sampleImageTask, type ImageSplitOptions } from '../image/image-classification';
-import { softmaxCrossEntropy } from '../mlp/network';
+import { IMAGE_SPLIT_SCHEMA_PROPERTIES, ImageClassificationData, type ImageSplitOptions } from '../image/image-classification';
+import { ImageModelFamily, ImageModelTask, type ImageModel } from './image-model';
 import {
   CONV_ACTIVATIONS,
   CONV_INITS,
@@ -28,11 +28,8 @@ import {
   convStackSpecs,
   denseStack,
   denseStackSpecs,
-  groupsOf,
-  initFromSpecs,
   POOLINGS,
   type ConvActivation,
-  type ConvGroup,
   type ConvInit,
   type ConvPadding,
   type ConvStack,
@@ -114,7 +111,7 @@ export const convNetSchema: JsonSchema = {
 };
 
 /** The network for a data set's image size: its conv and dense stacks and parameter specs. */
-export interface ConvNetArchitecture {
+export interface ConvNetArchitecture extends ImageModel {
   readonly rows: number;
   readonly cols: number;
   readonly channels: number;
@@ -136,97 +133,26 @@ export function convNetArchitecture(options: ConvNetOptions, data: Pick<ImageDat
   const [rows, cols] = convStackOutput(conv, data.rows, data.cols, component);
   const dense: DenseStack = { prefix: 'dense', hidden: options.dense, outputs: data.classes, batchNorm: options.batchNorm, activation: options.activation };
   const specs = [...convStackSpecs(conv, data.channels), ...denseStackSpecs(dense, rows * cols * options.channels)];
-  return { rows: data.rows, cols: data.cols, channels: data.channels, conv, dense, specs };
+  const arch = { rows: data.rows, cols: data.cols, channels: data.channels, conv, dense, specs };
+  return { ...arch, logits: (params, images) => convNetLogits(params, arch, images) };
 }
 
 /** Logits `[n, classes]` of images `[n, rows·cols·channels]` (HWC order, values in [0, 1]). */
-export function convNetLogits(params: NamedTensors, arch: ConvNetArchitecture, images: tf.Tensor2D): tf.Tensor2D {
+export function convNetLogits(params: NamedTensors, arch: Omit<ConvNetArchitecture, 'logits'>, images: tf.Tensor2D): tf.Tensor2D {
   const x = tf.reshape(images, [images.shape[0], arch.rows, arch.cols, arch.channels]) as tf.Tensor4D;
   const h = convStack(params, arch.conv, x);
   return denseStack(params, arch.dense, tf.reshape(h, [h.shape[0], -1]) as tf.Tensor2D);
 }
 
-/** One conv-net optimizee: the network, a data split and a seed that fixes its minibatch sequence. */
-export class ConvNetTask implements Task {
-  constructor(
-    readonly config: TaskConfig,
-    private readonly options: ConvNetOptions,
-    private readonly data: ImageClassificationData,
-    readonly architecture: ConvNetArchitecture,
-  ) {}
+export type ConvNetTask = ImageModelTask<ConvNetArchitecture>;
+export type ConvNetFamily = ImageModelFamily<ConvNetArchitecture>;
 
-  initParams(seed: number): NamedTensors {
-    return initFromSpecs(this.architecture.specs, this.options.init, this.options.initScale, Rng.from(this.config.seed, 'init', seed));
-  }
-
-  /** Which group each parameter belongs to: `conv` (conv kernels) or `fc` (the rest). */
-  parameterGroups(): Record<string, ConvGroup> {
-    return groupsOf(this.architecture.specs);
-  }
-
-  /** `images` [batchSize, features] in [0, 1] (HWC) and one-hot `labels` [batchSize, classes]. */
-  batch(step: number, seed: number): Batch {
-    return this.data.batch(this.config.split, this.options.batchSize, Rng.from(this.config.seed, 'batch', seed, step));
-  }
-
-  loss(params: NamedTensors, batch: Batch): tf.Scalar {
-    const { images, labels } = batch;
-    if (!images || !labels) throw new Error(`${CONV_NET_TYPE} loss needs a batch with images and labels (got: ${Object.keys(batch).join(', ')})`);
-    return softmaxCrossEntropy(convNetLogits(params, this.architecture, images as tf.Tensor2D), labels as tf.Tensor2D);
-  }
-
-  /** Accuracy and mean cross-entropy on the official test images, which no task trains on. */
-  metrics(params: NamedTensors): Record<string, number> {
-    return this.data.testMetrics((x) => convNetLogits(params, this.architecture, x));
-  }
-
-  fullLoss(params: NamedTensors): number {
-    return this.data.fullLoss(this.config.split, (x) => convNetLogits(params, this.architecture, x));
-  }
-
-  dispose(): void {
-    // Holds no tensors: minibatches are made per call and the data set is shared through the family.
-  }
-}
-
-export class ConvNetFamily implements TaskFamily {
-  readonly type = CONV_NET_TYPE;
-  private data: ImageClassificationData | undefined;
-  private arch: ConvNetArchitecture | undefined;
-
-  constructor(
-    readonly options: ConvNetOptions,
-    private readonly baseDir: string = process.cwd(),
-  ) {
-    if ((options.dataset === 'idx' || options.dataset === 'cifar10') && !options.path) {
-      throw new UserError(`optimizee "${CONV_NET_TYPE}": dataset "${options.dataset}" needs path, ${IMAGE_DATASET_SCHEMA_PROPERTIES.path.description}`);
-    }
-  }
-
-  imageData(): ImageClassificationData {
-    if (!this.data) {
-      const component = `optimizee "${CONV_NET_TYPE}"`;
-      const data = new ImageClassificationData(loadImageDataset({ dataset: this.options.dataset, path: this.options.path, baseDir: this.baseDir }), this.options, component);
-      this.arch = convNetArchitecture(this.options, data.dataset, component);
-      this.data = data;
-    }
-    return this.data;
-  }
-
-  sample(seed: number, split: Split): TaskConfig {
-    return sampleImageTask(CONV_NET_TYPE, seed, split);
-  }
-
-  build(config: TaskConfig): ConvNetTask {
-    checkImageTaskConfig(CONV_NET_TYPE, config);
-    const data = this.imageData();
-    return new ConvNetTask(config, this.options, data, this.arch!);
-  }
-
-  dispose(): void {
-    this.data = undefined;
-    this.arch = undefined;
-  }
+function convNetFamily(options: ConvNetOptions, baseDir: string): ConvNetFamily {
+  return new ImageModelFamily(CONV_NET_TYPE, options, () => {
+    const component = `optimizee "${CONV_NET_TYPE}"`;
+    const data = new ImageClassificationData(loadImageDataset({ dataset: options.dataset, path: options.path, baseDir }), options, component);
+    return { data, model: convNetArchitecture(options, data.dataset, component) };
+  });
 }
 
 export const convNet = defineComponent<ConvNetOptions>()({
@@ -235,10 +161,10 @@ export const convNet = defineComponent<ConvNetOptions>()({
   description:
     'Classify images with a convolutional network; defaults: DeepMind\'s CIFAR-10 net (3 × [5×5 conv 16, batch norm, ReLU, 2×2 max pool], dense 32 + batch norm, batch 128; Andrychowicz et al. 2016), on MNIST unless dataset says otherwise',
   schema: convNetSchema,
-  create: (options, ctx) => new ConvNetFamily(options, ctx.baseDir),
+  create: (options, ctx) => convNetFamily(options, ctx.baseDir),
 });
 
 /** A family from partial options (validated, defaults applied), without a registry: for scripts and tests. */
 export function createConvNetFamily(options: Partial<ConvNetOptions> = {}, baseDir: string = process.cwd()): ConvNetFamily {
-  return new ConvNetFamily(validateWithSchema<ConvNetOptions>(convNetSchema, options, `optimizee "${CONV_NET_TYPE}"`), baseDir);
+  return convNetFamily(validateWithSchema<ConvNetOptions>(convNetSchema, options, `optimizee "${CONV_NET_TYPE}"`), baseDir);
 }

@@ -12,10 +12,10 @@
  * Parameter groups: `conv` (the conv kernels of both nets) and `fc` (everything else).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { defineComponent, validateWithSchema, Rng, UserError, type Batch, type JsonSchema, type NamedTensors, type Split, type Task, type TaskConfig, type TaskFamily } from '@l2l/core';
+import { defineComponent, validateWithSchema, UserError, type JsonSchema, type NamedTensors } from '@l2l/core';
 import { loadImageDataset, type ImageDatasetName } from '../data/datasets';
-import { checkImageTaskConfig, IMAGE_SPLIT_SCHEMA_PROPERTIES, ImageClassificationData, imageSplitLayout, sampleImageTask, type ImageSplitOptions } from '../image/image-classification';
-import { softmaxCrossEntropy } from '../mlp/network';
+import { IMAGE_SPLIT_SCHEMA_PROPERTIES, ImageClassificationData, imageSplitLayout, type ImageSplitOptions } from '../image/image-classification';
+import { ImageModelFamily, ImageModelTask, type ImageModel } from '../conv/image-model';
 import { IMAGE_DATASET_SCHEMA_PROPERTIES } from '../conv/conv-net';
 import {
   CONV_ACTIVATIONS,
@@ -26,11 +26,8 @@ import {
   convStackSpecs,
   denseStack,
   denseStackSpecs,
-  groupsOf,
-  initFromSpecs,
   POOLINGS,
   type ConvActivation,
-  type ConvGroup,
   type ConvInit,
   type ConvPadding,
   type ConvStack,
@@ -103,7 +100,7 @@ export const stnSchema: JsonSchema = {
   },
 };
 
-export interface StnArchitecture {
+export interface StnArchitecture extends ImageModel {
   readonly canvas: number;
   readonly channels: number;
   readonly outputSize: number;
@@ -127,113 +124,42 @@ export function stnArchitecture(o: StnOptions, channels: number, classes: number
     s.name === 'loc/denseout/kernel' ? { ...s, init: { kind: 'zeros' } } : s.name === 'loc/denseout/bias' ? { ...s, init: { kind: 'constant', values: IDENTITY_THETA } } : s,
   );
   const specs = [...convStackSpecs(locConv, channels), ...loc, ...convStackSpecs(conv, channels), ...denseStackSpecs(dense, cr * cc * o.channels)];
-  return { canvas: o.canvas, channels, outputSize, locConv, locDense, conv, dense, specs };
+  const arch = { canvas: o.canvas, channels, outputSize, locConv, locDense, conv, dense, specs };
+  return { ...arch, logits: (params, images) => stnLogits(params, arch, images) };
 }
 
 /** θ `[n, 6]` the localisation net predicts for NHWC canvas images. */
-export function stnTheta(params: NamedTensors, arch: StnArchitecture, x: tf.Tensor4D): tf.Tensor2D {
+export function stnTheta(params: NamedTensors, arch: Pick<StnArchitecture, 'locConv' | 'locDense'>, x: tf.Tensor4D): tf.Tensor2D {
   const h = convStack(params, arch.locConv, x);
   return denseStack(params, arch.locDense, tf.reshape(h, [h.shape[0], -1]) as tf.Tensor2D);
 }
 
 /** Logits of images `[n, canvas·canvas·channels]` (HWC, values in [0, 1]). */
-export function stnLogits(params: NamedTensors, arch: StnArchitecture, images: tf.Tensor2D): tf.Tensor2D {
+export function stnLogits(params: NamedTensors, arch: Omit<StnArchitecture, 'logits'>, images: tf.Tensor2D): tf.Tensor2D {
   const x = tf.reshape(images, [images.shape[0], arch.canvas, arch.canvas, arch.channels]) as tf.Tensor4D;
   const warped = bilinearSample(x, stnTheta(params, arch, x), arch.outputSize, arch.outputSize);
   const h = convStack(params, arch.conv, warped);
   return denseStack(params, arch.dense, tf.reshape(h, [h.shape[0], -1]) as tf.Tensor2D);
 }
 
-export class StnTask implements Task {
-  constructor(
-    readonly config: TaskConfig,
-    private readonly options: StnOptions,
-    private readonly data: ImageClassificationData,
-    readonly architecture: StnArchitecture,
-  ) {}
+export type StnTask = ImageModelTask<StnArchitecture>;
+export type StnFamily = ImageModelFamily<StnArchitecture>;
 
-  initParams(seed: number): NamedTensors {
-    return initFromSpecs(this.architecture.specs, this.options.init, this.options.initScale, Rng.from(this.config.seed, 'init', seed));
-  }
-
-  /** Which group each parameter belongs to: `conv` (conv kernels of both nets) or `fc` (the rest). */
-  parameterGroups(): Record<string, ConvGroup> {
-    return groupsOf(this.architecture.specs);
-  }
-
-  batch(step: number, seed: number): Batch {
-    return this.data.batch(this.config.split, this.options.batchSize, Rng.from(this.config.seed, 'batch', seed, step));
-  }
-
-  loss(params: NamedTensors, batch: Batch): tf.Scalar {
-    const { images, labels } = batch;
-    if (!images || !labels) throw new Error(`${STN_TYPE} loss needs a batch with images and labels (got: ${Object.keys(batch).join(', ')})`);
-    return softmaxCrossEntropy(stnLogits(params, this.architecture, images as tf.Tensor2D), labels as tf.Tensor2D);
-  }
-
-  metrics(params: NamedTensors): Record<string, number> {
-    return this.data.testMetrics((x) => stnLogits(params, this.architecture, x));
-  }
-
-  fullLoss(params: NamedTensors): number {
-    return this.data.fullLoss(this.config.split, (x) => stnLogits(params, this.architecture, x));
-  }
-
-  dispose(): void {
-    // Holds no tensors.
-  }
-}
-
-export class StnFamily implements TaskFamily {
-  readonly type = STN_TYPE;
-  private data: ImageClassificationData | undefined;
-  private arch: StnArchitecture | undefined;
-
-  constructor(
-    readonly options: StnOptions,
-    private readonly baseDir: string = process.cwd(),
-  ) {
-    const component = `optimizee "${STN_TYPE}"`;
-    if ((options.dataset === 'idx' || options.dataset === 'cifar10') && !options.path) {
-      throw new UserError(`${component}: dataset "${options.dataset}" needs path, ${IMAGE_DATASET_SCHEMA_PROPERTIES.path.description}`);
-    }
-    if (options.minScale > options.maxScale) throw new UserError(`${component}: minScale ${options.minScale} is larger than maxScale ${options.maxScale}`);
-  }
-
-  imageData(): ImageClassificationData {
-    if (!this.data) {
-      const component = `optimizee "${STN_TYPE}"`;
-      const o = this.options;
-      const base = loadImageDataset({ dataset: o.dataset, path: o.path, baseDir: this.baseDir });
-      // Only the rows some split or the test metrics read are distorted (with trainExamples / testExamples set, far fewer than all).
-      const layout = imageSplitLayout(base, o, component);
-      const span = (r: { start: number; end: number }) => [r.start, r.end] as const;
-      const distorted = distortDataset(
-        base,
-        { canvas: o.canvas, maxRotation: o.maxRotation, minScale: o.minScale, maxScale: o.maxScale, seed: o.distortionSeed },
-        { train: [span(layout.train), span(layout.validation), span(layout.test)], test: [span(layout.metrics)] },
-      );
-      const data = new ImageClassificationData(distorted, o, component);
-      this.arch = stnArchitecture(o, distorted.channels, distorted.classes, component);
-      this.data = data;
-    }
-    return this.data;
-  }
-
-  sample(seed: number, split: Split): TaskConfig {
-    return sampleImageTask(STN_TYPE, seed, split);
-  }
-
-  build(config: TaskConfig): StnTask {
-    checkImageTaskConfig(STN_TYPE, config);
-    const data = this.imageData();
-    return new StnTask(config, this.options, data, this.arch!);
-  }
-
-  dispose(): void {
-    this.data = undefined;
-    this.arch = undefined;
-  }
+function stnFamily(o: StnOptions, baseDir: string): StnFamily {
+  const component = `optimizee "${STN_TYPE}"`;
+  if (o.minScale > o.maxScale) throw new UserError(`${component}: minScale ${o.minScale} is larger than maxScale ${o.maxScale}`);
+  return new ImageModelFamily(STN_TYPE, o, () => {
+    const base = loadImageDataset({ dataset: o.dataset, path: o.path, baseDir });
+    // Only the rows some split or the test metrics read are distorted (with trainExamples / testExamples set, far fewer than all).
+    const layout = imageSplitLayout(base, o, component);
+    const span = (r: { start: number; end: number }) => [r.start, r.end] as const;
+    const distorted = distortDataset(
+      base,
+      { canvas: o.canvas, maxRotation: o.maxRotation, minScale: o.minScale, maxScale: o.maxScale, seed: o.distortionSeed },
+      { train: [span(layout.train), span(layout.validation), span(layout.test)], test: [span(layout.metrics)] },
+    );
+    return { data: new ImageClassificationData(distorted, o, component), model: stnArchitecture(o, distorted.channels, distorted.classes, component) };
+  });
 }
 
 export const stn = defineComponent<StnOptions>()({
@@ -242,9 +168,9 @@ export const stn = defineComponent<StnOptions>()({
   description:
     'Classify affine-distorted MNIST (or Fashion-MNIST / IDX) digits, rotated ±45°, scaled 0.7–1.2 on a 42×42 canvas, with a spatial transformer (localisation net, grid generator, bilinear sampler; Jaderberg et al. 2015) in front of a small conv net',
   schema: stnSchema,
-  create: (options, ctx) => new StnFamily(options, ctx.baseDir),
+  create: (options, ctx) => stnFamily(options, ctx.baseDir),
 });
 
 export function createStnFamily(options: Partial<StnOptions> = {}, baseDir: string = process.cwd()): StnFamily {
-  return new StnFamily(validateWithSchema<StnOptions>(stnSchema, options, `optimizee "${STN_TYPE}"`), baseDir);
+  return stnFamily(validateWithSchema<StnOptions>(stnSchema, options, `optimizee "${STN_TYPE}"`), baseDir);
 }
