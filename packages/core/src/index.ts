@@ -10,6 +10,7 @@ export * from './tensor-tree';
 export * from './random';
 export * from './errors';
 export * from './backend';
+export * from './wasm-kernels';
 export * from './config/validate';
 export * from './config/experiment';
 export * from './config/preflight';

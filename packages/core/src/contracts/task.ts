@@ -56,8 +56,43 @@ export interface Task {
    * optional, for tasks that can compute it. Deterministic tasks return their loss.
    */
   fullLoss?(params: NamedTensors): number;
+  /**
+   * Which group each parameter belongs to, by parameter name (every name `initParams` returns, no other);
+   * optional. Group names are kebab-case (`conv`, `fc`, `layer-0`); every task of a family reports the same
+   * assignment, so an experiment can give each group its own optimizer, as DeepMind's `net_assignments`
+   * does (one LSTM for conv kernels, one for the rest). A task without groups is one group,
+   * `DEFAULT_PARAMETER_GROUP`: one optimizer for everything, the paper's default.
+   */
+  parameterGroups?(): Record<string, string>;
   /** Releases tensors the task holds (data, fixed matrices). */
   dispose(): void;
+}
+
+/** The group of every parameter of a task that reports none. */
+export const DEFAULT_PARAMETER_GROUP = 'all';
+
+/** Kebab-case, as component types are. */
+export const PARAMETER_GROUP_PATTERN = /^[a-z0-9]+(-[a-z0-9]+)*$/;
+
+/**
+ * Each parameter's group for a task and its parameter names: the task's own assignment, or every name in
+ * `DEFAULT_PARAMETER_GROUP`. Throws when the task's assignment misses a parameter, names one it does not
+ * have, or uses a group name that is not kebab-case.
+ */
+export function parameterGroupsOf(task: Pick<Task, 'parameterGroups'>, names: readonly string[]): Record<string, string> {
+  if (typeof task.parameterGroups !== 'function') return Object.fromEntries(names.map((n) => [n, DEFAULT_PARAMETER_GROUP]));
+  const groups = task.parameterGroups();
+  if (!groups || typeof groups !== 'object' || Array.isArray(groups)) throw new Error(`parameterGroups() must return an object of parameter name → group name, got ${JSON.stringify(groups)}`);
+  const missing = names.filter((n) => !Object.hasOwn(groups, n));
+  if (missing.length) throw new Error(`parameterGroups() gives no group for parameter(s) ${missing.map((n) => JSON.stringify(n)).join(', ')}`);
+  const extra = Object.keys(groups).filter((n) => !names.includes(n));
+  if (extra.length) throw new Error(`parameterGroups() names ${extra.map((n) => JSON.stringify(n)).join(', ')}, which initParams does not return`);
+  for (const [name, group] of Object.entries(groups)) {
+    if (typeof group !== 'string' || !PARAMETER_GROUP_PATTERN.test(group)) {
+      throw new Error(`parameterGroups() puts "${name}" in group ${JSON.stringify(group)}; group names are kebab-case (conv, fc, layer-0)`);
+    }
+  }
+  return Object.fromEntries(names.map((n) => [n, groups[n]!]));
 }
 
 /**

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { SPLITS, type Batch, type Split, type Task, type TaskConfig, type TaskFamily } from '../contracts/task';
+import { parameterGroupsOf, SPLITS, type Batch, type Split, type Task, type TaskConfig, type TaskFamily } from '../contracts/task';
 import type { ComponentDefinition } from '../registry/component';
 import type { NamedTensors } from '../tensor-tree';
 import {
@@ -74,9 +74,15 @@ export async function checkTaskFamily(definition: ComponentDefinition, opts: Tas
 
   // build → initParams / batch / loss / gradients, deterministic and leak-free, for a task of every split.
   let afterFirst: number | undefined;
+  let firstGroups: { at: string; groups: string } | undefined;
   for (const [i, seed] of seeds.entries()) {
     const config = family.sample(seed, SPLITS[i % SPLITS.length]!);
-    runTask(fail, family, config, seed, repeats);
+    const groups = stableJson(runTask(fail, family, config, seed, repeats));
+    // One assignment for the whole family: an experiment assigns optimizers to groups once, for every task.
+    if (firstGroups && groups !== firstGroups.groups) {
+      fail(`parameter groups differ between tasks: ${firstGroups.groups} for ${firstGroups.at}, ${groups} for ${show(config)}; every task of a family must report the same groups`);
+    }
+    firstGroups ??= { at: show(config), groups };
     const count = numTensors();
     // The first build may load data the family shares between tasks; later ones must leave nothing behind.
     if (afterFirst === undefined) afterFirst = count;
@@ -137,7 +143,8 @@ function disposeNamed(...maps: Array<Readonly<Record<string, tf.Tensor>>>): void
   for (const m of maps) for (const t of Object.values(m)) if (!t.isDisposed) t.dispose();
 }
 
-function runTask(fail: Fail, family: TaskFamily, config: TaskConfig, seed: number, repeats: number): void {
+/** Runs one task through the contract checks; returns its parameter groups. */
+function runTask(fail: Fail, family: TaskFamily, config: TaskConfig, seed: number, repeats: number): Record<string, string> {
   const at = `task ${show(config)}`;
   const task = attempt(fail, `build(${show(config)})`, () => family.build(structuredClone(config))) as Task;
   const twin = attempt(fail, `build(${show(config)})`, () => family.build(structuredClone(config))) as Task;
@@ -149,6 +156,12 @@ function runTask(fail: Fail, family: TaskFamily, config: TaskConfig, seed: numbe
   for (const [name, p] of Object.entries(params)) {
     if (p.dtype !== 'float32') fail(`${at}: parameter "${name}" has dtype ${p.dtype}, expected float32`);
     checkFinite(fail, p, `${at}: initial parameter "${name}"`);
+  }
+  // Parameter groups (optional): every parameter in exactly one kebab-case group, plain JSON, deterministic.
+  const groups = attempt(fail, `${at}: parameterGroups()`, () => parameterGroupsOf(task, Object.keys(params)));
+  if (typeof task.parameterGroups === 'function') {
+    checkPlainJson(fail, task.parameterGroups(), `${at}: parameterGroups()`);
+    if (stableJson(parameterGroupsOf(twin, Object.keys(params))) !== stableJson(groups)) fail(`${at}: parameterGroups() is not deterministic (a rebuilt task gave different groups)`);
   }
   const paramsAgain = task.initParams(seed);
   const paramsTwin = twin.initParams(seed);
@@ -264,4 +277,5 @@ function runTask(fail: Fail, family: TaskFamily, config: TaskConfig, seed: numbe
   disposeNamed(params, paramsAgain, paramsTwin);
   attempt(fail, `${at}: dispose()`, () => task.dispose());
   attempt(fail, `${at}: dispose()`, () => twin.dispose());
+  return groups;
 }
