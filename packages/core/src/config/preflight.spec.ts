@@ -28,13 +28,23 @@ const registry = new ComponentRegistry([
         },
         estimate: ({ n }) => ({ weights: n, stateBytes: 20, stepBytes: 28 }),
       }),
+      defineComponent<{ n: number }>()({
+        kind: 'meta-optimizer',
+        type: 'fused-meta',
+        description: 'sized-meta with a fused kernel that keeps 12 bytes per coordinate and step.',
+        schema: closed,
+        create: () => {
+          throw new Error('the pre-flight builds nothing');
+        },
+        estimate: ({ n }) => ({ weights: n, stateBytes: 20, stepBytes: 28, fusedStepBytes: 12 }),
+      }),
     ],
   },
 ]);
 
-const experiment = (n: number, m: number, training: object = {}, backend = 'wasm') =>
+const experiment = (n: number, m: number, training: object = {}, backend = 'wasm', meta = 'sized-meta') =>
   resolveExperiment(
-    parseExperiment({ backend, optimizee: { type: 'sized', options: { n } }, metaOptimizer: { type: 'sized-meta', options: { n: m } }, training: { steps: 100, unroll: 20, ...training }, evaluation: { baselines: [] } }, 'x.json'),
+    parseExperiment({ backend, optimizee: { type: 'sized', options: { n } }, metaOptimizer: { type: meta, options: { n: m } }, training: { steps: 100, unroll: 20, ...training }, evaluation: { baselines: [] } }, 'x.json'),
     registry,
     'x.json',
   );
@@ -55,6 +65,19 @@ describe('the pre-flight', () => {
     expect(plain - segmented).toBe(100 * (15 * 32 - 4 * 20) + 15 * 800);
     const workers = estimateRunMemory(experiment(100, 50, { workers: 4 }), registry).train!;
     expect(workers).toBe(40_000 + 800 + 25 * (20 + 20 * 32) + 20 * 800);
+  });
+
+  it('counts no tape with a fused kernel: its bytes per step, the state twice, one untaped optimizee step', () => {
+    const fused = estimateRunMemory(experiment(100, 50, {}, 'wasm', 'fused-meta'), registry).train!;
+    // task + 4 copies of 50 weights + 100 coordinates · (2 · 20 B state + 20 steps · 12 B + 2 floats) + one step of 800 B
+    expect(fused).toBe(40_000 + 800 + 100 * (40 + 240 + 8) + 800);
+    // The tape again where the kernel does not run.
+    expect(estimateRunMemory(experiment(100, 50, { kernel: 'tfjs' }, 'wasm', 'fused-meta'), registry).train).toBe(40_000 + 800 + 100 * (20 + 20 * 32) + 20 * 800);
+    expect(estimateRunMemory(experiment(100, 50, { secondDerivatives: true }, 'wasm', 'fused-meta'), registry).train).toBe(40_000 + 800 + 100 * (20 + 20 * 32) + 20 * 800);
+    // An unroll of 5,000 on 20,000 coordinates (task 1.6 GB): 3.2 GB more on the tape, refused; 1.2 GB on the kernel.
+    const long = { steps: 5000, unroll: 5000 };
+    expect(preflightProblems(experiment(20_000, 50, long, 'wasm', 'fused-meta'), registry, 'x.json', 'train')).toEqual([]);
+    expect(preflightProblems(experiment(20_000, 50, { ...long, kernel: 'tfjs' }, 'wasm', 'fused-meta'), registry, 'x.json', 'train')).toHaveLength(1);
   });
 
   it('refuses what exceeds the wasm heap, for training and evaluation, naming both', () => {

@@ -61,12 +61,17 @@ export function estimateRunMemory(experiment: ExperimentConfig, registry: Compon
   // Worker threads each hold a chunk of the coordinates (and their own heap).
   const share = Math.max(1, Math.min(t.workers ?? 0, coordinates) || 1);
   const perCoordinateTape = (meta.stepBytes ?? 0) + FLOAT; // plus each coordinate's update
-  const train = experiment.metaOptimizer
-    ? (opt.bytes ?? 0) +
-      4 * weights * FLOAT + // weights, meta-gradient, Adam's two moments
-      (coordinates / share) * ((meta.stateBytes ?? 0) * (1 + boundaries) + segment * perCoordinateTape) +
-      segment * (opt.stepBytes ?? 0)
-    : null;
+  // A fused kernel (training.kernel auto or fused, first order) keeps no tape: per step only what its estimate
+  // says, and the optimizee's loss and gradient run untaped, one step at a time.
+  const fused = meta.fusedStepBytes !== undefined && t.kernel !== 'tfjs' && !t.secondDerivatives;
+  const train = !experiment.metaOptimizer
+    ? null
+    : fused
+      ? (opt.bytes ?? 0) + 4 * weights * FLOAT + coordinates * (2 * (meta.stateBytes ?? 0) + t.unroll * meta.fusedStepBytes! + 2 * FLOAT) + (opt.stepBytes ?? 0)
+      : (opt.bytes ?? 0) +
+        4 * weights * FLOAT + // weights, meta-gradient, Adam's two moments
+        (coordinates / share) * ((meta.stateBytes ?? 0) * (1 + boundaries) + segment * perCoordinateTape) +
+        segment * (opt.stepBytes ?? 0);
   // Evaluation runs without a tape: the task, its parameters and an optimizer's state.
   const evaluation = (opt.bytes ?? 0) + weights * FLOAT + coordinates * (Math.max(meta.stateBytes ?? 0, 3 * FLOAT) + FLOAT) + (opt.stepBytes ?? 0);
   return { train, evaluation };

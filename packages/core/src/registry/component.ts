@@ -56,6 +56,11 @@ export interface ComponentEstimate {
   readonly stateBytes?: number;
   /** meta-optimizer: number of its weights. */
   readonly weights?: number;
+  /**
+   * meta-optimizer: bytes one step of an unroll adds per coordinate on its fused kernel (contracts/fused.ts),
+   * which keeps no tape; absent when these options give no kernel.
+   */
+  readonly fusedStepBytes?: number;
 }
 
 /** Typed helper: `defineComponent<MyOptions>()({ kind: 'optimizee', ... })` checks the factory's options. */

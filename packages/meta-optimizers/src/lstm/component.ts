@@ -11,5 +11,5 @@ export const lstmComponent = defineComponent<LstmOptions>()({
   description: 'Coordinatewise 2-layer LSTM optimizer (Andrychowicz et al. 2016), weights shared across coordinates',
   schema: LSTM_OPTIONS_SCHEMA,
   create: (options, ctx) => new LstmMetaOptimizer(options, ctx.seed),
-  estimate: (o) => lstmStackEstimate(2, o.hidden, o.layers),
+  estimate: (o) => lstmStackEstimate(o.preprocessing === 'logAndSign' ? 2 : 1, o.hidden, o.layers, 0, o.preprocessing === 'logAndSign' ? 2 : 1),
 });

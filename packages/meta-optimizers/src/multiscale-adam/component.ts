@@ -12,5 +12,9 @@ export const multiscaleAdamComponent = defineComponent<MultiscaleAdamOptions>()(
   schema: MULTISCALE_ADAM_OPTIONS_SCHEMA,
   create: (options, ctx) => new MultiscaleAdamMetaOptimizer(options, ctx.seed),
   // Two moments per scale per coordinate, the combiner's hidden units per step.
-  estimate: (o) => mlpEstimate(2 * o.betas.length, o.combiner === 'linear' ? 0 : o.hidden, 2 * o.betas.length + (o.combiner === 'rnn' ? o.hidden : 0)),
+  estimate: (o) => ({
+    ...mlpEstimate(2 * o.betas.length, o.combiner === 'linear' ? 0 : o.hidden, 2 * o.betas.length + (o.combiner === 'rnn' ? o.hidden : 0)),
+    // The linear combiner's kernel keeps each step's k directions and the adjoint (linear-kernel.ts).
+    ...(o.combiner === 'linear' && { fusedStepBytes: (o.betas.length + 1) * 4 }),
+  }),
 });
