@@ -78,6 +78,6 @@ describe('convolutional experiments', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/epoch 1\/1 {2}meta-loss [0-9.e+-]+/);
-    expect(fs.readdirSync(path.join(root, 'run')).sort()).toEqual(['best', 'experiment.json', 'latest', 'log.csv']);
+    expect(fs.readdirSync(path.join(root, 'run')).sort()).toEqual(['.l2l-output', 'best', 'experiment.json', 'latest', 'log.csv']);
   });
 });
