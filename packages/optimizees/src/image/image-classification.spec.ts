@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { isUserError, Rng, SPLITS, type NamedTensors, type Split } from '@l2l/core';
 import { clearImageDatasetCache, loadImageDataset, writeImageDataset } from '../data/datasets';
 import { createMnistMlpFamily } from '../mlp/mnist-mlp';
-import { ImageClassificationData, imageSplitLayout, type ImageRows } from './image-classification';
+import { ImageClassificationData, imageSplitLayout, type ImageRows, type ImageSplitOptions } from './image-classification';
 
 let root: string;
 /**
@@ -34,7 +34,7 @@ afterAll(() => {
 });
 
 const dataset = () => loadImageDataset({ dataset: 'idx', path: dir });
-const defaults = { trainExamples: null, heldOutExamples: null, testExamples: null };
+const defaults: ImageSplitOptions = { trainExamples: null, heldOutExamples: null, testExamples: null };
 const span = (r: ImageRows) => [r.file, r.start, r.end];
 /** The row (training file) or 200 + row (test file) each image of a batch came from. */
 const rowsOf = (images: tf.Tensor): number[] => {
