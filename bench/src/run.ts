@@ -1,7 +1,7 @@
 /**
  * `pnpm bench`: seconds per meta-iteration and peak memory of l2l's meta-training, one JSON object per line.
  *
- *     pnpm bench [--backend wasm|cpu] [--only Q,M,M100,eval] [--runs N] [--warmup N] [--checkpoint-every N] [--workers N]
+ *     pnpm bench [--backend wasm|cpu] [--only Q,M,M100,M1000,MR,eval] [--runs N] [--warmup N] [--checkpoint-every N] [--workers N] [--kernel auto|tfjs|fused]
  *
  * Each workload runs in a child process of its own (this script with `--child`), so its peak RSS is not
  * raised by the workloads before it. See bench/results.md for the figures and what changed them.
@@ -18,19 +18,24 @@ interface Args {
   warmup?: number;
   checkpointEvery?: number | null;
   workers: number;
+  kernel?: 'auto' | 'tfjs' | 'fused';
   child?: WorkloadName;
 }
 
-const USAGE = `usage: pnpm bench [--backend wasm|cpu] [--only ${WORKLOADS.join(',')}] [--runs N] [--warmup N] [--checkpoint-every N|0] [--workers N]
+const USAGE = `usage: pnpm bench [--backend wasm|cpu] [--only ${WORKLOADS.join(',')}] [--runs N] [--warmup N] [--checkpoint-every N|0] [--workers N] [--kernel auto|tfjs|fused]
 
   --backend           tfjs backend (default wasm; cpu, or tensorflow where tfjs-node is installed)
   --only              workloads to run, comma-separated (default all):
                         Q     128 quadratics × 10 dims, LSTM 2×20, unroll 20
                         M     MNIST MLP 784-20-10 sigmoid, batch 128, LSTM 2×20 logAndSign, unroll 20
                         M100  M with an unroll of 100
+                        M1000 M with an unroll of 1,000 (one timed unroll)
+                        MR    M with RNNprop (its defaults) instead of the LSTM
                         eval  1,000 steps of M with the learned optimizer (no tape)
-  --runs              timed repetitions per workload (default Q 10, M 5, M100 3, eval 3)
-  --warmup            untimed repetitions first (default Q 2, M 2, M100 1, eval 1)
+  --runs              timed repetitions per workload (default Q 10, M 5, M100 3, M1000 1, MR 5, eval 3)
+  --warmup            untimed repetitions first (default Q 2, M 2, M100 1, M1000 1, MR 2, eval 1)
+  --kernel            training.kernel and the evaluation's kernel: auto (default: the fused kernel where the
+                        learned optimizer has one), fused, or tfjs (the tape, as before the kernels)
   --checkpoint-every  training.checkpointEvery for Q, M, M100 (0: off; default: off, M100 50 without workers)
   --workers           training.workers for Q, M, M100: the LSTM's coordinates split over N worker threads
                         (default 0: none; with 2 or more M100 runs unsegmented unless --checkpoint-every is given)`;
@@ -71,6 +76,12 @@ function parseArgs(argv: string[]): Args {
       case '--workers':
         args.workers = positiveInt(flag, value(), 0);
         break;
+      case '--kernel': {
+        const k = value();
+        if (k !== 'auto' && k !== 'tfjs' && k !== 'fused') throw new Error(`--kernel expects auto, tfjs or fused, got ${JSON.stringify(k)}\n${USAGE}`);
+        args.kernel = k;
+        break;
+      }
       case '--child':
         args.child = value() as WorkloadName;
         break;
@@ -92,9 +103,10 @@ function specOf(name: WorkloadName, args: Args): WorkloadSpec {
     runs: args.runs ?? d.runs,
     // The first meta-iteration also starts the episode: at least one warm-up keeps it out of the figures.
     warmup: Math.max(args.warmup ?? d.warmup, name === 'eval' ? 0 : 1),
+    kernel: args.kernel,
     ...(name !== 'eval' && {
-      // Each of 2 workers holds half of M100's tape: 100 steps fit without segments (bench/results.md).
-      checkpointEvery: args.checkpointEvery !== undefined ? args.checkpointEvery : args.workers >= 2 ? null : d.checkpointEvery,
+      // Segments only matter to the tape: each of 2 tfjs workers holds half of M100's tape, so 100 steps fit without them (bench/results.md).
+      checkpointEvery: args.checkpointEvery !== undefined ? args.checkpointEvery : args.workers >= 2 || args.kernel !== 'tfjs' ? null : d.checkpointEvery,
       workers: args.workers,
     }),
   };
@@ -195,6 +207,8 @@ async function parent(args: Args, argv: string[]): Promise<number> {
         ...(m.checkpointEvery !== undefined && { checkpoint_every: m.checkpointEvery }),
         ...(m.workers !== undefined && { workers: m.workers }),
         ...(m.workerWasmHeapMb && { worker_wasm_heap_mb: m.workerWasmHeapMb.map((h) => Math.round(h)) }),
+        ...(m.kernelMemoryMb !== undefined && { kernel_memory_mb: Math.round(m.kernelMemoryMb) }),
+        ...(m.path !== undefined && { path: m.path }),
         what: m.what,
         times_s: m.times.map((t) => round(t)),
         cpu_times_s: m.cpuTimes.map((t) => round(t)),

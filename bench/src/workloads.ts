@@ -14,13 +14,14 @@ import {
   useBackend,
   type BackendChoice,
   type ComponentConfig,
+  type MetaOptimizer,
   type MetaOptimizerSource,
   type TaskFamily,
 } from '@l2l/core';
-import { LstmMetaOptimizer, type LstmOptions } from '@l2l/meta-optimizers';
+import { kernelMemoryBytes, LstmMetaOptimizer, RnnpropMetaOptimizer, type LstmOptions, type RnnpropOptions } from '@l2l/meta-optimizers';
 import { createMnistMlpFamily, createQuadraticFamily } from '@l2l/optimizees';
 
-export const WORKLOADS = ['Q', 'M', 'M100', 'eval'] as const;
+export const WORKLOADS = ['Q', 'M', 'M100', 'M1000', 'MR', 'eval'] as const;
 export type WorkloadName = (typeof WORKLOADS)[number];
 
 export interface WorkloadSpec {
@@ -32,6 +33,8 @@ export interface WorkloadSpec {
   checkpointEvery?: number | null;
   /** training.workers for the meta-training workloads (undefined or 0: none). */
   workers?: number;
+  /** training.kernel, and the evaluation's kernel choice (undefined: auto). */
+  kernel?: 'auto' | 'tfjs' | 'fused';
 }
 
 /** Default repetitions: about 5 minutes in all on 2 cores (wasm). */
@@ -40,6 +43,8 @@ export const DEFAULT_SPECS: Record<WorkloadName, WorkloadSpec> = {
   M: { runs: 5, warmup: 2 },
   // A plain tape of 100 steps needs ~3.8 GiB of tensors, past what the wasm heap holds: two segments of 50.
   M100: { runs: 3, warmup: 1, checkpointEvery: 50 },
+  M1000: { runs: 1, warmup: 1 },
+  MR: { runs: 5, warmup: 2 },
   eval: { runs: 3, warmup: 1 },
 };
 
@@ -63,11 +68,17 @@ export interface Measurement {
   workers?: number;
   /** Largest wasm heap of each worker thread (MiB), with training.workers on wasm. */
   workerWasmHeapMb?: number[];
+  /** Which path computed meta-gradients (MetaTrainer.metaGradientPath), or ran the evaluation. */
+  path?: string;
+  /** Largest memory of the fused kernels' instances (MiB), beside tfjs's wasm heap. */
+  kernelMemoryMb?: number;
 }
 
 interface Problem {
   family: TaskFamily;
+  /** The learned optimizer: the LSTM with these options, or RNNprop with its defaults. */
   lstm: Partial<LstmOptions>;
+  rnnprop?: boolean;
   unroll: number;
 }
 
@@ -81,6 +92,10 @@ function problem(name: WorkloadName): Problem {
       return { family: createMnistMlpFamily({ hidden: [20], activation: 'sigmoid', batchSize: 128 }), lstm: { preprocessing: 'logAndSign' }, unroll: 20 };
     case 'M100':
       return { family: createMnistMlpFamily({ hidden: [20], activation: 'sigmoid', batchSize: 128 }), lstm: { preprocessing: 'logAndSign' }, unroll: 100 };
+    case 'M1000':
+      return { family: createMnistMlpFamily({ hidden: [20], activation: 'sigmoid', batchSize: 128 }), lstm: { preprocessing: 'logAndSign' }, unroll: 1000 };
+    case 'MR':
+      return { family: createMnistMlpFamily({ hidden: [20], activation: 'sigmoid', batchSize: 128 }), lstm: {}, rnnprop: true, unroll: 20 };
   }
 }
 
@@ -88,8 +103,9 @@ function problem(name: WorkloadName): Problem {
 const cpuSeconds = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1e6;
 
 /** For training.workers: worker threads rebuild the LSTM from its config with this module's export. */
-export function lstmFactory(): (config: ComponentConfig) => LstmMetaOptimizer {
-  return (config) => new LstmMetaOptimizer(config.options as Partial<LstmOptions>);
+export function lstmFactory(): (config: ComponentConfig) => MetaOptimizer {
+  return (config) =>
+    config.type === 'rnnprop' ? new RnnpropMetaOptimizer(config.options as Partial<RnnpropOptions>) : new LstmMetaOptimizer(config.options as Partial<LstmOptions>);
 }
 const LSTM_SOURCE: MetaOptimizerSource = { module: __filename, export: 'lstmFactory' };
 
@@ -112,8 +128,10 @@ export async function measure(name: WorkloadName, backend: BackendChoice, spec: 
   await useBackend(backend);
   const p = problem(name);
   const coordinates = coordinatesOf(p.family); // also loads the data set, outside the timings
-  const meta = new LstmMetaOptimizer(p.lstm, 0);
+  const meta: MetaOptimizer = p.rnnprop ? new RnnpropMetaOptimizer({}, 0) : new LstmMetaOptimizer(p.lstm, 0);
   let heap = wasmHeapMb();
+  let kernelMb = 0;
+  const noteKernel = () => (kernelMb = Math.max(kernelMb, kernelMemoryBytes() / 2 ** 20));
   const base = { name, backend: tf.getBackend(), warmup: spec.warmup, coordinates, tfjsCore: tf.version_core };
   try {
     if (name === 'eval') {
@@ -127,7 +145,8 @@ export async function measure(name: WorkloadName, backend: BackendChoice, spec: 
           const start = performance.now();
           const cpu = process.cpuUsage();
           // Warm-up runs are short: they only bring kernels and the heap up.
-          runOptimizer(task, optimizer, { steps: r < spec.warmup ? 50 : steps, initSeed: r, batchSeed: r });
+          runOptimizer(task, optimizer, { steps: r < spec.warmup ? 50 : steps, initSeed: r, batchSeed: r, kernel: spec.kernel === 'tfjs' ? 'tfjs' : 'auto' });
+          noteKernel();
           if (r >= spec.warmup) {
             times.push((performance.now() - start) / 1000);
             cpuTimes.push(cpuSeconds(process.cpuUsage(cpu)));
@@ -144,6 +163,8 @@ export async function measure(name: WorkloadName, backend: BackendChoice, spec: 
         unroll: null,
         steps,
         wasmHeapMb: heap,
+        kernelMemoryMb: kernelMb,
+        path: optimizer.fused && spec.kernel !== 'tfjs' ? `fused kernel, ${optimizer.fused.description}` : 'tfjs',
         what: `seconds for ${steps} steps of the MNIST MLP with the learned LSTM optimizer (runOptimizer: minibatch, loss and gradient, LSTM update; no tape)`,
       };
     }
@@ -157,6 +178,7 @@ export async function measure(name: WorkloadName, backend: BackendChoice, spec: 
       validateEvery: 1000,
       ...(spec.checkpointEvery !== undefined && { checkpointEvery: spec.checkpointEvery }),
       workers: spec.workers ?? 0,
+      kernel: spec.kernel ?? 'auto',
     });
     const marks: number[] = [];
     const cpuMarks: NodeJS.CpuUsage[] = [];
@@ -171,6 +193,7 @@ export async function measure(name: WorkloadName, backend: BackendChoice, spec: 
           marks.push(performance.now());
           cpuMarks.push(process.cpuUsage());
           heap = Math.max(heap ?? 0, wasmHeapMb() ?? 0) || undefined;
+          noteKernel();
           const stats = trainer.chunked?.workerStats() ?? [];
           workerHeaps = stats.map((s, i) => Math.max(workerHeaps[i] ?? 0, s.wasmHeapBytes / 2 ** 20));
         },
@@ -190,10 +213,15 @@ export async function measure(name: WorkloadName, backend: BackendChoice, spec: 
     const intervals = marks.map((m, i) => (m - (i === 0 ? start : marks[i - 1]!)) / 1000);
     const cpuIntervals = cpuMarks.map((m, i) => cpuSeconds(m) - cpuSeconds(i === 0 ? cpuStart : cpuMarks[i - 1]!));
     const every = training.checkpointEvery;
+    const fused = trainer.fused !== undefined;
     const what =
-      `seconds per meta-iteration of MetaTrainer: one unroll of ${p.unroll} optimizee steps (LSTM updates, minibatch losses ` +
+      `seconds per meta-iteration of MetaTrainer: one unroll of ${p.unroll} optimizee steps (${p.rnnprop ? 'RNNprop' : 'LSTM'} updates, minibatch losses ` +
       'and gradients), its meta-gradient' +
-      (every && every < p.unroll ? ` (gradient checkpointing: recomputed in segments of ${every} steps)` : ' (one tape over the unroll)') +
+      (fused
+        ? ' (fused kernel: forward and first-order backward outside tfjs)'
+        : every && every < p.unroll
+          ? ` (gradient checkpointing: recomputed in segments of ${every} steps)`
+          : ' (one tape over the unroll)') +
       ', and the Adam update of the LSTM weights' +
       (training.workers ? `; the LSTM's coordinates split over ${training.workers} worker threads (training.workers)` : '');
     return {
@@ -203,6 +231,8 @@ export async function measure(name: WorkloadName, backend: BackendChoice, spec: 
       unroll: p.unroll,
       steps: null,
       wasmHeapMb: heap,
+      kernelMemoryMb: kernelMb,
+      path: trainer.metaGradientPath,
       what,
       checkpointEvery: training.checkpointEvery ?? null,
       workers: training.workers ?? 0,

@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import type { ContainerModule } from 'inversify';
-import { errorProblems, isUserError } from '@l2l/core';
+import { errorProblems, installedPlugins, isUserError, type PluginTrust } from '@l2l/core';
 import { builtinModules, createWorkspace, loadExperiment, openExperiment, type ExperimentWorkspace, type LoadedExperiment, type Workspace } from './workspace';
 
 /** Where the CLI writes: raw text, as `process.stdout.write` takes it. */
@@ -34,10 +34,10 @@ export interface CliContext {
   printError(e: unknown): void;
   /** Exit code `main` returns when the command finishes without throwing (default 0). */
   exitCode: number;
-  /** The built-in modules plus the plugins listed in `configFile` (if given), with the registry. */
+  /** The built-in modules plus the plugins listed in `configFile` (if given; else those the project installed), with the registry. */
   workspace(configFile?: string): Workspace;
-  /** Reads and shape-checks a config, loads its plugins; component options are not yet validated. */
-  openExperiment(configFile: string): ExperimentWorkspace;
+  /** Reads and shape-checks a config, loads its plugins (unless `plugins: false`); component options are not yet validated. */
+  openExperiment(configFile: string, options?: { plugins?: boolean }): ExperimentWorkspace;
   /** `openExperiment` plus full validation: what `train` and `eval` start from. */
   loadExperiment(configFile: string): LoadedExperiment;
 }
@@ -45,7 +45,33 @@ export interface CliContext {
 /** A command's registration: adds itself (options, help, action) to the program. */
 export type CommandRegistrar = (program: Command, ctx: CliContext) => void;
 
-export function createContext(options: MainOptions = {}, verbose = false): CliContext {
+const SYSTEM_ERRORS: Record<string, string> = {
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOENT: 'no such file or directory',
+  ENOTDIR: 'a part of the path is not a directory',
+  EISDIR: 'is a directory',
+  EEXIST: 'already exists',
+  EMFILE: 'too many open files',
+  EIO: 'input/output error',
+};
+
+/**
+ * A failure of the machine rather than of l2l (a full disk, a permission, a file that went away), as one line
+ * naming the path; null for anything else.
+ */
+export function systemError(e: unknown): string | null {
+  const x = e as NodeJS.ErrnoException;
+  // Not `instanceof Error`: Node's own errors may come from another realm (a vm context, jest's).
+  if (typeof x !== 'object' || x === null || typeof x.code !== 'string' || !(x.code in SYSTEM_ERRORS)) return null;
+  const where = x.path ? `${x.path}: ` : '';
+  return `${where}${x.syscall ? `cannot ${x.syscall}: ` : ''}${SYSTEM_ERRORS[x.code]} (${x.code})`;
+}
+
+export function createContext(options: MainOptions = {}, verbose = false, trust: PluginTrust = {}): CliContext {
   const io: CliIo = {
     stdout: options.stdout ?? ((s) => void process.stdout.write(s)),
     stderr: options.stderr ?? ((s) => void process.stderr.write(s)),
@@ -61,16 +87,21 @@ export function createContext(options: MainOptions = {}, verbose = false): CliCo
     verbose,
     tty: options.stderr === undefined && process.stderr.isTTY === true,
     printError: (e) => {
+      const system = systemError(e);
       if (isUserError(e)) {
         for (const line of errorProblems(e)) err(line);
-        if (verbose) for (let x: unknown = e; x instanceof Error; x = x.cause) err(x.stack ?? String(x));
+      } else if (system) {
+        err(system);
       } else {
-        err(e instanceof Error ? (e.stack ?? `${e.name}: ${e.message}`) : `error: ${String(e)}`);
+        err(`internal error: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}${verbose ? '' : ' (run with --verbose for the stack trace; please report it)'}`);
       }
+      if (verbose) for (let x: unknown = e; x instanceof Error; x = x.cause) err(x.stack ?? String(x));
     },
     exitCode: 0,
-    workspace: (configFile) => (configFile ? openExperiment(configFile, { cwd, modules }) : createWorkspace({ baseDir: cwd, modules })),
-    openExperiment: (configFile) => openExperiment(configFile, { cwd, modules }),
-    loadExperiment: (configFile) => loadExperiment(configFile, { cwd, modules }),
+    // Without a config: the plugins the project in the working directory has installed.
+    workspace: (configFile) =>
+      configFile ? openExperiment(configFile, { cwd, modules, trust }) : createWorkspace({ baseDir: cwd, modules, trust, plugins: installedPlugins(cwd), where: 'package.json' }),
+    openExperiment: (configFile, o) => openExperiment(configFile, { cwd, modules, trust, plugins: o?.plugins }),
+    loadExperiment: (configFile) => loadExperiment(configFile, { cwd, modules, trust }),
   };
 }

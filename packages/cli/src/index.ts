@@ -1,4 +1,4 @@
-export { main, createProgram, EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE } from './main';
+export { main, createProgram, EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE, EXIT_INTERNAL } from './main';
 export { createContext, type CliContext, type CliIo, type CommandRegistrar, type MainOptions } from './context';
 export { commands } from './commands';
 export {

@@ -138,9 +138,21 @@ describe('l2l list', () => {
     expect(r.code).toBe(0);
     const { components } = JSON.parse(r.stdout) as { components: Array<Record<string, unknown>> };
     for (const c of components) {
-      expect(Object.keys(c).sort()).toEqual(['defaults', 'description', 'kind', 'schema', 'source', 'type']);
+      const keys = ['defaults', 'description', 'kind', 'schema', 'source', 'type'];
+      expect(Object.keys(c).sort()).toEqual(c.kind === 'meta-optimizer' ? [...keys.slice(0, 2), 'kernel', ...keys.slice(2)] : keys);
       expect(['@l2l/optimizees', '@l2l/meta-optimizers', '@l2l/baselines']).toContain(c.source);
     }
+    // Which learned optimizers have a fused kernel, in the JSON and the table.
+    const kernels = Object.fromEntries(components.filter((c) => c.kind === 'meta-optimizer').map((c) => [c.type, c.kernel]));
+    expect(kernels).toEqual({
+      lstm: 'wasm lstm-stack (SIMD, FMA where available)',
+      rnnprop: 'wasm lstm-stack (SIMD, FMA where available)',
+      'normalized-history': null,
+      'multiscale-adam': 'js multiscale-adam (linear combiner only; mlp and rnn: tfjs tape)',
+    });
+    const table = (await run(['list'], { modules: undefined })).stdout;
+    expect(table).toMatch(/kernel: wasm lstm-stack \(SIMD, FMA where available\): fused first-order meta-training and evaluation/);
+    expect(table).toMatch(/kernel: none: tfjs tape only/);
     expect((await run(['list'], { modules: undefined })).code).toBe(0);
   });
 
@@ -269,13 +281,16 @@ describe('l2l schema', () => {
 });
 
 describe('errors that are not the user\'s', () => {
-  it('are printed with their stack (exit 1)', async () => {
+  it('are one "internal error" line (exit 3), with their stack only under --verbose', async () => {
     const broken = componentsModule({
       source: '@l2l/broken',
       components: [{ kind: 'optimizee', type: 'Bad Type', description: 'x', schema: closed({}), create: stub }],
     });
     const r = await run(['list'], { modules: [broken] });
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^Error: optimizee "Bad Type" \(@l2l\/broken\): type must be lower-case kebab-case.*\n\s+at /);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/^internal error: Error: optimizee "Bad Type" \(@l2l\/broken\): type must be lower-case kebab-case.*--verbose.*\n$/);
+    const verbose = await run(['list', '--verbose'], { modules: [broken] });
+    expect(verbose.code).toBe(3);
+    expect(verbose.stderr).toMatch(/^internal error: Error: optimizee "Bad Type".*\nError: optimizee "Bad Type" .*\n\s+at /);
   });
 });

@@ -2,12 +2,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { commands } from './commands';
-import { createContext, type CliContext, type MainOptions } from './context';
+import { isUserError } from '@l2l/core';
+import { createContext, systemError, type CliContext, type MainOptions } from './context';
 
 /** Exit codes: success, a problem the user can fix (bad config, missing plugin), a malformed command line. */
 export const EXIT_OK = 0;
 export const EXIT_USER_ERROR = 1;
 export const EXIT_USAGE = 2;
+/** A bug in l2l (or a plugin's code that is not a user error): "internal error", its stack with --verbose. */
+export const EXIT_INTERNAL = 3;
 
 function version(): string {
   try {
@@ -24,6 +27,7 @@ export function createProgram(ctx: CliContext): Command {
     .description('l2l: learning to learn by gradient descent by gradient descent.\nMeta-train learned optimizers on task families and compare them with tuned baselines.')
     .version(version(), '-V, --version', 'print the version')
     .option('--verbose', 'print stack traces with errors')
+    .option('--allow-plugin-paths', 'also load plugins named by absolute paths or paths outside the config\'s project (plugins are code: only ones you trust)')
     .helpOption('-h, --help', 'show help')
     .helpCommand('help [command]', 'show help for a command')
     // Settings below are inherited by the commands registered after them.
@@ -49,11 +53,12 @@ export function createProgram(ctx: CliContext): Command {
 
 /**
  * Runs the CLI on `argv` (without `node` and the script) and resolves to the exit code; never calls
- * `process.exit`. 0: success; 1: a user error (its message alone, one line per problem; stack traces with
- * `--verbose`) or an internal error (with its stack); 2: a usage error (commander's message).
+ * `process.exit`. 0: success; 1: a user error or a failure of the machine (a full disk): one line per problem
+ * naming the file, component, field or path; 2: a usage error (commander's message); 3: an internal error
+ * ("internal error: ..."). Stack traces only with `--verbose`.
  */
 export async function main(argv: readonly string[], options: MainOptions = {}): Promise<number> {
-  const ctx = createContext(options, argv.includes('--verbose'));
+  const ctx = createContext(options, argv.includes('--verbose'), { allowOutsidePaths: argv.includes('--allow-plugin-paths') });
   try {
     const program = createProgram(ctx);
     await program.parseAsync([...argv], { from: 'user' });
@@ -64,6 +69,6 @@ export async function main(argv: readonly string[], options: MainOptions = {}): 
       return e.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
     }
     ctx.printError(e);
-    return EXIT_USER_ERROR;
+    return isUserError(e) || systemError(e) ? EXIT_USER_ERROR : EXIT_INTERNAL;
   }
 }

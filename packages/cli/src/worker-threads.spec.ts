@@ -182,7 +182,8 @@ describe.each([
 
 describe('MetaTrainer with training.workers', () => {
   it('trains the same weights as in process (two epochs, tricks on), with no tensor leak in either thread', async () => {
-    const training = resolveTrainingOptions({ epochs: 2, episodesPerEpoch: 2, steps: 6, unroll: 3, validateEvery: 1, validationTasks: 1, convexCombination: true, randomScale: 1 });
+    // The tfjs path's worker threads (the fused kernel's threads are tested with the kernel).
+    const training = resolveTrainingOptions({ epochs: 2, episodesPerEpoch: 2, steps: 6, unroll: 3, validateEvery: 1, validationTasks: 1, convexCombination: true, randomScale: 1, kernel: 'tfjs' });
     const [metaA, metaB] = [lstm(), lstm()];
     const [famA, famB] = [family(2), family(2)];
     const plain = new MetaTrainer(famA, metaA, training, 11);
@@ -216,12 +217,13 @@ describe('MetaTrainer with training.workers', () => {
 });
 
 describe('l2l train with training.workers', () => {
+  // The tfjs path's worker threads, which rebuild the registry; the fused kernel's threads share the main thread's.
   const experiment = (workers: number) => ({
     backend: 'cpu',
     seed: 3,
     optimizee: { type: 'quadratic', options: { dims: 3, batch: 2 } },
     metaOptimizer: { type: 'lstm', options: { hidden: 4 } },
-    training: { epochs: 1, episodesPerEpoch: 2, steps: 4, unroll: 2, validateEvery: 1, validationTasks: 1, workers },
+    training: { epochs: 1, episodesPerEpoch: 2, steps: 4, unroll: 2, validateEvery: 1, validationTasks: 1, workers, kernel: 'tfjs' },
     evaluation: { baselines: [] },
   });
   const train = async (name: string, body: object, out = name, ...flags: string[]) => {

@@ -15,6 +15,7 @@ import {
   type JsonValue,
   type LoadedPlugin,
   type PluginEntry,
+  type PluginTrust,
 } from '@l2l/core';
 import { metaOptimizersModule } from '@l2l/meta-optimizers';
 import { optimizeesModule } from '@l2l/optimizees';
@@ -42,6 +43,8 @@ export interface WorkspaceOptions {
   where?: string;
   /** The built-in modules (default `builtinModules()`); tests pass their own. */
   modules?: readonly ContainerModule[];
+  /** Where plugins may come from (`--allow-plugin-paths`). */
+  trust?: PluginTrust;
 }
 
 /**
@@ -51,7 +54,7 @@ export interface WorkspaceOptions {
  */
 export function createWorkspace(options: WorkspaceOptions = {}): Workspace {
   const baseDir = path.resolve(options.baseDir ?? process.cwd());
-  const plugins = loadPlugins(options.plugins ?? [], baseDir, options.where);
+  const plugins = loadPlugins(options.plugins ?? [], baseDir, options.where, options.trust);
   const container = createContainer(...(options.modules ?? builtinModules()), ...plugins.flatMap((p) => p.modules));
   let registry: ComponentRegistry;
   try {
@@ -66,7 +69,9 @@ export function createWorkspace(options: WorkspaceOptions = {}): Workspace {
     throw new UserError(`${prefix}plugin "${culprit.packageName}" registers an invalid component: ${message}`, { cause: e });
   }
   // Worker threads (training.workers) rebuild this registry from the built CLI when it holds the built-in packages.
-  if (isBuiltin(options.modules)) registry.rebuild = { module: WORKSPACE_MODULE, export: 'workspaceRegistry', args: { plugins: [...(options.plugins ?? [])], baseDir } as JsonValue };
+  if (isBuiltin(options.modules)) {
+    registry.rebuild = { module: WORKSPACE_MODULE, export: 'workspaceRegistry', args: { plugins: [...(options.plugins ?? [])], baseDir, trust: { ...options.trust } } as JsonValue };
+  }
   return { container, registry, plugins, baseDir };
 }
 
@@ -83,8 +88,8 @@ function isBuiltin(modules: readonly ContainerModule[] | undefined): boolean {
 export const WORKSPACE_MODULE = path.resolve(__dirname, '../dist/workspace.js');
 
 /** For worker threads: the registry `createWorkspace` builds with the built-in packages and these plugins. */
-export function workspaceRegistry(args: { plugins: PluginEntry[]; baseDir: string }): ComponentRegistry {
-  return createWorkspace({ plugins: args.plugins, baseDir: args.baseDir }).registry;
+export function workspaceRegistry(args: { plugins: PluginEntry[]; baseDir: string; trust?: PluginTrust }): ComponentRegistry {
+  return createWorkspace({ plugins: args.plugins, baseDir: args.baseDir, trust: args.trust }).registry;
 }
 
 /** An experiment file, read and shape-checked, with its plugins loaded (components not yet validated). */
@@ -107,13 +112,22 @@ export interface OpenOptions {
   /** Directory a relative `file` is resolved from (default: the current directory). */
   cwd?: string;
   modules?: readonly ContainerModule[];
+  trust?: PluginTrust;
+  /** false: load none of the config's plugins (`l2l validate --no-plugins`: no plugin code runs). */
+  plugins?: boolean;
 }
 
 /** Reads and shape-checks an experiment file and loads its plugins from the file's directory. */
 export function openExperiment(file: string, options: OpenOptions = {}): ExperimentWorkspace {
   const abs = path.resolve(options.cwd ?? process.cwd(), file);
   const config = parseExperiment(readJsonFileAs(abs, file), file);
-  const workspace = createWorkspace({ plugins: config.plugins, baseDir: experimentBaseDir(abs), where: file, modules: options.modules });
+  const workspace = createWorkspace({
+    plugins: options.plugins === false ? [] : config.plugins,
+    baseDir: experimentBaseDir(abs),
+    where: file,
+    modules: options.modules,
+    trust: options.trust,
+  });
   return { ...workspace, file, path: abs, config };
 }
 

@@ -5,6 +5,7 @@ import '../vendor/register-gradients.js';
 // A backend is there before `useBackend` chooses one (as @tensorflow/tfjs gave): tf.ready() works on import.
 import '@tensorflow/tfjs-backend-cpu';
 import { UserError } from './errors';
+import { registerWasmKernels } from './wasm-kernels';
 
 export type BackendChoice = 'auto' | 'wasm' | 'cpu' | 'tensorflow';
 export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'wasm', 'cpu', 'tensorflow'];
@@ -48,6 +49,8 @@ async function tryCandidate(c: Candidate, load: ModuleLoader): Promise<{ pkg: st
       failures.push(`${pkg}: ${((e as Error).message ?? String(e)).split('\n')[0]}`);
       continue;
     }
+    // Gradient kernels tfjs's wasm backend lacks or gets wrong; after the package's own registrations, which they replace.
+    if (c.name === 'wasm') registerWasmKernels();
     if (!tf.findBackendFactory(c.name)) {
       failures.push(`${pkg} loaded but registered no "${c.name}" backend with this copy of @tensorflow/tfjs-core (two copies installed? versions must match ${tf.version_core})`);
       continue;

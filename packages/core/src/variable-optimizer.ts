@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
+import type { FusedRun } from './contracts/fused';
 import type { Optimizer, OptimizerState } from './contracts/optimizer';
+import { flatLayout, flattenInto, unflatten, type FlatLayout } from './engine/fused';
 import { cloneNamed, disposeTree, keepTree, tidyTree, type NamedTensors } from './tensor-tree';
 
 /**
@@ -75,22 +77,35 @@ export function updateVariables(
 export class VariableOptimizer {
   private readonly variables: Record<string, tf.Variable>;
   private state: OptimizerState;
+  /** With a fused kernel (options.kernel "auto"): the run that keeps the optimizer's state instead of `state`. */
+  private readonly fused?: { run: FusedRun; layout: FlatLayout; steps: number };
 
   constructor(
     readonly optimizer: Optimizer,
     variables: readonly VariableLike[] | Readonly<Record<string, VariableLike>>,
+    /** kernel: "auto" (the default) updates through the optimizer's fused kernel where it has one; "tfjs" never. */
+    options: { kernel?: 'auto' | 'tfjs' } = {},
   ) {
     const entries = Array.isArray(variables)
       ? (variables as readonly VariableLike[]).map((w) => toVariable(w)).map((v) => [v.name, v] as const)
       : Object.entries(variables as Readonly<Record<string, VariableLike>>).map(([k, w]) => [k, toVariable(w)] as const);
     if (entries.length === 0) throw new Error('VariableOptimizer: no variables to optimize');
     this.variables = Object.fromEntries(entries);
-    this.state = initVariableState(optimizer, this.variables);
+    if (optimizer.fused && options.kernel !== 'tfjs') {
+      const layout = flatLayout(this.variables);
+      this.fused = { run: optimizer.fused.open(layout.total), layout, steps: 0 };
+      this.state = { params: {}, slots: {}, step: 0 };
+    } else this.state = initVariableState(optimizer, this.variables);
   }
 
   /** Number of updates taken. */
   get step(): number {
-    return this.state.step;
+    return this.fused ? this.fused.steps : this.state.step;
+  }
+
+  /** What updates the variables: the optimizer's fused kernel, or its tfjs `update`. */
+  get path(): string {
+    return this.fused ? `fused kernel, ${this.optimizer.fused!.description}` : 'tfjs';
   }
 
   /**
@@ -103,15 +118,33 @@ export class VariableOptimizer {
     try {
       const byName: Record<string, tf.Tensor> = {};
       for (const [name, v] of Object.entries(this.variables)) if (grads[v.name]) byName[name] = grads[v.name]!;
-      this.state = updateVariables(this.optimizer, this.variables, this.state, byName, value);
+      if (this.fused) this.fusedUpdate(byName);
+      else this.state = updateVariables(this.optimizer, this.variables, this.state, byName, value);
       return value.dataSync()[0]!;
     } finally {
       tf.dispose([value, ...Object.values(grads)]);
     }
   }
 
+  private fusedUpdate(grads: Readonly<Record<string, tf.Tensor>>): void {
+    const { run, layout } = this.fused!;
+    // The variables may have been changed from outside (e.g. by loading weights): start from their values.
+    const theta = new Float32Array(layout.total);
+    flattenInto(this.variables, layout, theta);
+    const g = new Float32Array(layout.total); // a variable the loss does not use gets a zero gradient
+    layout.names.forEach((name, i) => {
+      if (grads[name]) g.set(grads[name]!.dataSync() as Float32Array, layout.offsets[i]);
+    });
+    run.step(g, theta);
+    const values = unflatten(theta, layout);
+    for (const [name, v] of Object.entries(this.variables)) v.assign(values[name]!);
+    disposeTree(values);
+    this.fused!.steps++;
+  }
+
   /** Frees the optimizer's state (not the variables). */
   dispose(): void {
+    this.fused?.run.dispose();
     disposeTree(this.state);
   }
 }

@@ -4,3 +4,4 @@ export * from './lstm';
 export * from './rnnprop';
 export * from './multiscale-adam';
 export * from './normalized-history';
+export * from './kernels';

@@ -1,9 +1,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
-import { BACKEND_CHOICES, describeBackend, evaluateExperiment, resultsTable, useBackend, writeEvaluation, type BackendChoice } from '@l2l/core';
+import type { Command } from 'commander';
+import { comparisonSentences, comparisonTable, describeBackend, evaluateExperiment, preflightExperiment, resultsLegend, resultsTable, useBackend, writeEvaluation, type BackendChoice } from '@l2l/core';
 import type { CliContext } from '../context';
 import { resolveCheckpoint } from '@l2l/pretrained';
+import { backendOption, positiveInt } from '../options';
+import { prepareOutput } from '../output';
 import { lossCurvesSvg } from '../report/plot';
 
 interface EvalOptions {
@@ -14,12 +16,6 @@ interface EvalOptions {
   backend?: BackendChoice;
 }
 
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be an integer ≥ 1');
-  return n;
-}
-
 /** `l2l eval <config> --optimizer <checkpoint> --out <dir>`: learned optimizer vs tuned baselines. */
 export function registerEval(program: Command, ctx: CliContext): void {
   program
@@ -27,8 +23,9 @@ export function registerEval(program: Command, ctx: CliContext): void {
     .summary('evaluate a learned optimizer against tuned baselines on held-out tasks')
     .description(
       'Run the learned optimizer of a checkpoint and the experiment\'s baselines (learning rates tuned by a grid on ' +
-        'training tasks) on the same held-out tasks, seeds and step count. Writes results.json (per optimizer: per-step ' +
-        'mean and std of the loss, final-loss mean and std), curves.csv, loss-curves.svg and results.md, and prints the table.',
+        'training tasks) on the same test-split tasks, seeds and step count. Writes results.json (per optimizer: per-step ' +
+        'mean and std of the loss, per-task final losses and metrics, summaries; paired comparisons of each learned ' +
+        'optimizer with each baseline with 95 % confidence intervals), curves.csv, loss-curves.svg and results.md, and prints the tables.',
     )
     .argument('<config>', 'experiment config (JSON)')
     .option(
@@ -38,8 +35,8 @@ export function registerEval(program: Command, ctx: CliContext): void {
     )
     .requiredOption('-o, --out <dir>', 'directory for the results')
     .option('--steps <n>', 'optimizee steps per run (default: evaluation.steps)', positiveInt)
-    .option('--tasks <n>', 'number of held-out tasks (default: evaluation.tasks)', positiveInt)
-    .option('--backend <backend>', `tfjs backend, overriding the config (${BACKEND_CHOICES.join(', ')})`)
+    .option('--tasks <n>', 'number of held-out (test-split) tasks (default: evaluation.tasks)', positiveInt)
+    .addOption(backendOption())
     .addHelpText(
       'after',
       [
@@ -53,6 +50,9 @@ export function registerEval(program: Command, ctx: CliContext): void {
     )
     .action(async (file: string, opts: EvalOptions) => {
       const ws = ctx.loadExperiment(file);
+      preflightExperiment(ws.experiment, ws.registry, file, 'eval', { steps: opts.steps, tasks: opts.tasks });
+      // Every output location is checked before the evaluation runs, not after.
+      const outDir = prepareOutput(path.resolve(ctx.cwd, opts.out), 'eval', { shown: opts.out });
       const backend = await useBackend(opts.backend ?? ws.experiment.backend);
       ctx.out(describeBackend(backend));
       const checkpoints = (opts.optimizer ?? []).map((p) => resolveCheckpoint(p, ctx.cwd));
@@ -78,11 +78,18 @@ export function registerEval(program: Command, ctx: CliContext): void {
           );
         }
       }
-      const outDir = path.resolve(ctx.cwd, opts.out);
       writeEvaluation(outDir, results);
       fs.writeFileSync(path.join(outDir, 'loss-curves.svg'), await lossCurvesSvg(results));
       ctx.out('');
       ctx.out(resultsTable(results));
+      ctx.out(resultsLegend(results));
+      const compared = comparisonTable(results);
+      if (compared) {
+        ctx.out('');
+        ctx.out(compared);
+        for (const sentence of comparisonSentences(results)) ctx.out(`- ${sentence}`);
+        ctx.out('');
+      }
       ctx.out(`results in ${path.relative(ctx.cwd, outDir) || '.'}: results.json, curves.csv, results.md, loss-curves.svg`);
     });
 }

@@ -1,4 +1,5 @@
 import type { CommandRegistrar } from '../context';
+import { registerData } from './data';
 import { registerEval } from './eval';
 import { registerInit } from './init';
 import { registerList } from './list';
@@ -11,4 +12,4 @@ import { registerValidate } from './validate';
  * Every `l2l` command, in the order `l2l --help` lists them. A new command is one file in this folder that
  * exports a `CommandRegistrar` (see list.ts), plus one line here.
  */
-export const commands: readonly CommandRegistrar[] = [registerList, registerValidate, registerSchema, registerTrain, registerEval, registerReport, registerInit];
+export const commands: readonly CommandRegistrar[] = [registerList, registerValidate, registerSchema, registerTrain, registerEval, registerReport, registerData, registerInit];

@@ -16,7 +16,7 @@ export function registerList(program: Command, ctx: CliContext): void {
     .command('list')
     .summary('list the registered components and their option defaults')
     .description('List every registered component (task families, learned optimizers, baselines) with its option defaults and the package that provides it')
-    .option('--json', 'print JSON: { components: [{ kind, type, description, source, defaults, schema }], plugins: [...], pretrained: [...] }')
+    .option('--json', 'print JSON: { components: [{ kind, type, description, source, defaults, schema, kernel (meta-optimizers) }], plugins: [...], pretrained: [...] }')
     .option('-c, --config <file>', 'also load the plugins that this experiment config lists')
     .addHelpText(
       'after',
@@ -37,6 +37,7 @@ export function registerList(program: Command, ctx: CliContext): void {
         source: c.source,
         defaults: optionDefaults(c),
         schema: c.schema,
+        ...(c.kind === 'meta-optimizer' && { kernel: c.fusedKernel ?? null }),
       }));
       const pretrained = listPretrained().map((p) => ({ name: `pretrained:${p.name}`, metaOptimizer: p.metaOptimizer, summary: p.summary, card: `${p.dir}/card.md` }));
       if (opts.json) {
@@ -59,6 +60,9 @@ export function registerList(program: Command, ctx: CliContext): void {
         ofKind.forEach((c, i) => {
           lines.push(rows[i + 1]!);
           lines.push(`${indent}defaults: ${formatDefaults(c.defaults)}`);
+          if (kind === 'meta-optimizer') {
+            lines.push(`${indent}kernel: ${c.kernel ? `${c.kernel}: fused first-order meta-training and evaluation` : 'none: tfjs tape only'}`);
+          }
         });
       }
       if (ws.plugins.length) {

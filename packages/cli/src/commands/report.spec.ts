@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { EvaluationResults, OptimizerResult } from '@l2l/core';
+import { measureLabel, pairedComparison, type EvaluationResults, type OptimizerResult } from '@l2l/core';
 import { main } from '../main';
 import { compare, fmt } from '../report/page';
 
@@ -96,22 +96,20 @@ describe('l2l report', () => {
       // Every row of the page's table is the run's numbers.
       for (const o of results.optimizers) {
         const label = o.kind === 'learned' ? '**lstm** (learned) | —' : `${o.kind} | ${fmt(o.learningRate!)}`;
-        expect(page).toContain(`| ${label} | ${fmt(o.final.mean)} ± ${fmt(o.final.std)} |`);
+        expect(page).toContain(`| ${label} | ${fmt(o.finalMean.mean)} ± ${fmt(o.finalMean.std)} | ${fmt(o.final.mean)} ± ${fmt(o.final.std)} |`);
+        expect(o.perTask.finalMean).toHaveLength(tasks);
       }
-      // The verdict follows the numbers: each baseline with a lower mean final loss is named, and no other.
-      const learned = results.optimizers[0]!;
+      // The verdicts follow the paired comparisons: one sentence per baseline, "wins"/"loses" only when the interval excludes zero.
       const title = spec.evaluations.find((e) => e.name === name)!.title;
       const section = page.split('\n## ').find((s) => s.startsWith(`${title}\n`))!;
-      const c = compare(results);
-      if (c.wins) {
-        expect(section).toContain(`- The learned optimizer's mean final loss (${fmt(learned.final.mean)}) is below every tuned baseline's`);
-        expect(section).not.toContain('loses on final loss');
-      } else {
-        expect(section).toContain(`- The learned optimizer loses on final loss: its mean final loss (${fmt(learned.final.mean)}) is above`);
+      const [lstm, ...baselines] = results.optimizers;
+      for (const b of baselines) {
+        const p = pairedComparison(lstm!.perTask.finalMean, b.perTask.finalMean);
+        const word = p.verdict === 'wins' ? 'wins against' : p.verdict === 'loses' ? 'loses to' : 'ties with';
+        expect(section).toContain(`- The learned optimizer ${word} tuned ${b.kind} (learning rate ${fmt(b.learningRate!)}) on ${measureLabel('finalMean', steps)}: mean difference `);
+        expect(p.verdict === 'tie').toBe(p.ci95[0] <= 0 && p.ci95[1] >= 0);
       }
-      for (const b of results.optimizers.slice(1)) {
-        expect(section.includes(`tuned ${b.kind}'s (${fmt(b.final.mean)})`)).toBe(b.final.mean < learned.final.mean);
-      }
+      expect(compare(results).wins).toBe(baselines.every((b) => pairedComparison(lstm!.perTask.finalMean, b.perTask.finalMean).verdict === 'wins'));
       expect(section).toContain(`![${title}: loss curves](results-${name}.svg)`);
     }
     expect(page).toContain('## Wider quadratic\n\nNot trained on.\n');
@@ -238,21 +236,23 @@ describe('l2l report', () => {
     const page = read('docs-two/results.md');
     const [lstm, rnn] = results.optimizers as [OptimizerResult, OptimizerResult];
     const baselines = results.optimizers.slice(2);
-    const best = baselines.reduce((a, b) => (b.final.mean < a.final.mean ? b : a));
-    const winners = [lstm, rnn].filter((o) => compare(results, o).wins).map((o) => o.name);
-    expect(page).toContain('| evaluation | steps | tasks | lstm: final loss | rnnprop: final loss | best tuned baseline: final loss | beat every baseline |');
+    const best = baselines.reduce((a, b) => (b.finalMean.mean < a.finalMean.mean ? b : a));
     expect(page).toContain(
-      `| [Toy quadratic](#toy-quadratic) | 5 | 3 | ${fmt(lstm.final.mean)} | ${fmt(rnn.final.mean)} | ${fmt(best.final.mean)} (${best.kind}) | ` +
-        `${winners.length ? `${winners.join(', ')} beat${winners.length === 1 ? 's' : ''} every baseline` : 'none'} |`,
+      '| evaluation | steps | tasks | lstm: final loss (mean of the last 10 % of steps) | rnnprop: final loss (mean of the last 10 % of steps) | best tuned baseline: final loss (mean of the last 10 % of steps) | learned vs each tuned baseline (paired, 95 % CI) |',
     );
+    expect(page).toContain(`| [Toy quadratic](#toy-quadratic) | 5 | 3 | ${fmt(lstm.finalMean.mean)} | ${fmt(rnn.finalMean.mean)} | ${fmt(best.finalMean.mean)} (${best.kind}) | lstm: `);
     for (const o of [lstm, rnn]) {
       const wins = compare(results, o).wins;
-      expect(page).toContain(`${o.name} has the lowest mean final loss against the tuned baselines in ${wins ? 1 : 0} of 1 evaluations${wins ? '.' : '; it loses in Toy quadratic.'}`);
-      expect(page).toContain(wins ? `- ${o.name}'s mean final loss (${fmt(o.final.mean)}) is below every tuned baseline's` : `- ${o.name} loses on final loss: its mean final loss (${fmt(o.final.mean)}) is above`);
-      expect(page).toContain(`| **${o.name}** (learned) | — | ${fmt(o.final.mean)} ± ${fmt(o.final.std)} |`);
+      expect(page).toContain(`${o.name} beats every tuned baseline on final loss (mean of the last 10 % of steps) (every paired 95 % interval excludes zero in its favour) in ${wins ? 1 : 0} of 1 evaluations${wins ? '.' : '; elsewhere: Toy quadratic: '}`);
+      for (const b of baselines) {
+        const p = pairedComparison(o.perTask.finalMean, b.perTask.finalMean);
+        const word = p.verdict === 'wins' ? 'wins against' : p.verdict === 'loses' ? 'loses to' : 'ties with';
+        expect(page).toContain(`- ${o.name} ${word} tuned ${b.kind} (learning rate ${fmt(b.learningRate!)}) on final loss (step 5): mean difference `);
+      }
+      expect(page).toContain(`| **${o.name}** (learned) | — | ${fmt(o.finalMean.mean)} ± ${fmt(o.finalMean.std)} |`);
     }
-    const lower = lstm.final.mean < rnn.final.mean ? 'lstm' : 'rnnprop';
-    expect(page).toContain(`Lowest mean final loss among the learned optimizers: ${lower} in Toy quadratic.`);
+    const lower = lstm.finalMean.mean < rnn.finalMean.mean ? 'lstm' : 'rnnprop';
+    expect(page).toContain(`among the learned optimizers (means only, not a paired test between them): ${lower} in Toy quadratic.`);
     expect(page).toContain('### lstm\n\nCheckpoint `runs/toy`, trained by `l2l train toy.json --out runs/toy`');
     expect(page).toContain('### rnnprop\n\nCheckpoint `runs/toy-rnnprop`, trained by `l2l train toy-rnnprop.json --out runs/toy-rnnprop`');
     expect(page).toContain('![rnnprop: meta-training curves](results-meta-training-rnnprop.svg)');

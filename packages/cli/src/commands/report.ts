@@ -1,7 +1,9 @@
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { BACKEND_CHOICES, describeBackend, useBackend, UserError, type BackendChoice } from '@l2l/core';
+import { describeBackend, useBackend, UserError, type BackendChoice } from '@l2l/core';
 import type { CliContext } from '../context';
+import { backendOption } from '../options';
+import { prepareSharedOutput } from '../output';
 import { runReport } from '../report/run-report';
 import { loadReportSpec } from '../report/spec';
 
@@ -53,7 +55,7 @@ export function registerReport(program: Command, ctx: CliContext): void {
     .option('--collect', 'run nothing: build the page from the results an earlier report wrote')
     .option('--only <name...>', 'run only these evaluations; collect the others from an earlier report')
     .option('--baselines-only', 'only run the tuned baselines of the evaluations (or of --only\'s) and keep them for later reports; no checkpoint needed, no page')
-    .option('--backend <backend>', `tfjs backend, overriding the configs (${BACKEND_CHOICES.join(', ')})`)
+    .addOption(backendOption())
     .addHelpText(
       'after',
       [
@@ -78,6 +80,9 @@ export function registerReport(program: Command, ctx: CliContext): void {
       const spec = loadReportSpec(file, ctx.cwd);
       const out = opts.out !== undefined ? path.resolve(ctx.cwd, opts.out) : spec.resolved.out;
       if (out === null) throw new UserError(`${file}: no output directory: give --out or set "out" in the spec`);
+      // Both output locations are checked before anything runs.
+      if (!opts.baselinesOnly) prepareSharedOutput(out, opts.out ?? path.relative(ctx.cwd, out), opts.out !== undefined ? '--out' : `${file}: "out"`);
+      prepareSharedOutput(spec.resolved.results, path.relative(ctx.cwd, spec.resolved.results), `${file}: "results"`);
       const first = spec.evaluations[0]!;
       const backendChoice = opts.backend ?? ctx.loadExperiment(spec.resolved.configs[first.name]!).experiment.backend;
       const backend = await useBackend(backendChoice);

@@ -42,14 +42,14 @@ describe('l2l train', () => {
     expect(r.stdout).toMatch(/^backend: cpu \(@tensorflow\/tfjs-backend-cpu, tfjs-core /);
     expect(r.stdout).toMatch(/epoch 1\/2 {2}meta-loss [0-9.e+-]+ {2}final loss [0-9.e+-]+ {2}validation [0-9.e+-]+ \(best\)/);
     expect(r.stdout).toMatch(/done: 2 epochs; best validation [0-9.e+-]+ at epoch [12]; 0 episodes skipped; checkpoint in run/);
-    expect(fs.readdirSync(path.join(dir, 'run')).sort()).toEqual(['best', 'experiment.json', 'latest', 'log.csv']);
+    expect(fs.readdirSync(path.join(dir, 'run')).sort()).toEqual(['.l2l-output', 'best', 'experiment.json', 'latest', 'log.csv']);
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'run', 'latest', 'meta-optimizer.json'), 'utf8'))).toMatchObject({ type: 'lstm', options: { hidden: 4, layers: 2 } });
   });
 
   it('refuses to overwrite a run, resumes it with more epochs, and starts afresh with --force', async () => {
     const again = await run(['train', 'toy.json', '--out', 'run'], dir);
     expect(again.code).toBe(1);
-    expect(again.stderr.trim()).toMatch(/already holds a training run; pass --resume to continue it or choose another --out$/);
+    expect(again.stderr.trim()).toBe('--out run already holds a training run; pass --resume to continue it, --force to discard it, or choose another --out');
     const resumed = await run(['train', 'toy3.json', '--out', 'run', '--resume'], dir);
     expect(resumed.code).toBe(0);
     expect(resumed.stdout).toMatch(/epochs 3\.\.3/);
@@ -78,7 +78,7 @@ describe('l2l eval', () => {
     expect(r.code).toBe(0);
     expect(tf.memory().numTensors).toBe(before);
     const files = fs.readdirSync(path.join(dir, 'eval')).sort();
-    expect(files).toEqual(['curves.csv', 'loss-curves.svg', 'results.json', 'results.md']);
+    expect(files).toEqual(['.l2l-output', 'curves.csv', 'loss-curves.svg', 'results.json', 'results.md']);
     const results = JSON.parse(fs.readFileSync(path.join(dir, 'eval', 'results.json'), 'utf8'));
     expect(results.optimizers.map((o: { kind: string }) => o.kind)).toEqual(['learned', 'sgd', 'adam']);
     expect(results.optimizers[0].curve.mean).toHaveLength(7);

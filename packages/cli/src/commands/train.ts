@@ -1,8 +1,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { BACKEND_CHOICES, describeBackend, trainExperiment, useBackend, UserError, type BackendChoice, type EpochReport } from '@l2l/core';
+import { describeBackend, preflightExperiment, trainExperiment, useBackend, UserError, type BackendChoice, type EpochReport } from '@l2l/core';
 import type { CliContext } from '../context';
+import { backendOption } from '../options';
+import { prepareOutput } from '../output';
 import { createProgress, formatDuration, formatLoss, noProgress, type Progress } from '../progress';
 
 interface TrainOptions {
@@ -26,8 +28,8 @@ export function registerTrain(program: Command, ctx: CliContext): void {
     .argument('<config>', 'experiment config (JSON)')
     .requiredOption('-o, --out <dir>', 'checkpoint directory')
     .option('--resume', 'continue the run in --out from its latest/ checkpoint (training.epochs may be raised)')
-    .option('--force', 'discard a previous run in --out and start afresh')
-    .option('--backend <backend>', `tfjs backend, overriding the config (${BACKEND_CHOICES.join(', ')})`)
+    .option('--force', 'discard a previous run in --out and start afresh (only a directory l2l wrote: one holding anything else is refused)')
+    .addOption(backendOption())
     .addHelpText(
       'after',
       ['', 'Examples:', '  $ l2l train experiments/quadratic.json --out runs/quadratic', '  $ l2l train experiments/quadratic.json --out runs/quadratic --resume'].join('\n'),
@@ -36,10 +38,15 @@ export function registerTrain(program: Command, ctx: CliContext): void {
       if (opts.resume && opts.force) throw new UserError('--resume and --force exclude each other');
       const ws = ctx.loadExperiment(file);
       const experiment = ws.experiment;
-      const outDir = path.resolve(ctx.cwd, opts.out);
+      preflightExperiment(experiment, ws.registry, file, 'train');
+      // Checked (and a previous run discarded, only one l2l wrote) before any work.
+      const requested = path.resolve(ctx.cwd, opts.out);
+      const outDir = prepareOutput(requested, 'train', { shown: opts.out, resume: opts.resume, force: opts.force });
+      // A run killed before it wrote its experiment.json (or never started) has nothing to resume: it starts over.
+      const startOver = opts.resume === true && !fs.existsSync(path.join(outDir, 'experiment.json'));
+      if (startOver) ctx.out(`nothing to resume in ${opts.out} yet: starting from epoch 1`);
       const backend = await useBackend(opts.backend ?? experiment.backend);
       ctx.out(describeBackend(backend));
-      if (opts.force) fs.rmSync(outDir, { recursive: true, force: true });
       const t = experiment.training;
       let progress: Progress = noProgress;
       let started = Date.now();
@@ -56,7 +63,7 @@ export function registerTrain(program: Command, ctx: CliContext): void {
       };
       const result = await trainExperiment(experiment, ws.registry, {
         outDir,
-        resume: opts.resume,
+        resume: opts.resume && !startOver,
         baseDir: ws.baseDir,
         events: {
           onStart: (info) => {
@@ -67,6 +74,7 @@ export function registerTrain(program: Command, ctx: CliContext): void {
               `meta-training ${experiment.metaOptimizer?.type} on ${experiment.optimizee.type}: epochs ${info.startEpoch + 1}..${t.epochs}, ` +
                 `${t.episodesPerEpoch} episodes × ${t.steps} steps (unroll ${t.unroll}) per epoch, seed ${experiment.seed}`,
             );
+            ctx.out(info.metaGradient);
             progress = createProgress(ctx, (t.epochs - info.startEpoch) * unrollsPerEpoch, 'epoch {epoch}/{epochs} |{bar}| {percentage}% | meta-loss {metaLoss} | ETA {eta_formatted}');
           },
           onUnroll: (e) =>

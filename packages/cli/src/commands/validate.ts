@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { isUserError } from '@l2l/core';
+import { isUserError, preflightExperiment, resolveExperiment } from '@l2l/core';
 import type { CliContext } from '../context';
 
 /** `l2l validate <config...>`: full validation, one line per problem. */
@@ -13,6 +13,7 @@ export function registerValidate(program: Command, ctx: CliContext): void {
         'problem naming the file, the component and the field (exit code 1)',
     )
     .argument('<config...>', 'experiment config file(s) (JSON)')
+    .option('--no-plugins', 'do not load the plugins a config lists (no plugin code runs); their components are listed as not checked')
     .addHelpText(
       'after',
       [
@@ -22,11 +23,16 @@ export function registerValidate(program: Command, ctx: CliContext): void {
         '  $ l2l validate experiments/*.json',
       ].join('\n'),
     )
-    .action((files: string[]) => {
+    .action((files: string[], opts: { plugins: boolean }) => {
       for (const file of files) {
         try {
-          ctx.loadExperiment(file);
-          ctx.out(`${file}: ok`);
+          const ws = ctx.openExperiment(file, { plugins: opts.plugins });
+          const skipped: string[] = [];
+          const experiment = resolveExperiment(ws.config, ws.registry, file, { skipUnknownTypes: !opts.plugins, skipped });
+          // The same pre-flight as train and eval: a run that could not fit is refused here already.
+          preflightExperiment(experiment, ws.registry, file, 'all');
+          const unchecked = opts.plugins ? '' : ` (plugins not loaded${ws.config.plugins.length ? `: ${ws.config.plugins.map((p) => (typeof p === 'string' ? p : p[0])).join(', ')}` : ''}; not checked: ${skipped.join(', ') || 'nothing'})`;
+          ctx.out(`${file}: ok${unchecked}`);
         } catch (e) {
           if (!isUserError(e)) throw e;
           ctx.printError(e);

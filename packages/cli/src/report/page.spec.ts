@@ -1,7 +1,11 @@
 import type { EvaluationResults, OptimizerResult } from '@l2l/core';
 import { anchor, compare, renderReportPage, verdictSentences, type EvaluationRunInfo, type ReportEvaluationPage, type ReportPageInput, type TrainingSummary } from './page';
 
+/** Per-task offsets shared by every optimizer: paired differences are then exactly the differences of the means. */
+const OFFSETS = [0.01, -0.01, 0.02, -0.02];
+
 function opt(kind: string, final: number, accuracy?: number, extra: Partial<OptimizerResult> = {}): OptimizerResult {
+  const perTask = (m: number) => OFFSETS.map((e) => (Number.isFinite(m) ? m + e : null));
   return {
     name: kind === 'learned' ? 'lstm' : `${kind}(lr=0.1)`,
     kind,
@@ -10,8 +14,10 @@ function opt(kind: string, final: number, accuracy?: number, extra: Partial<Opti
     tasks: 4,
     curve: { mean: [2, 1, final], std: [0, 0.1, 0.01] },
     final: { mean: final, std: 0.01 },
+    finalMean: { mean: final, std: 0.01 },
     diverged: 0,
     metrics: accuracy === undefined ? undefined : { testAccuracy: { mean: accuracy, std: 0.001 } },
+    perTask: { final: perTask(final), finalMean: perTask(final), ...(accuracy === undefined ? {} : { metrics: { testAccuracy: perTask(accuracy) } }) },
     seconds: 1,
     ...extra,
   };
@@ -35,37 +41,48 @@ function results(optimizers: OptimizerResult[], atEdge: 'low' | 'high' | null = 
 }
 
 describe('verdicts', () => {
-  it('says the learned optimizer wins when its mean final loss is below every baseline\'s, with the closest one', () => {
+  it('says the learned optimizer wins against each baseline whose paired interval excludes zero in its favour', () => {
     const r = results([opt('learned', 0.2, 0.95), opt('sgd', 0.5, 0.9), opt('adam', 0.25, 0.93)]);
-    expect(compare(r).wins).toBe(true);
+    const c = compare(r);
+    expect(c.wins).toBe(true);
+    expect(c.beats.map((o) => o.kind)).toEqual(['sgd', 'adam']);
     expect(verdictSentences(r)).toEqual([
-      "The learned optimizer's mean final loss (0.2000) is below every tuned baseline's; the closest, adam (learning rate 0.1000), reaches 0.2500 (0.05000 higher).",
-      "Its mean test accuracy (95.00%) is the highest; the best baseline's is adam's 93.00%.",
+      'The learned optimizer wins against tuned sgd (learning rate 0.1000) on final loss (step 2): mean difference -0.300, 95 % CI [-0.300, -0.300], which excludes zero; lower on 4 of 4 tasks.',
+      'The learned optimizer wins against tuned adam (learning rate 0.1000) on final loss (step 2): mean difference -0.0500, 95 % CI [-0.0500, -0.0500], which excludes zero; lower on 4 of 4 tasks.',
+      'The learned optimizer wins against tuned sgd (learning rate 0.1000) on testAccuracy: mean difference 0.0500, 95 % CI [0.0500, 0.0500], which excludes zero; higher on 4 of 4 tasks.',
+      'The learned optimizer wins against tuned adam (learning rate 0.1000) on testAccuracy: mean difference 0.0200, 95 % CI [0.0200, 0.0200], which excludes zero; higher on 4 of 4 tasks.',
     ]);
   });
 
-  it('names every baseline that beats it, lowest loss first, and the ones with better accuracy', () => {
-    const r = results([opt('learned', 0.4, 0.9), opt('sgd', 0.5, 0.91), opt('rmsprop', 0.3, 0.92), opt('adam', 0.1, 0.97)]);
+  it('says "ties" when the interval includes zero, even with a lower mean, and "loses" when it excludes zero against it', () => {
+    // Per-task differences −0.15, 0.05, −0.25, 0.15: mean −0.05, but the interval spans zero.
+    const learned = opt('learned', 0.4, undefined, { perTask: { final: [0.3, 0.5, 0.2, 0.6], finalMean: [0.3, 0.5, 0.2, 0.6] } });
+    const flat = opt('rmsprop', 0.45, undefined, { perTask: { final: [0.45, 0.45, 0.45, 0.45], finalMean: [0.45, 0.45, 0.45, 0.45] } });
+    const r = results([learned, flat, opt('adam', 0.1, undefined, { perTask: { final: [0.1, 0.3, 0, 0.4], finalMean: [0.1, 0.3, 0, 0.4] } })]);
     const c = compare(r);
     expect(c.wins).toBe(false);
-    expect(c.lowerLoss.map((o) => o.kind)).toEqual(['rmsprop', 'adam']);
-    expect(verdictSentences(r)).toEqual([
-      "The learned optimizer loses on final loss: its mean final loss (0.4000) is above tuned adam's (0.1000) and tuned rmsprop's (0.3000) (2 of 3 baselines).",
-      "Its mean test accuracy (90.00%) is below tuned adam's (97.00%), tuned rmsprop's (92.00%) and tuned sgd's (91.00%).",
-    ]);
+    expect(c.ties.map((o) => o.kind)).toEqual(['rmsprop']);
+    expect(c.losesTo.map((o) => o.kind)).toEqual(['adam']);
+    const [tie, lose] = verdictSentences(r);
+    expect(tie).toMatch(/^The learned optimizer ties with tuned rmsprop \(learning rate 0\.1000\) on final loss \(step 2\): mean difference -0\.0500, 95 % CI \[-0\.[0-9]+, 0\.[0-9]+\] includes zero, so neither is better on these tasks; lower on 2 of 4 tasks\.$/);
+    expect(lose).toBe('The learned optimizer loses to tuned adam (learning rate 0.1000) on final loss (step 2): mean difference 0.200, 95 % CI [0.200, 0.200], which excludes zero; lower on 0 of 4 tasks.');
   });
 
-  it('reports divergence, a learned optimizer that diverged everywhere, and a tuned rate at the grid edge', () => {
+  it('reports divergence, a learned optimizer that diverged everywhere, a tuned rate at the grid edge, and results without per-task values', () => {
     const partly = results([opt('learned', 0.2), opt('sgd', 0.3, undefined, { diverged: 1 }), opt('adam', NaN, undefined, { diverged: 4 })], 'high');
     const s = verdictSentences(partly);
-    expect(s[0]).toMatch(/^The learned optimizer's mean final loss \(0\.2000\) is below every tuned baseline's; the closest, sgd/);
-    expect(s).toContain('1 of 4 runs of sgd diverged (non-finite loss) and are left out of its mean.');
+    expect(s[0]).toMatch(/^The learned optimizer wins against tuned sgd/);
+    expect(s[1]).toMatch(/^The learned optimizer ties with tuned adam .* 95 % CI \[-Infinity, Infinity\] includes zero, .*lower on 0 of 0 tasks \(4 tasks left out: a run diverged or lacks the value\)\.$/);
+    expect(s).toContain('1 of 4 runs of sgd diverged (non-finite loss) and are left out of its mean and of its paired comparisons.');
     expect(s).toContain('adam diverged on all 4 tasks.');
     expect(s).toContain('The tuned learning rate of sgd (0.1000) is the largest in its grid: a larger one might do better, so this comparison may flatter the learned optimizer.');
     const dead = results([opt('learned', NaN, undefined, { diverged: 4 }), opt('sgd', 0.3)]);
     expect(compare(dead).wins).toBe(false);
     expect(verdictSentences(dead)[0]).toBe('The learned optimizer diverged on all 4 tasks: it loses to every baseline.');
     expect(compare(results([opt('sgd', 0.3)])).wins).toBeNull();
+    const old = results([opt('learned', 0.2, undefined, { perTask: undefined as never }), opt('sgd', 0.3, undefined, { perTask: undefined as never })]);
+    expect(compare(old).wins).toBeNull();
+    expect(verdictSentences(old)[0]).toMatch(/hold no per-task values \(made before paired comparisons\), so no verdict is given/);
   });
 });
 
@@ -120,12 +137,15 @@ describe('page', () => {
 
   it('has a summary, one table, verdicts and plot per evaluation, and a timing table', () => {
     const page = renderReportPage(base());
-    expect(page).toContain('| [Wins here](#wins-here) | 2 | 4 | 0.2000 ± 0.01000 | 0.2500 ± 0.01000 (adam) | 95.00% | 93.00% (adam) | lowest loss |');
+    expect(page).toContain('| [Wins here](#wins-here) | 2 | 4 | 0.2000 ± 0.01000 | 0.2500 ± 0.01000 (adam) | 95.00% | 93.00% (adam) | wins against adam |');
     expect(page).toContain('| [ReLU (loses)](#relu-loses) | 2 | 4 | 0.4000 ± 0.01000 | 0.1000 ± 0.01000 (adam) | 90.00% | 97.00% (adam) | loses to adam |');
-    expect(page).toContain('The learned optimizer has the lowest mean final loss in 1 of 2 evaluations; it loses in ReLU (loses).');
+    expect(page).toContain(
+      'The learned optimizer beats every tuned baseline on final loss (mean of the last 10 % of steps) (every paired 95 % interval excludes zero in its favour) in 1 of 2 evaluations; elsewhere: ReLU (loses): loses to adam.',
+    );
     expect(page).toContain('## Wins here\n\nA note.\n\nConfig `experiments/a.json`');
-    expect(page).toContain('| **lstm** (learned) | — | 0.2000 ± 0.01000 | 0.9500 ± 0.001000 | 0/4 |');
-    expect(page).toContain("- The learned optimizer loses on final loss: its mean final loss (0.4000) is above tuned adam's (0.1000) (1 of 1 baselines).");
+    expect(page).toContain('| **lstm** (learned) | — | 0.2000 ± 0.01000 | 0.2000 ± 0.01000 | 0.9500 ± 0.001000 | 0/4 |');
+    expect(page).toContain('| lstm | adam(lr=0.1) | final loss (step 2) (ranked by) | -0.05000 | [-0.0500, -0.0500] | 4/4 | **wins** |');
+    expect(page).toContain('- The learned optimizer loses to tuned adam (learning rate 0.1000) on final loss (step 2): mean difference 0.300, 95 % CI [0.300, 0.300], which excludes zero; lower on 0 of 4 tasks.');
     expect(page).toContain('Baseline learning rates were tuned on training tasks over the grid 0.01000, 0.1000, 1.000.');
     expect(page).toContain('![Wins here: loss curves](results-win.svg)');
     expect(page).not.toContain('Busy machine.');
@@ -205,19 +225,19 @@ describe('page with several learned optimizers', () => {
     const page = renderReportPage(input());
     const summary = page.split('## Summary\n\n')[1]!.split('\n## ')[0]!;
     expect(summary.split('\n').slice(0, 5)).toEqual([
-      '| evaluation | steps | tasks | lstm: final loss | rnnprop: final loss | best tuned baseline: final loss | best learned: test accuracy | best baseline: test accuracy | beat every baseline |',
+      '| evaluation | steps | tasks | lstm: final loss (mean of the last 10 % of steps) | rnnprop: final loss (mean of the last 10 % of steps) | best tuned baseline: final loss (mean of the last 10 % of steps) | best learned: test accuracy | best baseline: test accuracy | learned vs each tuned baseline (paired, 95 % CI) |',
       '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
-      '| [Short](#short) | 2 | 4 | 0.2000 | 0.1500 | 0.2500 (adam) | 96.00% (rnnprop) | 93.00% (adam) | lstm, rnnprop beat every baseline |',
-      '| [Long](#long) | 2 | 4 | 0.4000 | 0.05000 | 0.1000 (adam) | 98.00% (rnnprop) | 97.00% (adam) | rnnprop beats every baseline |',
-      '| [ReLU](#relu) | 2 | 4 | 0.3000 | diverged | 0.1000 (adam) | — | — | none |',
+      '| [Short](#short) | 2 | 4 | 0.2000 | 0.1500 | 0.2500 (adam) | 96.00% (rnnprop) | 93.00% (adam) | lstm: wins against sgd and adam<br>rnnprop: wins against sgd and adam |',
+      '| [Long](#long) | 2 | 4 | 0.4000 | 0.05000 | 0.1000 (adam) | 98.00% (rnnprop) | 97.00% (adam) | lstm: wins against sgd, loses to adam<br>rnnprop: wins against sgd and adam |',
+      '| [ReLU](#relu) | 2 | 4 | 0.3000 | diverged | 0.1000 (adam) | — | — | lstm: wins against sgd, loses to adam<br>rnnprop: diverged on every task |',
     ]);
     expect(summary).toContain(
       [
-        'lstm has the lowest mean final loss against the tuned baselines in 1 of 3 evaluations; it loses in Long and ReLU.',
+        'lstm beats every tuned baseline on final loss (mean of the last 10 % of steps) (every paired 95 % interval excludes zero in its favour) in 1 of 3 evaluations; elsewhere: Long: wins against sgd, loses to adam; ReLU: wins against sgd, loses to adam.',
         '',
-        'rnnprop has the lowest mean final loss against the tuned baselines in 2 of 3 evaluations; it loses in ReLU.',
+        'rnnprop beats every tuned baseline on final loss (mean of the last 10 % of steps) (every paired 95 % interval excludes zero in its favour) in 2 of 3 evaluations; elsewhere: ReLU: diverged on every task.',
         '',
-        'Lowest mean final loss among the learned optimizers: lstm in ReLU; rnnprop in Short and Long.',
+        'Lowest mean final loss (mean of the last 10 % of steps) among the learned optimizers (means only, not a paired test between them): lstm in ReLU; rnnprop in Short and Long.',
       ].join('\n'),
     );
     expect(page).not.toContain('The learned optimizer');
@@ -227,28 +247,32 @@ describe('page with several learned optimizers', () => {
     const i = input();
     for (const e of i.evaluations) for (const o of e.results.optimizers) delete o.metrics;
     const page = renderReportPage(i);
-    expect(page).toContain('| evaluation | steps | tasks | lstm: final loss | rnnprop: final loss | best tuned baseline: final loss | beat every baseline |');
-    expect(page).toContain('| [Short](#short) | 2 | 4 | 0.2000 | 0.1500 | 0.2500 (adam) | lstm, rnnprop beat every baseline |');
+    expect(page).toContain(
+      '| evaluation | steps | tasks | lstm: final loss (mean of the last 10 % of steps) | rnnprop: final loss (mean of the last 10 % of steps) | best tuned baseline: final loss (mean of the last 10 % of steps) | learned vs each tuned baseline (paired, 95 % CI) |',
+    );
+    expect(page).toContain('| [Short](#short) | 2 | 4 | 0.2000 | 0.1500 | 0.2500 (adam) | lstm: wins against sgd and adam<br>rnnprop: wins against sgd and adam |');
   });
 
   it('names each learned optimizer in the verdicts, and says divergence and grid edges once', () => {
     const page = renderReportPage(input());
     const section = (title: string) => page.split('\n## ').find((s) => s.startsWith(`${title}\n`))!;
     const long = section('Long');
-    expect(long).toContain('| **rnnprop** (learned) | — | 0.05000 ± 0.01000 | 0.9800 ± 0.001000 | 0/4 |');
-    expect(long).toContain('| **lstm** (learned) | — | 0.4000 ± 0.01000 | 0.9000 ± 0.001000 | 0/4 |');
+    expect(long).toContain('| **rnnprop** (learned) | — | 0.05000 ± 0.01000 | 0.05000 ± 0.01000 | 0.9800 ± 0.001000 | 0/4 |');
+    expect(long).toContain('| **lstm** (learned) | — | 0.4000 ± 0.01000 | 0.4000 ± 0.01000 | 0.9000 ± 0.001000 | 0/4 |');
     expect(long).toContain(
       [
-        "- lstm loses on final loss: its mean final loss (0.4000) is above tuned adam's (0.1000) (1 of 2 baselines).",
-        "- lstm's mean test accuracy (90.00%) is below tuned adam's (97.00%) and tuned sgd's (91.00%).",
-        "- rnnprop's mean final loss (0.05000) is below every tuned baseline's; the closest, adam (learning rate 0.1000), reaches 0.1000 (0.05000 higher).",
-        "- rnnprop's mean test accuracy (98.00%) is above every baseline's; the best baseline's is adam's 97.00%.",
+        '- lstm wins against tuned sgd (learning rate 0.1000) on final loss (step 2): mean difference -0.100, 95 % CI [-0.100, -0.100], which excludes zero; lower on 4 of 4 tasks.',
+        '- lstm loses to tuned adam (learning rate 0.1000) on final loss (step 2): mean difference 0.300, 95 % CI [0.300, 0.300], which excludes zero; lower on 0 of 4 tasks.',
+        '- lstm loses to tuned sgd (learning rate 0.1000) on testAccuracy: mean difference -0.0100, 95 % CI [-0.0100, -0.0100], which excludes zero; higher on 0 of 4 tasks.',
+        '- lstm loses to tuned adam (learning rate 0.1000) on testAccuracy: mean difference -0.0700, 95 % CI [-0.0700, -0.0700], which excludes zero; higher on 0 of 4 tasks.',
+        '- rnnprop wins against tuned sgd (learning rate 0.1000) on final loss (step 2): mean difference -0.450, 95 % CI [-0.450, -0.450], which excludes zero; lower on 4 of 4 tasks.',
       ].join('\n'),
     );
     expect(verdictSentences(input().evaluations[2]!.results)).toEqual([
-      "lstm loses on final loss: its mean final loss (0.3000) is above tuned adam's (0.1000) (1 of 2 baselines).",
+      'lstm wins against tuned sgd (learning rate 0.1000) on final loss (step 2): mean difference -0.200, 95 % CI [-0.200, -0.200], which excludes zero; lower on 4 of 4 tasks.',
+      'lstm loses to tuned adam (learning rate 0.1000) on final loss (step 2): mean difference 0.200, 95 % CI [0.200, 0.200], which excludes zero; lower on 0 of 4 tasks.',
       'rnnprop diverged on all 4 tasks: it loses to every baseline.',
-      '1 of 4 runs of lstm diverged (non-finite loss) and are left out of its mean.',
+      '1 of 4 runs of lstm diverged (non-finite loss) and are left out of its mean and of its paired comparisons.',
       'The tuned learning rate of sgd (0.1000) is the smallest in its grid: a smaller one might do better, so this comparison may flatter the learned optimizers.',
     ]);
   });

@@ -1,4 +1,4 @@
-import { resultsTable, type ComponentConfig, type EvaluationResults, type OptimizerResult } from '@l2l/core';
+import { comparisonsOf, comparisonSentence, comparisonTable, RANK_MEASURE, resultsLegend, resultsTable, type ComponentConfig, type EvaluationResults, type OptimizerResult, type PairedComparison } from '@l2l/core';
 import { formatDuration } from '../progress';
 import type { ReportEvaluation } from './spec';
 
@@ -127,85 +127,85 @@ function list(items: string[]): string {
   return `${items.slice(0, -1).join(', ')} and ${items[items.length - 1]}`;
 }
 
-/** How a learned optimizer compares with the baselines in one evaluation. */
+/** How a learned optimizer compares with the tuned baselines in one evaluation, paired per task on the ranking measure. */
 export interface Comparison {
   learned: OptimizerResult | null;
-  /** Baselines with a lower mean final loss than the learned optimizer's (the ones it loses to). */
-  lowerLoss: OptimizerResult[];
-  /** Baselines with a higher mean test accuracy than the learned optimizer's. */
-  higherAccuracy: OptimizerResult[];
-  /** The baseline with the lowest mean final loss. */
+  /** Its paired comparison with each baseline (empty when the results hold no per-task values). */
+  paired: PairedComparison[];
+  /** Baselines it beats (the 95 % interval of the difference excludes zero, in its favour). */
+  beats: OptimizerResult[];
+  /** Baselines it ties with (the interval includes zero). */
+  ties: OptimizerResult[];
+  /** Baselines it loses to (the interval excludes zero, against it). */
+  losesTo: OptimizerResult[];
+  /** The baseline with the lowest mean of the ranking measure. */
   bestBaseline: OptimizerResult | null;
-  /** True when the learned optimizer's mean final loss is below every baseline's; null without a learned optimizer. */
+  /** True when it beats every baseline; null without a learned optimizer or without per-task values. */
   wins: boolean | null;
 }
 
 const learnedOf = (results: EvaluationResults) => results.optimizers.filter((o) => o.kind === 'learned');
-const finalMean = (o: OptimizerResult) => (Number.isFinite(o.final.mean) ? o.final.mean : Infinity);
+/** The ranking measure's mean (results from before it existed fall back to the final minibatch loss). */
+const rankMean = (o: OptimizerResult) => {
+  const m = (o.finalMean ?? o.final).mean;
+  return Number.isFinite(m) ? m : Infinity;
+};
 const accuracy = (o: OptimizerResult) => o.metrics?.testAccuracy?.mean;
 
 /** Compares `learned` (default: the results' first learned optimizer) with the baselines. */
 export function compare(results: EvaluationResults, learned: OptimizerResult | null = learnedOf(results)[0] ?? null): Comparison {
   const baselines = results.optimizers.filter((o) => o.kind !== 'learned');
-  const bestBaseline = baselines.length ? baselines.reduce((a, b) => (finalMean(b) < finalMean(a) ? b : a)) : null;
-  if (!learned) return { learned, lowerLoss: [], higherAccuracy: [], bestBaseline, wins: null };
-  const lowerLoss = baselines.filter((b) => finalMean(b) < finalMean(learned));
-  const acc = accuracy(learned);
-  const higherAccuracy = acc === undefined ? [] : baselines.filter((b) => (accuracy(b) ?? -Infinity) > acc);
-  return { learned, lowerLoss, higherAccuracy, bestBaseline, wins: Number.isFinite(learned.final.mean) && lowerLoss.length === 0 };
+  const bestBaseline = baselines.length ? baselines.reduce((a, b) => (rankMean(b) < rankMean(a) ? b : a)) : null;
+  const none = { paired: [], beats: [], ties: [], losesTo: [] };
+  if (!learned) return { learned, ...none, bestBaseline, wins: null };
+  const paired = comparisonsOf(results).filter((c) => c.measure === RANK_MEASURE && c.learned === learned.name);
+  const verdict = (b: OptimizerResult) => paired.find((c) => c.baseline === b.name)?.verdict;
+  // Diverging on every task loses, whatever an empty comparison says.
+  const dead = learned.diverged === learned.tasks;
+  const beats = dead ? [] : baselines.filter((b) => verdict(b) === 'wins');
+  const ties = dead ? [] : baselines.filter((b) => verdict(b) === 'tie');
+  const losesTo = dead ? baselines : baselines.filter((b) => verdict(b) === 'loses');
+  const wins = dead && baselines.length ? false : paired.length === 0 ? null : beats.length === baselines.length;
+  return { learned, paired, beats, ties, losesTo, bestBaseline, wins };
 }
 
-function lr(o: OptimizerResult): string {
-  return o.learningRate === undefined ? '' : ` (learning rate ${fmt(o.learningRate)})`;
+/** "wins against adam, sgd; ties with nag; loses to —" for a summary cell. */
+function verdictCell(c: Comparison): string {
+  if (c.learned && c.learned.diverged === c.learned.tasks) return 'diverged on every task';
+  if (c.wins === null) return c.learned ? 'no per-task results (old protocol)' : '—';
+  const parts = [
+    c.beats.length ? `wins against ${list(c.beats.map((b) => b.kind))}` : '',
+    c.ties.length ? `ties with ${list(c.ties.map((b) => b.kind))}` : '',
+    c.losesTo.length ? `loses to ${list(c.losesTo.map((b) => b.kind))}` : '',
+  ].filter(Boolean);
+  return parts.join(', ');
 }
 
 /**
- * The verdict sentences of one learned optimizer: its mean final loss and test accuracy against each tuned
- * baseline's. `who` names it; null says "the learned optimizer" (the only one).
+ * The verdict sentences of one learned optimizer, each from a paired per-task comparison with a tuned
+ * baseline: on the ranking measure, then on the test metrics. "wins"/"loses" only when the 95 % interval
+ * excludes zero, "ties" otherwise. `who` names it; null says "the learned optimizer" (the only one).
  */
 function learnedVerdict(results: EvaluationResults, learned: OptimizerResult, who: string | null): string[] {
-  const out: string[] = [];
-  const c = compare(results, learned);
-  const baselines = results.optimizers.filter((o) => o.kind !== 'learned');
   const Who = who ?? 'The learned optimizer';
-  if (learned.diverged === learned.tasks) {
-    out.push(`${Who} diverged on all ${learned.tasks} tasks: it loses to every baseline.`);
-  } else if (baselines.length) {
-    const L = fmt(learned.final.mean);
-    if (c.lowerLoss.length === 0) {
-      const b = c.bestBaseline!;
-      out.push(
-        `${Who}'s mean final loss (${L}) is below every tuned baseline's; the closest, ${b.kind}${lr(b)}, reaches ${fmt(b.final.mean)}` +
-          (Number.isFinite(b.final.mean) ? ` (${fmt(b.final.mean - learned.final.mean)} higher).` : '.'),
-      );
-    } else {
-      const sorted = [...c.lowerLoss].sort((a, b) => a.final.mean - b.final.mean);
-      out.push(
-        `${Who} loses on final loss: its mean final loss (${L}) is above ${list(sorted.map((b) => `tuned ${b.kind}'s (${fmt(b.final.mean)})`))}` +
-          ` (${c.lowerLoss.length} of ${baselines.length} baselines).`,
-      );
-    }
-    const acc = accuracy(learned);
-    if (acc !== undefined) {
-      const Its = who === null ? 'Its' : `${who}'s`;
-      if (c.higherAccuracy.length === 0) {
-        const withAcc = baselines.filter((b) => accuracy(b) !== undefined);
-        const best = withAcc.length ? withAcc.reduce((a, b) => (accuracy(b)! > accuracy(a)! ? b : a)) : null;
-        const rank = who === null ? 'the highest' : 'above every baseline\'s';
-        out.push(`${Its} mean test accuracy (${pct(acc)}) is ${rank}${best ? `; the best baseline's is ${best.kind}'s ${pct(accuracy(best)!)}` : ''}.`);
-      } else {
-        const sorted = [...c.higherAccuracy].sort((a, b) => accuracy(b)! - accuracy(a)!);
-        out.push(`${Its} mean test accuracy (${pct(acc)}) is below ${list(sorted.map((b) => `tuned ${b.kind}'s (${pct(accuracy(b)!)})`))}.`);
-      }
-    }
-  }
-  return out;
+  const baselines = results.optimizers.filter((o) => o.kind !== 'learned');
+  if (learned.diverged === learned.tasks) return [`${Who} diverged on all ${learned.tasks} tasks: it loses to every baseline.`];
+  if (!baselines.length) return [];
+  const cs = comparisonsOf(results).filter((c) => c.learned === learned.name && [RANK_MEASURE, 'metrics.testLoss', 'metrics.testAccuracy'].includes(c.measure));
+  if (!cs.length) return [`${Who}: these results hold no per-task values (made before paired comparisons), so no verdict is given; run the evaluation again.`];
+  const kindOf = new Map(baselines.map((b) => [b.name, b.kind]));
+  return cs.map((c) => comparisonSentence({ ...c, learned: Who, baseline: `tuned ${kindOf.get(c.baseline) ?? c.baseline}${lrOf(results, c.baseline)}` }, results.steps));
+}
+
+function lrOf(results: EvaluationResults, name: string): string {
+  const o = results.optimizers.find((b) => b.name === name);
+  return o?.learningRate === undefined ? '' : ` (learning rate ${fmt(o.learningRate)})`;
 }
 
 /**
- * Plain-words verdicts of one evaluation, every number taken from the results: where each learned optimizer's
- * mean final loss and test accuracy stand against each tuned baseline's (named when there are several),
- * divergences, and tuned learning rates at the edge of their grid.
+ * Plain-words verdicts of one evaluation, every number taken from the results: each learned optimizer against
+ * each tuned baseline, paired per task with a 95 % interval, divergences, and tuned learning rates at the edge
+ * of their grid.
  */
 export function verdictSentences(results: EvaluationResults): string[] {
   const out: string[] = [];
@@ -216,7 +216,7 @@ export function verdictSentences(results: EvaluationResults): string[] {
   for (const o of results.optimizers) {
     if (o.diverged > 0 && o.diverged < o.tasks) {
       const who = o.kind !== 'learned' ? o.kind : several ? o.name : 'the learned optimizer';
-      out.push(`${o.diverged} of ${o.tasks} runs of ${who} diverged (non-finite loss) and are left out of its mean.`);
+      out.push(`${o.diverged} of ${o.tasks} runs of ${who} diverged (non-finite loss) and are left out of its mean and of its paired comparisons.`);
     } else if (o.diverged === o.tasks && o.kind !== 'learned') {
       out.push(`${o.kind} diverged on all ${o.tasks} tasks.`);
     }
@@ -245,23 +245,28 @@ function optionsLine(c: ComponentConfig | null): string {
   return `\`${c.type}\` ${c.options ? `\`${JSON.stringify(c.options)}\`` : ''}`.trim();
 }
 
+const RANK_HEAD = 'final loss (mean of the last 10 % of steps)';
+const pmOf = (o: OptimizerResult) => {
+  const st = o.finalMean ?? o.final;
+  return `${fmt(st.mean)} ± ${fmt(st.std)}`;
+};
+
 function summaryTable(evaluations: ReportEvaluationPage[]): string[] {
-  const head = ['evaluation', 'steps', 'tasks', 'learned: final loss', 'best tuned baseline: final loss', 'learned: test accuracy', 'best baseline test accuracy', 'learned optimizer'];
+  const head = ['evaluation', 'steps', 'tasks', `learned: ${RANK_HEAD}`, `best tuned baseline: ${RANK_HEAD}`, 'learned: test accuracy', 'best baseline test accuracy', 'learned vs each tuned baseline (paired, 95 % CI)'];
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
   const rows = evaluations.map(({ entry, results }) => {
     const c = compare(results);
     const bestAcc = results.optimizers.filter((o) => o.kind !== 'learned' && accuracy(o) !== undefined).reduce<OptimizerResult | null>((a, b) => (a === null || accuracy(b)! > accuracy(a)! ? b : a), null);
     const learnedAcc = c.learned ? accuracy(c.learned) : undefined;
-    const verdict = c.wins === null ? '—' : c.wins ? 'lowest loss' : `loses to ${list(c.lowerLoss.map((b) => b.kind))}`;
     return [
       `[${entry.title}](#${anchor(entry.title)})`,
       String(results.steps),
       String(results.tasks),
-      c.learned ? `${fmt(c.learned.final.mean)} ± ${fmt(c.learned.final.std)}` : '—',
-      c.bestBaseline ? `${fmt(c.bestBaseline.final.mean)} ± ${fmt(c.bestBaseline.final.std)} (${c.bestBaseline.kind})` : '—',
+      c.learned ? pmOf(c.learned) : '—',
+      c.bestBaseline ? `${pmOf(c.bestBaseline)} (${c.bestBaseline.kind})` : '—',
       learnedAcc === undefined ? '—' : pct(learnedAcc),
       bestAcc ? `${pct(accuracy(bestAcc)!)} (${bestAcc.kind})` : '—',
-      verdict,
+      verdictCell(c),
     ];
   });
   return [line(head), line(head.map(() => '---')), ...rows.map(line)];
@@ -269,7 +274,7 @@ function summaryTable(evaluations: ReportEvaluationPage[]): string[] {
 
 /**
  * The summary with several learned optimizers: per evaluation each one's mean final loss (a column each), the
- * best tuned baseline's, the best test accuracies, and which learned optimizers beat every baseline.
+ * best tuned baseline's, the best test accuracies, and each learned optimizer's paired verdicts against the baselines.
  */
 function summaryTableSeveral(evaluations: ReportEvaluationPage[], names: string[]): string[] {
   const hasAccuracy = evaluations.some((e) => e.results.optimizers.some((o) => accuracy(o) !== undefined));
@@ -277,10 +282,10 @@ function summaryTableSeveral(evaluations: ReportEvaluationPage[], names: string[
     'evaluation',
     'steps',
     'tasks',
-    ...names.map((n) => `${n}: final loss`),
-    'best tuned baseline: final loss',
+    ...names.map((n) => `${n}: ${RANK_HEAD}`),
+    `best tuned baseline: ${RANK_HEAD}`,
     ...(hasAccuracy ? ['best learned: test accuracy', 'best baseline: test accuracy'] : []),
-    'beat every baseline',
+    'learned vs each tuned baseline (paired, 95 % CI)',
   ];
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
   const bestAccuracy = (os: OptimizerResult[], label: (o: OptimizerResult) => string) => {
@@ -291,51 +296,59 @@ function summaryTableSeveral(evaluations: ReportEvaluationPage[], names: string[
     const learned = learnedOf(results);
     const baselines = results.optimizers.filter((o) => o.kind !== 'learned');
     const { bestBaseline } = compare(results, null);
-    const winners = learned.filter((l) => compare(results, l).wins).map((l) => l.name);
     return [
       `[${entry.title}](#${anchor(entry.title)})`,
       String(results.steps),
       String(results.tasks),
       ...names.map((n) => {
         const l = learned.find((o) => o.name === n);
-        return !l ? '—' : l.diverged === l.tasks ? 'diverged' : fmt(l.final.mean);
+        return !l ? '—' : l.diverged === l.tasks ? 'diverged' : fmt(rankMean(l));
       }),
-      bestBaseline ? `${fmt(bestBaseline.final.mean)} (${bestBaseline.kind})` : '—',
+      bestBaseline ? `${fmt(rankMean(bestBaseline))} (${bestBaseline.kind})` : '—',
       ...(hasAccuracy ? [bestAccuracy(learned, (o) => o.name), bestAccuracy(baselines, (o) => o.kind)] : []),
-      winners.length === 0 ? 'none' : `${winners.join(', ')} beat${winners.length === 1 ? 's' : ''} every baseline`,
+      learned.map((l) => `${l.name}: ${verdictCell(compare(results, l))}`).join('<br>'),
     ];
   });
   return [line(head), line(head.map(() => '---')), ...rows.map(line)];
 }
 
+/** "beats every tuned baseline in k of n evaluations; elsewhere …" for one learned optimizer (null: the only one). */
+function winsSentence(evaluations: ReportEvaluationPage[], name: string | null): string | null {
+  const runs = evaluations.flatMap((e) => {
+    const l = name === null ? learnedOf(e.results)[0] : learnedOf(e.results).find((o) => o.name === name);
+    if (!l) return [];
+    const c = compare(e.results, l);
+    return c.wins === null ? [] : [{ e, c }];
+  });
+  if (!runs.length) return null;
+  const rest = runs.filter((r) => !r.c.wins);
+  const Who = name ?? 'The learned optimizer';
+  return (
+    `${Who} beats every tuned baseline on ${RANK_HEAD} (every paired 95 % interval excludes zero in its favour) in ${runs.length - rest.length} of ${runs.length} evaluations` +
+    (rest.length ? `; elsewhere: ${rest.map((r) => `${r.e.entry.title}: ${verdictCell(r.c)}`).join('; ')}.` : '.')
+  );
+}
+
 /**
- * Under the several-optimizer summary: for each learned optimizer, in how many evaluations its mean final loss
- * is below every tuned baseline's and where it loses; then which learned optimizer is lowest in each evaluation.
+ * Under the several-optimizer summary: for each learned optimizer, in how many evaluations it beats every tuned
+ * baseline (paired) and what it does elsewhere; then which learned optimizer has the lowest mean in each evaluation.
  */
 function summarySentencesSeveral(evaluations: ReportEvaluationPage[], names: string[]): string[] {
   const out: string[] = [];
   for (const n of names) {
-    const runs = evaluations.flatMap((e) => {
-      const l = learnedOf(e.results).find((o) => o.name === n);
-      return l ? [{ e, wins: compare(e.results, l).wins }] : [];
-    });
-    if (!runs.length) continue;
-    const lost = runs.filter((r) => !r.wins);
-    out.push(
-      `${n} has the lowest mean final loss against the tuned baselines in ${runs.length - lost.length} of ${runs.length} evaluations` +
-        (lost.length ? `; it loses in ${list(lost.map((r) => r.e.entry.title))}.` : '.'),
-    );
+    const s = winsSentence(evaluations, n);
+    if (s) out.push(s);
   }
   const lowest = new Map<string, string[]>();
   for (const e of evaluations) {
-    const finite = learnedOf(e.results).filter((o) => Number.isFinite(o.final.mean));
+    const finite = learnedOf(e.results).filter((o) => Number.isFinite(rankMean(o)));
     if (!finite.length) continue;
-    const best = finite.reduce((a, b) => (b.final.mean < a.final.mean ? b : a));
+    const best = finite.reduce((a, b) => (rankMean(b) < rankMean(a) ? b : a));
     lowest.set(best.name, [...(lowest.get(best.name) ?? []), e.entry.title]);
   }
   const order = [...names, ...[...lowest.keys()].filter((n) => !names.includes(n))];
   const parts = order.filter((n) => lowest.has(n)).map((n) => `${n} in ${list(lowest.get(n)!)}`);
-  if (parts.length) out.push(`Lowest mean final loss among the learned optimizers: ${parts.join('; ')}.`);
+  if (parts.length) out.push(`Lowest mean ${RANK_HEAD} among the learned optimizers (means only, not a paired test between them): ${parts.join('; ')}.`);
   return out;
 }
 
@@ -440,15 +453,8 @@ export function renderReportPage(input: ReportPageInput): string {
     out.push(...summarySentencesSeveral(evals, names).flatMap((line) => [line, '']));
   } else if (evals.length) {
     out.push('## Summary', '', ...summaryTable(evals), '');
-    const learnedRuns = evals.filter((e) => compare(e.results).wins !== null);
-    if (learnedRuns.length) {
-      const lost = learnedRuns.filter((e) => !compare(e.results).wins);
-      out.push(
-        `The learned optimizer has the lowest mean final loss in ${learnedRuns.length - lost.length} of ${learnedRuns.length} evaluations` +
-          (lost.length ? `; it loses in ${list(lost.map((e) => e.entry.title))}.` : '.'),
-        '',
-      );
-    }
+    const sentence = winsSentence(evals, null);
+    if (sentence) out.push(sentence, '');
   }
   if (input.training.length) {
     out.push('## Meta-training', '');
@@ -462,13 +468,13 @@ export function renderReportPage(input: ReportPageInput): string {
     out.push(`## ${e.entry.title}`, '');
     if (e.entry.note) out.push(e.entry.note, '');
     out.push(
-      `Config \`${e.config}\` (optimizee ${optionsLine(r.optimizee)}), ${r.tasks} held-out tasks, ${r.steps} steps, seed ${r.seed}, backend ${e.run.backend}. ` +
-        'Final loss: the minibatch loss after the last step' +
-        (r.optimizers.some((o) => o.metrics) ? `; ${Object.keys(r.optimizers.find((o) => o.metrics)!.metrics!).join(', ')}: the task's held-out metrics of the final parameters (for mnist-mlp: all test images)` : '') +
-        '. Mean ± std over the tasks.',
+      `Config \`${e.config}\` (optimizee ${optionsLine(r.optimizee)}), ${r.tasks} held-out (test-split) tasks, ${r.steps} steps, seed ${r.seed}, backend ${e.run.backend}. ` +
+        resultsLegend(r),
       '',
     );
     out.push(resultsTable(r).trimEnd(), '');
+    const compared = comparisonTable(r);
+    if (compared) out.push(compared.trimEnd(), '');
     if (r.tuning.length) {
       const t0 = r.tuning[0]!.result.grid.map((g) => g.learningRate);
       out.push(`Baseline learning rates were tuned on training tasks over the grid ${t0.map(fmt).join(', ')}.`, '');

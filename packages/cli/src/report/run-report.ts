@@ -8,6 +8,7 @@ import {
   resolveSnapshotDir,
   trainExperiment,
   UserError,
+  withComparisons,
   writeEvaluation,
   writeFileAtomic,
   type EvaluationResults,
@@ -359,7 +360,7 @@ export async function runReport(spec: LoadedReportSpec, options: ReportRunOption
       const learned = learnedRuns.map((l) => l.result);
       // As with the baselines, a reused run counts with the time it took when it ran.
       const learnedSeconds = learnedRuns.length ? learnedRuns.reduce((sum, l) => sum + l.seconds, 0) : null;
-      results = { ...baselines.results, optimizers: [...learned, ...baselines.results.optimizers], backend: options.backend.name };
+      results = withComparisons({ ...baselines.results, optimizers: [...learned, ...baselines.results.optimizers], backend: options.backend.name });
       run = {
         name: entry.name,
         config: entry.config,

@@ -111,7 +111,7 @@ export const reportSpecSchema: JsonSchema = {
     results: { type: 'string', minLength: 1, description: 'Directory for each evaluation\'s raw results (<results>/<name>/results.json, curves.csv, run.json), relative to the spec file.' },
     out: { type: ['string', 'null'], default: null, description: 'Directory of the page and its SVG plots, relative to the spec file (--out overrides).' },
     page: { type: 'string', pattern: '^[^/\\\\]+\\.md$', default: 'results.md', description: 'File name of the page (markdown) in out.' },
-    tasks: { type: 'integer', minimum: 1, default: 10, description: 'Held-out tasks per evaluation (each evaluation may override).' },
+    tasks: { type: 'integer', minimum: 1, default: 50, description: 'Held-out (test-split) tasks per evaluation, paired across optimizers (each evaluation may override; ≥ 50 for MNIST at ≤ 200 steps, ≥ 100 for quadratics).' },
     evaluations: {
       type: 'array',
       minItems: 1,

@@ -29,6 +29,8 @@ export interface TrainingOptions {
   checkpointEvery?: number | null;
   /** Worker threads, each with a contiguous chunk of the coordinates (engine/parallel); 0 or absent: none. */
   workers?: number;
+  /** How first-order meta-gradients are computed: the meta-optimizer's fused kernel or the tfjs tape (engine/fused.ts); absent: auto. */
+  kernel?: 'auto' | 'tfjs' | 'fused';
 }
 
 export const trainingSchema: JsonSchema = {
@@ -49,8 +51,8 @@ export const trainingSchema: JsonSchema = {
     secondDerivatives: { type: 'boolean', default: false, description: 'Backpropagate through the optimizee gradient (second derivatives); the paper drops them.' },
     learningRate: { type: 'number', exclusiveMinimum: 0, default: 0.01, description: 'Adam learning rate for the meta-optimizer weights.' },
     gradClipNorm: { type: ['number', 'null'], exclusiveMinimum: 0, default: null, description: 'Clip the meta-gradient to this global norm (null: no clipping).' },
-    validateEvery: { type: 'integer', minimum: 1, default: 5, description: 'Validate on held-out tasks every this many epochs (and after the last); the best checkpoint is kept.' },
-    validationTasks: { type: 'integer', minimum: 1, default: 10, description: 'Number of held-out tasks per validation.' },
+    validateEvery: { type: 'integer', minimum: 1, default: 5, description: 'Validate on validation-split tasks every this many epochs (and after the last); the checkpoint with the best validation loss is kept as best/.' },
+    validationTasks: { type: 'integer', minimum: 1, default: 10, description: 'Number of validation-split tasks per validation (never test tasks: those are for evaluation only).' },
     nonFinite: { enum: ['skip', 'stop'], default: 'skip', description: 'When a loss or meta-gradient is NaN or infinite: skip the rest of that episode (counted and reported) or stop training with an error.' },
     randomScale: {
       type: 'number',
@@ -70,14 +72,20 @@ export const trainingSchema: JsonSchema = {
       minimum: 0,
       default: null,
       description:
-        'Gradient checkpointing: backpropagate each unroll in segments of this many steps, recomputing each segment, so the tape holds one segment instead of the whole unroll (same meta-gradient; every segment but the last runs forward twice, up to a third more time). For long unrolls that would not fit in memory (the wasm backend holds at most 4 GiB); null or 0: off.',
+        'Gradient checkpointing: backpropagate each unroll in segments of this many steps, recomputing each segment, so the tape holds one segment instead of the whole unroll (same meta-gradient; every segment but the last runs forward twice, up to a third more time). For long unrolls that would not fit in memory (the wasm backend holds at most 4 GiB); null or 0: off. The tfjs path only: the fused kernel keeps no tape and ignores it.',
     },
     workers: {
       type: 'integer',
       minimum: 0,
       default: 0,
       description:
-        "Worker threads for meta-training: the optimizee's coordinates are split into this many contiguous chunks, each updated and backpropagated by a thread with its own tfjs (and wasm heap, which then holds only its chunk's tape), and their meta-gradients are added up: the same meta-gradient, on several cores. Needs a coordinatewise meta-optimizer (lstm, rnnprop, normalized-history, multiscale-adam) and secondDerivatives false; at most the number of coordinates. 0: everything in the main thread.",
+        "Worker threads for meta-training: the optimizee's coordinates are split into this many contiguous chunks, each updated and backpropagated by a thread of its own, and their meta-gradients are added up: the same meta-gradient, on several cores. With a fused kernel the kernel's threads share one memory (the main thread takes one chunk); on the tfjs path each worker has its own tfjs (and wasm heap, which then holds only its chunk's tape). Needs a coordinatewise meta-optimizer (lstm, rnnprop, normalized-history, multiscale-adam) and secondDerivatives false; at most the number of coordinates. 0: everything in the main thread.",
+    },
+    kernel: {
+      enum: ['auto', 'tfjs', 'fused'],
+      default: 'auto',
+      description:
+        "How meta-gradients are computed. fused: the meta-optimizer's fused kernel (WebAssembly SIMD; lstm and rnnprop have one, see `l2l list`) runs the unroll and its first-order backward pass outside tfjs, with no tape: the same meta-gradient to float32 rounding, several times faster, in a fraction of the memory; needs secondDerivatives false. tfjs: the tfjs tape (the reference; the only path for second derivatives). auto: fused where the meta-optimizer has a kernel and secondDerivatives is false, else tfjs. The train output says which runs.",
     },
   },
 };
@@ -93,7 +101,7 @@ const componentRef = (description: string): JsonSchema => ({
   },
 });
 
-/** Evaluation of the learned optimizer against tuned baselines on held-out tasks. */
+/** Evaluation of the learned optimizer against tuned baselines on held-out (test-split) tasks. */
 export interface EvaluationOptions {
   steps: number;
   tasks: number;
@@ -103,11 +111,11 @@ export interface EvaluationOptions {
 
 export const evaluationSchema: JsonSchema = {
   type: 'object',
-  description: 'Evaluation on held-out tasks, against baselines whose learning rates are tuned on training tasks.',
+  description: 'Evaluation on held-out test-split tasks, against baselines whose learning rates are tuned on training tasks; paired per task, with 95 % confidence intervals.',
   additionalProperties: false,
   properties: {
     steps: { type: 'integer', minimum: 1, default: 100, description: 'Optimizee steps per evaluation run.' },
-    tasks: { type: 'integer', minimum: 1, default: 100, description: 'Number of held-out tasks (each with its own seed) every optimizer runs on.' },
+    tasks: { type: 'integer', minimum: 1, default: 100, description: 'Number of held-out test-split tasks (each with its own seed) every optimizer runs on; paired comparisons need enough of them (≥ 50 for MNIST at ≤ 200 steps, ≥ 100 for quadratics).' },
     baselines: {
       type: 'array',
       description: 'Hand-designed optimizers to compare against, as {type, options}; their learningRate is tuned unless tuning.learningRates is empty.',
@@ -184,6 +192,26 @@ function componentSlots(config: ExperimentConfig): Array<{ label: string; kind: 
   return slots;
 }
 
+/** How deep arrays and objects may nest in a config (schemas, copies and checks recurse through them). */
+export const MAX_JSON_DEPTH = 100;
+
+/** The deepest nesting of brackets in JSON text, strings skipped; counted before parsing, so nothing recurses. */
+export function jsonDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92) i++; // backslash: skip the escaped character
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 91 || c === 123) max = Math.max(max, ++depth);
+    else if (c === 93 || c === 125) depth--;
+  }
+  return max;
+}
+
 /** Reads a JSON file; errors name the file (and the line of a syntax error). */
 export function readJsonFile(file: string): unknown {
   let text: string;
@@ -194,6 +222,8 @@ export function readJsonFile(file: string): unknown {
     const why: Record<string, string> = { ENOENT: 'no such file', EISDIR: 'is a directory', EACCES: 'permission denied' };
     throw new UserError(`${file}: cannot read: ${(code && why[code]) ?? code ?? (e as Error).message}`);
   }
+  const depth = jsonDepth(text);
+  if (depth > MAX_JSON_DEPTH) throw new UserError(`${file}: nested ${depth} levels deep, more than the ${MAX_JSON_DEPTH} a config may use`);
   try {
     return JSON.parse(text);
   } catch (e) {
@@ -216,14 +246,25 @@ export function parseExperiment(raw: unknown, where: string): ExperimentConfig {
 
 /**
  * Fully validates an experiment against the registry: its shape, then every component's options with
- * defaults applied. Returns the resolved config (what a checkpoint stores).
+ * defaults applied. Returns the resolved config (what a checkpoint stores). With `skipUnknownTypes`, components
+ * of types the registry lacks are left as written and named in `skipped`.
  */
-export function resolveExperiment(config: ExperimentConfig, registry: ComponentRegistry, where: string): ExperimentConfig {
+export function resolveExperiment(
+  config: ExperimentConfig,
+  registry: ComponentRegistry,
+  where: string,
+  options: { skipUnknownTypes?: boolean; skipped?: string[] } = {},
+): ExperimentConfig {
   const out: ExperimentConfig = structuredClone(config);
   // Every component is checked, so one run reports every problem (a ConfigError lists them).
   const problems: string[] = [];
   const errors: unknown[] = [];
   for (const s of componentSlots(out)) {
+    // Plugins not loaded (`l2l validate --no-plugins`): their components cannot be checked, only listed.
+    if (options.skipUnknownTypes && s.config && typeof s.config.type === 'string' && !registry.has(s.kind, s.config.type)) {
+      options.skipped?.push(`${s.label} "${s.config.type}"`);
+      continue;
+    }
     try {
       s.config.options = registry.resolveOptions(s.kind, s.config, where, s.label) as JsonObject;
     } catch (e) {
@@ -245,10 +286,27 @@ export function resolveExperiment(config: ExperimentConfig, registry: ComponentR
 /** Training options that contradict each other (the schema checks each alone), in plain words naming the fields. */
 export function trainingProblems(t: TrainingOptions): string[] {
   const problems: string[] = [];
+  if (t.unroll > t.steps) {
+    problems.push(`training.unroll (${t.unroll}) must not exceed training.steps (${t.steps})`);
+  } else if (t.steps % t.unroll !== 0) {
+    problems.push(`training.unroll (${t.unroll}) must divide training.steps (${t.steps}) so that every unroll has the same length; try ${divisorNear(t.steps, t.unroll)}`);
+  }
+  if (t.kernel === 'fused' && t.secondDerivatives) {
+    problems.push('training.kernel "fused" computes first-order meta-gradients only: set training.secondDerivatives to false, or training.kernel to "auto" or "tfjs"');
+  }
   if ((t.workers ?? 0) > 0 && t.secondDerivatives) {
     problems.push(`training.workers (${t.workers}) needs first-order meta-gradients: set training.secondDerivatives to false, or training.workers to 0`);
   }
   return problems;
+}
+
+/** The divisor of `n` closest to `d` (a suggestion for training.unroll). */
+function divisorNear(n: number, d: number): number {
+  let best = 1;
+  for (let k = 1; k * k <= n; k++) {
+    for (const c of n % k === 0 ? [k, n / k] : []) if (Math.abs(c - d) < Math.abs(best - d)) best = c;
+  }
+  return best;
 }
 
 /** Loads, parses and resolves an experiment file; relative paths in it resolve from its directory. */

@@ -1,5 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { NamedTensors, TensorTree } from '../tensor-tree';
+import type { FusedKernel } from './fused';
 
 /**
  * An optimizer's whole state. Immutable: `update` returns a new state and never assigns in place, so
@@ -36,4 +37,10 @@ export interface Optimizer {
   readonly name: string;
   init(params: NamedTensors): OptimizerState;
   update(state: OptimizerState, grads: NamedTensors, ctx: StepContext): OptimizerState;
+  /**
+   * A fused kernel computing the same updates (and their first-order meta-gradient) outside tfjs, where the
+   * optimizer has one (contracts/fused.ts); absent otherwise. Its updates must equal `update`'s to float32
+   * rounding; `@l2l/core/testing`'s checkFusedKernel tests that.
+   */
+  readonly fused?: FusedKernel;
 }

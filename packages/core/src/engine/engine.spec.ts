@@ -5,12 +5,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../backend';
 import type { TrainingOptions } from '../config/experiment';
 import type { Optimizer, OptimizerState } from '../contracts/optimizer';
-import type { Task } from '../contracts/task';
+import type { Split, Task, TaskConfig } from '../contracts/task';
 import { disposeTree, type NamedTensors } from '../tensor-tree';
 import { TinyFamily, TinyMeta } from './engine.fixture';
 import { MetaTrainer } from './meta-trainer';
 import { readSnapshot, writeSnapshot } from './checkpoint';
 import { runOptimizer } from './run';
+import { evaluateOptimizer, lastSteps } from './evaluate';
 import { canPauseTape, lossNode, stopGradient, untaped, valueAndGradNamed } from './tape';
 import { tuneLearningRate } from './tune';
 import { disposeCarry, startRun, unroll } from './unroll';
@@ -194,6 +195,32 @@ describe('MetaTrainer', () => {
     meta.dispose();
   });
 
+  it('meta-trains on train tasks and validates on validation tasks only; eval uses test tasks, tuning train tasks', async () => {
+    const built: Split[] = [];
+    class Recording extends TinyFamily {
+      override build(config: TaskConfig): Task {
+        built.push(config.split);
+        return super.build(config);
+      }
+    }
+    const family = new Recording(3);
+    const meta = new TinyMeta();
+    const trainer = new MetaTrainer(family, meta, training({ epochs: 1, validationTasks: 3 }), 2);
+    await trainer.trainEpoch();
+    expect(new Set(built)).toEqual(new Set(['train', 'validation']));
+    built.length = 0;
+    trainer.validate();
+    expect(built).toEqual(['validation', 'validation', 'validation']);
+    built.length = 0;
+    evaluateOptimizer(family, meta.optimizer(), 'learned', { steps: 2, tasks: 2, seed: 0 });
+    expect(built).toEqual(['test', 'test']);
+    built.length = 0;
+    tuneLearningRate(family, () => meta.optimizer(), { learningRates: [1], tasks: 2, steps: 2, seed: 0 });
+    expect(built).toEqual(['train', 'train']);
+    trainer.dispose();
+    meta.dispose();
+  });
+
   it('keeps tf.memory().numTensors constant across epochs', async () => {
     const meta = new TinyMeta();
     const trainer = new MetaTrainer(new TinyFamily(3), meta, training(), 3);
@@ -301,6 +328,33 @@ describe('runOptimizer and tuning', () => {
     // x ← x − 0.25·2x = x/2: losses 1, 1/4, 1/16, 1/64
     expect(Array.from(losses)).toEqual([1, 0.25, 0.0625, 0.015625]);
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('evaluates per task: final minibatch loss, mean of the last 10 % of steps, full loss and metrics, by hand', () => {
+    // Task i starts at x = 1 + i; SGD lr 0.25 halves x each step, so f(θ_s) = (1+i)²/4^s.
+    const at = (i: number): Task => ({
+      ...parabola,
+      config: { family: 'parabola', split: 'test', seed: i },
+      initParams: () => ({ x: tf.scalar(1 + i) }),
+      fullLoss: (p) => 2 * p.x!.dataSync()[0]!, // any function of the final params: here 2x
+      metrics: (p) => ({ testX: p.x!.dataSync()[0]! }),
+    });
+    let built = 0;
+    const family = { type: 'parabola', sample: (seed: number, split: Split) => ({ family: 'parabola', split, seed }), build: () => at(built++) };
+    const r = evaluateOptimizer(family, sgd(0.25), 'sgd', { steps: 20, tasks: 3, seed: 0, metrics: true });
+    // Last 10 % of 20 steps: steps 19 and 20.
+    expect(lastSteps(20)).toEqual({ from: 19, to: 20 });
+    const f = (i: number, s: number) => (1 + i) ** 2 / 4 ** s;
+    [0, 1, 2].forEach((i) => {
+      expect(r.perTask.final[i]).toBeCloseTo(f(i, 20), 12);
+      expect(r.perTask.finalMean[i]).toBeCloseTo((f(i, 19) + f(i, 20)) / 2, 12);
+      expect(r.perTask.fullLoss![i]).toBeCloseTo((2 * (1 + i)) / 2 ** 20, 9);
+      expect(r.perTask.metrics!.testX![i]).toBeCloseTo((1 + i) / 2 ** 20, 9);
+    });
+    expect(r.finalMean.mean).toBeCloseTo([0, 1, 2].reduce((a, i) => a + (f(i, 19) + f(i, 20)) / 2, 0) / 3, 12);
+    expect(r.fullLoss!.mean).toBeCloseTo((2 * 2) / 2 ** 20, 9);
+    expect(lastSteps(100)).toEqual({ from: 91, to: 100 });
+    expect(lastSteps(5)).toEqual({ from: 5, to: 5 });
   });
 
   it('tunes the learning rate to the best mean final loss', () => {

@@ -8,6 +8,9 @@ export interface Stats {
   std: number;
 }
 
+/** One value per held-out task, in task order; null where the run diverged (non-finite) or the value is missing. */
+export type PerTask = Array<number | null>;
+
 export interface OptimizerResult {
   /** Optimizer name as shown in tables (`lstm`, `adam(lr=0.01)`). */
   name: string;
@@ -18,11 +21,31 @@ export interface OptimizerResult {
   tasks: number;
   /** Per step 0..steps, over the runs that stayed finite. */
   curve: { mean: number[]; std: number[] };
+  /** The loss after the last step, on that step's one minibatch. */
   final: Stats;
+  /** The mean loss over the last 10 % of steps (`lastSteps(steps)`): what tables rank by. */
+  finalMean: Stats;
+  /** The task's full loss of the final parameters (all its data, not a minibatch), where the task has one. */
+  fullLoss?: Stats;
   /** Runs whose final loss was NaN or infinite (left out of the statistics). */
   diverged: number;
   metrics?: Record<string, Stats>;
+  /** Every task's own values (task i of every optimizer is the same task): what paired comparisons use. */
+  perTask: { final: PerTask; finalMean: PerTask; fullLoss?: PerTask; metrics?: Record<string, PerTask> };
   seconds: number;
+}
+
+/** The steps `finalMean` averages: the last 10 % of `steps` (at least one), ending at step `steps`. */
+export function lastSteps(steps: number): { from: number; to: number } {
+  return { from: steps - Math.max(1, Math.ceil(steps / 10)) + 1, to: steps };
+}
+
+/** Mean loss over the steps `lastSteps` names, from a run's f(θ_0..θ_steps). */
+export function lastStepsMean(losses: ArrayLike<number>, steps: number): number {
+  const { from, to } = lastSteps(steps);
+  let sum = 0;
+  for (let s = from; s <= to; s++) sum += losses[s]!;
+  return sum / (to - from + 1);
 }
 
 export function meanStd(xs: number[]): Stats {
@@ -51,20 +74,33 @@ export function evaluationRun(seed: number, i: number) {
   };
 }
 
-/** Runs `optimizer` on `tasks` held-out (test-split) tasks for `steps` steps and summarises the loss curves. */
+const finiteOrNull = (x: number | undefined): number | null => (x !== undefined && Number.isFinite(x) ? x : null);
+const statsOf = (xs: PerTask): Stats => meanStd(xs.filter((x): x is number => x !== null));
+
+/**
+ * Runs `optimizer` on `tasks` held-out (test-split) tasks for `steps` steps; keeps every task's final loss
+ * (minibatch, mean of the last 10 % of steps, full loss) and metrics, and summarises them.
+ */
 export function evaluateOptimizer(family: TaskFamily, optimizer: Optimizer, kind: string, options: EvaluateOptions): OptimizerResult {
   const started = Date.now();
   const curves: Float32Array[] = [];
-  const metricValues: Record<string, number[]> = {};
+  const perTask: OptimizerResult['perTask'] = { final: [], finalMean: [] };
+  const fullLoss: PerTask = [];
+  const metricValues: Record<string, PerTask> = {};
   let diverged = 0;
   for (let i = 0; i < options.tasks; i++) {
     const seeds = evaluationRun(options.seed, i);
     const task = family.build(family.sample(seeds.task, 'test'));
     try {
-      const r = runOptimizer(task, optimizer, { steps: options.steps, initSeed: seeds.init, batchSeed: seeds.batch, metrics: options.metrics });
-      if (Number.isFinite(r.losses[r.losses.length - 1]!)) curves.push(r.losses);
+      const r = runOptimizer(task, optimizer, { steps: options.steps, initSeed: seeds.init, batchSeed: seeds.batch, metrics: options.metrics, fullLoss: options.metrics });
+      const finite = Number.isFinite(r.losses[r.losses.length - 1]!);
+      if (finite) curves.push(r.losses);
       else diverged++;
-      for (const [k, v] of Object.entries(r.metrics ?? {})) (metricValues[k] ??= []).push(v);
+      perTask.final.push(finiteOrNull(r.losses[options.steps]));
+      perTask.finalMean.push(finite ? finiteOrNull(lastStepsMean(r.losses, options.steps)) : null);
+      fullLoss.push(finite ? finiteOrNull(r.fullLoss) : null);
+      for (const [k, v] of Object.entries(r.metrics ?? {})) (metricValues[k] ??= Array<number | null>(i).fill(null)).push(finite ? finiteOrNull(v) : null);
+      for (const v of Object.values(metricValues)) if (v.length === i) v.push(null);
     } finally {
       task.dispose();
     }
@@ -77,18 +113,21 @@ export function evaluateOptimizer(family: TaskFamily, optimizer: Optimizer, kind
     mean.push(st.mean);
     std.push(st.std);
   }
-  const metrics = Object.keys(metricValues).length
-    ? Object.fromEntries(Object.entries(metricValues).map(([k, v]) => [k, meanStd(v)]))
-    : undefined;
+  const hasFull = fullLoss.some((x) => x !== null);
+  if (hasFull) perTask.fullLoss = fullLoss;
+  if (Object.keys(metricValues).length) perTask.metrics = metricValues;
   return {
     name: optimizer.name,
     kind,
     steps: options.steps,
     tasks: options.tasks,
     curve: { mean, std },
-    final: meanStd(curves.map((c) => c[options.steps]!)),
+    final: statsOf(perTask.final),
+    finalMean: statsOf(perTask.finalMean),
+    ...(hasFull ? { fullLoss: statsOf(fullLoss) } : {}),
     diverged,
-    metrics,
+    metrics: perTask.metrics ? Object.fromEntries(Object.entries(perTask.metrics).map(([k, v]) => [k, statsOf(v)])) : undefined,
+    perTask,
     seconds: (Date.now() - started) / 1000,
   };
 }

@@ -4,6 +4,7 @@ export * from './meta-gradient';
 export * from './parallel/chunked-meta-gradient';
 export * from './tape-memory';
 export * from './run';
+export * from './fused';
 export * from './meta-adam';
 export * from './meta-trainer';
 export * from './evaluate';

@@ -2,11 +2,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { trainingProblems, type TrainingOptions } from '../config/experiment';
 import type { MetaOptimizer } from '../contracts/meta-optimizer';
 import type { Optimizer } from '../contracts/optimizer';
-import type { Task, TaskFamily } from '../contracts/task';
+import type { FusedKernel } from '../contracts/fused';
+import type { Task, TaskConfig, TaskFamily } from '../contracts/task';
 import { UserError } from '../errors';
 import { deriveSeed } from '../random';
-import { disposeTree, type NamedTensors } from '../tensor-tree';
+import { countCoordinates, disposeTree, type NamedTensors } from '../tensor-tree';
 import { MetaAdam } from './meta-adam';
+import { FusedEpisode } from './fused';
 import { metaGradient } from './meta-gradient';
 import { runOptimizer } from './run';
 import { ChunkedMetaGradient, type MetaOptimizerSource } from './parallel/chunked-meta-gradient';
@@ -76,6 +78,30 @@ function clipByGlobalNorm(grads: NamedTensors, maxNorm: number): void {
 }
 
 /**
+ * Which path computes meta-gradients for `options.kernel`: the meta-optimizer's fused kernel, or the tfjs tape;
+ * throws a UserError when "fused" is asked for and cannot run.
+ */
+export function choosePath(meta: MetaOptimizer, options: Pick<TrainingOptions, 'kernel' | 'secondDerivatives' | 'workers'>): { kernel?: FusedKernel; description: string } {
+  const choice = options.kernel ?? 'auto';
+  const optimizer = choice === 'tfjs' ? undefined : meta.optimizer();
+  const kernel = optimizer?.fused;
+  const why = options.secondDerivatives
+    ? 'second derivatives are on'
+    : !kernel
+      ? `meta-optimizer "${meta.type}" has no fused kernel`
+      : meta.coordinatewise !== true
+        ? `meta-optimizer "${meta.type}" is not coordinatewise`
+        : undefined;
+  const threads = Math.max(1, options.workers ?? 0);
+  if (choice === 'tfjs') return { description: 'meta-gradients: tfjs tape (training.kernel "tfjs")' };
+  if (why) {
+    if (choice === 'fused') throw new UserError(`training.kernel is "fused", but ${why}: set training.kernel to "auto" or "tfjs"`);
+    return { description: `meta-gradients: tfjs tape (${why})` };
+  }
+  return { kernel, description: `meta-gradients: fused kernel, ${kernel!.description}, first-order, ${threads} thread${threads > 1 ? 's' : ''}` };
+}
+
+/**
  * Meta-training by truncated backpropagation through time (Andrychowicz et al. 2016). Each episode samples a
  * training task and fresh parameters, runs `steps` updates of the learned optimizer cut into unrolls of
  * `unroll` steps, and after each unroll takes one Adam step on the optimizer's weights. All randomness is
@@ -90,8 +116,12 @@ export class MetaTrainer {
    */
   memoryLimit: number | null | undefined = undefined;
   private memoryChecked = false;
-  /** The worker threads' meta-gradient when `training.workers` > 0 (threads start with the first unroll). */
+  /** The worker threads' meta-gradient when `training.workers` > 0 on the tfjs path (threads start with the first unroll). */
   readonly chunked?: ChunkedMetaGradient;
+  /** The meta-optimizer's fused kernel when meta-gradients run on it (training.kernel, engine/fused.ts). */
+  readonly fused?: FusedKernel;
+  /** Which path computes meta-gradients, in words (`l2l train` prints it). */
+  readonly metaGradientPath: string;
 
   /**
    * `workerSource` says how worker threads rebuild the meta-optimizer; needed only with `training.workers` > 0
@@ -109,7 +139,10 @@ export class MetaTrainer {
       throw new UserError(`training: unroll (${options.unroll}) must not exceed steps (${options.steps})`);
     }
     const workers = options.workers ?? 0;
-    if (workers > 0) {
+    const choice = choosePath(meta, options);
+    this.fused = choice.kernel;
+    this.metaGradientPath = choice.description;
+    if (workers > 0 && !this.fused) {
       const [problem] = trainingProblems(options);
       if (problem) throw new UserError(problem);
       if (!workerSource) {
@@ -135,8 +168,9 @@ export class MetaTrainer {
     const taskConfig = this.family.sample(deriveSeed(this.seed, 'train-task', epoch, episode), 'train');
     // Training tricks (random scaling, convex combination) wrap the task; off by default, never in validation.
     const task = applyTrainingTricks(this.family.build(taskConfig), options, deriveSeed(this.seed, 'train-tricks', epoch, episode));
-    const optimizer = this.meta.optimizer();
     const batchSeed = deriveSeed(this.seed, 'train-batch', epoch, episode);
+    if (this.fused) return this.fusedEpisode(task, taskConfig, batchSeed, epoch, episode, onUnroll);
+    const optimizer = this.meta.optimizer();
     let carry: Carry = startRun(task, optimizer, task.initParams(deriveSeed(this.seed, 'train-init', epoch, episode)), batchSeed);
     const metaLosses: number[] = [];
     try {
@@ -178,6 +212,56 @@ export class MetaTrainer {
       return { metaLosses, finalLoss: carry.loss.dataSync()[0]! };
     } finally {
       disposeCarry(carry);
+      task.dispose();
+    }
+  }
+
+  /** `episode` on the fused kernel: no tape, the kernel's state carried from unroll to unroll. */
+  private fusedEpisode(
+    task: Task,
+    taskConfig: TaskConfig,
+    batchSeed: number,
+    epoch: number,
+    episode: number,
+    onUnroll: (u: number, metaLoss: number) => void,
+  ): { metaLosses: number[]; finalLoss: number } | null {
+    const { options } = this;
+    let run: FusedEpisode | undefined;
+    try {
+      const params = task.initParams(deriveSeed(this.seed, 'train-init', epoch, episode));
+      const workers = options.workers ?? 0;
+      const n = countCoordinates(params);
+      if (workers > n) {
+        disposeTree(params);
+        throw new UserError(`training.workers (${workers}) must not exceed the number of coordinates of the optimizee (${n})`);
+      }
+      run = new FusedEpisode(task, this.fused!, params, batchSeed, Math.max(1, workers));
+      const metaLosses: number[] = [];
+      for (let u = 0; u < this.unrollsPerEpisode; u++) {
+        const length = Math.min(options.unroll, options.steps - u * options.unroll);
+        const { metaLoss, grads } = run.unroll(length, options.lossWeights);
+        const finite = Number.isFinite(metaLoss) && Number.isFinite(run.currentLoss) && Object.values(grads).every((g) => g.every(Number.isFinite));
+        if (!finite) {
+          const where = `epoch ${epoch + 1}, episode ${episode + 1}, unroll ${u + 1}`;
+          const message = `non-finite meta-loss or meta-gradient (${metaLoss}) at ${where} on task ${JSON.stringify(taskConfig)}`;
+          if (options.nonFinite === 'stop') throw new UserError(`meta-training stopped: ${message}`);
+          this.events.onSkip?.(`skipped the rest of the episode: ${message}`);
+          return null;
+        }
+        const named: NamedTensors = {};
+        for (const [name, g] of Object.entries(grads)) named[name] = tf.tensor(g, this.meta.variables[name]!.shape, 'float32');
+        try {
+          if (options.gradClipNorm !== null) clipByGlobalNorm(named, options.gradClipNorm);
+          this.adam.apply(this.meta.variables, named);
+        } finally {
+          disposeTree(named);
+        }
+        metaLosses.push(metaLoss);
+        onUnroll(u, metaLoss);
+      }
+      return { metaLosses, finalLoss: run.currentLoss };
+    } finally {
+      run?.dispose();
       task.dispose();
     }
   }
@@ -247,19 +331,23 @@ export class MetaTrainer {
   }
 
   /**
-   * Mean loss of the learned optimizer over `validationTasks` held-out tasks (test split, seeds distinct from
-   * those `l2l eval` uses): the average over all `steps` steps, or the last step's loss with lossWeights "last".
+   * Mean loss of the learned optimizer over `validationTasks` validation-split tasks (never test tasks, which
+   * are for evaluation only): the average over all `steps` steps, or the last step's loss with lossWeights "last".
    */
   validate(): number {
     const optimizer = this.meta.optimizer();
+    const kernel = this.options.kernel === 'tfjs' ? 'tfjs' : 'auto';
+    const threads = Math.max(1, this.options.workers ?? 0);
     let sum = 0;
     for (let i = 0; i < this.options.validationTasks; i++) {
-      const task = this.family.build(this.family.sample(deriveSeed(this.seed, 'validation-task', i), 'test'));
+      const task = this.family.build(this.family.sample(deriveSeed(this.seed, 'validation-task', i), 'validation'));
       try {
         const { losses } = runOptimizer(task, optimizer, {
           steps: this.options.steps,
           initSeed: deriveSeed(this.seed, 'validation-init', i),
           batchSeed: deriveSeed(this.seed, 'validation-batch', i),
+          kernel,
+          threads,
         });
         const after = losses.subarray(1);
         sum += this.options.lossWeights === 'last' ? after[after.length - 1]! : after.reduce((a, b) => a + b, 0) / after.length;

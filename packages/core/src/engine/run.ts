@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Optimizer } from '../contracts/optimizer';
 import type { Task } from '../contracts/task';
 import { disposeTree, keepTree, type NamedTensors } from '../tensor-tree';
+import { runFusedKernel } from './fused';
 import { valueAndGradNamed } from './tape';
 
 export interface RunOptions {
@@ -12,12 +13,22 @@ export interface RunOptions {
   batchSeed: number;
   /** Also compute `task.metrics` on the final parameters. */
   metrics?: boolean;
+  /**
+   * "auto" (the default) runs the optimizer's fused kernel where it has one (contracts/fused.ts): the same
+   * losses to float32 rounding, several times faster; "tfjs" always runs its tfjs `update`.
+   */
+  kernel?: 'auto' | 'tfjs';
+  /** Threads of the fused kernel (default 1). */
+  threads?: number;
+  /** Also compute `task.fullLoss` (the loss over all the task's data) of the final parameters. */
+  fullLoss?: boolean;
 }
 
 export interface RunResult {
   /** f(θ_0), f(θ_1), ..., f(θ_steps), each on its step's minibatch. */
   losses: Float32Array;
   metrics?: Record<string, number>;
+  fullLoss?: number;
 }
 
 /**
@@ -25,6 +36,16 @@ export interface RunResult {
  * evaluation path of baselines and learned optimizers. Leaves no tensors behind.
  */
 export function runOptimizer(task: Task, optimizer: Optimizer, options: RunOptions): RunResult {
+  if (optimizer.fused && options.kernel !== 'tfjs') {
+    const { losses, final } = runFusedKernel(task, optimizer.fused, options);
+    try {
+      const metrics = options.metrics && task.metrics ? task.metrics(final) : undefined;
+      const fullLoss = options.fullLoss && task.fullLoss ? task.fullLoss(final) : undefined;
+      return { losses, metrics, fullLoss };
+    } finally {
+      disposeTree(final);
+    }
+  }
   const lossAt = (params: NamedTensors, step: number) => valueAndGradNamed(params, (p) => task.loss(p, task.batch(step, options.batchSeed)));
   const initial = task.initParams(options.initSeed);
   let state = optimizer.init(initial);
@@ -47,7 +68,8 @@ export function runOptimizer(task: Task, optimizer: Optimizer, options: RunOptio
     losses.push(final);
     const values = tf.tidy(() => tf.stack(losses).dataSync() as Float32Array);
     const metrics = options.metrics && task.metrics ? task.metrics(state.params) : undefined;
-    return { losses: Float32Array.from(values), metrics };
+    const fullLoss = options.fullLoss && task.fullLoss ? task.fullLoss(state.params) : undefined;
+    return { losses: Float32Array.from(values), metrics, fullLoss };
   } finally {
     disposeTree(losses);
     disposeTree(state);

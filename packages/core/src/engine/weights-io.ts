@@ -1,8 +1,33 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { validateWithSchema, type JsonSchema } from '../config/validate';
 import { UserError } from '../errors';
-import type { NamedTensors } from '../tensor-tree';
+import { disposeTree, type NamedTensors } from '../tensor-tree';
+
+const manifestSchema: JsonSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['format', 'version', 'weights'],
+  properties: {
+    format: { const: 'l2l-weights' },
+    version: { const: 1 },
+    weights: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'shape', 'dtype'],
+        properties: {
+          name: { type: 'string', minLength: 1 },
+          shape: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 2 ** 31 - 1 }, maxItems: 8 },
+          dtype: { enum: ['float32', 'int32'] },
+        },
+      },
+    },
+  },
+};
+
 
 /** One entry of a weights manifest, in the spirit of tfjs's weightsManifest. */
 export interface WeightSpec {
@@ -34,10 +59,15 @@ export function encodeWeights(tensors: NamedTensors): { manifest: WeightsManifes
 
 /** What `encodeWeights` made, back as tensors the caller owns; errors name `where` (the files, or a config). */
 export function decodeWeights(manifest: WeightsManifest, data: Uint8Array, where: { manifest: string; data: string }): NamedTensors {
-  if (manifest?.format !== 'l2l-weights' || !Array.isArray(manifest.weights)) {
-    throw new UserError(`${where.manifest}: not an l2l weights manifest`);
+  if ((manifest as { format?: unknown })?.format !== 'l2l-weights') throw new UserError(`${where.manifest}: not an l2l weights manifest`);
+  validateWithSchema(manifestSchema, manifest, where.manifest);
+  const names = new Set<string>();
+  let expected = 0;
+  for (const w of manifest.weights) {
+    if (names.has(w.name)) throw new UserError(`${where.manifest}: weight "${w.name}" is listed twice`);
+    names.add(w.name);
+    expected += 4 * w.shape.reduce((a, b) => a * b, 1);
   }
-  const expected = manifest.weights.reduce((n, w) => n + 4 * w.shape.reduce((a, b) => a * b, 1), 0);
   if (data.byteLength !== expected) {
     throw new UserError(`${where.data}: expected ${expected} bytes for the weights in ${path.basename(where.manifest)}, found ${data.byteLength}`);
   }
@@ -47,6 +77,13 @@ export function decodeWeights(manifest: WeightsManifest, data: Uint8Array, where
     const size = w.shape.reduce((a, b) => a * b, 1);
     const copy = data.buffer.slice(data.byteOffset + offset, data.byteOffset + offset + 4 * size);
     const values = w.dtype === 'int32' ? new Int32Array(copy) : new Float32Array(copy);
+    if (values instanceof Float32Array) {
+      const bad = values.findIndex((x) => !Number.isFinite(x));
+      if (bad >= 0) {
+        disposeTree(out);
+        throw new UserError(`${where.data}: weight "${w.name}" holds a non-finite value (${values[bad]} at index ${bad}); the checkpoint is corrupt`);
+      }
+    }
     out[w.name] = tf.tensor(values, w.shape, w.dtype);
     offset += 4 * size;
   }

@@ -2,12 +2,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ExperimentConfig } from '../config/experiment';
 import type { ComponentConfig, JsonObject } from '../contracts/json';
+import type { MetaOptimizer } from '../contracts/meta-optimizer';
 import type { TaskFamily } from '../contracts/task';
-import { disposeSnapshot, readSnapshot, toCsv, writeFileAtomic } from '../engine/checkpoint';
-import { evaluateOptimizer, type OptimizerResult } from '../engine/evaluate';
+import { disposeSnapshot, loadSnapshotWeights, readSnapshot, toCsv, writeFileAtomic } from '../engine/checkpoint';
+import { evaluateOptimizer, lastSteps, type OptimizerResult, type Stats } from '../engine/evaluate';
 import { tuneLearningRate, type TuningResult } from '../engine/tune';
 import { deriveSeed } from '../random';
 import type { ComponentRegistry } from '../registry/registry';
+import { compareOptimizers, comparisonSentence, formatInterval, measureLabel, RANK_MEASURE, type Measure, type PairedComparison } from './compare';
 
 export interface EvaluationResults {
   experiment?: string;
@@ -20,6 +22,15 @@ export interface EvaluationResults {
   optimizers: OptimizerResult[];
   /** Learning-rate grid per tuned baseline, keyed by its position in evaluation.baselines. */
   tuning: Array<{ baseline: ComponentConfig; result: TuningResult }>;
+  /** What tables rank by and verdicts are first given for (absent in results from before paired comparisons). */
+  rankBy?: Measure;
+  /** Every learned optimizer against every tuned baseline, paired per task (see `compareOptimizers`). */
+  comparisons?: PairedComparison[];
+}
+
+/** The results with their paired comparisons (re)computed from the per-task values. */
+export function withComparisons(results: EvaluationResults): EvaluationResults {
+  return { ...results, rankBy: RANK_MEASURE, comparisons: compareOptimizers(results.optimizers) };
 }
 
 export interface EvaluateRunOptions {
@@ -81,9 +92,15 @@ export function evaluateExperiment(experiment: ExperimentConfig, registry: Compo
     const checkpoints = [...(options.checkpoint ? [options.checkpoint] : []), ...(options.checkpoints ?? [])];
     for (const checkpoint of checkpoints) {
       const snapshot = readSnapshot(checkpoint);
-      const meta = registry.create('meta-optimizer', snapshot.metaOptimizer, { seed: 0, baseDir: options.baseDir }, checkpoint, 'meta-optimizer.json');
+      let meta: MetaOptimizer;
       try {
-        meta.setWeights(snapshot.weights);
+        meta = registry.create('meta-optimizer', snapshot.metaOptimizer, { seed: 0, baseDir: options.baseDir }, path.join(snapshot.dir ?? checkpoint, 'meta-optimizer.json'));
+      } catch (e) {
+        disposeSnapshot(snapshot);
+        throw e;
+      }
+      try {
+        loadSnapshotWeights(meta, snapshot);
         optimizers.push(
           evaluateOptimizer(family, meta.optimizer(), 'learned', {
             steps,
@@ -100,7 +117,7 @@ export function evaluateExperiment(experiment: ExperimentConfig, registry: Compo
     }
     const { results, tuning } = evaluateBaselines(experiment, registry, family, steps, tasks, options);
     optimizers.push(...results);
-    return { experiment: experiment.name, optimizee: experiment.optimizee, steps, tasks, seed: experiment.seed, optimizers, tuning };
+    return withComparisons({ experiment: experiment.name, optimizee: experiment.optimizee, steps, tasks, seed: experiment.seed, optimizers, tuning });
   } finally {
     family.dispose?.();
   }
@@ -108,29 +125,103 @@ export function evaluateExperiment(experiment: ExperimentConfig, registry: Compo
 
 const fmt = (x: number) => (Number.isFinite(x) ? (Math.abs(x) >= 1e4 || (Math.abs(x) < 1e-3 && x !== 0) ? x.toExponential(3) : x.toPrecision(4)) : String(x));
 
-/** The results as a markdown table: one row per optimizer, final loss mean ± std over the held-out tasks. */
+const pm = (st: Stats | undefined) => (st ? `${fmt(st.mean)} ± ${fmt(st.std)}` : '—');
+const rankValue = (o: OptimizerResult) => (o.finalMean && Number.isFinite(o.finalMean.mean) ? o.finalMean.mean : Infinity);
+
+/**
+ * The results as a markdown table, one row per optimizer, ranked by the final loss averaged over the last 10 %
+ * of steps (mean ± std over the held-out tasks); beside it the one-minibatch loss at the last step, the
+ * task's full loss (all its data) where it has one, and its metrics.
+ */
 export function resultsTable(results: EvaluationResults): string {
   const metricNames = [...new Set(results.optimizers.flatMap((o) => Object.keys(o.metrics ?? {})))];
-  const head = ['optimizer', 'learning rate', `final loss (step ${results.steps}), mean ± std`, ...metricNames.map((m) => `${m}, mean ± std`), 'diverged'];
+  const hasFull = results.optimizers.some((o) => o.fullLoss);
+  const head = [
+    'optimizer',
+    'learning rate',
+    `${measureLabel('finalMean', results.steps)} (ranked by), mean ± std`,
+    `${measureLabel('final', results.steps)}, mean ± std`,
+    ...(hasFull ? [`${measureLabel('fullLoss', results.steps)}, mean ± std`] : []),
+    ...metricNames.map((m) => `${m}, mean ± std`),
+    'diverged',
+  ];
   const rows = [...results.optimizers]
-    .sort((a, b) => (Number.isNaN(a.final.mean) ? 1 : Number.isNaN(b.final.mean) ? -1 : a.final.mean - b.final.mean))
+    .sort((a, b) => rankValue(a) - rankValue(b))
     .map((o) => [
       o.kind === 'learned' ? `**${o.name}** (learned)` : o.kind,
       o.learningRate === undefined ? '—' : fmt(o.learningRate),
-      `${fmt(o.final.mean)} ± ${fmt(o.final.std)}`,
-      ...metricNames.map((m) => (o.metrics?.[m] ? `${fmt(o.metrics[m]!.mean)} ± ${fmt(o.metrics[m]!.std)}` : '—')),
+      pm(o.finalMean),
+      pm(o.final),
+      ...(hasFull ? [pm(o.fullLoss)] : []),
+      ...metricNames.map((m) => pm(o.metrics?.[m])),
       `${o.diverged}/${o.tasks}`,
     ]);
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
   return [line(head), line(head.map(() => '---')), ...rows.map(line)].join('\n') + '\n';
 }
 
-/** Writes results.json, curves.csv (step, optimizer, mean, std) and results.md into `outDir`. */
+/**
+ * The paired comparisons of the results, always recomputed from the per-task values (a stored `comparisons`
+ * may be stale: results assembled from separate runs, or learned optimizers renamed).
+ */
+export function comparisonsOf(results: EvaluationResults): PairedComparison[] {
+  return compareOptimizers(results.optimizers);
+}
+
+/**
+ * Every learned optimizer against every tuned baseline as a markdown table: per measure the mean per-task
+ * difference (learned − baseline), its 95 % Student-t interval, the tasks won, and the verdict ("tie" whenever
+ * the interval includes zero). Empty when there is nothing to compare.
+ */
+export function comparisonTable(results: EvaluationResults): string {
+  const cs = comparisonsOf(results);
+  if (!cs.length) return '';
+  const head = ['learned', 'tuned baseline', 'measure', 'mean difference (learned − baseline)', '95 % CI', 'tasks won by learned', 'verdict'];
+  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
+  const rows = cs.map((c) => [
+    c.learned,
+    c.baseline,
+    measureLabel(c.measure, results.steps) + (c.measure === RANK_MEASURE ? ' (ranked by)' : ''),
+    fmt(c.meanDifference),
+    formatInterval(c),
+    `${c.won}/${c.tasks}${c.leftOut ? ` (${c.leftOut} left out)` : ''}`,
+    c.verdict === 'wins' ? '**wins**' : c.verdict === 'loses' ? '**loses**' : 'tie',
+  ]);
+  return [line(head), line(head.map(() => '---')), ...rows.map(line)].join('\n') + '\n';
+}
+
+/** Generated sentences for the ranking measure and the test metrics: "wins"/"loses" only when the interval excludes zero. */
+export function comparisonSentences(results: EvaluationResults, measures: readonly Measure[] = [RANK_MEASURE, 'metrics.testLoss', 'metrics.testAccuracy']): string[] {
+  return comparisonsOf(results)
+    .filter((c) => measures.includes(c.measure))
+    .map((c) => comparisonSentence(c, results.steps));
+}
+
+/** How the results were measured, in one paragraph (what the columns mean and what is compared). */
+export function resultsLegend(results: EvaluationResults): string {
+  const { from, to } = lastSteps(results.steps);
+  return (
+    `Rows are ranked by the final loss averaged over steps ${from}–${to} (the last 10 % of steps) on each task, then over the tasks; ` +
+    `"${measureLabel('final', results.steps)}" is the loss on the one minibatch of the last step` +
+    (results.optimizers.some((o) => o.fullLoss) ? `; "${measureLabel('fullLoss', results.steps)}" is the loss of the final parameters on all the data the task trains on` : '') +
+    (results.optimizers.some((o) => o.metrics?.testLoss) ? '; testLoss and testAccuracy are measured on data no task trains on (for image families: the official test set)' : '') +
+    '. Comparisons pair the same held-out task across optimizers: mean per-task difference with its 95 % Student-t confidence interval; ' +
+    '"wins" or "loses" only when the interval excludes zero, otherwise "tie".'
+  );
+}
+
+/** Writes results.json (with per-task values and paired comparisons), curves.csv (step, optimizer, mean, std) and results.md into `outDir`. */
 export function writeEvaluation(outDir: string, results: EvaluationResults): void {
+  const full = withComparisons(results);
   fs.mkdirSync(outDir, { recursive: true });
-  writeFileAtomic(path.join(outDir, 'results.json'), JSON.stringify(results, null, 2) + '\n');
-  const rows = results.optimizers.flatMap((o) => o.curve.mean.map((m, step) => ({ optimizer: o.name, step, mean: m, std: o.curve.std[step]! })));
+  writeFileAtomic(path.join(outDir, 'results.json'), JSON.stringify(full, null, 2) + '\n');
+  const rows = full.optimizers.flatMap((o) => o.curve.mean.map((m, step) => ({ optimizer: o.name, step, mean: m, std: o.curve.std[step]! })));
   writeFileAtomic(path.join(outDir, 'curves.csv'), toCsv(rows));
-  const title = `# Evaluation${results.experiment ? `: ${results.experiment}` : ''}\n\n${results.tasks} held-out tasks of \`${results.optimizee.type}\`, ${results.steps} steps, seed ${results.seed}${results.backend ? `, backend ${results.backend}` : ''}.\n\n`;
-  writeFileAtomic(path.join(outDir, 'results.md'), title + resultsTable(results));
+  const title = `# Evaluation${full.experiment ? `: ${full.experiment}` : ''}\n\n${full.tasks} held-out (test-split) tasks of \`${full.optimizee.type}\`, ${full.steps} steps, seed ${full.seed}${full.backend ? `, backend ${full.backend}` : ''}.\n\n`;
+  const compared = comparisonTable(full);
+  const sentences = comparisonSentences(full);
+  writeFileAtomic(
+    path.join(outDir, 'results.md'),
+    title + resultsTable(full) + '\n' + resultsLegend(full) + '\n' + (compared ? `\n## Learned vs tuned baselines\n\n${compared}\n${sentences.map((x) => `- ${x}`).join('\n')}\n` : ''),
+  );
 }

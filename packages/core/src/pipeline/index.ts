@@ -1,2 +1,3 @@
 export * from './train';
 export * from './evaluate';
+export * from './compare';

@@ -9,6 +9,7 @@ import { defineComponent } from '../registry/component';
 import { ComponentRegistry } from '../registry/registry';
 import { evaluateExperiment, resultsTable, writeEvaluation } from './evaluate';
 import { trainExperiment } from './train';
+import { pairedComparison } from './compare';
 
 const registry = new ComponentRegistry([
   {
@@ -81,7 +82,7 @@ describe('trainExperiment', () => {
     await expect(trainExperiment(experiment(2), registry, { outDir: out, baseDir: dir })).rejects.toThrow(/already holds a training run; pass --resume/);
     const changed = experiment(3);
     changed.seed = 5;
-    await expect(trainExperiment(changed, registry, { outDir: out, baseDir: dir, resume: true })).rejects.toThrow(/differs from the checkpoint's experiment in seed \(only training.epochs and training.workers may change on --resume\)/);
+    await expect(trainExperiment(changed, registry, { outDir: out, baseDir: dir, resume: true })).rejects.toThrow(/differs from the checkpoint's experiment in seed \(only training.epochs, training.workers and training.kernel may change on --resume\)/);
 
     // A checkpoint written before an option existed resumes: the saved config is resolved again (defaults added).
     const savedFile = path.join(out, 'experiment.json');
@@ -103,6 +104,36 @@ describe('trainExperiment', () => {
   });
 });
 
+describe('trainExperiment when something breaks', () => {
+  it('reports the error that stopped training, not a later one while freeing', async () => {
+    class Failing extends TinyFamily {
+      override build(): never {
+        throw new Error('memory access out of bounds (the first error)');
+      }
+      dispose(): void {
+        throw new Error('freeing failed too');
+      }
+    }
+    const failing = new ComponentRegistry([
+      {
+        source: 'test',
+        components: [
+          ...registry.list().filter((c) => c.kind !== 'optimizee'),
+          defineComponent<Record<string, never>>()({
+            kind: 'optimizee',
+            type: 'tiny',
+            description: 'Fails to build its tasks and to free itself.',
+            schema: { type: 'object', additionalProperties: false, properties: {} },
+            create: () => new Failing(3),
+          }),
+        ],
+      },
+    ]);
+    const e = resolveExperiment(parseExperiment({ optimizee: { type: 'tiny' }, metaOptimizer: { type: 'tiny-meta' }, training: { epochs: 1, episodesPerEpoch: 1, steps: 3, unroll: 3 }, evaluation: { baselines: [] } }, 'f.json'), failing, 'f.json');
+    await expect(trainExperiment(e, failing, { outDir: path.join(dir, 'run-failing'), baseDir: dir })).rejects.toThrow('the first error');
+  });
+});
+
 describe('evaluateExperiment', () => {
   it('evaluates the learned optimizer and tuned baselines on the same held-out tasks and writes the results', async () => {
     const out = path.join(dir, 'run-eval');
@@ -119,7 +150,18 @@ describe('evaluateExperiment', () => {
     writeEvaluation(path.join(dir, 'eval'), results);
     expect(fs.readdirSync(path.join(dir, 'eval')).sort()).toEqual(['curves.csv', 'results.json', 'results.md']);
     const table = resultsTable(results);
-    expect(table).toMatch(/\| \*\*tiny-meta\*\* \(learned\) \| — \| [0-9.e+-]+ ± [0-9.e+-]+ \| 0\/3 \|/);
-    expect(JSON.parse(fs.readFileSync(path.join(dir, 'eval', 'results.json'), 'utf8')).optimizers).toHaveLength(2);
+    expect(table).toMatch(/\| \*\*tiny-meta\*\* \(learned\) \| — \| [0-9.e+-]+ ± [0-9.e+-]+ \| [0-9.e+-]+ ± [0-9.e+-]+ \| 0\/3 \|/);
+    expect(table.split('\n')[0]).toContain('final loss (step 8) (ranked by)');
+    const saved = JSON.parse(fs.readFileSync(path.join(dir, 'eval', 'results.json'), 'utf8'));
+    expect(saved.optimizers).toHaveLength(2);
+    // Per-task values are kept, and the comparison is the paired one computed from them.
+    expect(saved.optimizers[0].perTask.finalMean).toHaveLength(3);
+    expect(saved.rankBy).toBe('finalMean');
+    const want = pairedComparison(learned!.perTask.finalMean, sgd!.perTask.finalMean);
+    expect(saved.comparisons[0]).toEqual({ learned: 'tiny-meta', baseline: sgd!.name, measure: 'finalMean', ...want });
+    const md = fs.readFileSync(path.join(dir, 'eval', 'results.md'), 'utf8');
+    expect(md).toContain('## Learned vs tuned baselines');
+    expect(md).toContain(`| tiny-meta | ${sgd!.name} | final loss (step 8) (ranked by) |`);
+    expect(md).toMatch(new RegExp(`- tiny-meta (wins against|ties with|loses to) ${sgd!.name.replace(/[()]/g, '\\$&')} on final loss \\(step 8\\)`));
   });
 });

@@ -1,11 +1,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseExperiment, resolveExperiment, type ExperimentConfig } from '../config/experiment';
+import { parseExperiment, readJsonFile, resolveExperiment, type ExperimentConfig } from '../config/experiment';
 import type { MetaOptimizer } from '../contracts/meta-optimizer';
 import { UserError } from '../errors';
 import { deriveSeed } from '../random';
 import type { ComponentRegistry } from '../registry/registry';
-import { disposeSnapshot, readSnapshot, toCsv, writeExperiment, writeFileAtomic, writeSnapshot } from '../engine/checkpoint';
+import { disposeQuietly, disposeSnapshot, hasSnapshot, loadSnapshotWeights, readSnapshot, removeStaleTemporaries, toCsv, writeExperiment, writeFileAtomic, writeSnapshot } from '../engine/checkpoint';
 import { MetaTrainer, type EpochReport, type TrainerEvents } from '../engine/meta-trainer';
 import type { MetaOptimizerSource } from '../engine/parallel/chunked-meta-gradient';
 
@@ -16,7 +16,7 @@ export interface TrainRunOptions {
   resume?: boolean;
   /** Directory relative paths in component options resolve from (the config file's). */
   baseDir: string;
-  events?: TrainerEvents & { onStart?(info: { startEpoch: number; epochs: number; unrollsPerEpoch: number }): void };
+  events?: TrainerEvents & { onStart?(info: { startEpoch: number; epochs: number; unrollsPerEpoch: number; metaGradient: string }): void };
   /**
    * How worker threads rebuild the meta-optimizer when training.workers > 0; default: the registry's `rebuild`
    * (set by @l2l/cli's workspaces), with `baseDir`.
@@ -59,7 +59,7 @@ function readLog(file: string): LogRow[] {
  * threads (the same meta-gradient; checkpoints are taken between epochs, where episodes start afresh).
  */
 function comparable(e: ExperimentConfig): unknown {
-  return { ...e, name: undefined, description: undefined, training: { ...e.training, epochs: undefined, workers: undefined } };
+  return { ...e, name: undefined, description: undefined, training: { ...e.training, epochs: undefined, workers: undefined, kernel: undefined } };
 }
 
 /** The paths (`training.unroll`, `optimizee.options.dims`) where two JSON values differ, key order aside. */
@@ -99,29 +99,36 @@ export async function trainExperiment(experiment: ExperimentConfig, registry: Co
   }
   let rows: LogRow[] = [];
   try {
-    if (options.resume) {
+    removeStaleTemporaries(outDir);
+    const resumable = hasSnapshot(outDir);
+    if (options.resume && (resumable || fs.existsSync(path.join(outDir, 'experiment.json')))) {
       const saved = path.join(outDir, 'experiment.json');
       if (!fs.existsSync(saved)) throw new UserError(`${outDir}: nothing to resume (no experiment.json); run without --resume`);
       // Re-resolved, so options added (with defaults) since the checkpoint was written do not count as changes.
-      const previous = resolveExperiment(parseExperiment(JSON.parse(fs.readFileSync(saved, 'utf8')), saved), registry, saved);
+      const previous = resolveExperiment(parseExperiment(readJsonFile(saved), saved), registry, saved);
       const changed = jsonDifferences(comparable(previous), comparable(experiment));
       if (changed.length) {
-        throw new UserError(`${saved}: the config differs from the checkpoint's experiment in ${changed.join(', ')} (only training.epochs and training.workers may change on --resume)`);
+        throw new UserError(`${saved}: the config differs from the checkpoint's experiment in ${changed.join(', ')} (only training.epochs, training.workers and training.kernel may change on --resume)`);
       }
-      const snapshot = readSnapshot(outDir, 'latest');
-      try {
-        if (!snapshot.trainer) throw new UserError(`${outDir}/latest: no trainer state to resume from`);
-        meta.setWeights(snapshot.weights);
-        trainer.restore(snapshot.trainer, snapshot.adam ?? {});
-      } finally {
-        disposeSnapshot(snapshot);
+      // A run killed before its first snapshot has nothing to resume: it starts over.
+      if (resumable) {
+        const snapshot = readSnapshot(outDir, 'latest');
+        try {
+          if (!snapshot.trainer) throw new UserError(`${outDir}/latest: no trainer state to resume from (trainer.json is missing)`);
+          loadSnapshotWeights(meta, snapshot, experiment);
+          trainer.restore(snapshot.trainer, snapshot.adam ?? {});
+        } finally {
+          disposeSnapshot(snapshot);
+        }
+        rows = readLog(logFile).filter((r) => Number(r.epoch) <= trainer.state.epoch);
       }
-      rows = readLog(logFile).filter((r) => Number(r.epoch) <= trainer.state.epoch);
-    } else if (fs.existsSync(path.join(outDir, 'latest')) || fs.existsSync(path.join(outDir, 'experiment.json'))) {
+    } else if (options.resume) {
+      throw new UserError(`${outDir}: nothing to resume (no experiment.json); run without --resume`);
+    } else if (resumable) {
       throw new UserError(`${outDir} already holds a training run; pass --resume to continue it or choose another --out`);
     }
     writeExperiment(outDir, experiment);
-    options.events?.onStart?.({ startEpoch: trainer.state.epoch, epochs: experiment.training.epochs, unrollsPerEpoch: experiment.training.episodesPerEpoch * trainer.unrollsPerEpisode });
+    options.events?.onStart?.({ startEpoch: trainer.state.epoch, epochs: experiment.training.epochs, unrollsPerEpoch: experiment.training.episodesPerEpoch * trainer.unrollsPerEpisode, metaGradient: trainer.metaGradientPath });
     const reports: EpochReport[] = [];
     while (trainer.state.epoch < experiment.training.epochs) {
       const report = await trainer.trainEpoch();
@@ -146,8 +153,7 @@ export async function trainExperiment(experiment: ExperimentConfig, registry: Co
       reports,
     };
   } finally {
-    trainer.dispose();
-    meta.dispose();
-    family.dispose?.();
+    // A failure while freeing (a wasm heap already out of bounds, say) must not hide the error that got us here.
+    disposeQuietly(() => trainer.dispose(), () => meta.dispose(), () => family.dispose?.());
   }
 }

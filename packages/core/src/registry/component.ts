@@ -30,7 +30,37 @@ export interface ComponentDefinition<K extends ComponentKind = ComponentKind, O 
   readonly type: string;
   readonly description: string;
   readonly schema: JsonSchema;
+  /**
+   * Meta-optimizers only: the fused kernel its optimizers carry (contracts/fused.ts), in words, for `l2l list`;
+   * absent when it has none and meta-gradients run on the tfjs tape.
+   */
+  readonly fusedKernel?: string;
   create(options: O, ctx: CreateContext): ComponentKinds[K];
+  /**
+   * Lower bounds of the memory the component needs, from its options alone: the pre-flight (`l2l validate`,
+   * `train`, `eval`) refuses a run that could not fit before anything is built. Optional; without it the
+   * component's size is not checked.
+   */
+  estimate?(options: O): ComponentEstimate;
+}
+
+/** What a component needs at least, in elements and bytes (see `ComponentDefinition.estimate`). */
+export interface ComponentEstimate {
+  /** optimizee: the parameters of one task (the coordinates an optimizer updates). */
+  readonly coordinates?: number;
+  /** Bytes held while it exists (data sets, task matrices, as tensors and the arrays they are drawn into). */
+  readonly bytes?: number;
+  /** optimizee: bytes one taped step adds (its activations); meta-optimizer: the same per coordinate. */
+  readonly stepBytes?: number;
+  /** meta-optimizer: bytes of state per coordinate (carried from step to step). */
+  readonly stateBytes?: number;
+  /** meta-optimizer: number of its weights. */
+  readonly weights?: number;
+  /**
+   * meta-optimizer: bytes one step of an unroll adds per coordinate on its fused kernel (contracts/fused.ts),
+   * which keeps no tape; absent when these options give no kernel.
+   */
+  readonly fusedStepBytes?: number;
 }
 
 /** Typed helper: `defineComponent<MyOptions>()({ kind: 'optimizee', ... })` checks the factory's options. */

@@ -105,6 +105,14 @@ export class ComponentRegistry {
   /** Validates the options and builds the component. */
   create<K extends ComponentKind>(kind: K, config: ComponentConfig, ctx: CreateContext, where = '', label: string = kind): ComponentKinds[K] {
     const options = this.resolveOptions(kind, config, where, label);
-    return this.get(kind, config.type).create(options, ctx) as ComponentKinds[K];
+    const def = this.get(kind, config.type);
+    try {
+      return def.create(options, ctx) as ComponentKinds[K];
+    } catch (e) {
+      // A plugin's component that fails to build is named with its plugin: the plugin's author has to fix it.
+      if (def.source.startsWith('@l2l/')) throw e;
+      const prefix = where ? `${where}: ` : '';
+      throw new UserError(`${prefix}plugin "${def.source}": ${label} (${kind} "${def.type}") failed to build: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+    }
   }
 }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { Batch, Split, Task, TaskConfig, TaskFamily } from '../contracts/task';
+import { parameterGroupsOf, SPLITS, type Batch, type Split, type Task, type TaskConfig, type TaskFamily } from '../contracts/task';
 import type { ComponentDefinition } from '../registry/component';
 import type { NamedTensors } from '../tensor-tree';
 import {
@@ -20,9 +20,9 @@ import {
 } from './util';
 
 export interface TaskFamilyCheckOptions extends CheckOptions {
-  /** Seeds sampled per split when looking for train and test tasks that coincide (default 20). */
+  /** Seeds sampled per split when looking for tasks of two splits that coincide (default 20). */
   samples?: number;
-  /** Seeds of the tasks that are built and run (default [0, 1]). */
+  /** Seeds of the tasks that are built and run, of the splits train, validation, test in turn (default [0, 1, 2]). */
   seeds?: number[];
   /** Repeated loss/gradient calls in the leak check (default 3). */
   repeats?: number;
@@ -31,8 +31,8 @@ export interface TaskFamilyCheckOptions extends CheckOptions {
 /**
  * Smoke-tests a task family (kind `optimizee`) against the `TaskFamily`/`Task` contracts; throws a
  * `ContractError` naming the family and the broken rule. Checks: the options schema follows the registry's
- * rules; `sample` is deterministic, plain JSON, names its family and split; train and test tasks never
- * coincide; `build` → `initParams`/`batch`/`loss` are deterministic; the loss is a finite scalar and every
+ * rules; `sample` is deterministic, plain JSON, names its family and split; train, validation and test
+ * tasks never coincide; `build` → `initParams`/`batch`/`loss` are deterministic; the loss is a finite scalar and every
  * parameter gets a finite gradient; repeated loss and gradient calls (inside `tf.tidy`, as the engine makes
  * them) leak no tensor; `dispose` frees the task's tensors (and the family's, if it has `dispose`).
  *
@@ -44,7 +44,7 @@ export async function checkTaskFamily(definition: ComponentDefinition, opts: Tas
   await tf.ready();
   const { fail, options, ctx } = prepare('checkTaskFamily', definition, 'optimizee', opts);
   const samples = opts.samples ?? 20;
-  const seeds = opts.seeds ?? [0, 1];
+  const seeds = opts.seeds ?? [0, 1, 2];
   const repeats = opts.repeats ?? 3;
 
   const before = numTensors();
@@ -55,9 +55,9 @@ export async function checkTaskFamily(definition: ComponentDefinition, opts: Tas
   if (family.type !== definition.type) fail(`family.type is ${show(family.type)}, expected "${definition.type}"`);
 
   // sample: deterministic, plain JSON, labelled.
-  const sampled: Record<Split, TaskConfig[]> = { train: [], test: [] };
+  const sampled: Record<Split, TaskConfig[]> = { train: [], validation: [], test: [] };
   for (let seed = 0; seed < samples; seed++) {
-    for (const split of ['train', 'test'] as const) {
+    for (const split of SPLITS) {
       const config = attempt(fail, `sample(${seed}, "${split}")`, () => family.sample(seed, split));
       checkPlainJson(fail, config, `sample(${seed}, "${split}")`);
       if (config.family !== definition.type) fail(`sample(${seed}, "${split}").family is ${show(config.family)}, expected "${definition.type}"`);
@@ -72,11 +72,17 @@ export async function checkTaskFamily(definition: ComponentDefinition, opts: Tas
   }
   checkSplitsDisjoint(fail, family, sampled);
 
-  // build → initParams / batch / loss / gradients, deterministic and leak-free.
+  // build → initParams / batch / loss / gradients, deterministic and leak-free, for a task of every split.
   let afterFirst: number | undefined;
-  for (const seed of seeds) {
-    const config = family.sample(seed, 'train');
-    runTask(fail, family, config, seed, repeats);
+  let firstGroups: { at: string; groups: string } | undefined;
+  for (const [i, seed] of seeds.entries()) {
+    const config = family.sample(seed, SPLITS[i % SPLITS.length]!);
+    const groups = stableJson(runTask(fail, family, config, seed, repeats));
+    // One assignment for the whole family: an experiment assigns optimizers to groups once, for every task.
+    if (firstGroups && groups !== firstGroups.groups) {
+      fail(`parameter groups differ between tasks: ${firstGroups.groups} for ${firstGroups.at}, ${groups} for ${show(config)}; every task of a family must report the same groups`);
+    }
+    firstGroups ??= { at: show(config), groups };
     const count = numTensors();
     // The first build may load data the family shares between tasks; later ones must leave nothing behind.
     if (afterFirst === undefined) afterFirst = count;
@@ -94,21 +100,25 @@ export async function checkTaskFamily(definition: ComponentDefinition, opts: Tas
   }
 }
 
-/** Train and test configs must never describe the same task. */
+/** Configs of two different splits must never describe the same task. */
 function checkSplitsDisjoint(fail: Fail, family: TaskFamily, sampled: Record<Split, TaskConfig[]>): void {
   const withoutSplit = (c: TaskConfig) => stableJson({ ...c, split: undefined });
-  const train = new Map(sampled.train.map((c) => [withoutSplit(c), c]));
-  for (const test of sampled.test) {
-    const twin = train.get(withoutSplit(test));
-    if (!twin) continue;
-    // Same config apart from the split: fine only if the split changes the task that gets built.
-    if (!tasksDiffer(fail, family, twin, test)) {
-      fail(
-        `train and test tasks coincide: ${show(twin)} and ${show(test)} build the same task; ` +
-          'train and test tasks must never coincide (derive what you sample from the split, e.g. Rng.from(seed, split))',
-      );
+  SPLITS.forEach((a, i) => {
+    const first = new Map(sampled[a].map((c) => [withoutSplit(c), c]));
+    for (const b of SPLITS.slice(i + 1)) {
+      for (const other of sampled[b]) {
+        const twin = first.get(withoutSplit(other));
+        if (!twin) continue;
+        // Same config apart from the split: fine only if the split changes the task that gets built.
+        if (!tasksDiffer(fail, family, twin, other)) {
+          fail(
+            `${a} and ${b} tasks coincide: ${show(twin)} and ${show(other)} build the same task; ` +
+              'tasks of different splits must never coincide (derive what you sample from the split, e.g. Rng.from(seed, split))',
+          );
+        }
+      }
     }
-  }
+  });
 }
 
 function tasksDiffer(fail: Fail, family: TaskFamily, a: TaskConfig, b: TaskConfig): boolean {
@@ -133,7 +143,8 @@ function disposeNamed(...maps: Array<Readonly<Record<string, tf.Tensor>>>): void
   for (const m of maps) for (const t of Object.values(m)) if (!t.isDisposed) t.dispose();
 }
 
-function runTask(fail: Fail, family: TaskFamily, config: TaskConfig, seed: number, repeats: number): void {
+/** Runs one task through the contract checks; returns its parameter groups. */
+function runTask(fail: Fail, family: TaskFamily, config: TaskConfig, seed: number, repeats: number): Record<string, string> {
   const at = `task ${show(config)}`;
   const task = attempt(fail, `build(${show(config)})`, () => family.build(structuredClone(config))) as Task;
   const twin = attempt(fail, `build(${show(config)})`, () => family.build(structuredClone(config))) as Task;
@@ -145,6 +156,12 @@ function runTask(fail: Fail, family: TaskFamily, config: TaskConfig, seed: numbe
   for (const [name, p] of Object.entries(params)) {
     if (p.dtype !== 'float32') fail(`${at}: parameter "${name}" has dtype ${p.dtype}, expected float32`);
     checkFinite(fail, p, `${at}: initial parameter "${name}"`);
+  }
+  // Parameter groups (optional): every parameter in exactly one kebab-case group, plain JSON, deterministic.
+  const groups = attempt(fail, `${at}: parameterGroups()`, () => parameterGroupsOf(task, Object.keys(params)));
+  if (typeof task.parameterGroups === 'function') {
+    checkPlainJson(fail, task.parameterGroups(), `${at}: parameterGroups()`);
+    if (stableJson(parameterGroupsOf(twin, Object.keys(params))) !== stableJson(groups)) fail(`${at}: parameterGroups() is not deterministic (a rebuilt task gave different groups)`);
   }
   const paramsAgain = task.initParams(seed);
   const paramsTwin = twin.initParams(seed);
@@ -231,6 +248,10 @@ function runTask(fail: Fail, family: TaskFamily, config: TaskConfig, seed: numbe
       task.loss(params, batchOf(task, 0));
     });
     disposeNamed(gradsOf());
+    if (typeof task.fullLoss === 'function') {
+      const v = attempt(fail, `${at}: fullLoss()`, () => task.fullLoss!(params));
+      if (typeof v !== 'number' || !Number.isFinite(v)) fail(`${at}: fullLoss() must return a finite number, got ${show(v)}`);
+    }
     if (typeof task.metrics === 'function') {
       tf.tidy(() => {
         const m = attempt(fail, `${at}: metrics()`, () => task.metrics!(params));
@@ -248,7 +269,7 @@ function runTask(fail: Fail, family: TaskFamily, config: TaskConfig, seed: numbe
   if (grown !== 0) {
     fail(
       `${at}: ${repeats} loss/gradient calls leaked ${grown} tensor(s) ` +
-        `(tensors kept with tf.keep, or variables created, in loss${typeof task.metrics === 'function' ? ' or metrics' : ''}?)`,
+        `(tensors kept with tf.keep, or variables created, in loss${typeof task.metrics === 'function' ? ', metrics' : ''}${typeof task.fullLoss === 'function' ? ', fullLoss' : ''}?)`,
     );
   }
   checkUnchanged(fail, params, snapParams, `${at}: loss/gradient calls`);
@@ -256,4 +277,5 @@ function runTask(fail: Fail, family: TaskFamily, config: TaskConfig, seed: numbe
   disposeNamed(params, paramsAgain, paramsTwin);
   attempt(fail, `${at}: dispose()`, () => task.dispose());
   attempt(fail, `${at}: dispose()`, () => twin.dispose());
+  return groups;
 }

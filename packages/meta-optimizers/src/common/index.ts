@@ -8,3 +8,4 @@ export * from './coordinates';
 export * from './weights';
 export * from './tidy';
 export * from './meta-optimizer-base';
+export * from './estimate';

@@ -4,7 +4,7 @@
  * gradients frozen, which every learned optimizer's tests run.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { disposeTree, isUserError, Rng, type ComponentRegistry, type MetaOptimizer, type NamedTensors, type OptimizerState, type TensorTree } from '@l2l/core';
+import { disposeTree, isUserError, Rng, type ComponentRegistry, type MetaOptimizer, type NamedTensors, type OptimizerState, type Task, type TaskFamily, type TensorTree } from '@l2l/core';
 
 export function randomNamed(rng: Rng, shapes: Record<string, number[]>, std = 1): NamedTensors {
   const out: NamedTensors = {};
@@ -179,4 +179,42 @@ export function expectOptionErrors(reg: ComponentRegistry, type: string, bad: Re
     if (!text.includes(`meta-optimizer "${type}"`)) throw new Error(`${JSON.stringify(options)}: the message does not name meta-optimizer "${type}": ${text}`);
     if (!message.test(text)) throw new Error(`${JSON.stringify(options)}: the message does not match ${message}: ${text}`);
   }
+}
+
+/**
+ * A least-squares task over parameters split into two tensors of awkward sizes: f(θ) = mean((A·θ − y)²) over a
+ * minibatch of 16 of A's 64 rows drawn per step, θ the concatenation of the tensors; `n` coordinates in all.
+ */
+export function leastSquaresTask(n: number, seed: number): Task {
+  const rng = Rng.from(seed, 'least-squares');
+  const rows = 16;
+  const A = tf.keep(tf.tensor2d(rng.normals(rows * 4 * n, 0, 1 / Math.sqrt(n)), [rows * 4, n]));
+  const y = tf.keep(tf.tensor2d(rng.normals(rows * 4, 0, 1), [rows * 4, 1]));
+  const first = Math.ceil(n / 3);
+  const shapes: Record<string, number[]> = n > 1 ? { a: [first], b: [n - first, 1] } : { a: [1] };
+  return {
+    config: { family: 'least-squares', split: 'train', seed },
+    initParams(s: number): NamedTensors {
+      const r = Rng.from(s, 'init');
+      return Object.fromEntries(Object.entries(shapes).map(([k, shape]) => [k, tf.tensor(r.normals(shape.reduce((a, b) => a * b, 1)), shape)]));
+    },
+    batch(step: number, s: number) {
+      const r = Rng.from(s, 'batch', step);
+      return { rows: tf.tensor1d(Array.from({ length: rows }, () => r.int(rows * 4)), 'int32') };
+    },
+    loss(params: NamedTensors, batch) {
+      return tf.tidy(() => {
+        const theta = tf.concat(Object.keys(shapes).map((k) => tf.reshape(params[k]!, [-1, 1])), 0);
+        const r = tf.sub(tf.matMul(tf.gather(A, batch.rows!), theta), tf.gather(y, batch.rows!));
+        return tf.mean(tf.square(r)) as tf.Scalar;
+      });
+    },
+    dispose() {
+      tf.dispose([A, y]);
+    },
+  };
+}
+
+export function familyOf(n: number): TaskFamily {
+  return { type: 'least-squares', sample: (seed, split) => ({ family: 'least-squares', split, seed }), build: (c) => leastSquaresTask(n, c.seed) };
 }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { cloneNamed, type NamedTensors, type Optimizer, type OptimizerState, type StepContext, type TensorTree } from '@l2l/core';
+import { cloneNamed, type FusedKernel, type NamedTensors, type Optimizer, type OptimizerState, type StepContext, type TensorTree } from '@l2l/core';
 import {
   affine,
   checkLayout,
@@ -18,6 +18,7 @@ import {
   unflattenCoordinates,
   NamedWeightsMetaOptimizer,
 } from '../common';
+import { lstmStackKernel } from '../kernels';
 import { resolveLstmOptions, type LstmOptions } from './options';
 
 /** The optimizer's slots: `{ lstm0: {h, c}, lstm1: {h, c}, ... }`. */
@@ -64,11 +65,19 @@ export class LstmMetaOptimizer extends NamedWeightsMetaOptimizer<LstmOptions> {
 /** The optimizer a `LstmMetaOptimizer` defines; its updates are ops on the meta-optimizer's variables. */
 class LstmOptimizer implements Optimizer {
   readonly name = 'lstm';
+  /** The same updates in the wasm lstm-stack kernel (kernels/), where WebAssembly SIMD runs. */
+  readonly fused?: FusedKernel;
 
   constructor(
     private readonly options: Readonly<LstmOptions>,
     private readonly weights: NamedVariables,
-  ) {}
+  ) {
+    const { preprocessing, k, hidden, layers, outputScale } = options;
+    this.fused = lstmStackKernel(
+      { features: preprocessing, k, inputUnits: 0, hidden, layers, outputTanh: false, scale: outputScale },
+      () => weights.variables,
+    );
+  }
 
   init(params: NamedTensors): OptimizerState {
     const layout = coordinateLayout(params);

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { cloneNamed, type NamedTensors, type Optimizer, type OptimizerState, type StepContext, type TensorTree } from '@l2l/core';
+import { cloneNamed, type FusedKernel, type NamedTensors, type Optimizer, type OptimizerState, type StepContext, type TensorTree } from '@l2l/core';
 import { Rng } from '@l2l/core';
 import {
   affine,
@@ -15,6 +15,7 @@ import {
   unflattenCoordinates,
   NamedWeightsMetaOptimizer,
 } from '../common';
+import { MultiscaleAdamLinearKernel } from './linear-kernel';
 import { resolveMultiscaleAdamOptions, type MultiscaleAdamOptions } from './options';
 
 /** The optimizer's slots: Adam moments `m`, `v` (`[k, N]`, one row per (β1, β2) pair) and, for "rnn", the LSTM state. */
@@ -93,11 +94,18 @@ function softmaxRows(logits: tf.Tensor2D): tf.Tensor2D {
 /** The optimizer a `MultiscaleAdamMetaOptimizer` defines; its updates are ops on the meta-optimizer's variables. */
 class MultiscaleAdamOptimizer implements Optimizer {
   readonly name = 'multiscale-adam';
+  /** With the linear combiner, the same updates in a fused kernel (linear-kernel.ts); the MLP and RNN combiners have none. */
+  readonly fused?: FusedKernel;
 
   constructor(
     private readonly options: Readonly<MultiscaleAdamOptions>,
     private readonly weights: NamedVariables,
-  ) {}
+  ) {
+    if (options.combiner === 'linear') {
+      const betas = options.betas.map((b) => [b[0]!, b[1]!] as const);
+      this.fused = new MultiscaleAdamLinearKernel(betas, options.epsilon, () => weights.variables, options.learnLearningRate ? null : options.learningRate);
+    }
+  }
 
   init(params: NamedTensors): OptimizerState {
     const n = coordinateLayout(params).total;

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { cloneNamed, type NamedTensors, type Optimizer, type OptimizerState, type StepContext, type TensorTree } from '@l2l/core';
+import { cloneNamed, type FusedKernel, type NamedTensors, type Optimizer, type OptimizerState, type StepContext, type TensorTree } from '@l2l/core';
 import {
   affine,
   checkLayout,
@@ -17,6 +17,7 @@ import {
   unflattenCoordinates,
   NamedWeightsMetaOptimizer,
 } from '../common';
+import { lstmStackKernel } from '../kernels';
 import { resolveRnnpropOptions, type RnnpropOptions } from './options';
 
 /** One LSTM layer's state (the same as the LSTM optimizer's). */
@@ -72,11 +73,19 @@ export class RnnpropMetaOptimizer extends NamedWeightsMetaOptimizer<RnnpropOptio
 /** The optimizer an `RnnpropMetaOptimizer` defines; its updates are ops on the meta-optimizer's variables. */
 class RnnpropOptimizer implements Optimizer {
   readonly name = 'rnnprop';
+  /** The same updates in the wasm lstm-stack kernel (kernels/), where WebAssembly SIMD runs. */
+  readonly fused?: FusedKernel;
 
   constructor(
     private readonly options: Readonly<RnnpropOptions>,
     private readonly weights: NamedVariables,
-  ) {}
+  ) {
+    const { beta1, beta2, epsilon, inputUnits, hidden, layers, lr } = options;
+    this.fused = lstmStackKernel(
+      { features: 'adam', beta1, beta2, epsilon, inputUnits, hidden, layers, outputTanh: true, scale: -lr },
+      () => weights.variables,
+    );
+  }
 
   init(params: NamedTensors): OptimizerState {
     const n = coordinateLayout(params).total;

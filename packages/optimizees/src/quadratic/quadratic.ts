@@ -5,7 +5,7 @@
  * `reduce_mean(reduce_sum((Wθ − y)², 1))`.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { defineComponent, deriveSeed, validateWithSchema, Rng, UserError, type Batch, type JsonSchema, type NamedTensors, type Split, type Task, type TaskConfig, type TaskFamily } from '@l2l/core';
+import { defineComponent, deriveSeed, isSplit, validateWithSchema, Rng, UserError, type Batch, type JsonSchema, type NamedTensors, type Split, type Task, type TaskConfig, type TaskFamily } from '@l2l/core';
 
 export const QUADRATIC_TYPE = 'quadratic';
 
@@ -121,6 +121,14 @@ export class QuadraticTask implements Task {
     return {};
   }
 
+  /** The loss itself: a deterministic task has no minibatches to average over. */
+  fullLoss(params: NamedTensors): number {
+    const l = this.loss(params);
+    const v = l.dataSync()[0]!;
+    l.dispose();
+    return v;
+  }
+
   /** mean over b of ‖W_b θ_b − y_b‖², for θ = `params.x` [batch, dims]. */
   loss(params: NamedTensors): tf.Scalar {
     const x = params.x;
@@ -138,8 +146,9 @@ export class QuadraticTask implements Task {
 
 /**
  * The family. `sample(seed, split)` returns `{family: "quadratic", split, seed}` with the task seed derived
- * as `deriveSeed(seed, "quadratic", split)` and then made even for train and odd for test, so a train task
- * and a test task never share a seed, hence never share W and y. `build` draws W, then y, from `Rng(config.seed)`.
+ * as `deriveSeed(seed, "quadratic", split)` and then made ≡ 0 or 2 (mod 4) for train, ≡ 1 (mod 4) for
+ * validation and ≡ 3 (mod 4) for test, so tasks of different splits never share a seed, hence never share W
+ * and y. (Train seeds are the even ones they were when there were only two splits.) `build` draws W, then y, from `Rng(config.seed)`.
  */
 export class QuadraticFamily implements TaskFamily {
   readonly type = QUADRATIC_TYPE;
@@ -147,14 +156,14 @@ export class QuadraticFamily implements TaskFamily {
   constructor(readonly options: QuadraticOptions) {}
 
   sample(seed: number, split: Split): TaskConfig {
-    if (split !== 'train' && split !== 'test') throw new Error(`split must be "train" or "test", got ${JSON.stringify(split)}`);
+    if (!isSplit(split)) throw new Error(`split must be "train", "validation" or "test", got ${JSON.stringify(split)}`);
     return { family: QUADRATIC_TYPE, split, seed: quadraticTaskSeed(seed, split) };
   }
 
   build(config: TaskConfig): QuadraticTask {
     if (config.family !== QUADRATIC_TYPE) throw new UserError(`task config is for family "${config.family}", not "${QUADRATIC_TYPE}"`);
-    if (config.split !== 'train' && config.split !== 'test') {
-      throw new UserError(`${QUADRATIC_TYPE} task config: split must be "train" or "test", got ${JSON.stringify(config.split)}`);
+    if (!isSplit(config.split)) {
+      throw new UserError(`${QUADRATIC_TYPE} task config: split must be "train", "validation" or "test", got ${JSON.stringify(config.split)}`);
     }
     if (!Number.isInteger(config.seed) || config.seed < 0 || config.seed > 0xffffffff) {
       throw new UserError(`${QUADRATIC_TYPE} task config: seed must be an integer in [0, 2^32), got ${JSON.stringify(config.seed)}`);
@@ -163,10 +172,10 @@ export class QuadraticFamily implements TaskFamily {
   }
 }
 
-/** The task seed `sample` uses: a hash of the seed and split, even for train and odd for test. */
+/** The task seed `sample` uses: a hash of the seed and split, even for train, 1 mod 4 for validation, 3 mod 4 for test. */
 export function quadraticTaskSeed(seed: number, split: Split): number {
   const h = deriveSeed(seed, QUADRATIC_TYPE, split);
-  return (split === 'train' ? h & ~1 : h | 1) >>> 0;
+  return (split === 'train' ? h & ~1 : split === 'validation' ? (h & ~3) | 1 : h | 3) >>> 0;
 }
 
 export const quadratic = defineComponent<QuadraticOptions>()({
@@ -175,6 +184,8 @@ export const quadratic = defineComponent<QuadraticOptions>()({
   description: 'Random quadratics f(θ) = ‖Wθ − y‖², W and y drawn per task; default a batch of 128 with 10 dimensions (Andrychowicz et al. 2016)',
   schema: quadraticSchema,
   create: (options) => new QuadraticFamily(options),
+  // W drawn into an array, as a tensor, transposed and its product H (batch × dims² each); a step's few batch × dims values.
+  estimate: ({ dims, batch }) => ({ coordinates: batch * dims, bytes: 4 * 4 * batch * dims * dims, stepBytes: 4 * 6 * batch * dims }),
 });
 
 /** A family from partial options (validated, defaults applied), without a registry: for scripts and tests. */

@@ -1,0 +1,208 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { hasSnapshot, UserError } from '@l2l/core';
+
+/**
+ * Output directories: checked (and created) before any work starts, and never emptied unless l2l wrote them.
+ * l2l recognises its own directories by a marker file; a directory holding anything else is the user's.
+ */
+export const OUTPUT_MARKER = '.l2l-output';
+
+export type OutputKind = 'train' | 'eval' | 'report';
+
+/** The names each kind of output directory may hold besides the marker (temporaries of atomic writes included). */
+const OWN_NAMES: Record<OutputKind, RegExp> = {
+  train: /^(experiment\.json|log\.csv|latest|best|\.(latest|best)\.old)$|\.tmp-\d+$/,
+  eval: /^(results\.json|results\.md|curves\.csv|loss-curves\.svg)$|\.tmp-\d+$/,
+  report: /^[\w.-]+\.(md|svg)$|\.tmp-\d+$/,
+};
+
+function errnoText(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  const words: Record<string, string> = {
+    ENOENT: 'no such file or directory',
+    EACCES: 'permission denied',
+    EPERM: 'operation not permitted',
+    EROFS: 'read-only file system',
+    ENOSPC: 'no space left on device',
+    ENOTDIR: 'a part of the path is not a directory',
+    EEXIST: 'already exists',
+    ELOOP: 'too many symbolic links',
+    ENAMETOOLONG: 'name too long',
+  };
+  return (code && words[code]) ?? (e as Error)?.message ?? String(e);
+}
+
+function readMarker(dir: string): OutputKind | null {
+  try {
+    const kind = (JSON.parse(fs.readFileSync(path.join(dir, OUTPUT_MARKER), 'utf8')) as { kind?: unknown }).kind;
+    return kind === 'train' || kind === 'eval' || kind === 'report' ? kind : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The entries of `dir` that l2l did not write: anything but the names a `kind` directory holds, where a
+ * subdirectory counts as l2l's when it carries the marker and holds only l2l's files itself (an eval inside a run).
+ */
+function foreignEntries(dir: string, kind: OutputKind): string[] {
+  const found: string[] = [];
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    if (entry.name === OUTPUT_MARKER) continue;
+    if (!entry.isSymbolicLink() && OWN_NAMES[kind].test(entry.name)) continue;
+    if (entry.isDirectory()) {
+      const sub = path.join(dir, entry.name);
+      const subKind = readMarker(sub);
+      if (subKind && foreignEntries(sub, subKind).length === 0) continue;
+    }
+    found.push(entry.isDirectory() ? `${entry.name}/` : entry.name);
+  }
+  return found.sort();
+}
+
+function listShort(names: string[]): string {
+  return names.length > 6 ? `${names.slice(0, 6).join(', ')} and ${names.length - 6} more` : names.join(', ');
+}
+
+/**
+ * Makes sure `dir` (named `shown` in messages, the flag `flag`) can take the output, before any work: a file, a
+ * dangling symbolic link, a path that cannot be created or a directory holding the user's files are refused with
+ * one line naming what was found. Creates missing directories one level at a time (never a recursive mkdir, which
+ * loops on paths like /proc/x), and writes the marker, which proves the directory writable.
+ */
+function ensureDirectory(dir: string, shown: string, flag: string): 'created' | 'exists' {
+  let stat: fs.Stats | undefined;
+  try {
+    stat = fs.lstatSync(dir);
+  } catch (e) {
+    // ENOTDIR: a file on the way, which the walk up below names.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') throw new UserError(`${flag} ${shown}: cannot use it: ${errnoText(e)}`);
+  }
+  if (stat?.isSymbolicLink()) {
+    let target: fs.Stats;
+    try {
+      target = fs.statSync(dir);
+    } catch {
+      throw new UserError(`${flag} ${shown}: is a symbolic link to a missing target (${fs.readlinkSync(dir)}); remove the link or choose another ${flag}`);
+    }
+    if (!target.isDirectory()) throw new UserError(`${flag} ${shown}: is a symbolic link to a file, not a directory; choose another ${flag}`);
+    return 'exists';
+  }
+  if (stat) {
+    if (!stat.isDirectory()) throw new UserError(`${flag} ${shown}: is a file, not a directory; l2l writes a directory there and never replaces a file: choose another ${flag}`);
+    return 'exists';
+  }
+  // Create the missing levels, outermost first.
+  const missing: string[] = [];
+  let at = dir;
+  for (;;) {
+    const parent = path.dirname(at);
+    missing.unshift(at);
+    if (parent === at) break;
+    let s: fs.Stats | undefined;
+    try {
+      s = fs.statSync(parent);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') {
+        // A dangling symbolic link on the way is a dead end, not a directory to create.
+        if (isLink(parent)) throw new UserError(`${flag} ${shown}: ${parent} is a symbolic link to a missing target`);
+        at = parent;
+        continue;
+      }
+      throw new UserError(`${flag} ${shown}: cannot use ${parent}: ${errnoText(e)}`);
+    }
+    if (!s.isDirectory()) throw new UserError(`${flag} ${shown}: ${parent} is a file, not a directory`);
+    break;
+  }
+  for (const d of missing) {
+    try {
+      fs.mkdirSync(d);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST' && fs.statSync(d).isDirectory()) continue;
+      throw new UserError(`${flag} ${shown}: cannot create directory ${d}: ${errnoText(e)}`);
+    }
+  }
+  return 'created';
+}
+
+function isLink(p: string): boolean {
+  try {
+    return fs.lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+function writeMarker(dir: string, kind: OutputKind, shown: string, flag: string): void {
+  try {
+    fs.writeFileSync(path.join(dir, OUTPUT_MARKER), JSON.stringify({ kind, note: 'written by l2l: this directory may be replaced by l2l --force' }) + '\n');
+  } catch (e) {
+    throw new UserError(`${flag} ${shown}: cannot write there: ${errnoText(e)}`);
+  }
+}
+
+export interface PrepareOptions {
+  /** How messages show the path (as the user gave it). */
+  shown: string;
+  /** The flag that named it (`--out`). */
+  flag?: string;
+  /** train: continue the run (its files are kept). */
+  resume?: boolean;
+  /** train: discard a previous run (only one l2l wrote). */
+  force?: boolean;
+}
+
+/**
+ * Checks and prepares an output directory of `kind` before any work starts; returns its absolute path.
+ * train: an empty or missing directory, a run to --resume, a run killed before its first snapshot (started over),
+ * or a run to discard with --force. eval/report: a missing or empty directory, or one that l2l's own output of
+ * the same kind fills (its files are overwritten). Anything else is refused, naming what was found.
+ */
+export function prepareOutput(dir: string, kind: OutputKind, options: PrepareOptions): string {
+  const { shown } = options;
+  const flag = options.flag ?? '--out';
+  const abs = path.resolve(dir);
+  const state = ensureDirectory(abs, shown, flag);
+  if (state === 'exists') {
+    const marker = readMarker(abs);
+    // eval and report only overwrite their own files, which may change with versions: their marker is enough, and
+    // without it every file is the user's. A training run from before markers is recognised by its names alone.
+    const foreign = kind !== 'train' ? (marker === kind ? [] : fs.readdirSync(abs).sort()) : foreignEntries(abs, kind);
+    if (foreign.length) {
+      const other = marker && marker !== kind ? ` (an l2l ${marker} output)` : '';
+      throw new UserError(
+        `${flag} ${shown}: holds files l2l did not write${other}: ${listShort(foreign)}; l2l never deletes or mixes with them: choose another ${flag}`,
+      );
+    }
+    if (marker && marker !== kind) throw new UserError(`${flag} ${shown}: holds an l2l ${marker} output; choose another ${flag}`);
+    if (kind === 'train' && !options.resume) {
+      if (hasSnapshot(abs) && !options.force) {
+        throw new UserError(`${flag} ${shown} already holds a training run; pass --resume to continue it, --force to discard it, or choose another ${flag}`);
+      }
+      // --force, or a run killed before its first snapshot: nothing in it is worth keeping.
+      for (const entry of fs.readdirSync(abs)) {
+        if (entry !== OUTPUT_MARKER) fs.rmSync(path.join(abs, entry), { recursive: true, force: true });
+      }
+    }
+  }
+  writeMarker(abs, kind, shown, flag);
+  return abs;
+}
+
+/**
+ * Checks an output location that l2l shares with other files (a report's page in docs/, its results directory):
+ * it must be a directory or creatable as one (created now), never a file or a dangling link. Nothing is removed.
+ */
+export function prepareSharedOutput(dir: string, shown: string, flag = '--out'): string {
+  const abs = path.resolve(dir);
+  ensureDirectory(abs, shown, flag);
+  try {
+    fs.accessSync(abs, fs.constants.W_OK);
+  } catch (e) {
+    throw new UserError(`${flag} ${shown}: cannot write there: ${errnoText(e)}`);
+  }
+  return abs;
+}

@@ -1,0 +1,111 @@
+import * as os from 'node:os';
+import type { ComponentConfig } from '../contracts/json';
+import type { ComponentEstimate, ComponentKind } from '../registry/component';
+import type { ComponentRegistry } from '../registry/registry';
+import { WASM_MEMORY_LIMIT } from '../engine/tape-memory';
+import type { ExperimentConfig } from './experiment';
+import { ConfigError } from './validate';
+
+/**
+ * The pre-flight shared by `l2l validate`, `train` and `eval`: from the resolved options alone (nothing is built),
+ * a lower bound of the memory a run needs, refused when it exceeds what the backend can hold (the wasm heap's
+ * 4 GiB) or the machine's RAM. Components give their sizes through `ComponentDefinition.estimate`.
+ */
+export type PreflightMode = 'train' | 'eval' | 'all';
+
+export interface PreflightOverrides {
+  steps?: number;
+  tasks?: number;
+}
+
+const FLOAT = 4;
+
+function gib(bytes: number): string {
+  if (!Number.isFinite(bytes)) return 'an unbounded amount';
+  const units: Array<[number, string]> = [
+    [2 ** 50, 'PiB'],
+    [2 ** 40, 'TiB'],
+    [2 ** 30, 'GiB'],
+    [2 ** 20, 'MiB'],
+  ];
+  for (const [size, unit] of units) if (bytes >= size) return `${(bytes / size).toPrecision(3)} ${unit}`;
+  return `${Math.ceil(bytes / 1024)} KiB`;
+}
+
+function estimateOf(registry: ComponentRegistry, kind: ComponentKind, config: ComponentConfig | undefined): ComponentEstimate {
+  if (!config || !registry.has(kind, config.type)) return {};
+  const def = registry.get(kind, config.type);
+  return def.estimate?.(config.options ?? {}) ?? {};
+}
+
+/** The most memory a run may use on `backend`, and what that limit is called in messages. */
+export function memoryLimit(backend: string): { bytes: number; what: string } {
+  const ram = os.totalmem();
+  // auto prefers tfjs-node, which cannot be checked without loading it; wasm is what auto gets without it.
+  if (backend === 'wasm' || backend === 'auto') {
+    return ram < WASM_MEMORY_LIMIT ? { bytes: ram, what: `this machine's ${gib(ram)} of RAM` } : { bytes: WASM_MEMORY_LIMIT, what: `the wasm backend's ${gib(WASM_MEMORY_LIMIT)} heap` };
+  }
+  return { bytes: ram, what: `this machine's ${gib(ram)} of RAM` };
+}
+
+/** The lower bounds behind the pre-flight, in bytes (exported for tests and messages). */
+export function estimateRunMemory(experiment: ExperimentConfig, registry: ComponentRegistry): { train: number | null; evaluation: number } {
+  const opt = estimateOf(registry, 'optimizee', experiment.optimizee);
+  const meta = estimateOf(registry, 'meta-optimizer', experiment.metaOptimizer);
+  const coordinates = opt.coordinates ?? 0;
+  const weights = meta.weights ?? 0;
+  const t = experiment.training;
+  // Gradient checkpointing keeps one segment's tape and a carry per segment boundary.
+  const segment = t.checkpointEvery ? Math.min(t.checkpointEvery, t.unroll) : t.unroll;
+  const boundaries = t.checkpointEvery ? Math.ceil(t.unroll / t.checkpointEvery) : 0;
+  // Worker threads each hold a chunk of the coordinates (and their own heap).
+  const share = Math.max(1, Math.min(t.workers ?? 0, coordinates) || 1);
+  const perCoordinateTape = (meta.stepBytes ?? 0) + FLOAT; // plus each coordinate's update
+  // A fused kernel (training.kernel auto or fused, first order) keeps no tape: per step only what its estimate
+  // says, and the optimizee's loss and gradient run untaped, one step at a time.
+  const fused = meta.fusedStepBytes !== undefined && t.kernel !== 'tfjs' && !t.secondDerivatives;
+  const train = !experiment.metaOptimizer
+    ? null
+    : fused
+      ? (opt.bytes ?? 0) + 4 * weights * FLOAT + coordinates * (2 * (meta.stateBytes ?? 0) + t.unroll * meta.fusedStepBytes! + 2 * FLOAT) + (opt.stepBytes ?? 0)
+      : (opt.bytes ?? 0) +
+        4 * weights * FLOAT + // weights, meta-gradient, Adam's two moments
+        (coordinates / share) * ((meta.stateBytes ?? 0) * (1 + boundaries) + segment * perCoordinateTape) +
+        segment * (opt.stepBytes ?? 0);
+  // Evaluation runs without a tape: the task, its parameters and an optimizer's state.
+  const evaluation = (opt.bytes ?? 0) + weights * FLOAT + coordinates * (Math.max(meta.stateBytes ?? 0, 3 * FLOAT) + FLOAT) + (opt.stepBytes ?? 0);
+  return { train, evaluation };
+}
+
+/**
+ * The problems that would stop a run before it starts, one line each, prefixed by `where` (the config file);
+ * empty when the run fits. `mode` says which runs to check (`all`: training, when there is a meta-optimizer,
+ * and evaluation).
+ */
+export function preflightProblems(experiment: ExperimentConfig, registry: ComponentRegistry, where: string, mode: PreflightMode, overrides: PreflightOverrides = {}): string[] {
+  void overrides; // steps and tasks do not change the peak: tasks run one after another, losses are numbers
+  const problems: string[] = [];
+  const limit = memoryLimit(experiment.backend);
+  const { train, evaluation } = estimateRunMemory(experiment, registry);
+  const sizes = [experiment.optimizee, experiment.metaOptimizer]
+    .filter((c): c is ComponentConfig => !!c)
+    .map((c) => `${c.type} ${JSON.stringify(c.options ?? {})}`)
+    .join(' with ');
+  const shorten = (s: string) => (s.length > 160 ? s.slice(0, 157) + '...' : s);
+  if ((mode === 'train' || mode === 'all') && train !== null && train > limit.bytes) {
+    problems.push(
+      `${where}: meta-training ${shorten(sizes)} would need at least ${gib(train)} of memory (unroll ${experiment.training.unroll}), more than ${limit.what}; ` +
+        'make the optimizee or meta-optimizer smaller, or shorten the tape (training.unroll, training.checkpointEvery, training.workers)',
+    );
+  }
+  if ((mode === 'eval' || mode === 'all') && evaluation > limit.bytes) {
+    problems.push(`${where}: evaluating on ${shorten(sizes)} would need at least ${gib(evaluation)} of memory, more than ${limit.what}; make the optimizee or meta-optimizer smaller`);
+  }
+  return problems;
+}
+
+/** `preflightProblems`, thrown: a `ConfigError` listing every problem. */
+export function preflightExperiment(experiment: ExperimentConfig, registry: ComponentRegistry, where: string, mode: PreflightMode, overrides: PreflightOverrides = {}): void {
+  const problems = preflightProblems(experiment, registry, where, mode, overrides);
+  if (problems.length) throw new ConfigError(problems.join('; '), problems);
+}

@@ -1,0 +1,46 @@
+/**
+ * A fused kernel: an optional, faster implementation of a coordinatewise learned optimizer's update and of
+ * its first-order meta-gradient, outside tfjs.
+ *
+ * With second derivatives dropped, the optimizee's gradients are constants of the meta-gradient, so the adjoint
+ * of every parameter value θ_{t+1} of an unroll is known once the unroll has run (the weighted optimizee
+ * gradient at θ_{t+1}). A kernel can then run the whole forward pass keeping its own state, and the whole
+ * backward pass at once, with no tape. The engine (engine/fused.ts) drives it; the tfjs path stays the reference
+ * and the path for second derivatives and for optimizers without a kernel.
+ *
+ * Coordinates are the optimizee's parameter entries flattened in the order of the parameter names, as the
+ * engine lays them out; a kernel needs to know nothing about the task.
+ */
+export interface FusedKernel {
+  /** What runs, for the train output and `l2l list` (`wasm lstm-stack, SIMD + FMA`). */
+  readonly description: string;
+  /**
+   * A run over `n` coordinates whose state is what `Optimizer.init` gives, with φ as it is now. `threads` > 1
+   * splits the coordinates over that many threads (same results up to summation order).
+   */
+  open(n: number, options?: { threads?: number }): FusedRun;
+}
+
+/** One optimizee run driven by a fused kernel. Not re-entrant; dispose when done. */
+export interface FusedRun {
+  readonly coordinates: number;
+  /** Reads φ again (after the outer optimizer changed it). */
+  reloadWeights(): void;
+  /**
+   * Starts recording an unroll of at most `length` steps: the state now is its start. `backward` then gives
+   * the meta-gradient of the steps taken since.
+   */
+  beginUnroll(length: number): void;
+  /**
+   * One update: reads the gradient (n floats) and replaces `params` (n floats) with the updated parameters.
+   * Both arrays belong to the caller.
+   */
+  step(grads: Float32Array, params: Float32Array): void;
+  /**
+   * ∂/∂φ of Σ_t ⟨adjoints[t], θ_{t+1}⟩ over the steps recorded since `beginUnroll` (one adjoint of n floats per
+   * step, in order), with every gradient input taken as constant: by the meta-optimizer's weight names.
+   */
+  backward(adjoints: readonly Float32Array[]): Record<string, Float32Array>;
+  /** Frees the run's memory and threads. */
+  dispose(): void;
+}

@@ -1,0 +1,187 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { FusedKernel, FusedRun } from '../contracts/fused';
+import type { Task } from '../contracts/task';
+import type { NamedTensors } from '../tensor-tree';
+import { valueAndGradNamed } from './tape';
+
+/*
+ * The engine's side of fused kernels (contracts/fused.ts): the optimizee's parameters and gradients live in flat
+ * Float32Arrays (the parameter tensors flattened in name order, back to back); the task still computes its loss
+ * and gradient on tensors, with no tape; the kernel updates the parameters and, after an unroll, gives the
+ * first-order meta-gradient from the adjoints ∂L/∂θ_{t+1} = w_{t+1}·∇f(θ_{t+1}) that the engine hands it.
+ */
+
+/** How named parameter tensors lie on the flat coordinate axis. */
+export interface FlatLayout {
+  readonly names: readonly string[];
+  readonly shapes: readonly number[][];
+  readonly offsets: readonly number[];
+  readonly total: number;
+}
+
+export function flatLayout(params: NamedTensors): FlatLayout {
+  const names = Object.keys(params);
+  const shapes = names.map((n) => params[n]!.shape.slice());
+  const offsets: number[] = [];
+  let total = 0;
+  for (const n of names) {
+    offsets.push(total);
+    total += params[n]!.size;
+  }
+  return { names, shapes, offsets, total };
+}
+
+/** Copies named tensors into `out` along the layout. */
+export function flattenInto(tensors: NamedTensors, layout: FlatLayout, out: Float32Array): void {
+  layout.names.forEach((n, i) => {
+    const t = tensors[n];
+    if (!t) throw new Error(`fused: tensor "${n}" is missing (have: ${Object.keys(tensors).join(', ')})`);
+    out.set(t.dataSync() as Float32Array, layout.offsets[i]);
+  });
+}
+
+/** Named tensors holding copies of the layout's slices of `flat` (the caller owns them). */
+export function unflatten(flat: Float32Array, layout: FlatLayout): NamedTensors {
+  const out: NamedTensors = {};
+  layout.names.forEach((n, i) => {
+    const from = layout.offsets[i]!;
+    const shape = layout.shapes[i]!;
+    const size = shape.reduce((a, b) => a * b, 1);
+    // A copy: the cpu backend keeps the array it is given, and `flat` changes at the next step.
+    out[n] = tf.tensor(flat.slice(from, from + size), shape, 'float32');
+  });
+  return out;
+}
+
+/** f(θ) on the minibatch of `step`, with ∇f written to `grads`; no tape, no tensors left behind. */
+export function flatLossAndGrad(task: Task, theta: Float32Array, layout: FlatLayout, step: number, batchSeed: number, grads: Float32Array): number {
+  return tf.tidy(() => {
+    const params = unflatten(theta, layout);
+    const { value, grads: g } = valueAndGradNamed(params, (p) => task.loss(p, task.batch(step, batchSeed)));
+    flattenInto(g, layout, grads);
+    return value.dataSync()[0]!;
+  });
+}
+
+export interface FusedUnrollResult {
+  /** Σ_t w_t f(θ_t) over the unroll's steps (float64 sum of the float32 losses). */
+  readonly metaLoss: number;
+  /** ∂metaLoss/∂φ by weight name, second derivatives dropped. */
+  readonly grads: Record<string, Float32Array>;
+  /** f(θ_1..θ_T). */
+  readonly losses: Float32Array;
+}
+
+/**
+ * An optimizee run driven by a fused kernel during meta-training: the episode's parameters, the loss and gradient
+ * at them, and the kernel's state, carried from unroll to unroll. The first-order counterpart of
+ * `startRun` + `metaGradient` (engine/unroll.ts, engine/meta-gradient.ts), with the same meta-gradient to
+ * float32 rounding.
+ */
+export class FusedEpisode {
+  readonly layout: FlatLayout;
+  private readonly theta: Float32Array;
+  private readonly grads: Float32Array;
+  private readonly run: FusedRun;
+  private loss: number;
+  private step = 0;
+
+  /** Takes ownership of `params` (they are disposed). */
+  constructor(
+    private readonly task: Task,
+    kernel: FusedKernel,
+    params: NamedTensors,
+    private readonly batchSeed: number,
+    threads = 1,
+  ) {
+    this.layout = flatLayout(params);
+    this.theta = new Float32Array(this.layout.total);
+    this.grads = new Float32Array(this.layout.total);
+    try {
+      flattenInto(params, this.layout, this.theta);
+    } finally {
+      tf.dispose(Object.values(params));
+    }
+    this.run = kernel.open(this.layout.total, { threads });
+    try {
+      this.loss = flatLossAndGrad(task, this.theta, this.layout, 0, batchSeed, this.grads);
+    } catch (e) {
+      this.run.dispose();
+      throw e;
+    }
+  }
+
+  /** The loss at the current parameters (on the minibatch of the current step). */
+  get currentLoss(): number {
+    return this.loss;
+  }
+
+  /** Updates taken so far. */
+  get steps(): number {
+    return this.step;
+  }
+
+  /** The current parameters as tensors (the caller owns them). */
+  params(): NamedTensors {
+    return unflatten(this.theta, this.layout);
+  }
+
+  /**
+   * `length` updates and the meta-gradient of Σ_t w_t f(θ_t) over them, w uniform or on the last step only,
+   * with φ read afresh from the meta-optimizer.
+   */
+  unroll(length: number, lossWeights: 'uniform' | 'last'): FusedUnrollResult {
+    const { run, layout } = this;
+    run.reloadWeights();
+    run.beginUnroll(length);
+    const adjoints: Float32Array[] = [];
+    const losses = new Float32Array(length);
+    let metaLoss = 0;
+    for (let t = 0; t < length; t++) {
+      run.step(this.grads, this.theta);
+      this.step++;
+      this.loss = flatLossAndGrad(this.task, this.theta, layout, this.step, this.batchSeed, this.grads);
+      losses[t] = this.loss;
+      const weight = lossWeights === 'uniform' || t === length - 1 ? 1 : 0;
+      metaLoss += weight * this.loss;
+      adjoints.push(weight ? this.grads.slice() : new Float32Array(layout.total));
+    }
+    return { metaLoss, grads: run.backward(adjoints), losses };
+  }
+
+  dispose(): void {
+    this.run.dispose();
+  }
+}
+
+/** f(θ_0..θ_steps) of a run with a fused kernel, and the final parameters (the caller owns them). */
+export function runFusedKernel(
+  task: Task,
+  kernel: FusedKernel,
+  options: { steps: number; initSeed: number; batchSeed: number; threads?: number },
+): { losses: Float32Array; final: NamedTensors } {
+  const params = task.initParams(options.initSeed);
+  const layout = flatLayout(params);
+  const theta = new Float32Array(layout.total);
+  try {
+    flattenInto(params, layout, theta);
+  } finally {
+    tf.dispose(Object.values(params));
+  }
+  const grads = new Float32Array(layout.total);
+  const losses = new Float32Array(options.steps + 1);
+  const run = kernel.open(layout.total, { threads: options.threads });
+  try {
+    for (let step = 0; step < options.steps; step++) {
+      losses[step] = flatLossAndGrad(task, theta, layout, step, options.batchSeed, grads);
+      run.step(grads, theta);
+    }
+  } finally {
+    run.dispose();
+  }
+  losses[options.steps] = tf.tidy(() => {
+    const p = unflatten(theta, layout);
+    return task.loss(p, task.batch(options.steps, options.batchSeed)).dataSync()[0]!;
+  });
+  return { losses, final: unflatten(theta, layout) };
+}

@@ -1,0 +1,587 @@
+// Fused kernel of the coordinatewise LSTM-stack learned optimizers (`lstm`, `rnnprop`), in AssemblyScript,
+// compiled to WebAssembly with 128-bit SIMD (and relaxed-SIMD fused multiply-add in the `fma` build).
+//
+// What it computes, per coordinate (all coordinates share the weights φ):
+//   features x   (F rows)   g itself, logAndSign(g) (Andrychowicz et al. 2016), or RNNprop's Adam-normalised
+//                           pair (g/(√v̂+ε), m̂/(√v̂+ε)) with m, v kept per coordinate
+//   input layer  (E rows)   optional: y = ELU(Win·[x; 1])                                (RNNprop)
+//   L LSTM layers of H      [i; f; g; o] = W_l·[in; h; 1], c' = σf·c + σi·tanh g, h' = σo·tanh c'
+//   output                  a = Wo·[h_top; 1]; update = scale·a, or scale·tanh(a)        (RNNprop: scale = −lr)
+// and, first-order (the optimizee's gradients are constants), the gradient of Σ_t ⟨D_t, θ_{t+1}⟩ with respect to
+// φ over an unroll, where θ_{t+1} = θ_t + update_t and D_t = ∂L/∂θ_{t+1} is given by the host.
+//
+// Layout: a tile of T = 8 coordinates is two f32x4 vectors; every per-coordinate quantity of a tile is a "row"
+// of 8 floats (32 bytes). Weights are row-major with the bias in the last column and broadcast to all lanes.
+// The forward pass keeps only the state; the backward pass rebuilds one tile's records of the unroll in scratch
+// memory (the size of the unroll, not of the coordinates) and backpropagates through them, then accumulates the
+// weight gradients of that tile over all steps at once ("recompute" in the prototype's terms).
+//
+// Record of one step of one tile (rows):
+//   X [F] | Y [E] | per layer l: h [H], c [H], tanh c [H], gates [4H] (i, f, g, o; adjoints after backward) |
+//   O [1] (tanh a) | DY [E] (adjoint of the input layer's pre-activation)
+// State of one tile (rows): per layer l: h [H], c [H]. Moments of one tile (Adam features): m, v.
+
+const T: i32 = 8;
+const RB: usize = 32;
+
+// ---------------------------------------------------------------- configuration (per instance)
+
+let F: i32 = 2;
+let E: i32 = 0;
+let H: i32 = 20;
+let L: i32 = 2;
+let FEAT: i32 = 1; // 0: g, 1: logAndSign, 2: Adam-normalised (RNNprop)
+let OUT_TANH: bool = false;
+let SCALE: f32 = 0.1;
+let PK: f32 = 10.0;
+let BETA1: f32 = 0.95;
+let BETA2: f32 = 0.95;
+let EPS: f32 = 1e-8;
+let REC: i32 = 0;
+let LAYER0: i32 = 0; // first row of layer 0's block in a record
+let O_ROW: i32 = 0;
+let DY_ROW: i32 = 0;
+let STATE: i32 = 0; // rows of state per tile
+
+/** Sets the architecture; returns the number of weights (floats) the weight area must hold. */
+export function configure(f: i32, e: i32, h: i32, l: i32, feat: i32, outTanh: bool, scale: f32, k: f32,
+                          beta1: f32, beta2: f32, eps: f32): i32 {
+  F = f; E = e; H = h; L = l; FEAT = feat; OUT_TANH = outTanh; SCALE = scale; PK = k;
+  BETA1 = beta1; BETA2 = beta2; EPS = eps;
+  LAYER0 = F + E;
+  O_ROW = LAYER0 + 7 * H * L;
+  DY_ROW = O_ROW + 1;
+  REC = DY_ROW + E;
+  STATE = 2 * H * L;
+  return weightOffset(L) + H + 1;
+}
+
+/** Rows of one step's record of one tile. */
+export function recordRows(): i32 { return REC; }
+
+/** Rows of one tile's state. */
+export function stateRows(): i32 { return STATE; }
+
+/** Inputs of LSTM layer l. */
+// @ts-ignore: decorator
+@inline function inDim(l: i32): i32 { return l == 0 ? (E > 0 ? E : F) : H; }
+
+/** Columns of LSTM layer l's kernel: inputs, hidden, bias. */
+// @ts-ignore: decorator
+@inline function cols(l: i32): i32 { return inDim(l) + H + 1; }
+
+/** Offset (floats) of LSTM layer l's kernel in the weight area; l = L gives the output kernel's. */
+export function weightOffset(l: i32): i32 {
+  let off = E > 0 ? E * (F + 1) : 0;
+  for (let j: i32 = 0; j < l; j++) off += 4 * H * cols(j);
+  return off;
+}
+
+// @ts-ignore: decorator
+@inline function layerRow(l: i32): i32 { return LAYER0 + 7 * H * l; }
+
+// ---------------------------------------------------------------- vector math
+
+// Constants in linear memory, each splatted to 4 lanes: a v128.const costs V8 several instructions per use.
+const C: usize = memory.data<f32>([
+  -7.99881172180175781, -7.99881172180175781, -7.99881172180175781, -7.99881172180175781, //   0 tanh clamp
+  7.99881172180175781, 7.99881172180175781, 7.99881172180175781, 7.99881172180175781,     //  16
+  // rational tanh x·P(x²)/Q(x²) (Eigen's generic_fast_tanh_float), absolute error ≤ 4e-7
+  -2.76076847742355e-16, -2.76076847742355e-16, -2.76076847742355e-16, -2.76076847742355e-16, //  32 a13
+  2.00018790482477e-13, 2.00018790482477e-13, 2.00018790482477e-13, 2.00018790482477e-13,     //  48 a11
+  -8.60467152213735e-11, -8.60467152213735e-11, -8.60467152213735e-11, -8.60467152213735e-11, //  64 a9
+  5.12229709037114e-08, 5.12229709037114e-08, 5.12229709037114e-08, 5.12229709037114e-08,     //  80 a7
+  1.48572235717979e-05, 1.48572235717979e-05, 1.48572235717979e-05, 1.48572235717979e-05,     //  96 a5
+  6.37261928875436e-04, 6.37261928875436e-04, 6.37261928875436e-04, 6.37261928875436e-04,     // 112 a3
+  4.89352455891786e-03, 4.89352455891786e-03, 4.89352455891786e-03, 4.89352455891786e-03,     // 128 a1
+  1.19825839466702e-06, 1.19825839466702e-06, 1.19825839466702e-06, 1.19825839466702e-06,     // 144 b6
+  1.18534705686654e-04, 1.18534705686654e-04, 1.18534705686654e-04, 1.18534705686654e-04,     // 160 b4
+  2.26843463243900e-03, 2.26843463243900e-03, 2.26843463243900e-03, 2.26843463243900e-03,     // 176 b2
+  4.89352518554385e-03, 4.89352518554385e-03, 4.89352518554385e-03, 4.89352518554385e-03,     // 192 b0
+  0.5, 0.5, 0.5, 0.5,                                                                         // 208
+  1.0, 1.0, 1.0, 1.0,                                                                         // 224
+  // exp (Cephes expf): clamp, log2(e), round-to-nearest magic, −ln2 hi/lo, polynomial
+  -87.0, -87.0, -87.0, -87.0,                                                                 // 240
+  88.0, 88.0, 88.0, 88.0,                                                                     // 256
+  1.44269504088896341, 1.44269504088896341, 1.44269504088896341, 1.44269504088896341,         // 272
+  12582912.0, 12582912.0, 12582912.0, 12582912.0,                                             // 288
+  -0.693359375, -0.693359375, -0.693359375, -0.693359375,                                     // 304
+  2.12194440e-4, 2.12194440e-4, 2.12194440e-4, 2.12194440e-4,                                 // 320
+  1.9875691500e-4, 1.9875691500e-4, 1.9875691500e-4, 1.9875691500e-4,                         // 336
+  1.3981999507e-3, 1.3981999507e-3, 1.3981999507e-3, 1.3981999507e-3,                         // 352
+  8.3334519073e-3, 8.3334519073e-3, 8.3334519073e-3, 8.3334519073e-3,                         // 368
+  4.1665795894e-2, 4.1665795894e-2, 4.1665795894e-2, 4.1665795894e-2,                         // 384
+  1.6666665459e-1, 1.6666665459e-1, 1.6666665459e-1, 1.6666665459e-1,                         // 400
+  5.0000001201e-1, 5.0000001201e-1, 5.0000001201e-1, 5.0000001201e-1,                         // 416
+  1.7789e-43, 1.7789e-43, 1.7789e-43, 1.7789e-43,                                             // 432 the i32 127
+], 16);
+
+// @ts-ignore: decorator
+@inline function K(off: usize): v128 { return v128.load(C + off); }
+
+// acc + a·b, fused where the build has relaxed SIMD.
+// @ts-ignore: decorator
+@inline function mac(acc: v128, a: v128, b: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, acc);
+  return f32x4.add(acc, f32x4.mul(a, b));
+}
+
+// @ts-ignore: decorator
+@inline function vtanh(x0: v128): v128 {
+  // pmax/pmin keep NaN (the first operand), so NaN inputs stay NaN as in tfjs; ±Inf clamp to ±1.
+  const x = f32x4.pmin(f32x4.pmax(x0, K(0)), K(16));
+  const x2 = f32x4.mul(x, x);
+  let p = mac(K(48), x2, K(32));
+  p = mac(K(64), x2, p);
+  p = mac(K(80), x2, p);
+  p = mac(K(96), x2, p);
+  p = mac(K(112), x2, p);
+  p = mac(K(128), x2, p);
+  let q = mac(K(160), x2, K(144));
+  q = mac(K(176), x2, q);
+  q = mac(K(192), x2, q);
+  return f32x4.div(f32x4.mul(p, x), q);
+}
+
+// σ(x) = ½ + ½·tanh(x/2)
+// @ts-ignore: decorator
+@inline function vsigmoid(x: v128): v128 {
+  return mac(K(208), vtanh(f32x4.mul(x, K(208))), K(208));
+}
+
+// @ts-ignore: decorator
+@inline function vexp(x0: v128): v128 {
+  const x = f32x4.pmin(f32x4.pmax(x0, K(240)), K(256));
+  const t = mac(K(288), x, K(272)); // magic + x·log2(e): the integer n sits in the low mantissa bits
+  const n = f32x4.sub(t, K(288));
+  let r = mac(x, n, K(304));
+  r = mac(r, n, K(320));
+  let p = mac(K(352), K(336), r);
+  p = mac(K(368), p, r);
+  p = mac(K(384), p, r);
+  p = mac(K(400), p, r);
+  p = mac(K(416), p, r);
+  p = mac(f32x4.add(r, K(224)), f32x4.mul(p, r), r);
+  const e = i32x4.shl(i32x4.add(t, K(432)), 23); // 2^n
+  return f32x4.mul(p, e);
+}
+
+// ELU: x for x > 0, exp(x) − 1 otherwise.
+// @ts-ignore: decorator
+@inline function velu(x: v128): v128 {
+  return v128.bitselect(x, f32x4.sub(vexp(x), K(224)), f32x4.gt(x, f32x4.splat(0)));
+}
+
+// ---------------------------------------------------------------- forward
+
+// features of one tile: g (8 floats) → rows X of `x`; Adam moments at `mv` (rows m, v) updated in place.
+function features(g: usize, x: usize, mv: usize, c1: f32, d2: f32): void {
+  if (FEAT == 0) {
+    v128.store(x, v128.load(g)); v128.store(x, v128.load(g, 16), 16);
+  } else if (FEAT == 1) {
+    const thr: f32 = Mathf.exp(-PK);
+    const big: f32 = Mathf.exp(PK);
+    for (let n: usize = 0; n < <usize>T; n++) {
+      const gv = load<f32>(g + (n << 2));
+      const a = Mathf.abs(gv);
+      let x0: f32, x1: f32;
+      // Same branches as tfjs's preprocessGradients: NaN fails the test and gives (−1, NaN).
+      if (a >= thr) { x0 = Mathf.log(a) / PK; x1 = gv > 0 ? <f32>1.0 : <f32>-1.0; } else { x0 = -1.0; x1 = gv * big; }
+      store<f32>(x + (n << 2), x0);
+      store<f32>(x + RB + (n << 2), x1);
+    }
+  } else {
+    const b1 = f32x4.splat(BETA1), b2 = f32x4.splat(BETA2);
+    const a1 = f32x4.splat(<f32>1.0 - BETA1), a2 = f32x4.splat(<f32>1.0 - BETA2);
+    const vc1 = f32x4.splat(c1), vd2 = f32x4.splat(d2), eps = f32x4.splat(EPS);
+    for (let off: usize = 0; off < 32; off += 16) {
+      const gv = v128.load(g + off);
+      const m = f32x4.add(f32x4.mul(v128.load(mv + off), b1), f32x4.mul(gv, a1));
+      const v = f32x4.add(f32x4.mul(v128.load(mv + RB + off), b2), f32x4.mul(f32x4.mul(gv, gv), a2));
+      v128.store(mv + off, m); v128.store(mv + RB + off, v);
+      const inv = f32x4.div(K(224), f32x4.add(f32x4.sqrt(f32x4.div(v, vd2)), eps));
+      v128.store(x + off, f32x4.mul(gv, inv));
+      v128.store(x + RB + off, f32x4.mul(f32x4.mul(m, vc1), inv));
+    }
+  }
+}
+
+// y = ELU(W·[x; 1]) for E units from nIn rows at x.
+function denseEluFwd(W: usize, nIn: i32, x: usize, y: usize): void {
+  const kb: usize = <usize>(nIn + 1) << 2;
+  for (let u: i32 = 0; u < E; u++) {
+    const wu: usize = W + <usize>u * kb;
+    let a0 = v128.load32_splat(wu + (<usize>nIn << 2)), a1 = a0;
+    let zp = x;
+    for (let k: i32 = 0; k < nIn; k++) {
+      const w = v128.load32_splat(wu + (<usize>k << 2));
+      a0 = mac(a0, w, v128.load(zp)); a1 = mac(a1, w, v128.load(zp, 16));
+      zp += RB;
+    }
+    const yp = y + <usize>u * RB;
+    v128.store(yp, velu(a0)); v128.store(yp, velu(a1), 16);
+  }
+}
+
+// One LSTM layer for one tile: gates = W·[zA (nA rows); h (H rows at hPrev); 1]; writes gate activations
+// (4H rows at outG), c', tanh c', h' (H rows each).
+function cellFwd(W: usize, Kc: i32, zA: usize, nA: i32, hPrev: usize, cPrev: usize,
+                 outG: usize, outC: usize, outTC: usize, outH: usize): void {
+  const gStride: usize = <usize>(H * Kc) << 2;
+  const bo: usize = <usize>(Kc - 1) << 2;
+  const hb: usize = <usize>H * RB;
+  for (let u: i32 = 0; u < H; u++) {
+    const wi: usize = W + (<usize>(u * Kc) << 2);
+    const wf: usize = wi + gStride;
+    const wg: usize = wf + gStride;
+    const wo: usize = wg + gStride;
+    let i0 = v128.load32_splat(wi + bo), i1 = i0;
+    let f0 = v128.load32_splat(wf + bo), f1 = f0;
+    let g0 = v128.load32_splat(wg + bo), g1 = g0;
+    let o0 = v128.load32_splat(wo + bo), o1 = o0;
+    let zp = zA;
+    let wk: usize = 0;
+    for (let k: i32 = 0; k < nA; k++) {
+      const z0 = v128.load(zp), z1 = v128.load(zp, 16);
+      let w = v128.load32_splat(wi + wk); i0 = mac(i0, w, z0); i1 = mac(i1, w, z1);
+      w = v128.load32_splat(wf + wk); f0 = mac(f0, w, z0); f1 = mac(f1, w, z1);
+      w = v128.load32_splat(wg + wk); g0 = mac(g0, w, z0); g1 = mac(g1, w, z1);
+      w = v128.load32_splat(wo + wk); o0 = mac(o0, w, z0); o1 = mac(o1, w, z1);
+      zp += RB; wk += 4;
+    }
+    zp = hPrev;
+    for (let k: i32 = 0; k < H; k++) {
+      const z0 = v128.load(zp), z1 = v128.load(zp, 16);
+      let w = v128.load32_splat(wi + wk); i0 = mac(i0, w, z0); i1 = mac(i1, w, z1);
+      w = v128.load32_splat(wf + wk); f0 = mac(f0, w, z0); f1 = mac(f1, w, z1);
+      w = v128.load32_splat(wg + wk); g0 = mac(g0, w, z0); g1 = mac(g1, w, z1);
+      w = v128.load32_splat(wo + wk); o0 = mac(o0, w, z0); o1 = mac(o1, w, z1);
+      zp += RB; wk += 4;
+    }
+    const ru: usize = <usize>u * RB;
+    const rf: usize = ru + hb, rg: usize = rf + hb, ro: usize = rg + hb;
+    let si = vsigmoid(i0), sf = vsigmoid(f0), tg = vtanh(g0), so = vsigmoid(o0);
+    let c = f32x4.add(f32x4.mul(sf, v128.load(cPrev + ru)), f32x4.mul(si, tg));
+    let tc = vtanh(c);
+    v128.store(outG + ru, si); v128.store(outG + rf, sf); v128.store(outG + rg, tg); v128.store(outG + ro, so);
+    v128.store(outC + ru, c); v128.store(outTC + ru, tc); v128.store(outH + ru, f32x4.mul(so, tc));
+    si = vsigmoid(i1); sf = vsigmoid(f1); tg = vtanh(g1); so = vsigmoid(o1);
+    c = f32x4.add(f32x4.mul(sf, v128.load(cPrev + ru, 16)), f32x4.mul(si, tg));
+    tc = vtanh(c);
+    v128.store(outG + ru, si, 16); v128.store(outG + rf, sf, 16); v128.store(outG + rg, tg, 16); v128.store(outG + ro, so, 16);
+    v128.store(outC + ru, c, 16); v128.store(outTC + ru, tc, 16); v128.store(outH + ru, f32x4.mul(so, tc), 16);
+  }
+}
+
+// The forward of one tile for one step, X already in `cur`. The previous state is read from `prev`, layer l's
+// h and c at rows prevLayerRows·l and prevLayerRows·l + H. Writes the update (8 floats) to upd unless upd is 0.
+function tileFwd(prev: usize, prevLayerRows: i32, cur: usize, W: usize, upd: usize): void {
+  let zin = cur;
+  let nIn = F;
+  if (E > 0) {
+    denseEluFwd(W, F, cur, cur + <usize>F * RB);
+    zin = cur + <usize>F * RB;
+    nIn = E;
+  }
+  const hb: usize = <usize>H * RB;
+  for (let l: i32 = 0; l < L; l++) {
+    const pl = prev + <usize>(prevLayerRows * l) * RB;
+    const lb = cur + <usize>layerRow(l) * RB;
+    cellFwd(W + (<usize>weightOffset(l) << 2), cols(l), zin, nIn, pl, pl + hb, lb + 3 * hb, lb + hb, lb + 2 * hb, lb);
+    zin = lb;
+    nIn = H;
+  }
+  const wo = W + (<usize>weightOffset(L) << 2);
+  let a0 = v128.load32_splat(wo + (<usize>H << 2)), a1 = a0;
+  let hp = zin;
+  for (let k: i32 = 0; k < H; k++) {
+    const w = v128.load32_splat(wo + (<usize>k << 2));
+    a0 = mac(a0, w, v128.load(hp)); a1 = mac(a1, w, v128.load(hp, 16));
+    hp += RB;
+  }
+  if (OUT_TANH) {
+    a0 = vtanh(a0); a1 = vtanh(a1);
+    const op = cur + <usize>O_ROW * RB;
+    v128.store(op, a0); v128.store(op, a1, 16);
+  }
+  if (upd != 0) {
+    const s = f32x4.splat(SCALE);
+    v128.store(upd, f32x4.mul(a0, s)); v128.store(upd, f32x4.mul(a1, s), 16);
+  }
+}
+
+/**
+ * One optimizer step for tiles [t0, t1): gradients at g (8 floats per tile, from tile 0), updates to upd (same
+ * layout), state (STATE rows per tile, from tile 0) updated in place, moments (2 rows per tile) when the
+ * features are Adam's. `cur` is a scratch record. If xs != 0 the tiles' features are also written there
+ * (F rows per tile, from tile 0), for the backward pass. c1 = 1/(1 − β1^t), d2 = 1 − β2^t.
+ */
+export function forwardStep(t0: i32, t1: i32, g: usize, upd: usize, state: usize, moments: usize, cur: usize,
+                            xs: usize, W: usize, c1: f32, d2: f32): void {
+  const sb: usize = <usize>STATE * RB;
+  const hb: usize = <usize>H * RB;
+  for (let t: i32 = t0; t < t1; t++) {
+    const tt = <usize>t;
+    features(g + tt * RB, cur, moments + tt * 2 * RB, c1, d2);
+    if (xs != 0) memory.copy(xs + tt * <usize>F * RB, cur, <usize>F * RB);
+    const st = state + tt * sb;
+    tileFwd(st, 2 * H, cur, W, upd + tt * RB);
+    for (let l: i32 = 0; l < L; l++) memory.copy(st + <usize>(2 * l) * hb, cur + <usize>layerRow(l) * RB, 2 * hb);
+  }
+}
+
+// ---------------------------------------------------------------- backward
+
+// One LSTM layer's cell backward for one tile: dh (H rows, consumed), dc (H rows: dc_t in, dc_{t−1} out),
+// G (4H rows: activations in, pre-activation adjoints out), TC = tanh c_t, cPrev = c_{t−1}.
+function cellBwd(dh: usize, dc: usize, G: usize, TC: usize, cPrev: usize): void {
+  const one = K(224);
+  const hb: usize = <usize>H * RB;
+  for (let u: i32 = 0; u < H; u++) {
+    const ru: usize = <usize>u * RB;
+    const rf: usize = ru + hb, rg: usize = rf + hb, ro: usize = rg + hb;
+    for (let off: usize = 0; off < 32; off += 16) {
+      const dhv = v128.load(dh + ru + off);
+      const i = v128.load(G + ru + off), f = v128.load(G + rf + off);
+      const g = v128.load(G + rg + off), o = v128.load(G + ro + off);
+      const tc = v128.load(TC + ru + off);
+      const dcv = f32x4.add(v128.load(dc + ru + off), f32x4.mul(f32x4.mul(dhv, o), f32x4.sub(one, f32x4.mul(tc, tc))));
+      v128.store(G + ru + off, f32x4.mul(f32x4.mul(dcv, g), f32x4.mul(i, f32x4.sub(one, i))));
+      v128.store(G + rf + off, f32x4.mul(f32x4.mul(dcv, v128.load(cPrev + ru + off)), f32x4.mul(f, f32x4.sub(one, f))));
+      v128.store(G + rg + off, f32x4.mul(f32x4.mul(dcv, i), f32x4.sub(one, f32x4.mul(g, g))));
+      v128.store(G + ro + off, f32x4.mul(f32x4.mul(dhv, tc), f32x4.mul(o, f32x4.sub(one, o))));
+      v128.store(dc + ru + off, f32x4.mul(dcv, f));
+    }
+  }
+}
+
+// out[k] (+)= Σ_j W[j][kOff + k]·da[j] for k in [0, nk), j over nRows rows of da; rows of out are consecutive.
+function dzT(W: usize, Kc: i32, kOff: i32, nk: i32, nRows: i32, da: usize, out: usize, accumulate: bool): void {
+  const rowBytes: usize = <usize>Kc << 2;
+  let k: i32 = 0;
+  for (; k + 4 <= nk; k += 4) {
+    let a00 = f32x4.splat(0), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+    let wp: usize = W + (<usize>(kOff + k) << 2);
+    let dp: usize = da;
+    for (let j: i32 = 0; j < nRows; j++) {
+      const d0 = v128.load(dp), d1 = v128.load(dp, 16);
+      let w = v128.load32_splat(wp); a00 = mac(a00, w, d0); a01 = mac(a01, w, d1);
+      w = v128.load32_splat(wp, 4); a10 = mac(a10, w, d0); a11 = mac(a11, w, d1);
+      w = v128.load32_splat(wp, 8); a20 = mac(a20, w, d0); a21 = mac(a21, w, d1);
+      w = v128.load32_splat(wp, 12); a30 = mac(a30, w, d0); a31 = mac(a31, w, d1);
+      wp += rowBytes; dp += RB;
+    }
+    const op = out + <usize>k * RB;
+    if (accumulate) {
+      a00 = f32x4.add(a00, v128.load(op)); a01 = f32x4.add(a01, v128.load(op, 16));
+      a10 = f32x4.add(a10, v128.load(op, 32)); a11 = f32x4.add(a11, v128.load(op, 48));
+      a20 = f32x4.add(a20, v128.load(op, 64)); a21 = f32x4.add(a21, v128.load(op, 80));
+      a30 = f32x4.add(a30, v128.load(op, 96)); a31 = f32x4.add(a31, v128.load(op, 112));
+    }
+    v128.store(op, a00); v128.store(op, a01, 16); v128.store(op, a10, 32); v128.store(op, a11, 48);
+    v128.store(op, a20, 64); v128.store(op, a21, 80); v128.store(op, a30, 96); v128.store(op, a31, 112);
+  }
+  for (; k < nk; k++) {
+    let a0 = f32x4.splat(0), a1 = a0;
+    let wp: usize = W + (<usize>(kOff + k) << 2);
+    let dp: usize = da;
+    for (let j: i32 = 0; j < nRows; j++) {
+      const w = v128.load32_splat(wp);
+      a0 = mac(a0, w, v128.load(dp)); a1 = mac(a1, w, v128.load(dp, 16));
+      wp += rowBytes; dp += RB;
+    }
+    const op = out + <usize>k * RB;
+    if (accumulate) { a0 = f32x4.add(a0, v128.load(op)); a1 = f32x4.add(a1, v128.load(op, 16)); }
+    v128.store(op, a0); v128.store(op, a1, 16);
+  }
+}
+
+// Row k of z at step t of an unroll whose records start at rec0 (record 0 the initial state): z = [nA rows of
+// record t + 1 from row zA; rows of record t from row zB], as a pointer into record 1 (step 0).
+// @ts-ignore: decorator
+@inline function zRow(rec0: usize, recBytes: usize, k: i32, zA: i32, nA: i32, zB: i32): usize {
+  return k < nA ? rec0 + recBytes + <usize>(zA + k) * RB : rec0 + <usize>(zB + k - nA) * RB;
+}
+
+// acc[j][k] (v128 lane partial sums, row-major [nDa][nA + nB + 1]) += Σ over steps t = 0..U−1 and both vectors of
+// da_t[j]·z_t[k] (last column: z = 1), da_t = rows daRow.. of record t + 1.
+function dWAccum(acc: usize, rec0: usize, recBytes: usize, U: i32, daRow: i32, nDa: i32, zA: i32, nA: i32, zB: i32, nB: i32): void {
+  const nk = nA + nB;
+  const Kc = nk + 1;
+  const rowAcc: usize = <usize>Kc << 4;
+  let j: i32 = 0;
+  for (; j + 4 <= nDa; j += 4) {
+    const d0p: usize = rec0 + recBytes + <usize>(daRow + j) * RB;
+    let k: i32 = 0;
+    for (; k + 2 <= nk; k += 2) {
+      let a00 = f32x4.splat(0), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+      let zp0 = zRow(rec0, recBytes, k, zA, nA, zB);
+      let zp1 = zRow(rec0, recBytes, k + 1, zA, nA, zB);
+      let dp = d0p;
+      for (let t: i32 = 0; t < U; t++) {
+        for (let off: usize = 0; off < 32; off += 16) {
+          const z0 = v128.load(zp0 + off), z1 = v128.load(zp1 + off);
+          let d = v128.load(dp + off); a00 = mac(a00, d, z0); a01 = mac(a01, d, z1);
+          d = v128.load(dp + RB + off); a10 = mac(a10, d, z0); a11 = mac(a11, d, z1);
+          d = v128.load(dp + 2 * RB + off); a20 = mac(a20, d, z0); a21 = mac(a21, d, z1);
+          d = v128.load(dp + 3 * RB + off); a30 = mac(a30, d, z0); a31 = mac(a31, d, z1);
+        }
+        zp0 += recBytes; zp1 += recBytes; dp += recBytes;
+      }
+      let ap: usize = acc + ((<usize>(j * Kc + k)) << 4);
+      v128.store(ap, f32x4.add(v128.load(ap), a00)); v128.store(ap, f32x4.add(v128.load(ap, 16), a01), 16); ap += rowAcc;
+      v128.store(ap, f32x4.add(v128.load(ap), a10)); v128.store(ap, f32x4.add(v128.load(ap, 16), a11), 16); ap += rowAcc;
+      v128.store(ap, f32x4.add(v128.load(ap), a20)); v128.store(ap, f32x4.add(v128.load(ap, 16), a21), 16); ap += rowAcc;
+      v128.store(ap, f32x4.add(v128.load(ap), a30)); v128.store(ap, f32x4.add(v128.load(ap, 16), a31), 16);
+    }
+    for (; k < nk; k++) {
+      let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+      let zp = zRow(rec0, recBytes, k, zA, nA, zB);
+      let dp = d0p;
+      for (let t: i32 = 0; t < U; t++) {
+        for (let off: usize = 0; off < 32; off += 16) {
+          const z = v128.load(zp + off);
+          a0 = mac(a0, v128.load(dp + off), z); a1 = mac(a1, v128.load(dp + RB + off), z);
+          a2 = mac(a2, v128.load(dp + 2 * RB + off), z); a3 = mac(a3, v128.load(dp + 3 * RB + off), z);
+        }
+        zp += recBytes; dp += recBytes;
+      }
+      let ap: usize = acc + ((<usize>(j * Kc + k)) << 4);
+      v128.store(ap, f32x4.add(v128.load(ap), a0)); ap += rowAcc;
+      v128.store(ap, f32x4.add(v128.load(ap), a1)); ap += rowAcc;
+      v128.store(ap, f32x4.add(v128.load(ap), a2)); ap += rowAcc;
+      v128.store(ap, f32x4.add(v128.load(ap), a3));
+    }
+  }
+  for (; j < nDa; j++) {
+    const dp0: usize = rec0 + recBytes + <usize>(daRow + j) * RB;
+    for (let k: i32 = 0; k < nk; k++) {
+      let a = f32x4.splat(0);
+      let zp = zRow(rec0, recBytes, k, zA, nA, zB);
+      let dp = dp0;
+      for (let t: i32 = 0; t < U; t++) {
+        a = mac(a, v128.load(dp), v128.load(zp));
+        a = mac(a, v128.load(dp, 16), v128.load(zp, 16));
+        zp += recBytes; dp += recBytes;
+      }
+      const ap: usize = acc + ((<usize>(j * Kc + k)) << 4);
+      v128.store(ap, f32x4.add(v128.load(ap), a));
+    }
+  }
+  // bias column
+  for (let r: i32 = 0; r < nDa; r++) {
+    let b = f32x4.splat(0);
+    let dp: usize = rec0 + recBytes + <usize>(daRow + r) * RB;
+    for (let t: i32 = 0; t < U; t++) {
+      b = f32x4.add(b, f32x4.add(v128.load(dp), v128.load(dp, 16)));
+      dp += recBytes;
+    }
+    const ap: usize = acc + ((<usize>(r * Kc + nk)) << 4);
+    v128.store(ap, f32x4.add(v128.load(ap), b));
+  }
+}
+
+/** Bytes of scratch one thread's `backward` needs for unrolls of U steps. */
+export function scratchBytes(U: i32): usize {
+  return <usize>(2 * H * L + E + 1) * RB + <usize>(U + 1) * <usize>REC * RB;
+}
+
+/**
+ * The weight gradients of tiles [t0, t1) over an unroll of U steps, accumulated (added) into acc (one v128 per
+ * weight, the weight area's layout). init: the state at the unroll's start (STATE rows per tile, from tile 0);
+ * xs: the features of step t of tile tl at xs + (t·nt + tl)·F rows; D: ∂L/∂θ_{t+1} of coordinate c at
+ * D + (t·npad + c) floats; scr: scratchBytes(U) bytes of this thread's own.
+ */
+export function backward(t0: i32, t1: i32, nt: i32, U: i32, init: usize, xs: usize, D: usize, W: usize, scr: usize, acc: usize): void {
+  const npad: usize = <usize>nt * <usize>T;
+  const recB: usize = <usize>REC * RB;
+  const hb: usize = <usize>H * RB;
+  const dh = scr;
+  const dc = scr + <usize>L * hb;
+  const dY = scr + <usize>(2 * L) * hb;
+  const run = dY + <usize>E * RB;
+  const rec0 = run + RB;
+  const wo = W + (<usize>weightOffset(L) << 2);
+  const accO = acc + (<usize>weightOffset(L) << 4);
+  const sc = f32x4.splat(SCALE);
+  const one = K(224);
+  for (let tl: i32 = t0; tl < t1; tl++) {
+    // Rebuild the tile's records: record 0 holds the initial state in its layer blocks.
+    const st = init + <usize>tl * <usize>STATE * RB;
+    for (let l: i32 = 0; l < L; l++) memory.copy(rec0 + <usize>layerRow(l) * RB, st + <usize>(2 * l) * hb, 2 * hb);
+    for (let t: i32 = 0; t < U; t++) {
+      const cur = rec0 + <usize>(t + 1) * recB;
+      memory.copy(cur, xs + (<usize>t * <usize>nt + <usize>tl) * <usize>F * RB, <usize>F * RB);
+      tileFwd(cur - recB + <usize>LAYER0 * RB, 7 * H, cur, W, 0);
+    }
+    memory.fill(scr, 0, <usize>(2 * L) * hb + <usize>E * RB + RB);
+    for (let t: i32 = U - 1; t >= 0; t--) {
+      const cur = rec0 + <usize>(t + 1) * recB;
+      const prv = cur - recB;
+      // ∂L/∂update_t = Σ_{s ≥ t} D_s (θ_{s+1} = θ_t + update_t + ...).
+      const dp = D + ((<usize>t * npad + <usize>tl * <usize>T) << 2);
+      const r0 = f32x4.add(v128.load(run), v128.load(dp)), r1 = f32x4.add(v128.load(run, 16), v128.load(dp, 16));
+      v128.store(run, r0); v128.store(run, r1, 16);
+      let s0 = f32x4.mul(r0, sc), s1 = f32x4.mul(r1, sc);
+      if (OUT_TANH) {
+        const op = cur + <usize>O_ROW * RB;
+        const o0 = v128.load(op), o1 = v128.load(op, 16);
+        s0 = f32x4.mul(s0, f32x4.sub(one, f32x4.mul(o0, o0)));
+        s1 = f32x4.mul(s1, f32x4.sub(one, f32x4.mul(o1, o1)));
+      }
+      // Output layer: dh_top += s·Wo, accO += s·[h_top; 1].
+      const top = cur + <usize>layerRow(L - 1) * RB;
+      const dhTop = dh + <usize>(L - 1) * hb;
+      for (let k: i32 = 0; k < H; k++) {
+        const w = v128.load32_splat(wo + (<usize>k << 2));
+        const dq = dhTop + <usize>k * RB;
+        v128.store(dq, mac(v128.load(dq), w, s0)); v128.store(dq, mac(v128.load(dq, 16), w, s1), 16);
+        const hp = top + <usize>k * RB;
+        const aq = accO + (<usize>k << 4);
+        v128.store(aq, mac(mac(v128.load(aq), s0, v128.load(hp)), s1, v128.load(hp, 16)));
+      }
+      const aq = accO + (<usize>H << 4);
+      v128.store(aq, f32x4.add(v128.load(aq), f32x4.add(s0, s1)));
+      for (let l: i32 = L - 1; l >= 0; l--) {
+        const lb = cur + <usize>layerRow(l) * RB;
+        const pl = prv + <usize>layerRow(l) * RB;
+        const Wl = W + (<usize>weightOffset(l) << 2);
+        const Kc = cols(l);
+        const dhl = dh + <usize>l * hb;
+        const G = lb + 3 * hb;
+        cellBwd(dhl, dc + <usize>l * hb, G, lb + 2 * hb, pl + hb);
+        if (l > 0) dzT(Wl, Kc, 0, H, 4 * H, G, dh + <usize>(l - 1) * hb, true);
+        else if (E > 0) dzT(Wl, Kc, 0, E, 4 * H, G, dY, false);
+        dzT(Wl, Kc, inDim(l), H, 4 * H, G, dhl, false);
+      }
+      if (E > 0) {
+        // Adjoint of the input layer's pre-activation: ELU'(a) = 1 where y > 0, else y + 1.
+        const yp = cur + <usize>F * RB;
+        const dyOut = cur + <usize>DY_ROW * RB;
+        const zero = f32x4.splat(0);
+        for (let u: i32 = 0; u < E; u++) {
+          const ru: usize = <usize>u * RB;
+          for (let off: usize = 0; off < 32; off += 16) {
+            const y = v128.load(yp + ru + off);
+            const d = v128.bitselect(one, f32x4.add(y, one), f32x4.gt(y, zero));
+            v128.store(dyOut + ru + off, f32x4.mul(v128.load(dY + ru + off), d));
+          }
+        }
+      }
+    }
+    for (let l: i32 = 0; l < L; l++) {
+      const inRow = l == 0 ? (E > 0 ? F : 0) : layerRow(l - 1);
+      dWAccum(acc + (<usize>weightOffset(l) << 4), rec0, recB, U, layerRow(l) + 3 * H, 4 * H, inRow, inDim(l), layerRow(l), H);
+    }
+    if (E > 0) dWAccum(acc, rec0, recB, U, DY_ROW, E, 0, F, 0, 0);
+  }
+}
+
+/** Horizontal sums of n v128 accumulators into n floats, added to out. */
+export function reduceAcc(acc: usize, out: usize, n: i32): void {
+  for (let i: i32 = 0; i < n; i++) {
+    const v = v128.load(acc + (<usize>i << 4));
+    const p = out + (<usize>i << 2);
+    store<f32>(p, load<f32>(p) + f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+  }
+}

@@ -1,0 +1,51 @@
+/*
+ * A worker thread of a fused kernel (kernel-threads.ts): the module instantiated on the run's shared memory,
+ * running its share of the tiles on every call the main thread signals through the control block.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { CTRL, instantiate, OPS } from './kernel-threads';
+
+interface Init {
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  ctrl: SharedArrayBuffer;
+  index: number;
+}
+
+// (Not named `module`: that is the CommonJS wrapper's own.)
+const { module: wasmModule, memory, ctrl, index } = workerData as Init;
+const i32 = new Int32Array(ctrl);
+const f32 = new Float32Array(ctrl);
+let ex: ReturnType<typeof instantiate>;
+try {
+  ex = instantiate(wasmModule, memory);
+} catch (e) {
+  Atomics.store(i32, CTRL.ERROR, 1);
+  parentPort?.postMessage({ error: `worker ${index}: ${(e as Error).message}` });
+  throw e;
+} finally {
+  Atomics.add(i32, CTRL.READY, 1);
+  Atomics.notify(i32, CTRL.READY);
+}
+const me = CTRL.WORKER + CTRL.WORKER_STRIDE * index;
+let seen = 0;
+
+for (;;) {
+  Atomics.wait(i32, CTRL.CMD, seen);
+  seen = Atomics.load(i32, CTRL.CMD);
+  const op = i32[CTRL.OP];
+  if (op === OPS.EXIT) break;
+  try {
+    const a = (k: number) => i32[CTRL.ARGS + k]!;
+    const fa = (k: number) => f32[CTRL.FARGS + k]!;
+    const [t0, t1, cur, scr, acc] = [i32[me]!, i32[me + 1]!, i32[me + 2]!, i32[me + 3]!, i32[me + 4]!];
+    if (op === OPS.CONFIGURE) ex.configure(a(0), a(1), a(2), a(3), a(4), a(5), fa(0), fa(1), fa(2), fa(3), fa(4));
+    else if (op === OPS.FORWARD) ex.forwardStep(t0, t1, a(0), a(1), a(2), a(3), cur, a(4), a(5), fa(0), fa(1));
+    else if (op === OPS.BACKWARD) ex.backward(t0, t1, a(0), a(1), a(2), a(3), a(4), a(5), scr, acc);
+  } catch (e) {
+    Atomics.store(i32, CTRL.ERROR, 1);
+    parentPort?.postMessage({ error: `worker ${index}: ${(e as Error).message}` });
+  }
+  Atomics.add(i32, CTRL.DONE, 1);
+  Atomics.notify(i32, CTRL.DONE);
+}

@@ -1,0 +1,316 @@
+import { execFileSync } from 'node:child_process';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { applyTrainingTricks, disposeTree, MetaTrainer, VariableOptimizer, resolveTrainingOptions, Rng, runOptimizer, useBackend, type MetaOptimizer, type NamedTensors, type Task } from '@l2l/core';
+import { checkFusedKernel } from '@l2l/core/testing';
+import { LstmMetaOptimizer } from '../lstm';
+import { RnnpropMetaOptimizer } from '../rnnprop';
+import { kernelMemoryBytes } from './kernel-threads';
+import { relaxedSimdSupported } from './wasm-module';
+import { familyOf, leastSquaresTask } from '../common/spec-helpers';
+import { LstmStackKernel } from './lstm-stack-kernel';
+
+const withMeta = <M extends MetaOptimizer, T>(meta: M, fn: (m: M) => T): T => {
+  try {
+    return fn(meta);
+  } finally {
+    meta.dispose();
+  }
+};
+
+const withTask = <T>(task: Task, fn: (t: Task) => T): T => {
+  try {
+    return fn(task);
+  } finally {
+    task.dispose();
+  }
+};
+
+describe.each(['wasm', 'cpu'] as const)('the lstm-stack kernel against the tfjs path on %s', (backend) => {
+  beforeAll(async () => {
+    await useBackend(backend);
+  });
+
+  // Coordinate counts that are not multiples of the tile (8), unrolls of 1, 3 and 20, both loss weightings.
+  it.each([
+    ['lstm', { hidden: 7, layers: 2 }, 13, 1, 'uniform'],
+    ['lstm', {}, 37, 3, 'uniform'],
+    ['lstm', {}, 37, 20, 'last'],
+    ['lstm', { preprocessing: 'none', layers: 1, hidden: 5, outputScale: 0.05 }, 9, 3, 'uniform'],
+    ['lstm', { layers: 3, hidden: 6, k: 5 }, 21, 3, 'last'],
+    ['rnnprop', {}, 13, 1, 'uniform'],
+    ['rnnprop', {}, 37, 20, 'uniform'],
+    ['rnnprop', { inputUnits: 5, hidden: 6, layers: 1, lr: 0.3 }, 21, 3, 'last'],
+  ] as const)('%s %j, %d coordinates, unroll %d, losses %s: same meta-gradients and losses', (type, options, n, length, lossWeights) => {
+    const before = tf.memory().numTensors;
+    const meta = type === 'lstm' ? new LstmMetaOptimizer(options as object, 5) : new RnnpropMetaOptimizer(options as object, 5);
+    const r = withMeta(meta, (m) => withTask(leastSquaresTask(n, 3), (task) => checkFusedKernel(m, task, { length, unrolls: 2, lossWeights, tolerance: 1e-5 })));
+    expect(r.gradientNorm).toBeGreaterThan(1e-3);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it.each(['lstm', 'rnnprop'] as const)('%s with the training tricks (random scaling, convex combination) gives the same meta-gradients', (type) => {
+    const meta = type === 'lstm' ? new LstmMetaOptimizer({}, 2) : new RnnpropMetaOptimizer({}, 2);
+    withMeta(meta, (m) => {
+      const task = applyTrainingTricks(leastSquaresTask(19, 4), { randomScale: 2, convexCombination: true }, 11);
+      const r = withTask(task, (t) => checkFusedKernel(m, t, { length: 5, unrolls: 2, tolerance: 1e-5 }));
+      expect(r.gradientNorm).toBeGreaterThan(1e-3);
+    });
+  });
+
+  it('VariableOptimizer updates variables through the kernel as through tfjs, inside a caller\'s tidy, leaking nothing', () => {
+    for (const meta of [new LstmMetaOptimizer({}, 1), new RnnpropMetaOptimizer({}, 1)]) {
+      withMeta(meta, (m) => {
+        const before = tf.memory().numTensors;
+        const train = (kernel: 'auto' | 'tfjs') => {
+          // Variables outlive a tidy; their initial values do not.
+          const w = tf.tidy(() => tf.variable(tf.tensor2d([[0.5, -1.5, 2], [1, 0.25, -0.75]])));
+          const b = tf.tidy(() => tf.variable(tf.tensor1d([0.1, -0.2])));
+          const x = tf.tensor2d([[1, 2], [0.5, -1], [2, 0.3]]);
+          const opt = new VariableOptimizer(m.optimizer(), { w, b }, { kernel });
+          const losses: number[] = [];
+          for (let i = 0; i < 25; i++) {
+            losses.push(tf.tidy(() => opt.minimize(() => tf.sum(tf.square(tf.add(tf.matMul(x, w), tf.reshape(b, [2, 1]).sum()))) as tf.Scalar)));
+          }
+          const out = { path: opt.path, steps: opt.step, losses, w: Array.from(w.dataSync()), b: Array.from(b.dataSync()) };
+          opt.dispose();
+          tf.dispose([w, b, x]);
+          return out;
+        };
+        const fused = train('auto');
+        const tape = train('tfjs');
+        expect(fused.path).toMatch(/^fused kernel, wasm lstm-stack/);
+        expect(tape.path).toBe('tfjs');
+        expect(fused.steps).toBe(25);
+        for (let i = 0; i < tape.w.length; i++) expect(Math.abs(fused.w[i]! - tape.w[i]!)).toBeLessThan(1e-5);
+        for (let i = 0; i < tape.losses.length; i++) expect(Math.abs(fused.losses[i]! - tape.losses[i]!)).toBeLessThanOrEqual(1e-5 * tape.losses[i]! + 1e-6);
+        expect(fused.losses[24]!).toBeLessThan(fused.losses[0]!);
+        expect(tf.memory().numTensors).toBe(before);
+      });
+    }
+  });
+
+  it('evaluation (runOptimizer) gives the same losses on the kernel and on tfjs', () => {
+    for (const meta of [new LstmMetaOptimizer({}, 1), new RnnpropMetaOptimizer({}, 1)]) {
+      withMeta(meta, (m) =>
+        withTask(leastSquaresTask(29, 6), (task) => {
+          const opt = m.optimizer();
+          expect(opt.fused).toBeDefined();
+          const a = runOptimizer(task, opt, { steps: 40, initSeed: 1, batchSeed: 2 });
+          const b = runOptimizer(task, opt, { steps: 40, initSeed: 1, batchSeed: 2, kernel: 'tfjs' });
+          expect(a.losses.length).toBe(41);
+          for (let i = 0; i < b.losses.length; i++) expect(Math.abs(a.losses[i]! - b.losses[i]!)).toBeLessThanOrEqual(1e-5 * Math.abs(b.losses[i]!) + 1e-7);
+          // The run moved: the comparison is not of constant curves.
+          expect(a.losses[40]!).toBeLessThan(a.losses[0]!);
+        }),
+      );
+    }
+  });
+});
+
+describe('the lstm-stack kernel', () => {
+  beforeAll(async () => {
+    await useBackend('cpu');
+  });
+
+  /**
+   * L(φ) = Σ_t ⟨D_t, θ_{t+1}⟩ over an unroll with fixed gradient inputs g_t and fixed adjoints D_t (what the
+   * engine gives the kernel when the optimizee's gradients are constants), computed by the kernel's forward
+   * pass alone.
+   */
+  function objective(kernel: LstmStackKernel, n: number, gs: Float32Array[], ds: Float32Array[]): number {
+    const run = kernel.open(n);
+    try {
+      const theta = new Float32Array(n);
+      let sum = 0;
+      for (let t = 0; t < gs.length; t++) {
+        run.step(gs[t]!, theta);
+        for (let i = 0; i < n; i++) sum += ds[t]![i]! * theta[i]!;
+      }
+      return sum;
+    } finally {
+      run.dispose();
+    }
+  }
+
+  it.each(['lstm', 'rnnprop'] as const)('%s: the backward pass matches central finite differences of the forward pass', (type) => {
+    const n = 11;
+    const U = 4;
+    const rng = Rng.from(7, 'fd');
+    const gs = Array.from({ length: U }, () => rng.normals(n, 0, 0.3));
+    gs[0]![2] = 1e-6; // logAndSign's other branch
+    const ds = Array.from({ length: U }, () => rng.normals(n, 0, 1));
+    const meta = type === 'lstm' ? new LstmMetaOptimizer({ hidden: 5 }, 3) : new RnnpropMetaOptimizer({ hidden: 5, inputUnits: 4 }, 3);
+    withMeta(meta, (m: MetaOptimizer) => {
+      const kernel = m.optimizer().fused as LstmStackKernel;
+      const run = kernel.open(n);
+      let grads: Record<string, Float32Array>;
+      try {
+        run.beginUnroll(U);
+        const theta = new Float32Array(n);
+        for (const g of gs) run.step(g, theta);
+        grads = run.backward(ds);
+      } finally {
+        run.dispose();
+      }
+      let checked = 0;
+      let largest = 0;
+      for (const [name, v] of Object.entries(m.variables)) {
+        const values = v.dataSync() as Float32Array;
+        for (let i = 0; i < values.length; i += 3) {
+          const eps = 1e-2;
+          const at = (delta: number) => {
+            const w = Float32Array.from(values);
+            w[i] = w[i]! + delta;
+            v.assign(tf.tensor(w, v.shape));
+            return objective(kernel, n, gs, ds);
+          };
+          const numeric = (at(eps) - at(-eps)) / (2 * eps);
+          v.assign(tf.tensor(values, v.shape));
+          expect(Math.abs(grads[name]![i]! - numeric)).toBeLessThanOrEqual(2e-3 + 2e-2 * Math.abs(numeric));
+          largest = Math.max(largest, Math.abs(numeric));
+          checked++;
+        }
+      }
+      expect(checked).toBeGreaterThan(50);
+      expect(largest).toBeGreaterThan(1e-2);
+    });
+  });
+
+  it.each(['lstm', 'rnnprop'] as const)('%s: NaN and ±Inf gradients give the updates the tfjs path gives', (type) => {
+    const meta = type === 'lstm' ? new LstmMetaOptimizer({}, 3) : new RnnpropMetaOptimizer({}, 3);
+    withMeta(meta, (m) => {
+      const opt = m.optimizer();
+      const g = Float32Array.from([NaN, Infinity, -Infinity, 0.5, -1e-7, 0, 3, NaN, 1e30, -2]);
+      const n = g.length;
+      const params: NamedTensors = { p: tf.tensor1d(new Float32Array(n)) };
+      const state = opt.init(params);
+      const next = opt.update(state, { p: tf.tensor1d(g) }, { step: 0, training: true });
+      const expected = next.params.p!.dataSync() as Float32Array;
+      const run = opt.fused!.open(n);
+      const theta = new Float32Array(n);
+      try {
+        run.step(g, theta);
+      } finally {
+        run.dispose();
+      }
+      for (let i = 0; i < n; i++) {
+        if (Number.isNaN(expected[i]!)) expect(theta[i]).toBeNaN();
+        else expect(Math.abs(theta[i]! - expected[i]!)).toBeLessThanOrEqual(1e-5 * Math.abs(expected[i]!) + 1e-7);
+      }
+      expect(Array.from(theta).filter(Number.isNaN).length).toBeGreaterThan(0);
+      disposeTree([params, state, next]);
+    });
+  });
+
+  it('two threads give the meta-gradient one thread gives', () => {
+    withMeta(new LstmMetaOptimizer({}, 4), (m) =>
+      withTask(leastSquaresTask(203, 5), (task) => {
+        const one = checkFusedKernel(m, task, { length: 5, unrolls: 2, threads: 1 });
+        const two = checkFusedKernel(m, task, { length: 5, unrolls: 2, threads: 2 });
+        expect(two.gradient).toBeLessThan(1e-5);
+        expect(Math.abs(two.gradientNorm - one.gradientNorm)).toBeLessThan(1e-5 * one.gradientNorm);
+      }),
+    );
+  });
+
+  it('meta-training on the kernel gives the weights the tfjs path gives, and says which path runs', async () => {
+    const train = async (kernel: 'fused' | 'tfjs', type: 'lstm' | 'rnnprop') => {
+      const meta = type === 'lstm' ? new LstmMetaOptimizer({}, 0) : new RnnpropMetaOptimizer({}, 0);
+      const options = resolveTrainingOptions({ epochs: 1, episodesPerEpoch: 2, steps: 12, unroll: 4, validateEvery: 1, validationTasks: 2, kernel });
+      const trainer = new MetaTrainer(familyOf(17), meta, options, 3);
+      try {
+        const report = await trainer.trainEpoch();
+        return { path: trainer.metaGradientPath, report, weights: Object.fromEntries(Object.entries(meta.variables).map(([k, v]) => [k, v.dataSync() as Float32Array])) };
+      } finally {
+        trainer.dispose();
+        meta.dispose();
+      }
+    };
+    for (const type of ['lstm', 'rnnprop'] as const) {
+      const fused = await train('fused', type);
+      const tape = await train('tfjs', type);
+      expect(fused.path).toMatch(/fused kernel, wasm lstm-stack/);
+      expect(tape.path).toMatch(/tfjs tape/);
+      for (const [k, w] of Object.entries(tape.weights)) {
+        const f = fused.weights[k]!;
+        let worst = 0;
+        for (let i = 0; i < w.length; i++) worst = Math.max(worst, Math.abs(f[i]! - w[i]!));
+        expect(worst).toBeLessThan(1e-4);
+      }
+      expect(Math.abs(fused.report.metaLoss - tape.report.metaLoss)).toBeLessThan(1e-4 * Math.abs(tape.report.metaLoss));
+      expect(Math.abs(fused.report.validationLoss! - tape.report.validationLoss!)).toBeLessThan(1e-4 * Math.abs(tape.report.validationLoss!));
+    }
+  });
+
+  it('refuses more threads (training.workers) than coordinates, in the words of the tfjs path', async () => {
+    await withMeta(new LstmMetaOptimizer({ hidden: 3 }, 0), async (m) => {
+      const t = new MetaTrainer(familyOf(5), m, resolveTrainingOptions({ workers: 6, epochs: 1, episodesPerEpoch: 1, steps: 2, unroll: 2, kernel: 'fused' }), 0);
+      try {
+        await expect(t.trainEpoch()).rejects.toThrow('training.workers (6) must not exceed the number of coordinates of the optimizee (5)');
+      } finally {
+        t.dispose();
+      }
+    });
+  });
+
+  it('training.kernel "fused" is refused with second derivatives, and auto falls back to the tape', () => {
+    withMeta(new LstmMetaOptimizer({}, 0), (m) => {
+      expect(() => new MetaTrainer(familyOf(5), m, resolveTrainingOptions({ kernel: 'fused', secondDerivatives: true }), 0)).toThrow(/first-order|second derivatives/);
+      const t = new MetaTrainer(familyOf(5), m, resolveTrainingOptions({ secondDerivatives: true }), 0);
+      expect(t.metaGradientPath).toMatch(/tfjs tape \(second derivatives are on\)/);
+      t.dispose();
+    });
+  });
+
+  it('leaks no tensors and no kernel memory over 200 meta-iterations', async () => {
+    const meta = new LstmMetaOptimizer({ hidden: 6 }, 0);
+    const options = resolveTrainingOptions({ epochs: 10, episodesPerEpoch: 4, steps: 10, unroll: 2, validateEvery: 5, validationTasks: 1, kernel: 'fused' });
+    const trainer = new MetaTrainer(familyOf(23), meta, options, 1);
+    const counts: number[] = [];
+    const bytes: number[] = [];
+    try {
+      for (let e = 0; e < 10; e++) {
+        await trainer.trainEpoch();
+        counts.push(tf.memory().numTensors);
+        bytes.push(kernelMemoryBytes());
+      }
+    } finally {
+      trainer.dispose();
+      meta.dispose();
+    }
+    expect(10 * 4 * 5).toBe(200);
+    expect(new Set(counts.slice(1)).size).toBe(1);
+    expect(new Set(bytes.slice(1)).size).toBe(1);
+  });
+
+  it('the committed .wasm builds are what their AssemblyScript source compiles to', () => {
+    const script = path.resolve(__dirname, '../../scripts/build-kernels.mjs');
+    // Throws (exit 1, naming the stale build) if a committed module differs from a fresh compile.
+    const out = execFileSync(process.execPath, [script, '--check'], { encoding: 'utf8' });
+    expect(out).toMatch(/lstm-stack\.simd\.wasm: up to date/);
+    expect(out).toMatch(/lstm-stack\.fma\.wasm: up to date/);
+  }, 60_000);
+
+  it('the plain-SIMD fallback (no FMA) gives the same meta-gradients as the tfjs path', () => {
+    const saved = process.env.L2L_KERNEL_VARIANT;
+    process.env.L2L_KERNEL_VARIANT = 'simd';
+    try {
+      for (const meta of [new LstmMetaOptimizer({}, 8), new RnnpropMetaOptimizer({}, 8)]) {
+        withMeta(meta, (m) => {
+          expect(m.optimizer().fused!.description).toBe('wasm lstm-stack (SIMD, no FMA)');
+          const r = withTask(leastSquaresTask(27, 2), (task) => checkFusedKernel(m, task, { length: 6, unrolls: 2 }));
+          expect(r.gradientNorm).toBeGreaterThan(1e-3);
+        });
+      }
+    } finally {
+      if (saved === undefined) delete process.env.L2L_KERNEL_VARIANT;
+      else process.env.L2L_KERNEL_VARIANT = saved;
+    }
+  });
+
+  it('reports the variant that runs: FMA where relaxed SIMD validates', () => {
+    const k = new LstmStackKernel({ features: 'none', inputUnits: 0, hidden: 2, layers: 1, outputTanh: false, scale: 1 }, () => ({}));
+    expect(k.description).toBe(relaxedSimdSupported() ? 'wasm lstm-stack (SIMD + FMA)' : 'wasm lstm-stack (SIMD, no FMA)');
+  });
+});

@@ -1,0 +1,288 @@
+import type * as tf from '@tensorflow/tfjs-core';
+import type { FusedKernel, FusedRun } from '@l2l/core';
+import { acquireInstance, CTRL, type KernelInstance, type LstmStackExports, OPS, releaseInstance } from './kernel-threads';
+import { kernelVariant, type KernelVariant, wasmSimdSupported } from './wasm-module';
+
+/** Coordinates per tile of the kernel (two 4-lane vectors). */
+export const TILE = 8;
+const ROW_BYTES = TILE * 4;
+
+/** The architecture of an LSTM-stack learned optimizer, as the kernel (assembly/lstm-stack.ts) runs it. */
+export interface LstmStackSpec {
+  /** Per-coordinate input features: g, logAndSign(g), or RNNprop's Adam-normalised pair. */
+  readonly features: 'none' | 'logAndSign' | 'adam';
+  /** logAndSign's k. */
+  readonly k?: number;
+  /** Adam features' moment decays and ε. */
+  readonly beta1?: number;
+  readonly beta2?: number;
+  readonly epsilon?: number;
+  /** Units of the ELU input layer between features and LSTM (`input/kernel`); 0: none. */
+  readonly inputUnits: number;
+  readonly hidden: number;
+  readonly layers: number;
+  /** update = scale·a (false) or scale·tanh(a) (true), a = W_out·[h_top; 1]. */
+  readonly outputTanh: boolean;
+  readonly scale: number;
+}
+
+/** The weight names the kernel reads, in the order of its weight area. */
+export function lstmStackWeightNames(spec: LstmStackSpec): string[] {
+  const names = spec.inputUnits > 0 ? ['input/kernel'] : [];
+  for (let l = 0; l < spec.layers; l++) names.push(`lstm${l}/kernel`);
+  names.push('output/kernel');
+  return names;
+}
+
+function featureRows(spec: LstmStackSpec): number {
+  return spec.features === 'none' ? 1 : 2;
+}
+
+function configure(ex: LstmStackExports, spec: LstmStackSpec): number {
+  const feat = { none: 0, logAndSign: 1, adam: 2 }[spec.features];
+  return ex.configure(
+    featureRows(spec),
+    spec.inputUnits,
+    spec.hidden,
+    spec.layers,
+    feat,
+    spec.outputTanh ? 1 : 0,
+    spec.scale,
+    spec.k ?? 10,
+    spec.beta1 ?? 0.9,
+    spec.beta2 ?? 0.999,
+    spec.epsilon ?? 1e-8,
+  );
+}
+
+/**
+ * The fused kernel of an LSTM-stack optimizer (`lstm`, `rnnprop`): WebAssembly SIMD, with fused multiply-add
+ * where the engine has relaxed SIMD. `weights` gives φ under the names of `lstmStackWeightNames`.
+ */
+export class LstmStackKernel implements FusedKernel {
+  readonly variant: KernelVariant = kernelVariant();
+  readonly description: string;
+
+  constructor(
+    readonly spec: LstmStackSpec,
+    private readonly weights: () => Readonly<Record<string, tf.Tensor>>,
+  ) {
+    this.description = `wasm lstm-stack (${this.variant === 'fma' ? 'SIMD + FMA' : 'SIMD, no FMA'})`;
+  }
+
+  open(n: number, options: { threads?: number } = {}): FusedRun {
+    return new LstmStackRun(this.spec, this.weights, this.variant, n, options.threads ?? 1);
+  }
+}
+
+interface Area {
+  ptr: number;
+  floats: number;
+}
+
+/** One run of the kernel over n coordinates; see FusedRun. */
+class LstmStackRun implements FusedRun {
+  private readonly inst: KernelInstance;
+  private readonly ex: LstmStackExports;
+  private readonly nt: number;
+  private readonly npad: number;
+  private readonly names: string[];
+  private readonly sizes: number[];
+  private readonly nw: number;
+  private readonly threads: number;
+  private readonly ranges: Array<[number, number]>;
+  private readonly w: Area;
+  private readonly g: Area;
+  private readonly upd: Area;
+  private readonly state: Area;
+  private readonly moments: Area;
+  private readonly init: Area;
+  private readonly out: Area;
+  /** Per thread: a scratch record for the forward pass. */
+  private readonly cur: number[];
+  /** Sized by beginUnroll: features and adjoints of the unroll, per-thread scratch and accumulators. */
+  private capacity = 0;
+  private xs = 0;
+  private adj = 0;
+  private scr: number[] = [];
+  private acc: number[] = [];
+  /** Updates taken so far (RNNprop's bias corrections use it), and steps recorded in the current unroll. */
+  private updates = 0;
+  private recorded = -1;
+  private disposed = false;
+
+  constructor(
+    private readonly spec: LstmStackSpec,
+    private readonly weights: () => Readonly<Record<string, tf.Tensor>>,
+    variant: KernelVariant,
+    readonly coordinates: number,
+    threads: number,
+  ) {
+    if (!Number.isInteger(coordinates) || coordinates < 1) throw new RangeError(`fused kernel: coordinates must be a positive integer, got ${coordinates}`);
+    this.inst = acquireInstance('lstm-stack', variant);
+    try {
+      this.ex = this.inst.exports;
+      this.nw = configure(this.ex, spec);
+      this.names = lstmStackWeightNames(spec);
+      this.nt = Math.ceil(coordinates / TILE);
+      this.npad = this.nt * TILE;
+      this.threads = Math.max(1, Math.min(Math.floor(threads), this.nt));
+      this.ranges = [];
+      for (let i = 0; i < this.threads; i++) this.ranges.push([Math.floor((this.nt * i) / this.threads), Math.floor((this.nt * (i + 1)) / this.threads)]);
+      const stateRows = this.ex.stateRows();
+      const area = (floats: number): Area => ({ ptr: this.inst.mem.alloc(floats * 4), floats });
+      this.w = area(this.nw);
+      this.out = area(this.nw);
+      this.g = area(this.npad);
+      this.upd = area(this.npad);
+      this.state = area(this.nt * stateRows * TILE);
+      this.moments = area(this.nt * 2 * TILE);
+      this.init = area(this.nt * stateRows * TILE);
+      this.cur = this.ranges.map(() => this.inst.mem.alloc(this.ex.recordRows() * ROW_BYTES));
+      // The memory is pooled: clear what a run reads before writing (state, moments, padded gradients).
+      for (const a of [this.g, this.state, this.moments]) this.view(a).fill(0);
+      // Each weight's extent in the weight area: [input/kernel,] lstm0..lstm{L-1}, output/kernel.
+      const bounds = [...(spec.inputUnits > 0 ? [0] : []), ...Array.from({ length: spec.layers + 1 }, (_, l) => this.ex.weightOffset(l)), this.nw];
+      this.sizes = this.names.map((_, i) => bounds[i + 1]! - bounds[i]!);
+      if (this.threads > 1) {
+        const workers = this.inst.workers(this.threads - 1);
+        const { i32, f32 } = workers;
+        [featureRows(spec), spec.inputUnits, spec.hidden, spec.layers, { none: 0, logAndSign: 1, adam: 2 }[spec.features], spec.outputTanh ? 1 : 0].forEach((v, k) => (i32[CTRL.ARGS + k] = v));
+        [spec.scale, spec.k ?? 10, spec.beta1 ?? 0.9, spec.beta2 ?? 0.999, spec.epsilon ?? 1e-8].forEach((v, k) => (f32[CTRL.FARGS + k] = v));
+        this.setWorkerSlots();
+        workers.call(OPS.CONFIGURE, () => undefined);
+      }
+      this.reloadWeights();
+    } catch (e) {
+      releaseInstance(this.inst);
+      throw e;
+    }
+  }
+
+  private view(a: Area): Float32Array {
+    return this.inst.mem.f32(a.ptr, a.floats);
+  }
+
+  /** Tile ranges and scratch pointers of the worker threads (thread 0 is this one). */
+  private setWorkerSlots(): void {
+    const { i32 } = this.inst.workers(this.threads - 1);
+    for (let w = 1; w < this.threads; w++) {
+      const base = CTRL.WORKER + CTRL.WORKER_STRIDE * (w - 1);
+      i32[base] = this.ranges[w]![0];
+      i32[base + 1] = this.ranges[w]![1];
+      i32[base + 2] = this.cur[w]!;
+      i32[base + 3] = this.scr[w] ?? 0;
+      i32[base + 4] = this.acc[w] ?? 0;
+    }
+  }
+
+  reloadWeights(): void {
+    this.live();
+    const all = this.weights();
+    const w = this.view(this.w);
+    let at = 0;
+    this.names.forEach((name, i) => {
+      const t = all[name];
+      if (!t) throw new Error(`fused kernel: no weight "${name}"`);
+      if (t.size !== this.sizes[i]) throw new Error(`fused kernel: weight "${name}" has ${t.size} entries, the kernel expects ${this.sizes[i]}`);
+      w.set(t.dataSync() as Float32Array, at);
+      at += t.size;
+    });
+  }
+
+  beginUnroll(length: number): void {
+    this.live();
+    if (!Number.isInteger(length) || length < 1) throw new RangeError(`fused kernel: unroll length must be a positive integer, got ${length}`);
+    if (length > this.capacity) {
+      const mem = this.inst.mem;
+      const F = featureRows(this.spec);
+      this.xs = mem.alloc(length * this.nt * F * ROW_BYTES);
+      this.adj = mem.alloc(length * this.npad * 4);
+      this.scr = this.ranges.map(() => mem.alloc(this.ex.scratchBytes(length)));
+      this.acc = this.ranges.map(() => mem.alloc(this.nw * 16));
+      this.capacity = length;
+      if (this.threads > 1) this.setWorkerSlots();
+    }
+    const stateFloats = this.state.floats;
+    new Float32Array(this.inst.mem.memory.buffer).copyWithin(this.init.ptr / 4, this.state.ptr / 4, this.state.ptr / 4 + stateFloats);
+    this.recorded = 0;
+  }
+
+  step(grads: Float32Array, params: Float32Array): void {
+    this.live();
+    const n = this.coordinates;
+    if (grads.length !== n || params.length !== n) throw new RangeError(`fused kernel: expected ${n} gradients and parameters, got ${grads.length} and ${params.length}`);
+    if (this.recorded >= this.capacity) throw new Error(`fused kernel: the unroll begun with length ${this.capacity} is already complete`);
+    this.view(this.g).set(grads);
+    const t = this.updates + 1;
+    const b1 = this.spec.beta1 ?? 0.9;
+    const b2 = this.spec.beta2 ?? 0.999;
+    // As RNNprop's tfjs path: m̂ = m·(1/(1 − β1^t)), v̂ = v/(1 − β2^t).
+    const c1 = 1 / (1 - b1 ** t);
+    const d2 = 1 - b2 ** t;
+    const F = featureRows(this.spec);
+    const xs = this.recorded >= 0 ? this.xs + this.recorded * this.nt * F * ROW_BYTES : 0;
+    const { ex } = this;
+    const run = () => ex.forwardStep(this.ranges[0]![0], this.ranges[0]![1], this.g.ptr, this.upd.ptr, this.state.ptr, this.moments.ptr, this.cur[0]!, xs, this.w.ptr, c1, d2);
+    if (this.threads > 1) {
+      const workers = this.inst.workers(this.threads - 1);
+      const { i32, f32 } = workers;
+      [this.g.ptr, this.upd.ptr, this.state.ptr, this.moments.ptr, xs, this.w.ptr].forEach((v, k) => (i32[CTRL.ARGS + k] = v));
+      f32[CTRL.FARGS] = c1;
+      f32[CTRL.FARGS + 1] = d2;
+      workers.call(OPS.FORWARD, run);
+    } else run();
+    const upd = this.view(this.upd);
+    for (let i = 0; i < n; i++) params[i] = params[i]! + upd[i]!;
+    this.updates++;
+    if (this.recorded >= 0) this.recorded++;
+  }
+
+  backward(adjoints: readonly Float32Array[]): Record<string, Float32Array> {
+    this.live();
+    const U = this.recorded;
+    if (U < 1) throw new Error('fused kernel: backward needs an unroll begun with beginUnroll and at least one step');
+    if (adjoints.length !== U) throw new RangeError(`fused kernel: ${U} steps were recorded, got ${adjoints.length} adjoints`);
+    const n = this.coordinates;
+    const d = this.inst.mem.f32(this.adj, U * this.npad);
+    adjoints.forEach((a, t) => {
+      if (a.length !== n) throw new RangeError(`fused kernel: adjoint ${t} has ${a.length} entries, expected ${n}`);
+      d.set(a, t * this.npad);
+      d.fill(0, t * this.npad + n, (t + 1) * this.npad);
+    });
+    for (const acc of this.acc) this.inst.mem.f32(acc, this.nw * 4).fill(0);
+    const { ex, nt } = this;
+    const run = () => ex.backward(this.ranges[0]![0], this.ranges[0]![1], nt, U, this.init.ptr, this.xs, this.adj, this.w.ptr, this.scr[0]!, this.acc[0]!);
+    if (this.threads > 1) {
+      const workers = this.inst.workers(this.threads - 1);
+      [nt, U, this.init.ptr, this.xs, this.adj, this.w.ptr].forEach((v, k) => (workers.i32[CTRL.ARGS + k] = v));
+      workers.call(OPS.BACKWARD, run);
+    } else run();
+    const out = this.view(this.out);
+    out.fill(0);
+    for (const acc of this.acc) ex.reduceAcc(acc, this.out.ptr, this.nw);
+    const result: Record<string, Float32Array> = {};
+    let at = 0;
+    this.names.forEach((name, i) => {
+      result[name] = out.slice(at, at + this.sizes[i]!);
+      at += this.sizes[i]!;
+    });
+    this.recorded = -1;
+    return result;
+  }
+
+  private live(): void {
+    if (this.disposed) throw new Error('fused kernel: the run was disposed');
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    releaseInstance(this.inst);
+  }
+}
+
+/** The kernel of `spec`, or undefined where this engine runs no WebAssembly SIMD (the tfjs path then runs). */
+export function lstmStackKernel(spec: LstmStackSpec, weights: () => Readonly<Record<string, tf.Tensor>>): LstmStackKernel | undefined {
+  return wasmSimdSupported() ? new LstmStackKernel(spec, weights) : undefined;
+}

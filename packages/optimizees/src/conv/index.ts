@@ -1,0 +1,3 @@
+export * from './layers';
+export * from './conv-net';
+export * from './image-model';

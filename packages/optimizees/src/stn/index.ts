@@ -1,0 +1,3 @@
+export * from './affine-distortion';
+export * from './bilinear-sampler';
+export * from './stn';
