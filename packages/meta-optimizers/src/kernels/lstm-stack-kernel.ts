@@ -1,6 +1,7 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { FusedKernel, FusedRun } from '@l2l/core';
 import { acquireInstance, CTRL, type KernelInstance, type LstmStackExports, OPS, releaseInstance } from './kernel-threads';
+import { RunState } from './run-state';
 import { kernelVariant, type KernelVariant, wasmSimdSupported } from './wasm-module';
 
 /** Coordinates per tile of the kernel (two 4-lane vectors). */
@@ -81,7 +82,7 @@ interface Area {
 }
 
 /** One run of the kernel over n coordinates; see FusedRun. */
-class LstmStackRun implements FusedRun {
+class LstmStackRun extends RunState implements FusedRun {
   private readonly inst: KernelInstance;
   private readonly ex: LstmStackExports;
   private readonly nt: number;
@@ -101,24 +102,19 @@ class LstmStackRun implements FusedRun {
   /** Per thread: a scratch record for the forward pass. */
   private readonly cur: number[];
   /** Sized by beginUnroll: features and adjoints of the unroll, per-thread scratch and accumulators. */
-  private capacity = 0;
   private xs = 0;
   private adj = 0;
   private scr: number[] = [];
   private acc: number[] = [];
-  /** Updates taken so far (RNNprop's bias corrections use it), and steps recorded in the current unroll. */
-  private updates = 0;
-  private recorded = -1;
-  private disposed = false;
 
   constructor(
     private readonly spec: LstmStackSpec,
     private readonly weights: () => Readonly<Record<string, tf.Tensor>>,
     variant: KernelVariant,
-    readonly coordinates: number,
+    coordinates: number,
     threads: number,
   ) {
-    if (!Number.isInteger(coordinates) || coordinates < 1) throw new RangeError(`fused kernel: coordinates must be a positive integer, got ${coordinates}`);
+    super(coordinates);
     this.inst = acquireInstance('lstm-stack', variant);
     try {
       this.ex = this.inst.exports;
@@ -191,9 +187,7 @@ class LstmStackRun implements FusedRun {
   }
 
   beginUnroll(length: number): void {
-    this.live();
-    if (!Number.isInteger(length) || length < 1) throw new RangeError(`fused kernel: unroll length must be a positive integer, got ${length}`);
-    if (length > this.capacity) {
+    if (this.startUnroll(length)) {
       const mem = this.inst.mem;
       const F = featureRows(this.spec);
       this.xs = mem.alloc(length * this.nt * F * ROW_BYTES);
@@ -205,14 +199,11 @@ class LstmStackRun implements FusedRun {
     }
     const stateFloats = this.state.floats;
     new Float32Array(this.inst.mem.memory.buffer).copyWithin(this.init.ptr / 4, this.state.ptr / 4, this.state.ptr / 4 + stateFloats);
-    this.recorded = 0;
   }
 
   step(grads: Float32Array, params: Float32Array): void {
-    this.live();
+    this.checkStep(grads, params);
     const n = this.coordinates;
-    if (grads.length !== n || params.length !== n) throw new RangeError(`fused kernel: expected ${n} gradients and parameters, got ${grads.length} and ${params.length}`);
-    if (this.recorded >= this.capacity) throw new Error(`fused kernel: the unroll begun with length ${this.capacity} is already complete`);
     this.view(this.g).set(grads);
     const t = this.updates + 1;
     const b1 = this.spec.beta1 ?? 0.9;
@@ -234,19 +225,14 @@ class LstmStackRun implements FusedRun {
     } else run();
     const upd = this.view(this.upd);
     for (let i = 0; i < n; i++) params[i] = params[i]! + upd[i]!;
-    this.updates++;
-    if (this.recorded >= 0) this.recorded++;
+    this.stepTaken();
   }
 
   backward(adjoints: readonly Float32Array[]): Record<string, Float32Array> {
-    this.live();
-    const U = this.recorded;
-    if (U < 1) throw new Error('fused kernel: backward needs an unroll begun with beginUnroll and at least one step');
-    if (adjoints.length !== U) throw new RangeError(`fused kernel: ${U} steps were recorded, got ${adjoints.length} adjoints`);
+    const U = this.checkBackward(adjoints);
     const n = this.coordinates;
     const d = this.inst.mem.f32(this.adj, U * this.npad);
     adjoints.forEach((a, t) => {
-      if (a.length !== n) throw new RangeError(`fused kernel: adjoint ${t} has ${a.length} entries, expected ${n}`);
       d.set(a, t * this.npad);
       d.fill(0, t * this.npad + n, (t + 1) * this.npad);
     });
@@ -267,18 +253,11 @@ class LstmStackRun implements FusedRun {
       result[name] = out.slice(at, at + this.sizes[i]!);
       at += this.sizes[i]!;
     });
-    this.recorded = -1;
     return result;
   }
 
-  private live(): void {
-    if (this.disposed) throw new Error('fused kernel: the run was disposed');
-  }
-
   dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
-    releaseInstance(this.inst);
+    if (this.markDisposed()) releaseInstance(this.inst);
   }
 }
 

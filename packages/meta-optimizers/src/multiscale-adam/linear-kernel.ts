@@ -1,5 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { FusedKernel, FusedRun } from '@l2l/core';
+import { RunState } from '../kernels/run-state';
 
 /**
  * The fused kernel of multiscale Adam with the "linear" combiner, in plain JavaScript: per coordinate the k Adam
@@ -26,7 +27,7 @@ export class MultiscaleAdamLinearKernel implements FusedKernel {
   }
 }
 
-class LinearRun implements FusedRun {
+class LinearRun extends RunState implements FusedRun {
   private readonly k: number;
   private readonly m: Float32Array;
   private readonly v: Float32Array;
@@ -34,19 +35,15 @@ class LinearRun implements FusedRun {
   private dirs = new Float32Array(0);
   private w = new Float64Array(0);
   private lr = 0;
-  private updates = 0;
-  private recorded = -1;
-  private capacity = 0;
-  private disposed = false;
 
   constructor(
     private readonly betas: ReadonlyArray<readonly [number, number]>,
     private readonly epsilon: number,
     private readonly weights: () => Readonly<Record<string, tf.Tensor>>,
     private readonly fixedLr: number | null,
-    readonly coordinates: number,
+    coordinates: number,
   ) {
-    if (!Number.isInteger(coordinates) || coordinates < 1) throw new RangeError(`fused kernel: coordinates must be a positive integer, got ${coordinates}`);
+    super(coordinates);
     this.k = betas.length;
     this.m = new Float32Array(this.k * coordinates);
     this.v = new Float32Array(this.k * coordinates);
@@ -71,20 +68,15 @@ class LinearRun implements FusedRun {
   }
 
   beginUnroll(length: number): void {
-    this.live();
-    if (!Number.isInteger(length) || length < 1) throw new RangeError(`fused kernel: unroll length must be a positive integer, got ${length}`);
-    if (length > this.capacity) {
+    if (this.startUnroll(length)) {
       this.dirs = new Float32Array(length * this.k * this.coordinates);
       this.capacity = length;
     }
-    this.recorded = 0;
   }
 
   step(grads: Float32Array, params: Float32Array): void {
-    this.live();
+    this.checkStep(grads, params);
     const { k, m, v, w, coordinates: n } = this;
-    if (grads.length !== n || params.length !== n) throw new RangeError(`fused kernel: expected ${n} gradients and parameters, got ${grads.length} and ${params.length}`);
-    if (this.recorded >= this.capacity) throw new Error(`fused kernel: the unroll begun with length ${this.capacity} is already complete`);
     const t = this.updates + 1;
     const dir = new Float32Array(n);
     for (let j = 0; j < k; j++) {
@@ -110,21 +102,16 @@ class LinearRun implements FusedRun {
     }
     const lr = this.lr;
     for (let i = 0; i < n; i++) params[i] = params[i]! + Math.fround(-lr * dir[i]!);
-    this.updates++;
-    if (this.recorded >= 0) this.recorded++;
+    this.stepTaken();
   }
 
   backward(adjoints: readonly Float32Array[]): Record<string, Float32Array> {
-    this.live();
-    const U = this.recorded;
-    if (U < 1) throw new Error('fused kernel: backward needs an unroll begun with beginUnroll and at least one step');
-    if (adjoints.length !== U) throw new RangeError(`fused kernel: ${U} steps were recorded, got ${adjoints.length} adjoints`);
+    const U = this.checkBackward(adjoints);
     const { k, coordinates: n, w, lr } = this;
     const run = new Float64Array(n);
     const S = new Float64Array(k);
     for (let t = U - 1; t >= 0; t--) {
       const d = adjoints[t]!;
-      if (d.length !== n) throw new RangeError(`fused kernel: adjoint ${t} has ${d.length} entries, expected ${n}`);
       for (let i = 0; i < n; i++) run[i] = run[i]! + d[i]!;
       for (let j = 0; j < k; j++) {
         const base = (t * k + j) * n;
@@ -137,16 +124,10 @@ class LinearRun implements FusedRun {
     const mean = dw.reduce((a, x, j) => a + x * w[j]!, 0);
     const out: Record<string, Float32Array> = { 'combiner/logits': Float32Array.from(dw, (x, j) => w[j]! * (x - mean)) };
     if (this.fixedLr === null) out['lr/log'] = Float32Array.of(-lr * S.reduce((a, s, j) => a + w[j]! * s, 0));
-    this.recorded = -1;
     return out;
   }
 
-  private live(): void {
-    if (this.disposed) throw new Error('fused kernel: the run was disposed');
-  }
-
   dispose(): void {
-    this.disposed = true;
-    this.dirs = new Float32Array(0);
+    if (this.markDisposed()) this.dirs = new Float32Array(0);
   }
 }

@@ -1,0 +1,61 @@
+/**
+ * The bookkeeping every fused run shares (contracts/fused.ts): updates taken, the steps recorded for the current
+ * unroll, its capacity, and the argument checks, with messages that name the kernel.
+ */
+export abstract class RunState {
+  /** Updates taken so far (bias corrections use it). */
+  protected updates = 0;
+  /** Steps recorded in the current unroll; −1 outside one (evaluation). */
+  protected recorded = -1;
+  /** Longest unroll the run has memory for. */
+  protected capacity = 0;
+  private disposed = false;
+
+  constructor(readonly coordinates: number) {
+    if (!Number.isInteger(coordinates) || coordinates < 1) throw new RangeError(`fused kernel: coordinates must be a positive integer, got ${coordinates}`);
+  }
+
+  protected live(): void {
+    if (this.disposed) throw new Error('fused kernel: the run was disposed');
+  }
+
+  /** Checks `length`, starts recording; true when the run must make room for a longer unroll (then set `capacity`). */
+  protected startUnroll(length: number): boolean {
+    this.live();
+    if (!Number.isInteger(length) || length < 1) throw new RangeError(`fused kernel: unroll length must be a positive integer, got ${length}`);
+    this.recorded = 0;
+    return length > this.capacity;
+  }
+
+  protected checkStep(grads: Float32Array, params: Float32Array): void {
+    this.live();
+    const n = this.coordinates;
+    if (grads.length !== n || params.length !== n) throw new RangeError(`fused kernel: expected ${n} gradients and parameters, got ${grads.length} and ${params.length}`);
+    if (this.recorded >= this.capacity) throw new Error(`fused kernel: the unroll begun with length ${this.capacity} is already complete`);
+  }
+
+  protected stepTaken(): void {
+    this.updates++;
+    if (this.recorded >= 0) this.recorded++;
+  }
+
+  /** Checks the adjoints against the recorded steps; returns how many steps there are. Ends the unroll. */
+  protected checkBackward(adjoints: readonly Float32Array[]): number {
+    this.live();
+    const U = this.recorded;
+    if (U < 1) throw new Error('fused kernel: backward needs an unroll begun with beginUnroll and at least one step');
+    if (adjoints.length !== U) throw new RangeError(`fused kernel: ${U} steps were recorded, got ${adjoints.length} adjoints`);
+    adjoints.forEach((a, t) => {
+      if (a.length !== this.coordinates) throw new RangeError(`fused kernel: adjoint ${t} has ${a.length} entries, expected ${this.coordinates}`);
+    });
+    this.recorded = -1;
+    return U;
+  }
+
+  /** Marks the run disposed; true the first time. */
+  protected markDisposed(): boolean {
+    if (this.disposed) return false;
+    this.disposed = true;
+    return true;
+  }
+}
