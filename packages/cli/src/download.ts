@@ -27,6 +27,7 @@ export async function downloadFile(url: string, dest: string, md5: string, onPro
   const hash = createHash('md5');
   let received = 0;
   let total: number | null = null;
+  let out: fs.WriteStream | undefined;
   try {
     let res: Response;
     try {
@@ -47,7 +48,8 @@ export async function downloadFile(url: string, dest: string, md5: string, onPro
       },
     });
     try {
-      await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), count, fs.createWriteStream(part));
+      out = fs.createWriteStream(part);
+      await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), count, out);
     } catch (e) {
       throw new UserError(`${url}: download interrupted after ${received}${total === null ? '' : ` of ${total}`} bytes (${describe(e)}); nothing was kept, run the command again`, { cause: e });
     }
@@ -60,6 +62,10 @@ export async function downloadFile(url: string, dest: string, md5: string, onPro
     }
     fs.renameSync(part, dest);
   } finally {
+    // A failed pipeline destroys the file stream, whose open may still be under way: wait until it is closed,
+    // or the file would appear after the removal below.
+    const stream = out;
+    if (stream && !stream.closed) await new Promise<void>((resolve) => stream.once('close', () => resolve()).destroy());
     fs.rmSync(part, { force: true });
   }
 }
