@@ -2,12 +2,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { isUserError, Rng, useBackend, type NamedTensors } from '@l2l/core';
+import { Rng, useBackend, type NamedTensors } from '@l2l/core';
 import { checkTaskFamily } from '@l2l/core/testing';
 import { CIFAR10_PIXELS, writeCifar10Dir } from '../data/cifar10';
 import { clearImageDatasetCache, writeImageDataset } from '../data/datasets';
 import { BATCH_NORM_EPSILON } from './layers';
 import { convNet, createConvNetFamily } from './conv-net';
+import { userError } from '../spec-helpers';
 
 let root: string;
 /** 6×6 images, 3 classes: 24 training images (rows 0–19 train, 20–21 validation, 22–23 test), 6 test images. */
@@ -43,16 +44,6 @@ function disposeNamed(p: NamedTensors): void {
   for (const t of Object.values(p)) t.dispose();
 }
 
-function userError(fn: () => unknown): Error {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(isUserError(caught)).toBe(true);
-  return caught as Error;
-}
 
 /**
  * Independent float64 forward pass of a one-block net (3×3 SAME conv → batch norm → ReLU → 2×2 SAME max

@@ -1,9 +1,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { isUserError } from '@l2l/core';
 import { CIFAR10_PIXELS, CIFAR10_RECORD, CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES, encodeCifar10Batch, parseCifar10Batch, readCifar10Batch, writeCifar10Dir } from './cifar10';
 import { clearImageDatasetCache, loadImageDataset } from './datasets';
+import { userError } from '../spec-helpers';
 
 let root: string;
 beforeAll(() => {
@@ -12,16 +12,6 @@ beforeAll(() => {
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 afterEach(() => clearImageDatasetCache());
 
-function userError(fn: () => unknown): Error {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(isUserError(caught)).toBe(true);
-  return caught as Error;
-}
 
 /** `count` HWC images whose bytes encode (image, pixel, channel), and labels `(first + i) % 10`. */
 function records(count: number, first: number): { pixels: Uint8Array; labels: Uint8Array } {

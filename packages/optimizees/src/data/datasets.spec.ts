@@ -1,9 +1,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { isUserError } from '@l2l/core';
 import { clearImageDatasetCache, FASHION_MNIST_DEFAULT_DIR, IDX_FILE_NAMES, loadImageDataset, mnistDataDir, scalePixels, writeImageDataset } from './datasets';
 import { writeIdx } from './idx';
+import { userError } from '../spec-helpers';
 
 let root: string;
 beforeAll(() => {
@@ -25,16 +25,6 @@ function tiny(name: string, gzip = false): string {
   return dir;
 }
 
-function userError(fn: () => unknown): Error {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(isUserError(caught)).toBe(true);
-  return caught as Error;
-}
 
 describe('loadImageDataset', () => {
   for (const gzip of [false, true]) {

@@ -2,12 +2,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { ComponentRegistry, createContainer, isUserError, Rng, SPLITS, type NamedTensors, type Split, type TaskConfig } from '@l2l/core';
+import { ComponentRegistry, createContainer, Rng, SPLITS, type NamedTensors, type Split, type TaskConfig } from '@l2l/core';
 import { checkTaskFamily } from '@l2l/core/testing';
 import { clearImageDatasetCache, scalePixels, writeImageDataset } from '../data/datasets';
 import { optimizeesModule } from '../optimizees-module';
 import { createMnistMlpFamily, mnistMlp, type MnistMlpOptions } from './mnist-mlp';
 import { MLP_ACTIVATIONS, type MlpActivation, type MlpLayerShape } from './network';
+import { userError } from '../spec-helpers';
 
 let root: string;
 /** 2×2-pixel images, 3 classes: 12 training images with pixels < 128 (rows 0–9 train, 10 validation, 11 test), 9 test images with pixels ≥ 128. */
@@ -41,16 +42,6 @@ function shapesOf(p: NamedTensors): Record<string, number[]> {
   return Object.fromEntries(Object.entries(p).map(([k, v]) => [k, v.shape]));
 }
 
-function userError(fn: () => unknown): Error {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(isUserError(caught)).toBe(true);
-  return caught as Error;
-}
 
 /** Independent float64 forward pass and mean cross-entropy. */
 function refLoss(p: Record<string, Float64Array>, layers: readonly MlpLayerShape[], x: number[][], labels: number[], act: MlpActivation): number {

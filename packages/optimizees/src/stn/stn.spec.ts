@@ -2,12 +2,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { isUserError, Rng, useBackend, type NamedTensors } from '@l2l/core';
+import { Rng, useBackend, type NamedTensors } from '@l2l/core';
 import { checkTaskFamily } from '@l2l/core/testing';
 import { clearImageDatasetCache, FASHION_MNIST_DEFAULT_DIR, loadImageDataset, writeImageDataset } from '../data/datasets';
 import { convStack, denseStack } from '../conv/layers';
 import { distortDataset, imageTransform, warpImage, type AffineDistortion } from './affine-distortion';
 import { createStnFamily, stn, stnTheta } from './stn';
+import { userError } from '../spec-helpers';
 
 let root: string;
 /** 8×8 images, 3 classes: 24 training images, 6 test images. */
@@ -42,16 +43,6 @@ afterAll(async () => {
   await useBackend('cpu');
 });
 
-function userError(fn: () => unknown): Error {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(isUserError(caught)).toBe(true);
-  return caught as Error;
-}
 
 const small = { dataset: 'idx' as const, path: '', canvas: 12, locLayers: 1, locChannels: 2, locKernelSize: 3, locHidden: 4, layers: 1, channels: 2, kernelSize: 3, batchSize: 4, heldOutExamples: 2 };
 
