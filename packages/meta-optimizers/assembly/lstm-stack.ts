@@ -224,7 +224,10 @@ function denseEluFwd(W: usize, nIn: i32, x: usize, y: usize): void {
 }
 
 // One LSTM layer for one tile: gates = W·[zA (nA rows); h (H rows at hPrev); 1]; writes gate activations
-// (4H rows at outG), c', tanh c', h' (H rows each).
+// (4H rows at outG), c', tanh c', h' (H rows each). Three passes: the matrix product writes pre-activations,
+// then each activation and each cell update runs in a loop of its own. Short independent loop bodies let the
+// CPU overlap the long dependency chains of tanh/σ across rows; computing them right after each unit's product
+// (one chain after another) took 2-3× longer.
 function cellFwd(W: usize, Kc: i32, zA: usize, nA: i32, hPrev: usize, cPrev: usize,
                  outG: usize, outC: usize, outTC: usize, outH: usize): void {
   const gStride: usize = <usize>(H * Kc) << 2;
@@ -260,16 +263,23 @@ function cellFwd(W: usize, Kc: i32, zA: usize, nA: i32, hPrev: usize, cPrev: usi
     }
     const ru: usize = <usize>u * RB;
     const rf: usize = ru + hb, rg: usize = rf + hb, ro: usize = rg + hb;
-    let si = vsigmoid(i0), sf = vsigmoid(f0), tg = vtanh(g0), so = vsigmoid(o0);
-    let c = f32x4.add(f32x4.mul(sf, v128.load(cPrev + ru)), f32x4.mul(si, tg));
-    let tc = vtanh(c);
-    v128.store(outG + ru, si); v128.store(outG + rf, sf); v128.store(outG + rg, tg); v128.store(outG + ro, so);
-    v128.store(outC + ru, c); v128.store(outTC + ru, tc); v128.store(outH + ru, f32x4.mul(so, tc));
-    si = vsigmoid(i1); sf = vsigmoid(f1); tg = vtanh(g1); so = vsigmoid(o1);
-    c = f32x4.add(f32x4.mul(sf, v128.load(cPrev + ru, 16)), f32x4.mul(si, tg));
-    tc = vtanh(c);
-    v128.store(outG + ru, si, 16); v128.store(outG + rf, sf, 16); v128.store(outG + rg, tg, 16); v128.store(outG + ro, so, 16);
-    v128.store(outC + ru, c, 16); v128.store(outTC + ru, tc, 16); v128.store(outH + ru, f32x4.mul(so, tc), 16);
+    v128.store(outG + ru, i0); v128.store(outG + rf, f0); v128.store(outG + rg, g0); v128.store(outG + ro, o0);
+    v128.store(outG + ru, i1, 16); v128.store(outG + rf, f1, 16); v128.store(outG + rg, g1, 16); v128.store(outG + ro, o1, 16);
+  }
+  // σ over the i and f rows, tanh over g, σ over o.
+  const gEnd = outG + 2 * hb;
+  for (let p = outG; p < gEnd; p += 16) v128.store(p, vsigmoid(v128.load(p)));
+  for (let p = gEnd; p < gEnd + hb; p += 16) v128.store(p, vtanh(v128.load(p)));
+  for (let p = gEnd + hb; p < gEnd + 2 * hb; p += 16) v128.store(p, vsigmoid(v128.load(p)));
+  const rf: usize = hb, rg: usize = 2 * hb, ro: usize = 3 * hb;
+  for (let r: usize = 0; r < hb; r += 16) {
+    const c = f32x4.add(f32x4.mul(v128.load(outG + rf + r), v128.load(cPrev + r)), f32x4.mul(v128.load(outG + r), v128.load(outG + rg + r)));
+    v128.store(outC + r, c);
+  }
+  for (let r: usize = 0; r < hb; r += 16) {
+    const tc = vtanh(v128.load(outC + r));
+    v128.store(outTC + r, tc);
+    v128.store(outH + r, f32x4.mul(v128.load(outG + ro + r), tc));
   }
 }
 
