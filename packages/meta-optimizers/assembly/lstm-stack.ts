@@ -325,18 +325,32 @@ function tileFwd(prev: usize, prevLayerRows: i32, cur: usize, W: usize, upd: usi
  * layout), state (STATE rows per tile, from tile 0) updated in place, moments (2 rows per tile) when the
  * features are Adam's. `cur` is a scratch record. If xs != 0 the tiles' features are also written there
  * (F rows per tile, from tile 0), for the backward pass. c1 = 1/(1 − β1^t), d2 = 1 − β2^t.
+ * Store mode: tiles below `stored` keep their whole records for the backward pass instead, at
+ * store + (tile·(cap + 1) + step + 1)·REC rows, record 0 holding the state at the unroll's start (written at
+ * step 0); the backward pass then skips their recomputation.
  */
 export function forwardStep(t0: i32, t1: i32, g: usize, upd: usize, state: usize, moments: usize, cur: usize,
-                            xs: usize, W: usize, c1: f32, d2: f32): void {
+                            xs: usize, W: usize, c1: f32, d2: f32, store: usize, stored: i32, step: i32, cap: i32): void {
   const sb: usize = <usize>STATE * RB;
   const hb: usize = <usize>H * RB;
+  const recB: usize = <usize>REC * RB;
   for (let t: i32 = t0; t < t1; t++) {
     const tt = <usize>t;
-    features(g + tt * RB, cur, moments + tt * 2 * RB, c1, d2);
-    if (xs != 0) memory.copy(xs + tt * <usize>F * RB, cur, <usize>F * RB);
     const st = state + tt * sb;
-    tileFwd(st, 2 * H, cur, W, upd + tt * RB);
-    for (let l: i32 = 0; l < L; l++) memory.copy(st + <usize>(2 * l) * hb, cur + <usize>layerRow(l) * RB, 2 * hb);
+    let rc = cur;
+    let prev = st;
+    let prevRows = 2 * H;
+    if (t < stored) {
+      const rec0 = store + tt * <usize>(cap + 1) * recB;
+      if (step == 0) for (let l: i32 = 0; l < L; l++) memory.copy(rec0 + <usize>layerRow(l) * RB, st + <usize>(2 * l) * hb, 2 * hb);
+      rc = rec0 + <usize>(step + 1) * recB;
+      prev = rc - recB + <usize>LAYER0 * RB;
+      prevRows = 7 * H;
+    }
+    features(g + tt * RB, rc, moments + tt * 2 * RB, c1, d2);
+    if (xs != 0 && t >= stored) memory.copy(xs + tt * <usize>F * RB, rc, <usize>F * RB);
+    tileFwd(prev, prevRows, rc, W, upd + tt * RB);
+    for (let l: i32 = 0; l < L; l++) memory.copy(st + <usize>(2 * l) * hb, rc + <usize>layerRow(l) * RB, 2 * hb);
   }
 }
 
@@ -500,9 +514,11 @@ export function scratchBytes(U: i32): usize {
  * The weight gradients of tiles [t0, t1) over an unroll of U steps, accumulated (added) into acc (one v128 per
  * weight, the weight area's layout). init: the state at the unroll's start (STATE rows per tile, from tile 0);
  * xs: the features of step t of tile tl at xs + (t·nt + tl)·F rows; D: ∂L/∂θ_{t+1} of coordinate c at
- * D + (t·npad + c) floats; scr: scratchBytes(U) bytes of this thread's own.
+ * D + (t·npad + c) floats; scr: scratchBytes(U) bytes of this thread's own (tiles below `stored` read the
+ * records forwardStep kept at `store`, laid out for unrolls of up to `cap` steps, and use only its first rows).
  */
-export function backward(t0: i32, t1: i32, nt: i32, U: i32, init: usize, xs: usize, D: usize, W: usize, scr: usize, acc: usize): void {
+export function backward(t0: i32, t1: i32, nt: i32, U: i32, init: usize, xs: usize, D: usize, W: usize, scr: usize, acc: usize,
+                         store: usize, stored: i32, cap: i32): void {
   const npad: usize = <usize>nt * <usize>T;
   const recB: usize = <usize>REC * RB;
   const hb: usize = <usize>H * RB;
@@ -510,19 +526,23 @@ export function backward(t0: i32, t1: i32, nt: i32, U: i32, init: usize, xs: usi
   const dc = scr + <usize>L * hb;
   const dY = scr + <usize>(2 * L) * hb;
   const run = dY + <usize>E * RB;
-  const rec0 = run + RB;
+  const scrRec0 = run + RB;
   const wo = W + (<usize>weightOffset(L) << 2);
   const accO = acc + (<usize>weightOffset(L) << 4);
   const sc = f32x4.splat(SCALE);
   const one = K(224);
   for (let tl: i32 = t0; tl < t1; tl++) {
-    // Rebuild the tile's records: record 0 holds the initial state in its layer blocks.
-    const st = init + <usize>tl * <usize>STATE * RB;
-    for (let l: i32 = 0; l < L; l++) memory.copy(rec0 + <usize>layerRow(l) * RB, st + <usize>(2 * l) * hb, 2 * hb);
-    for (let t: i32 = 0; t < U; t++) {
-      const cur = rec0 + <usize>(t + 1) * recB;
-      memory.copy(cur, xs + (<usize>t * <usize>nt + <usize>tl) * <usize>F * RB, <usize>F * RB);
-      tileFwd(cur - recB + <usize>LAYER0 * RB, 7 * H, cur, W, 0);
+    let rec0 = scrRec0;
+    if (tl < stored) rec0 = store + <usize>tl * <usize>(cap + 1) * recB;
+    else {
+      // Rebuild the tile's records: record 0 holds the initial state in its layer blocks.
+      const st = init + <usize>tl * <usize>STATE * RB;
+      for (let l: i32 = 0; l < L; l++) memory.copy(rec0 + <usize>layerRow(l) * RB, st + <usize>(2 * l) * hb, 2 * hb);
+      for (let t: i32 = 0; t < U; t++) {
+        const cur = rec0 + <usize>(t + 1) * recB;
+        memory.copy(cur, xs + (<usize>t * <usize>nt + <usize>tl) * <usize>F * RB, <usize>F * RB);
+        tileFwd(cur - recB + <usize>LAYER0 * RB, 7 * H, cur, W, 0);
+      }
     }
     memory.fill(scr, 0, <usize>(2 * L) * hb + <usize>E * RB + RB);
     for (let t: i32 = U - 1; t >= 0; t--) {

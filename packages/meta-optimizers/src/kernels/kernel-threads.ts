@@ -31,8 +31,11 @@ export interface LstmStackExports {
   stateRows(): number;
   weightOffset(l: number): number;
   scratchBytes(u: number): number;
-  forwardStep(t0: number, t1: number, g: number, upd: number, state: number, moments: number, cur: number, xs: number, w: number, c1: number, d2: number): void;
-  backward(t0: number, t1: number, nt: number, u: number, init: number, xs: number, d: number, w: number, scr: number, acc: number): void;
+  forwardStep(
+    t0: number, t1: number, g: number, upd: number, state: number, moments: number, cur: number, xs: number, w: number, c1: number, d2: number,
+    store: number, stored: number, step: number, cap: number,
+  ): void;
+  backward(t0: number, t1: number, nt: number, u: number, init: number, xs: number, d: number, w: number, scr: number, acc: number, store: number, stored: number, cap: number): void;
   reduceAcc(acc: number, out: number, n: number): void;
 }
 

@@ -203,6 +203,60 @@ describe('the lstm-stack kernel', () => {
     });
   });
 
+  it('store mode (records kept for all, some or none of the tiles) gives the meta-gradients recomputation gives, in 1 and 2 threads', () => {
+    const n = 61; // 8 tiles, the last one partial
+    const rng = Rng.from(3, 'store');
+    // Two unrolls, the second longer (the run makes room again) and continuing the first's state.
+    const unrolls = [3, 5].map((U) => ({
+      gs: Array.from({ length: U }, () => rng.normals(n, 0, 0.2)),
+      ds: Array.from({ length: U }, () => rng.normals(n, 0, 1)),
+    }));
+    withMeta(new LstmMetaOptimizer({}, 6), (m) => {
+      const spec = (m.optimizer().fused as LstmStackKernel).spec;
+      // A record of the default LSTM is 2 + 2·7·20 + 1 = 283 rows of 32 bytes; a tile keeps U + 1 of them.
+      const tileBytes = (U: number) => (U + 1) * 283 * 32;
+      const run = (storeBytes: number, threads: number) => {
+        const kernel = new LstmStackKernel(spec, () => m.variables, { storeBytes });
+        const r = kernel.open(n, { threads });
+        try {
+          const theta = new Float32Array(n);
+          return unrolls.map(({ gs, ds }) => {
+            r.beginUnroll(gs.length);
+            for (const g of gs) r.step(g, theta);
+            return { theta: Array.from(theta), grads: r.backward(ds) };
+          });
+        } finally {
+          r.dispose();
+        }
+      };
+      const reference = run(0, 1);
+      const flat = (res: typeof reference) => res.flatMap((u) => Object.values(u.grads).flatMap((g) => Array.from(g)));
+      const ref = flat(reference);
+      expect(Math.max(...ref.map(Math.abs))).toBeGreaterThan(1e-3);
+      // All tiles; 3 tiles in the first unroll and 2 in the second; one tile only — each in 1 and 2 threads.
+      for (const storeBytes of [1e9, 3.5 * tileBytes(3), 1.2 * tileBytes(3)]) {
+        for (const threads of [1, 2]) {
+          const got = run(storeBytes, threads);
+          expect(got.map((u) => u.theta)).toEqual(reference.map((u) => u.theta));
+          const g = flat(got);
+          // One thread: the same arithmetic in the same order; two threads sum their partial gradients.
+          g.forEach((v, i) => expect(Math.abs(v - ref[i]!)).toBeLessThanOrEqual(threads === 1 ? 0 : 1e-6 * (1 + Math.abs(ref[i]!))));
+        }
+      }
+    });
+  });
+
+  it('refuses a malformed L2L_KERNEL_STORE_MB in one line', () => {
+    const saved = process.env.L2L_KERNEL_STORE_MB;
+    process.env.L2L_KERNEL_STORE_MB = 'lots';
+    try {
+      expect(() => withMeta(new LstmMetaOptimizer({}, 0), (m) => m.optimizer())).toThrow('L2L_KERNEL_STORE_MB must be a non-negative number of MiB, got "lots"');
+    } finally {
+      if (saved === undefined) delete process.env.L2L_KERNEL_STORE_MB;
+      else process.env.L2L_KERNEL_STORE_MB = saved;
+    }
+  });
+
   it('two threads give the meta-gradient one thread gives', () => {
     withMeta(new LstmMetaOptimizer({}, 4), (m) =>
       withTask(leastSquaresTask(203, 5), (task) => {

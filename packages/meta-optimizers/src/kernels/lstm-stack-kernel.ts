@@ -57,22 +57,43 @@ function configure(ex: LstmStackExports, spec: LstmStackSpec): number {
 }
 
 /**
+ * Default memory for keeping the forward pass's records of an unroll (store mode), so that the backward pass
+ * need not recompute them: tiles are stored from the first until this is spent, the rest are recomputed.
+ * Measured (bench/kernel-micro.ts, bench Q and M): storing pays where the records stay in cache (Q, 1,280
+ * coordinates, 30 MB: 20 % less time per meta-iteration); at 15,910 coordinates writing 160 MB of records
+ * cost the forward pass what it saved the backward pass. `L2L_KERNEL_STORE_MB` overrides it (0: recompute).
+ */
+export const DEFAULT_STORE_BYTES = 32 * 2 ** 20;
+
+function storeBytesFromEnv(): number {
+  const mb = process.env.L2L_KERNEL_STORE_MB;
+  if (mb === undefined || mb === '') return DEFAULT_STORE_BYTES;
+  const v = Number(mb);
+  if (!Number.isFinite(v) || v < 0) throw new Error(`L2L_KERNEL_STORE_MB must be a non-negative number of MiB, got "${mb}"`);
+  return v * 2 ** 20;
+}
+
+/**
  * The fused kernel of an LSTM-stack optimizer (`lstm`, `rnnprop`): WebAssembly SIMD, with fused multiply-add
- * where the engine has relaxed SIMD. `weights` gives φ under the names of `lstmStackWeightNames`.
+ * where the engine has relaxed SIMD. `weights` gives φ under the names of `lstmStackWeightNames`. `storeBytes`
+ * bounds the memory of store mode (DEFAULT_STORE_BYTES).
  */
 export class LstmStackKernel implements FusedKernel {
   readonly variant: KernelVariant = kernelVariant();
   readonly description: string;
+  readonly storeBytes: number;
 
   constructor(
     readonly spec: LstmStackSpec,
     private readonly weights: () => Readonly<Record<string, tf.Tensor>>,
+    options: { storeBytes?: number } = {},
   ) {
     this.description = `wasm lstm-stack (${this.variant === 'fma' ? 'SIMD + FMA' : 'SIMD, no FMA'})`;
+    this.storeBytes = options.storeBytes ?? storeBytesFromEnv();
   }
 
   open(n: number, options: { threads?: number } = {}): FusedRun {
-    return new LstmStackRun(this.spec, this.weights, this.variant, n, options.threads ?? 1);
+    return new LstmStackRun(this.spec, this.weights, this.variant, n, options.threads ?? 1, this.storeBytes);
   }
 }
 
@@ -106,6 +127,9 @@ class LstmStackRun extends RunState implements FusedRun {
   private adj = 0;
   private scr: number[] = [];
   private acc: number[] = [];
+  /** Store mode: the records of tiles [0, stored) for unrolls of up to `capacity` steps. */
+  private store = 0;
+  private stored = 0;
 
   constructor(
     private readonly spec: LstmStackSpec,
@@ -113,6 +137,7 @@ class LstmStackRun extends RunState implements FusedRun {
     variant: KernelVariant,
     coordinates: number,
     threads: number,
+    private readonly storeBytes: number,
   ) {
     super(coordinates);
     this.inst = acquireInstance('lstm-stack', variant);
@@ -194,6 +219,9 @@ class LstmStackRun extends RunState implements FusedRun {
       this.adj = mem.alloc(length * this.npad * 4);
       this.scr = this.ranges.map(() => mem.alloc(this.ex.scratchBytes(length)));
       this.acc = this.ranges.map(() => mem.alloc(this.nw * 16));
+      const tileBytes = (length + 1) * this.ex.recordRows() * ROW_BYTES;
+      this.stored = Math.min(this.nt, Math.floor(this.storeBytes / tileBytes));
+      this.store = this.stored > 0 ? mem.alloc(this.stored * tileBytes) : 0;
       this.capacity = length;
       if (this.threads > 1) this.setWorkerSlots();
     }
@@ -214,11 +242,15 @@ class LstmStackRun extends RunState implements FusedRun {
     const F = featureRows(this.spec);
     const xs = this.recorded >= 0 ? this.xs + this.recorded * this.nt * F * ROW_BYTES : 0;
     const { ex } = this;
-    const run = () => ex.forwardStep(this.ranges[0]![0], this.ranges[0]![1], this.g.ptr, this.upd.ptr, this.state.ptr, this.moments.ptr, this.cur[0]!, xs, this.w.ptr, c1, d2);
+    // Outside an unroll (evaluation) nothing is recorded: no store either.
+    const [store, stored] = this.recorded >= 0 ? [this.store, this.stored] : [0, 0];
+    const step = Math.max(this.recorded, 0);
+    const run = () =>
+      ex.forwardStep(this.ranges[0]![0], this.ranges[0]![1], this.g.ptr, this.upd.ptr, this.state.ptr, this.moments.ptr, this.cur[0]!, xs, this.w.ptr, c1, d2, store, stored, step, this.capacity);
     if (this.threads > 1) {
       const workers = this.inst.workers(this.threads - 1);
       const { i32, f32 } = workers;
-      [this.g.ptr, this.upd.ptr, this.state.ptr, this.moments.ptr, xs, this.w.ptr].forEach((v, k) => (i32[CTRL.ARGS + k] = v));
+      [this.g.ptr, this.upd.ptr, this.state.ptr, this.moments.ptr, xs, this.w.ptr, store, stored, step, this.capacity].forEach((v, k) => (i32[CTRL.ARGS + k] = v));
       f32[CTRL.FARGS] = c1;
       f32[CTRL.FARGS + 1] = d2;
       workers.call(OPS.FORWARD, run);
@@ -238,10 +270,11 @@ class LstmStackRun extends RunState implements FusedRun {
     });
     for (const acc of this.acc) this.inst.mem.f32(acc, this.nw * 4).fill(0);
     const { ex, nt } = this;
-    const run = () => ex.backward(this.ranges[0]![0], this.ranges[0]![1], nt, U, this.init.ptr, this.xs, this.adj, this.w.ptr, this.scr[0]!, this.acc[0]!);
+    const run = () =>
+      ex.backward(this.ranges[0]![0], this.ranges[0]![1], nt, U, this.init.ptr, this.xs, this.adj, this.w.ptr, this.scr[0]!, this.acc[0]!, this.store, this.stored, this.capacity);
     if (this.threads > 1) {
       const workers = this.inst.workers(this.threads - 1);
-      [nt, U, this.init.ptr, this.xs, this.adj, this.w.ptr].forEach((v, k) => (workers.i32[CTRL.ARGS + k] = v));
+      [nt, U, this.init.ptr, this.xs, this.adj, this.w.ptr, this.store, this.stored, this.capacity].forEach((v, k) => (workers.i32[CTRL.ARGS + k] = v));
       workers.call(OPS.BACKWARD, run);
     } else run();
     const out = this.view(this.out);
@@ -262,6 +295,10 @@ class LstmStackRun extends RunState implements FusedRun {
 }
 
 /** The kernel of `spec`, or undefined where this engine runs no WebAssembly SIMD (the tfjs path then runs). */
-export function lstmStackKernel(spec: LstmStackSpec, weights: () => Readonly<Record<string, tf.Tensor>>): LstmStackKernel | undefined {
-  return wasmSimdSupported() ? new LstmStackKernel(spec, weights) : undefined;
+export function lstmStackKernel(
+  spec: LstmStackSpec,
+  weights: () => Readonly<Record<string, tf.Tensor>>,
+  options: { storeBytes?: number } = {},
+): LstmStackKernel | undefined {
+  return wasmSimdSupported() ? new LstmStackKernel(spec, weights, options) : undefined;
 }
