@@ -268,18 +268,19 @@ function cellFwd(W: usize, Kc: i32, zA: usize, nA: i32, hPrev: usize, cPrev: usi
   }
   // σ over the i and f rows, tanh over g, σ over o.
   const gEnd = outG + 2 * hb;
-  for (let p = outG; p < gEnd; p += 16) v128.store(p, vsigmoid(v128.load(p)));
-  for (let p = gEnd; p < gEnd + hb; p += 16) v128.store(p, vtanh(v128.load(p)));
-  for (let p = gEnd + hb; p < gEnd + 2 * hb; p += 16) v128.store(p, vsigmoid(v128.load(p)));
+  for (let p = outG; p < gEnd; p += 32) { const a = vsigmoid(v128.load(p)), b = vsigmoid(v128.load(p, 16)); v128.store(p, a); v128.store(p, b, 16); }
+  for (let p = gEnd; p < gEnd + hb; p += 32) { const a = vtanh(v128.load(p)), b = vtanh(v128.load(p, 16)); v128.store(p, a); v128.store(p, b, 16); }
+  for (let p = gEnd + hb; p < gEnd + 2 * hb; p += 32) { const a = vsigmoid(v128.load(p)), b = vsigmoid(v128.load(p, 16)); v128.store(p, a); v128.store(p, b, 16); }
   const rf: usize = hb, rg: usize = 2 * hb, ro: usize = 3 * hb;
   for (let r: usize = 0; r < hb; r += 16) {
     const c = f32x4.add(f32x4.mul(v128.load(outG + rf + r), v128.load(cPrev + r)), f32x4.mul(v128.load(outG + r), v128.load(outG + rg + r)));
     v128.store(outC + r, c);
   }
-  for (let r: usize = 0; r < hb; r += 16) {
-    const tc = vtanh(v128.load(outC + r));
-    v128.store(outTC + r, tc);
-    v128.store(outH + r, f32x4.mul(v128.load(outG + ro + r), tc));
+  for (let r: usize = 0; r < hb; r += 32) {
+    const ta = vtanh(v128.load(outC + r)), tb = vtanh(v128.load(outC + r, 16));
+    v128.store(outTC + r, ta); v128.store(outTC + r, tb, 16);
+    v128.store(outH + r, f32x4.mul(v128.load(outG + ro + r), ta));
+    v128.store(outH + r, f32x4.mul(v128.load(outG + ro + r, 16), tb), 16);
   }
 }
 
