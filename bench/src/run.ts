@@ -37,7 +37,7 @@ const USAGE = `usage: pnpm bench [--backend wasm|cpu] [--only ${WORKLOADS.join('
   --kernel            training.kernel and the evaluation's kernel: auto (default: the fused kernel where the
                         learned optimizer has one), fused, or tfjs (the tape, as before the kernels)
   --checkpoint-every  training.checkpointEvery for Q, M, M100 (0: off; default: off, M100 50 without workers)
-  --workers           training.workers for Q, M, M100: the LSTM's coordinates split over N worker threads
+  --workers           training.workers for Q, M, M100, MR (the kernel's tiles, or the tape's coordinates, over N threads); for eval, the kernel's threads
                         (default 0: none; with 2 or more M100 runs unsegmented unless --checkpoint-every is given)`;
 
 function positiveInt(flag: string, v: string | undefined, min = 1): number {

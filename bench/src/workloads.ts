@@ -145,7 +145,13 @@ export async function measure(name: WorkloadName, backend: BackendChoice, spec: 
           const start = performance.now();
           const cpu = process.cpuUsage();
           // Warm-up runs are short: they only bring kernels and the heap up.
-          runOptimizer(task, optimizer, { steps: r < spec.warmup ? 50 : steps, initSeed: r, batchSeed: r, kernel: spec.kernel === 'tfjs' ? 'tfjs' : 'auto' });
+          runOptimizer(task, optimizer, {
+            steps: r < spec.warmup ? 50 : steps,
+            initSeed: r,
+            batchSeed: r,
+            kernel: spec.kernel === 'tfjs' ? 'tfjs' : 'auto',
+            threads: Math.max(1, spec.workers ?? 0),
+          });
           noteKernel();
           if (r >= spec.warmup) {
             times.push((performance.now() - start) / 1000);
@@ -165,7 +171,10 @@ export async function measure(name: WorkloadName, backend: BackendChoice, spec: 
         wasmHeapMb: heap,
         kernelMemoryMb: kernelMb,
         path: optimizer.fused && spec.kernel !== 'tfjs' ? `fused kernel, ${optimizer.fused.description}` : 'tfjs',
-        what: `seconds for ${steps} steps of the MNIST MLP with the learned LSTM optimizer (runOptimizer: minibatch, loss and gradient, LSTM update; no tape)`,
+        what:
+          `seconds for ${steps} steps of the MNIST MLP with the learned LSTM optimizer (runOptimizer: minibatch, loss and gradient, LSTM update; no tape)` +
+          (spec.workers ? `; the kernel's tiles in ${spec.workers} threads` : ''),
+        workers: spec.workers ?? 0,
       };
     }
     const iterations = spec.warmup + spec.runs;

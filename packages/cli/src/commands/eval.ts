@@ -13,6 +13,7 @@ interface EvalOptions {
   out: string;
   steps?: number;
   tasks?: number;
+  threads?: number;
   backend?: BackendChoice;
 }
 
@@ -36,6 +37,7 @@ export function registerEval(program: Command, ctx: CliContext): void {
     .requiredOption('-o, --out <dir>', 'directory for the results')
     .option('--steps <n>', 'optimizee steps per run (default: evaluation.steps)', positiveInt)
     .option('--tasks <n>', 'number of held-out (test-split) tasks (default: evaluation.tasks)', positiveInt)
+    .option('--threads <n>', 'threads of a learned optimizer\'s fused kernel (default: training.workers, else 1); the losses do not change', positiveInt)
     .addOption(backendOption())
     .addHelpText(
       'after',
@@ -62,6 +64,7 @@ export function registerEval(program: Command, ctx: CliContext): void {
         baseDir: ws.baseDir,
         steps: opts.steps,
         tasks: opts.tasks,
+        threads: opts.threads,
         onProgress: (what, done, total) => {
           // One line per optimizer (and per tuning), not per task: logs stay short.
           if (what !== last && done <= 1) ctx.err(`${what}...`);

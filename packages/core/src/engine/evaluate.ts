@@ -61,6 +61,8 @@ export interface EvaluateOptions {
   seed: number;
   /** Also collect the tasks' held-out metrics. */
   metrics?: boolean;
+  /** Threads of the optimizer's fused kernel, where it has one (RunOptions.threads; default 1). */
+  threads?: number;
   /** Called after each task. */
   onTask?: (done: number, total: number) => void;
 }
@@ -92,7 +94,14 @@ export function evaluateOptimizer(family: TaskFamily, optimizer: Optimizer, kind
     const seeds = evaluationRun(options.seed, i);
     const task = family.build(family.sample(seeds.task, 'test'));
     try {
-      const r = runOptimizer(task, optimizer, { steps: options.steps, initSeed: seeds.init, batchSeed: seeds.batch, metrics: options.metrics, fullLoss: options.metrics });
+      const r = runOptimizer(task, optimizer, {
+        steps: options.steps,
+        initSeed: seeds.init,
+        batchSeed: seeds.batch,
+        metrics: options.metrics,
+        fullLoss: options.metrics,
+        threads: options.threads,
+      });
       const finite = Number.isFinite(r.losses[r.losses.length - 1]!);
       if (finite) curves.push(r.losses);
       else diverged++;

@@ -42,6 +42,11 @@ export interface EvaluateRunOptions {
   /** Override the experiment's evaluation step count (e.g. 10× the training horizon). */
   steps?: number;
   tasks?: number;
+  /**
+   * Threads of a learned optimizer's fused kernel (the same losses as one thread); default: training.workers
+   * where it is above 0, else 1.
+   */
+  threads?: number;
   /** Progress: which optimizer, and how far. */
   onProgress?: (what: string, done: number, total: number) => void;
 }
@@ -107,6 +112,7 @@ export function evaluateExperiment(experiment: ExperimentConfig, registry: Compo
             tasks,
             seed: deriveSeed(experiment.seed, 'evaluation'),
             metrics: true,
+            threads: options.threads ?? Math.max(1, experiment.training.workers ?? 0),
             onTask: (done, total) => options.onProgress?.(meta.type, done, total),
           }),
         );

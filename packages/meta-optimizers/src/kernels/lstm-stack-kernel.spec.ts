@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { applyTrainingTricks, disposeTree, MetaTrainer, VariableOptimizer, resolveTrainingOptions, Rng, runOptimizer, useBackend, type MetaOptimizer, type NamedTensors, type Task } from '@l2l/core';
+import { applyTrainingTricks, disposeTree, evaluateOptimizer, MetaTrainer, VariableOptimizer, resolveTrainingOptions, Rng, runOptimizer, useBackend, type MetaOptimizer, type NamedTensors, type Task } from '@l2l/core';
 import { checkFusedKernel } from '@l2l/core/testing';
 import { LstmMetaOptimizer } from '../lstm';
 import { RnnpropMetaOptimizer } from '../rnnprop';
@@ -105,6 +105,18 @@ describe.each(['wasm', 'cpu'] as const)('the lstm-stack kernel against the tfjs 
         }),
       );
     }
+  });
+
+  it('evaluation with the kernel in 2 threads gives exactly the per-task results of 1 thread', () => {
+    withMeta(new LstmMetaOptimizer({}, 2), (m) => {
+      const run = (threads: number) => evaluateOptimizer(familyOf(45), m.optimizer(), 'learned', { steps: 30, tasks: 3, seed: 4, threads });
+      const one = run(1);
+      const two = run(2);
+      expect(two.perTask).toEqual(one.perTask);
+      expect(two.curve).toEqual(one.curve);
+      // The parameters moved (an untrained LSTM need not descend): the comparison is not of constant curves.
+      expect(Math.abs(one.curve.mean[30]! - one.curve.mean[0]!)).toBeGreaterThan(1e-2);
+    });
   });
 });
 
