@@ -31,9 +31,10 @@ const USAGE = `usage: pnpm bench [--backend wasm|cpu] [--only ${WORKLOADS.join('
                         M100  M with an unroll of 100
                         M1000 M with an unroll of 1,000 (one timed unroll)
                         MR    M with RNNprop (its defaults) instead of the LSTM
+                        MS    M with multiscale Adam, mlp combiner (its defaults), instead of the LSTM
                         eval  1,000 steps of M with the learned optimizer (no tape)
-  --runs              timed repetitions per workload (default Q 10, M 5, M100 3, M1000 1, MR 5, eval 3)
-  --warmup            untimed repetitions first (default Q 2, M 2, M100 1, M1000 1, MR 2, eval 1)
+  --runs              timed repetitions per workload (default Q 10, M 5, M100 3, M1000 1, MR 5, MS 5, eval 3)
+  --warmup            untimed repetitions first (default Q 2, M 2, M100 1, M1000 1, MR 2, MS 2, eval 1)
   --kernel            training.kernel and the evaluation's kernel: auto (default: the fused kernel where the
                         learned optimizer has one), fused, or tfjs (the tape, as before the kernels)
   --checkpoint-every  training.checkpointEvery for Q, M, M100 (0: off; default: off, M100 50 without workers)
@@ -104,10 +105,10 @@ function specOf(name: WorkloadName, args: Args): WorkloadSpec {
     // The first meta-iteration also starts the episode: at least one warm-up keeps it out of the figures.
     warmup: Math.max(args.warmup ?? d.warmup, name === 'eval' ? 0 : 1),
     kernel: args.kernel,
+    workers: args.workers,
     ...(name !== 'eval' && {
       // Segments only matter to the tape: each of 2 tfjs workers holds half of M100's tape, so 100 steps fit without them (bench/results.md).
       checkpointEvery: args.checkpointEvery !== undefined ? args.checkpointEvery : args.workers >= 2 || args.kernel !== 'tfjs' ? null : d.checkpointEvery,
-      workers: args.workers,
     }),
   };
 }

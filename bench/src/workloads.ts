@@ -18,10 +18,18 @@ import {
   type MetaOptimizerSource,
   type TaskFamily,
 } from '@l2l/core';
-import { kernelMemoryBytes, LstmMetaOptimizer, RnnpropMetaOptimizer, type LstmOptions, type RnnpropOptions } from '@l2l/meta-optimizers';
+import {
+  kernelMemoryBytes,
+  LstmMetaOptimizer,
+  MultiscaleAdamMetaOptimizer,
+  RnnpropMetaOptimizer,
+  type LstmOptions,
+  type MultiscaleAdamOptions,
+  type RnnpropOptions,
+} from '@l2l/meta-optimizers';
 import { createMnistMlpFamily, createQuadraticFamily } from '@l2l/optimizees';
 
-export const WORKLOADS = ['Q', 'M', 'M100', 'M1000', 'MR', 'eval'] as const;
+export const WORKLOADS = ['Q', 'M', 'M100', 'M1000', 'MR', 'MS', 'eval'] as const;
 export type WorkloadName = (typeof WORKLOADS)[number];
 
 export interface WorkloadSpec {
@@ -45,6 +53,7 @@ export const DEFAULT_SPECS: Record<WorkloadName, WorkloadSpec> = {
   M100: { runs: 3, warmup: 1, checkpointEvery: 50 },
   M1000: { runs: 1, warmup: 1 },
   MR: { runs: 5, warmup: 2 },
+  MS: { runs: 5, warmup: 2 },
   eval: { runs: 3, warmup: 1 },
 };
 
@@ -79,6 +88,8 @@ interface Problem {
   /** The learned optimizer: the LSTM with these options, or RNNprop with its defaults. */
   lstm: Partial<LstmOptions>;
   rnnprop?: boolean;
+  /** Multiscale Adam with the MLP combiner instead of the LSTM. */
+  multiscale?: boolean;
   unroll: number;
 }
 
@@ -96,6 +107,8 @@ function problem(name: WorkloadName): Problem {
       return { family: createMnistMlpFamily({ hidden: [20], activation: 'sigmoid', batchSize: 128 }), lstm: { preprocessing: 'logAndSign' }, unroll: 1000 };
     case 'MR':
       return { family: createMnistMlpFamily({ hidden: [20], activation: 'sigmoid', batchSize: 128 }), lstm: {}, rnnprop: true, unroll: 20 };
+    case 'MS':
+      return { family: createMnistMlpFamily({ hidden: [20], activation: 'sigmoid', batchSize: 128 }), lstm: {}, multiscale: true, unroll: 20 };
   }
 }
 
@@ -105,7 +118,11 @@ const cpuSeconds = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1e6;
 /** For training.workers: worker threads rebuild the LSTM from its config with this module's export. */
 export function lstmFactory(): (config: ComponentConfig) => MetaOptimizer {
   return (config) =>
-    config.type === 'rnnprop' ? new RnnpropMetaOptimizer(config.options as Partial<RnnpropOptions>) : new LstmMetaOptimizer(config.options as Partial<LstmOptions>);
+    config.type === 'rnnprop'
+      ? new RnnpropMetaOptimizer(config.options as Partial<RnnpropOptions>)
+      : config.type === 'multiscale-adam'
+        ? new MultiscaleAdamMetaOptimizer(config.options as Partial<MultiscaleAdamOptions>)
+        : new LstmMetaOptimizer(config.options as Partial<LstmOptions>);
 }
 const LSTM_SOURCE: MetaOptimizerSource = { module: __filename, export: 'lstmFactory' };
 
@@ -128,7 +145,7 @@ export async function measure(name: WorkloadName, backend: BackendChoice, spec: 
   await useBackend(backend);
   const p = problem(name);
   const coordinates = coordinatesOf(p.family); // also loads the data set, outside the timings
-  const meta: MetaOptimizer = p.rnnprop ? new RnnpropMetaOptimizer({}, 0) : new LstmMetaOptimizer(p.lstm, 0);
+  const meta: MetaOptimizer = p.rnnprop ? new RnnpropMetaOptimizer({}, 0) : p.multiscale ? new MultiscaleAdamMetaOptimizer({ combiner: 'mlp' }, 0) : new LstmMetaOptimizer(p.lstm, 0);
   let heap = wasmHeapMb();
   let kernelMb = 0;
   const noteKernel = () => (kernelMb = Math.max(kernelMb, kernelMemoryBytes() / 2 ** 20));
@@ -224,14 +241,14 @@ export async function measure(name: WorkloadName, backend: BackendChoice, spec: 
     const every = training.checkpointEvery;
     const fused = trainer.fused !== undefined;
     const what =
-      `seconds per meta-iteration of MetaTrainer: one unroll of ${p.unroll} optimizee steps (${p.rnnprop ? 'RNNprop' : 'LSTM'} updates, minibatch losses ` +
+      `seconds per meta-iteration of MetaTrainer: one unroll of ${p.unroll} optimizee steps (${p.rnnprop ? 'RNNprop' : p.multiscale ? 'multiscale Adam (mlp combiner)' : 'LSTM'} updates, minibatch losses ` +
       'and gradients), its meta-gradient' +
       (fused
         ? ' (fused kernel: forward and first-order backward outside tfjs)'
         : every && every < p.unroll
           ? ` (gradient checkpointing: recomputed in segments of ${every} steps)`
           : ' (one tape over the unroll)') +
-      ', and the Adam update of the LSTM weights' +
+      `, and the Adam update of the ${p.multiscale ? 'combiner\'s' : p.rnnprop ? 'RNNprop' : 'LSTM'} weights` +
       (training.workers ? `; the LSTM's coordinates split over ${training.workers} worker threads (training.workers)` : '');
     return {
       ...base,
