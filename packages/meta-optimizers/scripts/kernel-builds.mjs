@@ -8,10 +8,10 @@ export const packageDir = path.resolve(path.dirname(fileURLToPath(import.meta.ur
 const common = ['-O3', '--runtime', 'stub', '--noAssert', '--importMemory', '--sharedMemory', '--initialMemory', '1', '--maximumMemory', '65536'];
 
 /** Every build: `assembly/<source>.ts` → `wasm/<source>.<variant>.wasm`. */
-export const builds = [
-  { source: 'lstm-stack', variant: 'simd', flags: [...common, '--enable', 'simd', '--enable', 'threads'] },
-  { source: 'lstm-stack', variant: 'fma', flags: [...common, '--enable', 'simd', '--enable', 'threads', '--enable', 'relaxed-simd'] },
-];
+export const builds = ['lstm-stack', 'multiscale-mlp'].flatMap((source) => [
+  { source, variant: 'simd', flags: [...common, '--enable', 'simd', '--enable', 'threads'] },
+  { source, variant: 'fma', flags: [...common, '--enable', 'simd', '--enable', 'threads', '--enable', 'relaxed-simd'] },
+]);
 
 /** Compiles one build with the AssemblyScript compiler's API; resolves to the module's bytes. */
 export async function compile(build) {

@@ -16,6 +16,7 @@ import {
   NamedWeightsMetaOptimizer,
 } from '../common';
 import { MultiscaleAdamLinearKernel } from './linear-kernel';
+import { multiscaleAdamMlpKernel } from './mlp-kernel';
 import { resolveMultiscaleAdamOptions, type MultiscaleAdamOptions } from './options';
 
 /** The optimizer's slots: Adam moments `m`, `v` (`[k, N]`, one row per (β1, β2) pair) and, for "rnn", the LSTM state. */
@@ -94,17 +95,17 @@ function softmaxRows(logits: tf.Tensor2D): tf.Tensor2D {
 /** The optimizer a `MultiscaleAdamMetaOptimizer` defines; its updates are ops on the meta-optimizer's variables. */
 class MultiscaleAdamOptimizer implements Optimizer {
   readonly name = 'multiscale-adam';
-  /** With the linear combiner, the same updates in a fused kernel (linear-kernel.ts); the MLP and RNN combiners have none. */
+  /** The same updates in a fused kernel with the linear (linear-kernel.ts) and MLP (mlp-kernel.ts) combiners; the RNN combiner has none. */
   readonly fused?: FusedKernel;
 
   constructor(
     private readonly options: Readonly<MultiscaleAdamOptions>,
     private readonly weights: NamedVariables,
   ) {
-    if (options.combiner === 'linear') {
-      const betas = options.betas.map((b) => [b[0]!, b[1]!] as const);
-      this.fused = new MultiscaleAdamLinearKernel(betas, options.epsilon, () => weights.variables, options.learnLearningRate ? null : options.learningRate);
-    }
+    const betas = options.betas.map((b) => [b[0]!, b[1]!] as const);
+    const fixedLr = options.learnLearningRate ? null : options.learningRate;
+    if (options.combiner === 'linear') this.fused = new MultiscaleAdamLinearKernel(betas, options.epsilon, () => weights.variables, fixedLr);
+    else if (options.combiner === 'mlp') this.fused = multiscaleAdamMlpKernel(betas, options.epsilon, options.hidden, () => weights.variables, fixedLr);
   }
 
   init(params: NamedTensors): OptimizerState {

@@ -1,0 +1,276 @@
+// Fused kernel of multiscale Adam with the "mlp" combiner (`multiscale-adam`, combiner "mlp"), in AssemblyScript,
+// compiled to WebAssembly with 128-bit SIMD (and relaxed-SIMD fused multiply-add in the `fma` build).
+//
+// Per coordinate, at step t, for k pairs (β1_j, β2_j):
+//   m_j ← β1_j·m_j + (1 − β1_j)·g,  v_j ← β2_j·v_j + (1 − β2_j)·g²,  u_j = m_j·c1_j / (√(v_j·c2_j) + ε)
+//   a = ReLU(W1·[u; 1]) (H units),  ℓ = W2·[a; 1] (k logits),  w = softmax(ℓ),  dir = ⟨w, u⟩,  update = −η·dir
+// and, first-order (the directions depend on the gradients alone, θ does not feed the network), the gradient of
+// Σ_t ⟨D_t, θ_{t+1}⟩ with respect to W1, W2 and of log η (through S = Σ_t ⟨r_t, dir_t⟩, r_t = Σ_{s ≥ t} D_s).
+//
+// Layout as in lstm-stack.ts: a tile of 8 coordinates is two f32x4 vectors, a "row" 8 floats (32 bytes); the
+// forward pass records each step's directions (k rows per tile), the backward pass recomputes the network from
+// them one tile at a time. Weights are row-major with the bias in the last column, broadcast to all lanes;
+// weight gradients accumulate one v128 per weight (lane partial sums, added up by reduceAcc).
+
+const RB: usize = 32;
+
+let K: i32 = 3;
+let H: i32 = 20;
+let EPS: f32 = 1e-8;
+const MAXK: i32 = 16;
+// β1, β2, 1 − β1, 1 − β2 per timescale (up to MAXK), and this step's bias corrections.
+const B1 = memory.data(MAXK * 4, 16);
+const B2 = memory.data(MAXK * 4, 16);
+const A1 = memory.data(MAXK * 4, 16);
+const A2 = memory.data(MAXK * 4, 16);
+const C1 = memory.data(MAXK * 4, 16);
+const C2 = memory.data(MAXK * 4, 16);
+
+/** Sets the architecture (k ≤ 16 timescales, h hidden units); returns the number of weights (W1 then W2). */
+export function configure(k: i32, h: i32, eps: f32): i32 {
+  K = k; H = h; EPS = eps;
+  return H * (K + 1) + K * (H + 1);
+}
+
+/** Timescale j's decays and their complements (given, so that they round as the tfjs path's do). */
+export function setBetas(j: i32, b1: f32, b2: f32, a1: f32, a2: f32): void {
+  store<f32>(B1 + (<usize>j << 2), b1);
+  store<f32>(B2 + (<usize>j << 2), b2);
+  store<f32>(A1 + (<usize>j << 2), a1);
+  store<f32>(A2 + (<usize>j << 2), a2);
+}
+
+/** Bytes of one thread's scratch for `forwardStep`/`backward`: u, a, p, dir and the backward's r and ∂L/∂ℓ. */
+export function scratchBytes(): usize {
+  return <usize>(3 * K + H + 2) * RB;
+}
+
+// ---------------------------------------------------------------- vector math
+
+const C: usize = memory.data<f32>([
+  // exp (Cephes expf): clamp, log2(e), round-to-nearest magic, −ln2 hi/lo, polynomial
+  -87.0, -87.0, -87.0, -87.0,                                                                 //   0
+  88.0, 88.0, 88.0, 88.0,                                                                     //  16
+  1.44269504088896341, 1.44269504088896341, 1.44269504088896341, 1.44269504088896341,         //  32
+  12582912.0, 12582912.0, 12582912.0, 12582912.0,                                             //  48
+  -0.693359375, -0.693359375, -0.693359375, -0.693359375,                                     //  64
+  2.12194440e-4, 2.12194440e-4, 2.12194440e-4, 2.12194440e-4,                                 //  80
+  1.9875691500e-4, 1.9875691500e-4, 1.9875691500e-4, 1.9875691500e-4,                         //  96
+  1.3981999507e-3, 1.3981999507e-3, 1.3981999507e-3, 1.3981999507e-3,                         // 112
+  8.3334519073e-3, 8.3334519073e-3, 8.3334519073e-3, 8.3334519073e-3,                         // 128
+  4.1665795894e-2, 4.1665795894e-2, 4.1665795894e-2, 4.1665795894e-2,                         // 144
+  1.6666665459e-1, 1.6666665459e-1, 1.6666665459e-1, 1.6666665459e-1,                         // 160
+  5.0000001201e-1, 5.0000001201e-1, 5.0000001201e-1, 5.0000001201e-1,                         // 176
+  1.0, 1.0, 1.0, 1.0,                                                                         // 192
+  1.7789e-43, 1.7789e-43, 1.7789e-43, 1.7789e-43,                                             // 208 the i32 127
+], 16);
+
+// @ts-ignore: decorator
+@inline function Kc(off: usize): v128 { return v128.load(C + off); }
+
+// acc + a·b, fused where the build has relaxed SIMD.
+// @ts-ignore: decorator
+@inline function mac(acc: v128, a: v128, b: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, acc);
+  return f32x4.add(acc, f32x4.mul(a, b));
+}
+
+// @ts-ignore: decorator
+@inline function vexp(x0: v128): v128 {
+  const x = f32x4.pmin(f32x4.pmax(x0, Kc(0)), Kc(16));
+  const t = mac(Kc(48), x, Kc(32)); // magic + x·log2(e): the integer n sits in the low mantissa bits
+  const n = f32x4.sub(t, Kc(48));
+  let r = mac(x, n, Kc(64));
+  r = mac(r, n, Kc(80));
+  let p = mac(Kc(112), Kc(96), r);
+  p = mac(Kc(128), p, r);
+  p = mac(Kc(144), p, r);
+  p = mac(Kc(160), p, r);
+  p = mac(Kc(176), p, r);
+  p = mac(f32x4.add(r, Kc(192)), f32x4.mul(p, r), r);
+  const e = i32x4.shl(i32x4.add(t, Kc(208)), 23); // 2^n
+  return f32x4.mul(p, e);
+}
+
+// ---------------------------------------------------------------- the network of one tile
+
+// From u (K rows at u): a (H rows) = ReLU(W1·[u; 1]), p (K rows) = softmax(W2·[a; 1]); returns ⟨p, u⟩ in two
+// vectors written to dir (1 row).
+function network(W: usize, u: usize, a: usize, p: usize, dir: usize): void {
+  const k1: usize = <usize>(K + 1) << 2;
+  for (let h: i32 = 0; h < H; h++) {
+    const wh: usize = W + <usize>h * k1;
+    let z0 = v128.load32_splat(wh + (<usize>K << 2)), z1 = z0;
+    let up = u;
+    for (let j: i32 = 0; j < K; j++) {
+      const w = v128.load32_splat(wh + (<usize>j << 2));
+      z0 = mac(z0, w, v128.load(up)); z1 = mac(z1, w, v128.load(up, 16));
+      up += RB;
+    }
+    // ReLU; pmax keeps NaN (its first operand) as the tfjs path does.
+    const zero = f32x4.splat(0);
+    const ap = a + <usize>h * RB;
+    v128.store(ap, f32x4.pmax(z0, zero)); v128.store(ap, f32x4.pmax(z1, zero), 16);
+  }
+  const W2 = W + (<usize>(H * (K + 1)) << 2);
+  const h1: usize = <usize>(H + 1) << 2;
+  let m0 = f32x4.splat(-Infinity), m1 = m0;
+  for (let j: i32 = 0; j < K; j++) {
+    const wj: usize = W2 + <usize>j * h1;
+    let l0 = v128.load32_splat(wj + (<usize>H << 2)), l1 = l0;
+    let ap = a;
+    for (let h: i32 = 0; h < H; h++) {
+      const w = v128.load32_splat(wj + (<usize>h << 2));
+      l0 = mac(l0, w, v128.load(ap)); l1 = mac(l1, w, v128.load(ap, 16));
+      ap += RB;
+    }
+    const pp = p + <usize>j * RB;
+    v128.store(pp, l0); v128.store(pp, l1, 16);
+    m0 = f32x4.pmax(m0, l0); m1 = f32x4.pmax(m1, l1);
+  }
+  let s0 = f32x4.splat(0), s1 = s0;
+  for (let j: i32 = 0; j < K; j++) {
+    const pp = p + <usize>j * RB;
+    const e0 = vexp(f32x4.sub(v128.load(pp), m0)), e1 = vexp(f32x4.sub(v128.load(pp, 16), m1));
+    v128.store(pp, e0); v128.store(pp, e1, 16);
+    s0 = f32x4.add(s0, e0); s1 = f32x4.add(s1, e1);
+  }
+  const r0 = f32x4.div(Kc(192), s0), r1 = f32x4.div(Kc(192), s1);
+  let d0 = f32x4.splat(0), d1 = d0;
+  for (let j: i32 = 0; j < K; j++) {
+    const pp = p + <usize>j * RB;
+    const up = u + <usize>j * RB;
+    const w0 = f32x4.mul(v128.load(pp), r0), w1 = f32x4.mul(v128.load(pp, 16), r1);
+    v128.store(pp, w0); v128.store(pp, w1, 16);
+    d0 = mac(d0, w0, v128.load(up)); d1 = mac(d1, w1, v128.load(up, 16));
+  }
+  v128.store(dir, d0); v128.store(dir, d1, 16);
+}
+
+// ---------------------------------------------------------------- forward
+
+/**
+ * One step for tiles [t0, t1): gradients g (8 floats per tile, from tile 0) → updates −η·dir to upd (same layout);
+ * moments (2K rows per tile: m_j, v_j) updated in place; the directions recorded at dirs + tile·K rows when
+ * dirs != 0 (the caller offsets dirs by the step). `scr` is scratchBytes() of this thread's own.
+ * c1_j = 1/(1 − β1_j^t), c2_j = 1/(1 − β2_j^t) are set with setCorrection first.
+ */
+export function forwardStep(t0: i32, t1: i32, g: usize, upd: usize, moments: usize, dirs: usize, W: usize, lr: f32, scr: usize): void {
+  const u = scr;
+  const a = u + <usize>K * RB;
+  const p = a + <usize>H * RB;
+  const dir = p + <usize>K * RB;
+  const nlr = f32x4.splat(-lr);
+  const eps = f32x4.splat(EPS);
+  for (let t: i32 = t0; t < t1; t++) {
+    const tt = <usize>t;
+    const mv = moments + tt * <usize>(2 * K) * RB;
+    for (let j: i32 = 0; j < K; j++) {
+      const jo: usize = <usize>j << 2;
+      const b1 = v128.load32_splat(B1 + jo), b2 = v128.load32_splat(B2 + jo);
+      const a1 = v128.load32_splat(A1 + jo), a2 = v128.load32_splat(A2 + jo);
+      const c1 = v128.load32_splat(C1 + jo), c2 = v128.load32_splat(C2 + jo);
+      for (let off: usize = 0; off < 32; off += 16) {
+        const gv = v128.load(g + tt * RB + off);
+        const mp = mv + <usize>j * RB + off;
+        const vp = mv + <usize>(K + j) * RB + off;
+        // The tfjs path's float32 order: β·m + (1 − β)·g, β·v + (1 − β)·g², m̂/(√v̂ + ε).
+        const m = f32x4.add(f32x4.mul(b1, v128.load(mp)), f32x4.mul(a1, gv));
+        const v = f32x4.add(f32x4.mul(b2, v128.load(vp)), f32x4.mul(a2, f32x4.mul(gv, gv)));
+        v128.store(mp, m); v128.store(vp, v);
+        v128.store(u + <usize>j * RB + off, f32x4.div(f32x4.mul(m, c1), f32x4.add(f32x4.sqrt(f32x4.mul(v, c2)), eps)));
+      }
+    }
+    if (dirs != 0) memory.copy(dirs + tt * <usize>K * RB, u, <usize>K * RB);
+    network(W, u, a, p, dir);
+    v128.store(upd + tt * RB, f32x4.mul(v128.load(dir), nlr));
+    v128.store(upd + tt * RB, f32x4.mul(v128.load(dir, 16), nlr), 16);
+  }
+}
+
+/** This step's bias corrections of timescale j. */
+export function setCorrection(j: i32, c1: f32, c2: f32): void {
+  store<f32>(C1 + (<usize>j << 2), c1);
+  store<f32>(C2 + (<usize>j << 2), c2);
+}
+
+// ---------------------------------------------------------------- backward
+
+/**
+ * The weight gradients of tiles [t0, t1) over an unroll of U steps, added into acc (one v128 per weight, the
+ * weight area's layout, then one v128 for S = Σ_t ⟨r_t, dir_t⟩). dirs: the recorded directions of step t, tile tl
+ * at dirs + (t·nt + tl)·K rows; D: ∂L/∂θ_{t+1} of coordinate c at D + (t·npad + c) floats.
+ */
+export function backward(t0: i32, t1: i32, nt: i32, U: i32, dirs: usize, D: usize, W: usize, lr: f32, scr: usize, acc: usize): void {
+  const npad: usize = <usize>nt * 8;
+  const u = scr;
+  const a = u + <usize>K * RB;
+  const p = a + <usize>H * RB;
+  const dir = p + <usize>K * RB;
+  const run = dir + RB;
+  const dl = run + RB;
+  const W2 = W + (<usize>(H * (K + 1)) << 2);
+  const acc2 = acc + (<usize>(H * (K + 1)) << 4);
+  const accS = acc2 + (<usize>(K * (H + 1)) << 4);
+  const nlr = f32x4.splat(-lr);
+  const zero = f32x4.splat(0);
+  for (let tl: i32 = t0; tl < t1; tl++) {
+    v128.store(run, zero); v128.store(run, zero, 16);
+    for (let t: i32 = U - 1; t >= 0; t--) {
+      const dp = D + ((<usize>t * npad + <usize>tl * 8) << 2);
+      const r0 = f32x4.add(v128.load(run), v128.load(dp)), r1 = f32x4.add(v128.load(run, 16), v128.load(dp, 16));
+      v128.store(run, r0); v128.store(run, r1, 16);
+      memory.copy(u, dirs + (<usize>t * <usize>nt + <usize>tl) * <usize>K * RB, <usize>K * RB);
+      network(W, u, a, p, dir);
+      const dir0 = v128.load(dir), dir1 = v128.load(dir, 16);
+      v128.store(accS, f32x4.add(v128.load(accS), f32x4.add(f32x4.mul(r0, dir0), f32x4.mul(r1, dir1))));
+      // ∂L/∂ℓ_j = −η·r·w_j·(u_j − dir).
+      const q0 = f32x4.mul(nlr, r0), q1 = f32x4.mul(nlr, r1);
+      for (let j: i32 = 0; j < K; j++) {
+        const jo = <usize>j * RB;
+        v128.store(dl + jo, f32x4.mul(f32x4.mul(q0, v128.load(p + jo)), f32x4.sub(v128.load(u + jo), dir0)));
+        v128.store(dl + jo, f32x4.mul(f32x4.mul(q1, v128.load(p + jo, 16)), f32x4.sub(v128.load(u + jo, 16), dir1)), 16);
+      }
+      // W2: acc2[j][h] += dl_j·a_h, bias += dl_j.
+      for (let j: i32 = 0; j < K; j++) {
+        const jo = <usize>j * RB;
+        const e0 = v128.load(dl + jo), e1 = v128.load(dl + jo, 16);
+        let ap = acc2 + (<usize>(j * (H + 1)) << 4);
+        for (let h: i32 = 0; h < H; h++) {
+          const ho = <usize>h * RB;
+          v128.store(ap, mac(mac(v128.load(ap), e0, v128.load(a + ho)), e1, v128.load(a + ho, 16)));
+          ap += 16;
+        }
+        v128.store(ap, f32x4.add(v128.load(ap), f32x4.add(e0, e1)));
+      }
+      // da_h = Σ_j W2[j][h]·dl_j where a_h > 0 (ReLU's gradient, 0 at 0 as in tfjs); W1: acc[h][j] += da_h·u_j.
+      const h1: usize = <usize>(H + 1) << 2;
+      for (let h: i32 = 0; h < H; h++) {
+        let s0 = f32x4.splat(0), s1 = s0;
+        for (let j: i32 = 0; j < K; j++) {
+          const w = v128.load32_splat(W2 + <usize>j * h1 + (<usize>h << 2));
+          s0 = mac(s0, w, v128.load(dl + <usize>j * RB)); s1 = mac(s1, w, v128.load(dl + <usize>j * RB, 16));
+        }
+        const ho = <usize>h * RB;
+        s0 = v128.and(s0, f32x4.gt(v128.load(a + ho), zero));
+        s1 = v128.and(s1, f32x4.gt(v128.load(a + ho, 16), zero));
+        let ap = acc + (<usize>(h * (K + 1)) << 4);
+        for (let j: i32 = 0; j < K; j++) {
+          const jo = <usize>j * RB;
+          v128.store(ap, mac(mac(v128.load(ap), s0, v128.load(u + jo)), s1, v128.load(u + jo, 16)));
+          ap += 16;
+        }
+        v128.store(ap, f32x4.add(v128.load(ap), f32x4.add(s0, s1)));
+      }
+    }
+  }
+}
+
+/** Horizontal sums of n v128 accumulators into n floats, added to out. */
+export function reduceAcc(acc: usize, out: usize, n: i32): void {
+  for (let i: i32 = 0; i < n; i++) {
+    const v = v128.load(acc + (<usize>i << 4));
+    const q = out + (<usize>i << 2);
+    store<f32>(q, load<f32>(q) + f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+  }
+}
