@@ -21,6 +21,10 @@
 //   O [1] (tanh a) | DY [E] (adjoint of the input layer's pre-activation)
 // State of one tile (rows): per layer l: h [H], c [H]. Moments of one tile (Adam features): m, v.
 
+import { mac, vexp } from './simd';
+
+export { reduceAcc } from './simd';
+
 const T: i32 = 8;
 const RB: usize = 32;
 
@@ -100,31 +104,10 @@ const C: usize = memory.data<f32>([
   4.89352518554385e-03, 4.89352518554385e-03, 4.89352518554385e-03, 4.89352518554385e-03,     // 192 b0
   0.5, 0.5, 0.5, 0.5,                                                                         // 208
   1.0, 1.0, 1.0, 1.0,                                                                         // 224
-  // exp (Cephes expf): clamp, log2(e), round-to-nearest magic, −ln2 hi/lo, polynomial
-  -87.0, -87.0, -87.0, -87.0,                                                                 // 240
-  88.0, 88.0, 88.0, 88.0,                                                                     // 256
-  1.44269504088896341, 1.44269504088896341, 1.44269504088896341, 1.44269504088896341,         // 272
-  12582912.0, 12582912.0, 12582912.0, 12582912.0,                                             // 288
-  -0.693359375, -0.693359375, -0.693359375, -0.693359375,                                     // 304
-  2.12194440e-4, 2.12194440e-4, 2.12194440e-4, 2.12194440e-4,                                 // 320
-  1.9875691500e-4, 1.9875691500e-4, 1.9875691500e-4, 1.9875691500e-4,                         // 336
-  1.3981999507e-3, 1.3981999507e-3, 1.3981999507e-3, 1.3981999507e-3,                         // 352
-  8.3334519073e-3, 8.3334519073e-3, 8.3334519073e-3, 8.3334519073e-3,                         // 368
-  4.1665795894e-2, 4.1665795894e-2, 4.1665795894e-2, 4.1665795894e-2,                         // 384
-  1.6666665459e-1, 1.6666665459e-1, 1.6666665459e-1, 1.6666665459e-1,                         // 400
-  5.0000001201e-1, 5.0000001201e-1, 5.0000001201e-1, 5.0000001201e-1,                         // 416
-  1.7789e-43, 1.7789e-43, 1.7789e-43, 1.7789e-43,                                             // 432 the i32 127
 ], 16);
 
 // @ts-ignore: decorator
 @inline function K(off: usize): v128 { return v128.load(C + off); }
-
-// acc + a·b, fused where the build has relaxed SIMD.
-// @ts-ignore: decorator
-@inline function mac(acc: v128, a: v128, b: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, acc);
-  return f32x4.add(acc, f32x4.mul(a, b));
-}
 
 // @ts-ignore: decorator
 @inline function vtanh(x0: v128): v128 {
@@ -147,23 +130,6 @@ const C: usize = memory.data<f32>([
 // @ts-ignore: decorator
 @inline function vsigmoid(x: v128): v128 {
   return mac(K(208), vtanh(f32x4.mul(x, K(208))), K(208));
-}
-
-// @ts-ignore: decorator
-@inline function vexp(x0: v128): v128 {
-  const x = f32x4.pmin(f32x4.pmax(x0, K(240)), K(256));
-  const t = mac(K(288), x, K(272)); // magic + x·log2(e): the integer n sits in the low mantissa bits
-  const n = f32x4.sub(t, K(288));
-  let r = mac(x, n, K(304));
-  r = mac(r, n, K(320));
-  let p = mac(K(352), K(336), r);
-  p = mac(K(368), p, r);
-  p = mac(K(384), p, r);
-  p = mac(K(400), p, r);
-  p = mac(K(416), p, r);
-  p = mac(f32x4.add(r, K(224)), f32x4.mul(p, r), r);
-  const e = i32x4.shl(i32x4.add(t, K(432)), 23); // 2^n
-  return f32x4.mul(p, e);
 }
 
 // ELU: x for x > 0, exp(x) − 1 otherwise.
@@ -605,14 +571,5 @@ export function backward(t0: i32, t1: i32, nt: i32, U: i32, init: usize, xs: usi
       dWAccum(acc + (<usize>weightOffset(l) << 4), rec0, recB, U, layerRow(l) + 3 * H, 4 * H, inRow, inDim(l), layerRow(l), H);
     }
     if (E > 0) dWAccum(acc, rec0, recB, U, DY_ROW, E, 0, F, 0, 0);
-  }
-}
-
-/** Horizontal sums of n v128 accumulators into n floats, added to out. */
-export function reduceAcc(acc: usize, out: usize, n: i32): void {
-  for (let i: i32 = 0; i < n; i++) {
-    const v = v128.load(acc + (<usize>i << 4));
-    const p = out + (<usize>i << 2);
-    store<f32>(p, load<f32>(p) + f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
   }
 }

@@ -12,6 +12,10 @@
 // them one tile at a time. Weights are row-major with the bias in the last column, broadcast to all lanes;
 // weight gradients accumulate one v128 per weight (lane partial sums, added up by reduceAcc).
 
+import { mac, vexp } from './simd';
+
+export { reduceAcc } from './simd';
+
 const RB: usize = 32;
 
 let K: i32 = 3;
@@ -47,50 +51,8 @@ export function scratchBytes(): usize {
 
 // ---------------------------------------------------------------- vector math
 
-const C: usize = memory.data<f32>([
-  // exp (Cephes expf): clamp, log2(e), round-to-nearest magic, −ln2 hi/lo, polynomial
-  -87.0, -87.0, -87.0, -87.0,                                                                 //   0
-  88.0, 88.0, 88.0, 88.0,                                                                     //  16
-  1.44269504088896341, 1.44269504088896341, 1.44269504088896341, 1.44269504088896341,         //  32
-  12582912.0, 12582912.0, 12582912.0, 12582912.0,                                             //  48
-  -0.693359375, -0.693359375, -0.693359375, -0.693359375,                                     //  64
-  2.12194440e-4, 2.12194440e-4, 2.12194440e-4, 2.12194440e-4,                                 //  80
-  1.9875691500e-4, 1.9875691500e-4, 1.9875691500e-4, 1.9875691500e-4,                         //  96
-  1.3981999507e-3, 1.3981999507e-3, 1.3981999507e-3, 1.3981999507e-3,                         // 112
-  8.3334519073e-3, 8.3334519073e-3, 8.3334519073e-3, 8.3334519073e-3,                         // 128
-  4.1665795894e-2, 4.1665795894e-2, 4.1665795894e-2, 4.1665795894e-2,                         // 144
-  1.6666665459e-1, 1.6666665459e-1, 1.6666665459e-1, 1.6666665459e-1,                         // 160
-  5.0000001201e-1, 5.0000001201e-1, 5.0000001201e-1, 5.0000001201e-1,                         // 176
-  1.0, 1.0, 1.0, 1.0,                                                                         // 192
-  1.7789e-43, 1.7789e-43, 1.7789e-43, 1.7789e-43,                                             // 208 the i32 127
-], 16);
-
-// @ts-ignore: decorator
-@inline function Kc(off: usize): v128 { return v128.load(C + off); }
-
-// acc + a·b, fused where the build has relaxed SIMD.
-// @ts-ignore: decorator
-@inline function mac(acc: v128, a: v128, b: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, acc);
-  return f32x4.add(acc, f32x4.mul(a, b));
-}
-
-// @ts-ignore: decorator
-@inline function vexp(x0: v128): v128 {
-  const x = f32x4.pmin(f32x4.pmax(x0, Kc(0)), Kc(16));
-  const t = mac(Kc(48), x, Kc(32)); // magic + x·log2(e): the integer n sits in the low mantissa bits
-  const n = f32x4.sub(t, Kc(48));
-  let r = mac(x, n, Kc(64));
-  r = mac(r, n, Kc(80));
-  let p = mac(Kc(112), Kc(96), r);
-  p = mac(Kc(128), p, r);
-  p = mac(Kc(144), p, r);
-  p = mac(Kc(160), p, r);
-  p = mac(Kc(176), p, r);
-  p = mac(f32x4.add(r, Kc(192)), f32x4.mul(p, r), r);
-  const e = i32x4.shl(i32x4.add(t, Kc(208)), 23); // 2^n
-  return f32x4.mul(p, e);
-}
+// 1 in every lane (a v128.const costs V8 several instructions per use).
+const ONE: usize = memory.data<f32>([1.0, 1.0, 1.0, 1.0], 16);
 
 // ---------------------------------------------------------------- the network of one tile
 
@@ -135,7 +97,7 @@ function network(W: usize, u: usize, a: usize, p: usize, dir: usize): void {
     v128.store(pp, e0); v128.store(pp, e1, 16);
     s0 = f32x4.add(s0, e0); s1 = f32x4.add(s1, e1);
   }
-  const r0 = f32x4.div(Kc(192), s0), r1 = f32x4.div(Kc(192), s1);
+  const r0 = f32x4.div(v128.load(ONE), s0), r1 = f32x4.div(v128.load(ONE), s1);
   let d0 = f32x4.splat(0), d1 = d0;
   for (let j: i32 = 0; j < K; j++) {
     const pp = p + <usize>j * RB;
@@ -263,14 +225,5 @@ export function backward(t0: i32, t1: i32, nt: i32, U: i32, dirs: usize, D: usiz
         v128.store(ap, f32x4.add(v128.load(ap), f32x4.add(s0, s1)));
       }
     }
-  }
-}
-
-/** Horizontal sums of n v128 accumulators into n floats, added to out. */
-export function reduceAcc(acc: usize, out: usize, n: i32): void {
-  for (let i: i32 = 0; i < n; i++) {
-    const v = v128.load(acc + (<usize>i << 4));
-    const q = out + (<usize>i << 2);
-    store<f32>(q, load<f32>(q) + f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
   }
 }

@@ -262,12 +262,7 @@ class LstmStackRun extends RunState implements FusedRun {
 
   backward(adjoints: readonly Float32Array[]): Record<string, Float32Array> {
     const U = this.checkBackward(adjoints);
-    const n = this.coordinates;
-    const d = this.inst.mem.f32(this.adj, U * this.npad);
-    adjoints.forEach((a, t) => {
-      d.set(a, t * this.npad);
-      d.fill(0, t * this.npad + n, (t + 1) * this.npad);
-    });
+    this.inst.mem.writePadded(this.adj, adjoints, this.npad);
     for (const acc of this.acc) this.inst.mem.f32(acc, this.nw * 4).fill(0);
     const { ex, nt } = this;
     const run = () =>

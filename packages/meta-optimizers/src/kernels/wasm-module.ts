@@ -106,4 +106,13 @@ export class KernelMemory {
   f32(ptr: number, n: number): Float32Array {
     return new Float32Array(this.memory.buffer, ptr, n);
   }
+
+  /** Writes rows[t] at ptr + t·stride floats, zero-filling each row's padding up to `stride` (the kernels' tiles). */
+  writePadded(ptr: number, rows: readonly Float32Array[], stride: number): void {
+    const d = this.f32(ptr, rows.length * stride);
+    rows.forEach((r, t) => {
+      d.set(r, t * stride);
+      d.fill(0, t * stride + r.length, (t + 1) * stride);
+    });
+  }
 }

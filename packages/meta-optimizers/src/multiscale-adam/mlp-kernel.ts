@@ -157,12 +157,7 @@ class MlpRun extends RunState implements FusedRun {
 
   backward(adjoints: readonly Float32Array[]): Record<string, Float32Array> {
     const U = this.checkBackward(adjoints);
-    const n = this.coordinates;
-    const d = this.inst.mem.f32(this.adj, U * this.npad);
-    adjoints.forEach((a, t) => {
-      d.set(a, t * this.npad);
-      d.fill(0, t * this.npad + n, (t + 1) * this.npad);
-    });
+    this.inst.mem.writePadded(this.adj, adjoints, this.npad);
     this.inst.mem.f32(this.acc, (this.nw + 1) * 4).fill(0);
     this.ex.backward(0, this.nt, this.nt, U, this.dirs, this.adj, this.w.ptr, this.lr, this.scr, this.acc);
     const out = this.view(this.out);

@@ -1,0 +1,57 @@
+// Vector math the fused kernels share (lstm-stack.ts, multiscale-mlp.ts): fused multiply-add where the build has
+// relaxed SIMD, exp, and the reduction of lane-wise weight-gradient accumulators.
+
+// acc + a·b, fused where the build has relaxed SIMD.
+// @ts-ignore: decorator
+@inline export function mac(acc: v128, a: v128, b: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, acc);
+  return f32x4.add(acc, f32x4.mul(a, b));
+}
+
+// Constants in linear memory, each splatted to 4 lanes: a v128.const costs V8 several instructions per use.
+// exp (Cephes expf): clamp, log2(e), round-to-nearest magic, −ln2 hi/lo, polynomial, 1, the i32 127.
+const X: usize = memory.data<f32>([
+  -87.0, -87.0, -87.0, -87.0,                                                                 //   0
+  88.0, 88.0, 88.0, 88.0,                                                                     //  16
+  1.44269504088896341, 1.44269504088896341, 1.44269504088896341, 1.44269504088896341,         //  32
+  12582912.0, 12582912.0, 12582912.0, 12582912.0,                                             //  48
+  -0.693359375, -0.693359375, -0.693359375, -0.693359375,                                     //  64
+  2.12194440e-4, 2.12194440e-4, 2.12194440e-4, 2.12194440e-4,                                 //  80
+  1.9875691500e-4, 1.9875691500e-4, 1.9875691500e-4, 1.9875691500e-4,                         //  96
+  1.3981999507e-3, 1.3981999507e-3, 1.3981999507e-3, 1.3981999507e-3,                         // 112
+  8.3334519073e-3, 8.3334519073e-3, 8.3334519073e-3, 8.3334519073e-3,                         // 128
+  4.1665795894e-2, 4.1665795894e-2, 4.1665795894e-2, 4.1665795894e-2,                         // 144
+  1.6666665459e-1, 1.6666665459e-1, 1.6666665459e-1, 1.6666665459e-1,                         // 160
+  5.0000001201e-1, 5.0000001201e-1, 5.0000001201e-1, 5.0000001201e-1,                         // 176
+  1.0, 1.0, 1.0, 1.0,                                                                         // 192
+  1.7789e-43, 1.7789e-43, 1.7789e-43, 1.7789e-43,                                             // 208 the i32 127
+], 16);
+
+// @ts-ignore: decorator
+@inline function XC(off: usize): v128 { return v128.load(X + off); }
+
+// @ts-ignore: decorator
+@inline export function vexp(x0: v128): v128 {
+  const x = f32x4.pmin(f32x4.pmax(x0, XC(0)), XC(16));
+  const t = mac(XC(48), x, XC(32)); // magic + x·log2(e): the integer n sits in the low mantissa bits
+  const n = f32x4.sub(t, XC(48));
+  let r = mac(x, n, XC(64));
+  r = mac(r, n, XC(80));
+  let p = mac(XC(112), XC(96), r);
+  p = mac(XC(128), p, r);
+  p = mac(XC(144), p, r);
+  p = mac(XC(160), p, r);
+  p = mac(XC(176), p, r);
+  p = mac(f32x4.add(r, XC(192)), f32x4.mul(p, r), r);
+  const e = i32x4.shl(i32x4.add(t, XC(208)), 23); // 2^n
+  return f32x4.mul(p, e);
+}
+
+/** Horizontal sums of n v128 accumulators into n floats, added to out. */
+export function reduceAcc(acc: usize, out: usize, n: i32): void {
+  for (let i: i32 = 0; i < n; i++) {
+    const v = v128.load(acc + (<usize>i << 4));
+    const p = out + (<usize>i << 2);
+    store<f32>(p, load<f32>(p) + f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+  }
+}
