@@ -29,7 +29,7 @@ import {
 } from '@l2l/meta-optimizers';
 import { createMnistMlpFamily, createQuadraticFamily } from '@l2l/optimizees';
 
-export const WORKLOADS = ['Q', 'M', 'M100', 'M1000', 'MR', 'MS', 'eval'] as const;
+export const WORKLOADS = ['Q', 'M', 'M100', 'M1000', 'MR', 'MS', 'MSR', 'eval'] as const;
 export type WorkloadName = (typeof WORKLOADS)[number];
 
 export interface WorkloadSpec {
@@ -54,6 +54,7 @@ export const DEFAULT_SPECS: Record<WorkloadName, WorkloadSpec> = {
   M1000: { runs: 1, warmup: 1 },
   MR: { runs: 5, warmup: 2 },
   MS: { runs: 5, warmup: 2 },
+  MSR: { runs: 5, warmup: 2 },
   eval: { runs: 3, warmup: 1 },
 };
 
@@ -88,8 +89,8 @@ interface Problem {
   /** The learned optimizer: the LSTM with these options, or RNNprop with its defaults. */
   lstm: Partial<LstmOptions>;
   rnnprop?: boolean;
-  /** Multiscale Adam with the MLP combiner instead of the LSTM. */
-  multiscale?: boolean;
+  /** Multiscale Adam with this combiner instead of the LSTM. */
+  multiscale?: 'mlp' | 'rnn';
   unroll: number;
 }
 
@@ -108,7 +109,9 @@ function problem(name: WorkloadName): Problem {
     case 'MR':
       return { family: createMnistMlpFamily({ hidden: [20], activation: 'sigmoid', batchSize: 128 }), lstm: {}, rnnprop: true, unroll: 20 };
     case 'MS':
-      return { family: createMnistMlpFamily({ hidden: [20], activation: 'sigmoid', batchSize: 128 }), lstm: {}, multiscale: true, unroll: 20 };
+      return { family: createMnistMlpFamily({ hidden: [20], activation: 'sigmoid', batchSize: 128 }), lstm: {}, multiscale: 'mlp', unroll: 20 };
+    case 'MSR':
+      return { family: createMnistMlpFamily({ hidden: [20], activation: 'sigmoid', batchSize: 128 }), lstm: {}, multiscale: 'rnn', unroll: 20 };
   }
 }
 
@@ -145,7 +148,7 @@ export async function measure(name: WorkloadName, backend: BackendChoice, spec: 
   await useBackend(backend);
   const p = problem(name);
   const coordinates = coordinatesOf(p.family); // also loads the data set, outside the timings
-  const meta: MetaOptimizer = p.rnnprop ? new RnnpropMetaOptimizer({}, 0) : p.multiscale ? new MultiscaleAdamMetaOptimizer({ combiner: 'mlp' }, 0) : new LstmMetaOptimizer(p.lstm, 0);
+  const meta: MetaOptimizer = p.rnnprop ? new RnnpropMetaOptimizer({}, 0) : p.multiscale ? new MultiscaleAdamMetaOptimizer({ combiner: p.multiscale }, 0) : new LstmMetaOptimizer(p.lstm, 0);
   let heap = wasmHeapMb();
   let kernelMb = 0;
   const noteKernel = () => (kernelMb = Math.max(kernelMb, kernelMemoryBytes() / 2 ** 20));
@@ -241,7 +244,7 @@ export async function measure(name: WorkloadName, backend: BackendChoice, spec: 
     const every = training.checkpointEvery;
     const fused = trainer.fused !== undefined;
     const what =
-      `seconds per meta-iteration of MetaTrainer: one unroll of ${p.unroll} optimizee steps (${p.rnnprop ? 'RNNprop' : p.multiscale ? 'multiscale Adam (mlp combiner)' : 'LSTM'} updates, minibatch losses ` +
+      `seconds per meta-iteration of MetaTrainer: one unroll of ${p.unroll} optimizee steps (${p.rnnprop ? 'RNNprop' : p.multiscale ? `multiscale Adam (${p.multiscale} combiner)` : 'LSTM'} updates, minibatch losses ` +
       'and gradients), its meta-gradient' +
       (fused
         ? ' (fused kernel: forward and first-order backward outside tfjs)'

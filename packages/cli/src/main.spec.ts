@@ -148,7 +148,7 @@ describe('l2l list', () => {
       lstm: 'wasm lstm-stack (SIMD, FMA where available)',
       rnnprop: 'wasm lstm-stack (SIMD, FMA where available)',
       'normalized-history': null,
-      'multiscale-adam': 'linear combiner: js; mlp combiner: wasm (SIMD, FMA where available); rnn combiner: none (tfjs tape)',
+      'multiscale-adam': 'linear combiner: js; mlp combiner: wasm multiscale-mlp; rnn combiner: wasm lstm-stack (SIMD, FMA where available)',
     });
     const table = (await run(['list'], { modules: undefined })).stdout;
     expect(table).toMatch(/kernel: wasm lstm-stack \(SIMD, FMA where available\): fused first-order meta-training and evaluation/);

@@ -2,11 +2,14 @@
 // compiled to WebAssembly with 128-bit SIMD (and relaxed-SIMD fused multiply-add in the `fma` build).
 //
 // What it computes, per coordinate (all coordinates share the weights φ):
-//   features x   (F rows)   g itself, logAndSign(g) (Andrychowicz et al. 2016), or RNNprop's Adam-normalised
-//                           pair (g/(√v̂+ε), m̂/(√v̂+ε)) with m, v kept per coordinate
+//   features x   (F rows)   g itself, logAndSign(g) (Andrychowicz et al. 2016), RNNprop's Adam-normalised
+//                           pair (g/(√v̂+ε), m̂/(√v̂+ε)), or multiscale Adam's F directions m̂_j/(√v̂_j+ε)
+//                           (one per (β1_j, β2_j)), with the moments kept per coordinate
 //   input layer  (E rows)   optional: y = ELU(Win·[x; 1])                                (RNNprop)
 //   L LSTM layers of H      [i; f; g; o] = W_l·[in; h; 1], c' = σf·c + σi·tanh g, h' = σo·tanh c'
 //   output                  a = Wo·[h_top; 1]; update = scale·a, or scale·tanh(a)        (RNNprop: scale = −lr)
+//                           or, softmax head (multiscale Adam's RNN combiner): F logits a = Wo·[h_top; 1],
+//                           w = softmax(a), update = scale·⟨w, x⟩                      (scale = −η)
 // and, first-order (the optimizee's gradients are constants), the gradient of Σ_t ⟨D_t, θ_{t+1}⟩ with respect to
 // φ over an unroll, where θ_{t+1} = θ_t + update_t and D_t = ∂L/∂θ_{t+1} is given by the host.
 //
@@ -18,8 +21,8 @@
 //
 // Record of one step of one tile (rows):
 //   X [F] | Y [E] | per layer l: h [H], c [H], tanh c [H], gates [4H] (i, f, g, o; adjoints after backward) |
-//   O [1] (tanh a) | DY [E] (adjoint of the input layer's pre-activation)
-// State of one tile (rows): per layer l: h [H], c [H]. Moments of one tile (Adam features): m, v.
+//   O [1] (tanh a; softmax head: F rows w, then ⟨w, x⟩) | DY [E] (adjoint of the input layer's pre-activation)
+// State of one tile (rows): per layer l: h [H], c [H]. Moments of one tile (Adam features): F rows m, F rows v.
 
 import { mac, vexp } from './simd';
 
@@ -34,9 +37,12 @@ let F: i32 = 2;
 let E: i32 = 0;
 let H: i32 = 20;
 let L: i32 = 2;
-let FEAT: i32 = 1; // 0: g, 1: logAndSign, 2: Adam-normalised (RNNprop)
+let FEAT: i32 = 1; // 0: g, 1: logAndSign, 2: Adam-normalised (RNNprop), 3: multiscale Adam directions
 let OUT_TANH: bool = false;
-let SCALE: f32 = 0.1;
+let SOFTMAX: bool = false;
+// Features 3: per timescale j, 6 floats at PARAMS + 24·j (host memory, shared with worker threads): β1, β2,
+// 1 − β1, 1 − β2 and this step's corrections 1/(1 − β1^t), 1/(1 − β2^t).
+let PARAMS: usize = 0;
 let PK: f32 = 10.0;
 let BETA1: f32 = 0.95;
 let BETA2: f32 = 0.95;
@@ -48,16 +54,16 @@ let DY_ROW: i32 = 0;
 let STATE: i32 = 0; // rows of state per tile
 
 /** Sets the architecture; returns the number of weights (floats) the weight area must hold. */
-export function configure(f: i32, e: i32, h: i32, l: i32, feat: i32, outTanh: bool, scale: f32, k: f32,
+export function configure(f: i32, e: i32, h: i32, l: i32, feat: i32, outTanh: bool, softmax: bool, params: usize, k: f32,
                           beta1: f32, beta2: f32, eps: f32): i32 {
-  F = f; E = e; H = h; L = l; FEAT = feat; OUT_TANH = outTanh; SCALE = scale; PK = k;
+  F = f; E = e; H = h; L = l; FEAT = feat; OUT_TANH = outTanh; SOFTMAX = softmax; PARAMS = params; PK = k;
   BETA1 = beta1; BETA2 = beta2; EPS = eps;
   LAYER0 = F + E;
   O_ROW = LAYER0 + 7 * H * L;
-  DY_ROW = O_ROW + 1;
+  DY_ROW = O_ROW + (SOFTMAX ? F + 1 : 1);
   REC = DY_ROW + E;
   STATE = 2 * H * L;
-  return weightOffset(L) + H + 1;
+  return weightOffset(L) + (SOFTMAX ? F : 1) * (H + 1);
 }
 
 /** Rows of one step's record of one tile. */
@@ -156,6 +162,24 @@ function features(g: usize, x: usize, mv: usize, c1: f32, d2: f32): void {
       store<f32>(x + (n << 2), x0);
       store<f32>(x + RB + (n << 2), x1);
     }
+  } else if (FEAT == 3) {
+    const eps = f32x4.splat(EPS);
+    for (let j: i32 = 0; j < F; j++) {
+      const pj = PARAMS + <usize>j * 24;
+      const b1 = v128.load32_splat(pj), b2 = v128.load32_splat(pj, 4);
+      const a1 = v128.load32_splat(pj, 8), a2 = v128.load32_splat(pj, 12);
+      const k1 = v128.load32_splat(pj, 16), k2 = v128.load32_splat(pj, 20);
+      for (let off: usize = 0; off < 32; off += 16) {
+        const gv = v128.load(g + off);
+        const mp = mv + <usize>j * RB + off;
+        const vp = mv + <usize>(F + j) * RB + off;
+        // The tfjs path's float32 order: β·m + (1 − β)·g, β·v + (1 − β)·g², (m·c1)/(√(v·c2) + ε).
+        const m = f32x4.add(f32x4.mul(b1, v128.load(mp)), f32x4.mul(a1, gv));
+        const v = f32x4.add(f32x4.mul(b2, v128.load(vp)), f32x4.mul(a2, f32x4.mul(gv, gv)));
+        v128.store(mp, m); v128.store(vp, v);
+        v128.store(x + <usize>j * RB + off, f32x4.div(f32x4.mul(m, k1), f32x4.add(f32x4.sqrt(f32x4.mul(v, k2)), eps)));
+      }
+    }
   } else {
     const b1 = f32x4.splat(BETA1), b2 = f32x4.splat(BETA2);
     const a1 = f32x4.splat(<f32>1.0 - BETA1), a2 = f32x4.splat(<f32>1.0 - BETA2);
@@ -252,7 +276,7 @@ function cellFwd(W: usize, Kc: i32, zA: usize, nA: i32, hPrev: usize, cPrev: usi
 
 // The forward of one tile for one step, X already in `cur`. The previous state is read from `prev`, layer l's
 // h and c at rows prevLayerRows·l and prevLayerRows·l + H. Writes the update (8 floats) to upd unless upd is 0.
-function tileFwd(prev: usize, prevLayerRows: i32, cur: usize, W: usize, upd: usize): void {
+function tileFwd(prev: usize, prevLayerRows: i32, cur: usize, W: usize, upd: usize, scale: f32): void {
   let zin = cur;
   let nIn = F;
   if (E > 0) {
@@ -269,6 +293,10 @@ function tileFwd(prev: usize, prevLayerRows: i32, cur: usize, W: usize, upd: usi
     nIn = H;
   }
   const wo = W + (<usize>weightOffset(L) << 2);
+  if (SOFTMAX) {
+    softmaxHead(wo, zin, cur, upd, scale);
+    return;
+  }
   let a0 = v128.load32_splat(wo + (<usize>H << 2)), a1 = a0;
   let hp = zin;
   for (let k: i32 = 0; k < H; k++) {
@@ -282,14 +310,56 @@ function tileFwd(prev: usize, prevLayerRows: i32, cur: usize, W: usize, upd: usi
     v128.store(op, a0); v128.store(op, a1, 16);
   }
   if (upd != 0) {
-    const s = f32x4.splat(SCALE);
+    const s = f32x4.splat(scale);
     v128.store(upd, f32x4.mul(a0, s)); v128.store(upd, f32x4.mul(a1, s), 16);
+  }
+}
+
+// The softmax head: F logits Wo·[h; 1] from the top layer's h (rows at top), w = softmax (F rows at O_ROW),
+// ⟨w, x⟩ with the features x of the record (row O_ROW + F); the update scale·⟨w, x⟩ to upd unless upd is 0.
+function softmaxHead(wo: usize, top: usize, cur: usize, upd: usize, scale: f32): void {
+  const op = cur + <usize>O_ROW * RB;
+  const h1: usize = <usize>(H + 1) << 2;
+  let m0 = f32x4.splat(-Infinity), m1 = m0;
+  for (let j: i32 = 0; j < F; j++) {
+    const wj = wo + <usize>j * h1;
+    let a0 = v128.load32_splat(wj + (<usize>H << 2)), a1 = a0;
+    let hp = top;
+    for (let k: i32 = 0; k < H; k++) {
+      const w = v128.load32_splat(wj + (<usize>k << 2));
+      a0 = mac(a0, w, v128.load(hp)); a1 = mac(a1, w, v128.load(hp, 16));
+      hp += RB;
+    }
+    v128.store(op + <usize>j * RB, a0); v128.store(op + <usize>j * RB, a1, 16);
+    m0 = f32x4.pmax(m0, a0); m1 = f32x4.pmax(m1, a1);
+  }
+  let s0 = f32x4.splat(0), s1 = s0;
+  for (let j: i32 = 0; j < F; j++) {
+    const pp = op + <usize>j * RB;
+    const e0 = vexp(f32x4.sub(v128.load(pp), m0)), e1 = vexp(f32x4.sub(v128.load(pp, 16), m1));
+    v128.store(pp, e0); v128.store(pp, e1, 16);
+    s0 = f32x4.add(s0, e0); s1 = f32x4.add(s1, e1);
+  }
+  const r0 = f32x4.div(K(224), s0), r1 = f32x4.div(K(224), s1);
+  let d0 = f32x4.splat(0), d1 = d0;
+  for (let j: i32 = 0; j < F; j++) {
+    const pp = op + <usize>j * RB;
+    const xp = cur + <usize>j * RB;
+    const w0 = f32x4.mul(v128.load(pp), r0), w1 = f32x4.mul(v128.load(pp, 16), r1);
+    v128.store(pp, w0); v128.store(pp, w1, 16);
+    d0 = mac(d0, w0, v128.load(xp)); d1 = mac(d1, w1, v128.load(xp, 16));
+  }
+  const dp = op + <usize>F * RB;
+  v128.store(dp, d0); v128.store(dp, d1, 16);
+  if (upd != 0) {
+    const s = f32x4.splat(scale);
+    v128.store(upd, f32x4.mul(d0, s)); v128.store(upd, f32x4.mul(d1, s), 16);
   }
 }
 
 /**
  * One optimizer step for tiles [t0, t1): gradients at g (8 floats per tile, from tile 0), updates to upd (same
- * layout), state (STATE rows per tile, from tile 0) updated in place, moments (2 rows per tile) when the
+ * layout), state (STATE rows per tile, from tile 0) updated in place, moments (2F rows per tile) when the
  * features are Adam's. `cur` is a scratch record. If xs != 0 the tiles' features are also written there
  * (F rows per tile, from tile 0), for the backward pass. c1 = 1/(1 − β1^t), d2 = 1 − β2^t.
  * Store mode: tiles below `stored` keep their whole records for the backward pass instead, at
@@ -297,7 +367,7 @@ function tileFwd(prev: usize, prevLayerRows: i32, cur: usize, W: usize, upd: usi
  * step 0); the backward pass then skips their recomputation.
  */
 export function forwardStep(t0: i32, t1: i32, g: usize, upd: usize, state: usize, moments: usize, cur: usize,
-                            xs: usize, W: usize, c1: f32, d2: f32, store: usize, stored: i32, step: i32, cap: i32): void {
+                            xs: usize, W: usize, c1: f32, d2: f32, store: usize, stored: i32, step: i32, cap: i32, scale: f32): void {
   const sb: usize = <usize>STATE * RB;
   const hb: usize = <usize>H * RB;
   const recB: usize = <usize>REC * RB;
@@ -314,9 +384,9 @@ export function forwardStep(t0: i32, t1: i32, g: usize, upd: usize, state: usize
       prev = rc - recB + <usize>LAYER0 * RB;
       prevRows = 7 * H;
     }
-    features(g + tt * RB, rc, moments + tt * 2 * RB, c1, d2);
+    features(g + tt * RB, rc, moments + tt * <usize>(2 * F) * RB, c1, d2);
     if (xs != 0 && t >= stored) memory.copy(xs + tt * <usize>F * RB, rc, <usize>F * RB);
-    tileFwd(prev, prevRows, rc, W, upd + tt * RB);
+    tileFwd(prev, prevRows, rc, W, upd + tt * RB, scale);
     for (let l: i32 = 0; l < L; l++) memory.copy(st + <usize>(2 * l) * hb, rc + <usize>layerRow(l) * RB, 2 * hb);
   }
 }
@@ -485,7 +555,7 @@ export function scratchBytes(U: i32): usize {
  * records forwardStep kept at `store`, laid out for unrolls of up to `cap` steps, and use only its first rows).
  */
 export function backward(t0: i32, t1: i32, nt: i32, U: i32, init: usize, xs: usize, D: usize, W: usize, scr: usize, acc: usize,
-                         store: usize, stored: i32, cap: i32): void {
+                         store: usize, stored: i32, cap: i32, scale: f32): void {
   const npad: usize = <usize>nt * <usize>T;
   const recB: usize = <usize>REC * RB;
   const hb: usize = <usize>H * RB;
@@ -496,7 +566,9 @@ export function backward(t0: i32, t1: i32, nt: i32, U: i32, init: usize, xs: usi
   const scrRec0 = run + RB;
   const wo = W + (<usize>weightOffset(L) << 2);
   const accO = acc + (<usize>weightOffset(L) << 4);
-  const sc = f32x4.splat(SCALE);
+  // Softmax head: Σ_t ⟨r_t, ⟨w, x⟩_t⟩ in the accumulator after the weights' (for ∂L/∂scale).
+  const accS = accO + (<usize>(F * (H + 1)) << 4);
+  const sc = f32x4.splat(scale);
   const one = K(224);
   for (let tl: i32 = t0; tl < t1; tl++) {
     let rec0 = scrRec0;
@@ -508,7 +580,7 @@ export function backward(t0: i32, t1: i32, nt: i32, U: i32, init: usize, xs: usi
       for (let t: i32 = 0; t < U; t++) {
         const cur = rec0 + <usize>(t + 1) * recB;
         memory.copy(cur, xs + (<usize>t * <usize>nt + <usize>tl) * <usize>F * RB, <usize>F * RB);
-        tileFwd(cur - recB + <usize>LAYER0 * RB, 7 * H, cur, W, 0);
+        tileFwd(cur - recB + <usize>LAYER0 * RB, 7 * H, cur, W, 0, scale);
       }
     }
     memory.fill(scr, 0, <usize>(2 * L) * hb + <usize>E * RB + RB);
@@ -519,26 +591,52 @@ export function backward(t0: i32, t1: i32, nt: i32, U: i32, init: usize, xs: usi
       const dp = D + ((<usize>t * npad + <usize>tl * <usize>T) << 2);
       const r0 = f32x4.add(v128.load(run), v128.load(dp)), r1 = f32x4.add(v128.load(run, 16), v128.load(dp, 16));
       v128.store(run, r0); v128.store(run, r1, 16);
-      let s0 = f32x4.mul(r0, sc), s1 = f32x4.mul(r1, sc);
-      if (OUT_TANH) {
-        const op = cur + <usize>O_ROW * RB;
-        const o0 = v128.load(op), o1 = v128.load(op, 16);
-        s0 = f32x4.mul(s0, f32x4.sub(one, f32x4.mul(o0, o0)));
-        s1 = f32x4.mul(s1, f32x4.sub(one, f32x4.mul(o1, o1)));
-      }
-      // Output layer: dh_top += s·Wo, accO += s·[h_top; 1].
       const top = cur + <usize>layerRow(L - 1) * RB;
       const dhTop = dh + <usize>(L - 1) * hb;
-      for (let k: i32 = 0; k < H; k++) {
-        const w = v128.load32_splat(wo + (<usize>k << 2));
-        const dq = dhTop + <usize>k * RB;
-        v128.store(dq, mac(v128.load(dq), w, s0)); v128.store(dq, mac(v128.load(dq, 16), w, s1), 16);
-        const hp = top + <usize>k * RB;
-        const aq = accO + (<usize>k << 4);
-        v128.store(aq, mac(mac(v128.load(aq), s0, v128.load(hp)), s1, v128.load(hp, 16)));
+      if (SOFTMAX) {
+        // update = scale·⟨w, x⟩, w = softmax(a): ∂L/∂a_j = scale·r·w_j·(x_j − ⟨w, x⟩) (x: constants of φ).
+        const op = cur + <usize>O_ROW * RB;
+        const dir0 = v128.load(op + <usize>F * RB), dir1 = v128.load(op + <usize>F * RB, 16);
+        v128.store(accS, mac(mac(v128.load(accS), r0, dir0), r1, dir1));
+        const q0 = f32x4.mul(r0, sc), q1 = f32x4.mul(r1, sc);
+        const h1: usize = <usize>(H + 1) << 2;
+        for (let j: i32 = 0; j < F; j++) {
+          const jo = <usize>j * RB;
+          const e0 = f32x4.mul(f32x4.mul(q0, v128.load(op + jo)), f32x4.sub(v128.load(cur + jo), dir0));
+          const e1 = f32x4.mul(f32x4.mul(q1, v128.load(op + jo, 16)), f32x4.sub(v128.load(cur + jo, 16), dir1));
+          const wj = wo + <usize>j * h1;
+          const aj = accO + (<usize>(j * (H + 1)) << 4);
+          for (let k: i32 = 0; k < H; k++) {
+            const w = v128.load32_splat(wj + (<usize>k << 2));
+            const dq = dhTop + <usize>k * RB;
+            v128.store(dq, mac(v128.load(dq), w, e0)); v128.store(dq, mac(v128.load(dq, 16), w, e1), 16);
+            const hp = top + <usize>k * RB;
+            const aq = aj + (<usize>k << 4);
+            v128.store(aq, mac(mac(v128.load(aq), e0, v128.load(hp)), e1, v128.load(hp, 16)));
+          }
+          const aq = aj + (<usize>H << 4);
+          v128.store(aq, f32x4.add(v128.load(aq), f32x4.add(e0, e1)));
+        }
+      } else {
+        let s0 = f32x4.mul(r0, sc), s1 = f32x4.mul(r1, sc);
+        if (OUT_TANH) {
+          const op = cur + <usize>O_ROW * RB;
+          const o0 = v128.load(op), o1 = v128.load(op, 16);
+          s0 = f32x4.mul(s0, f32x4.sub(one, f32x4.mul(o0, o0)));
+          s1 = f32x4.mul(s1, f32x4.sub(one, f32x4.mul(o1, o1)));
+        }
+        // Output layer: dh_top += s·Wo, accO += s·[h_top; 1].
+        for (let k: i32 = 0; k < H; k++) {
+          const w = v128.load32_splat(wo + (<usize>k << 2));
+          const dq = dhTop + <usize>k * RB;
+          v128.store(dq, mac(v128.load(dq), w, s0)); v128.store(dq, mac(v128.load(dq, 16), w, s1), 16);
+          const hp = top + <usize>k * RB;
+          const aq = accO + (<usize>k << 4);
+          v128.store(aq, mac(mac(v128.load(aq), s0, v128.load(hp)), s1, v128.load(hp, 16)));
+        }
+        const aq = accO + (<usize>H << 4);
+        v128.store(aq, f32x4.add(v128.load(aq), f32x4.add(s0, s1)));
       }
-      const aq = accO + (<usize>H << 4);
-      v128.store(aq, f32x4.add(v128.load(aq), f32x4.add(s0, s1)));
       for (let l: i32 = L - 1; l >= 0; l--) {
         const lb = cur + <usize>layerRow(l) * RB;
         const pl = prv + <usize>layerRow(l) * RB;

@@ -26,16 +26,22 @@ export const KERNEL_WORKER_SCRIPT = path.resolve(__dirname, '../../dist/kernels/
 
 /** The exports of the lstm-stack build (assembly/lstm-stack.ts). */
 export interface LstmStackExports {
-  configure(f: number, e: number, h: number, l: number, feat: number, outTanh: number, scale: number, k: number, beta1: number, beta2: number, eps: number): number;
+  configure(
+    f: number, e: number, h: number, l: number, feat: number, outTanh: number, softmax: number, params: number,
+    k: number, beta1: number, beta2: number, eps: number,
+  ): number;
   recordRows(): number;
   stateRows(): number;
   weightOffset(l: number): number;
   scratchBytes(u: number): number;
   forwardStep(
     t0: number, t1: number, g: number, upd: number, state: number, moments: number, cur: number, xs: number, w: number, c1: number, d2: number,
-    store: number, stored: number, step: number, cap: number,
+    store: number, stored: number, step: number, cap: number, scale: number,
   ): void;
-  backward(t0: number, t1: number, nt: number, u: number, init: number, xs: number, d: number, w: number, scr: number, acc: number, store: number, stored: number, cap: number): void;
+  backward(
+    t0: number, t1: number, nt: number, u: number, init: number, xs: number, d: number, w: number, scr: number, acc: number,
+    store: number, stored: number, cap: number, scale: number,
+  ): void;
   reduceAcc(acc: number, out: number, n: number): void;
 }
 

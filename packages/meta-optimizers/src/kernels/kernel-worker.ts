@@ -39,9 +39,9 @@ for (;;) {
     const a = (k: number) => i32[CTRL.ARGS + k]!;
     const fa = (k: number) => f32[CTRL.FARGS + k]!;
     const [t0, t1, cur, scr, acc] = [i32[me]!, i32[me + 1]!, i32[me + 2]!, i32[me + 3]!, i32[me + 4]!];
-    if (op === OPS.CONFIGURE) ex.configure(a(0), a(1), a(2), a(3), a(4), a(5), fa(0), fa(1), fa(2), fa(3), fa(4));
-    else if (op === OPS.FORWARD) ex.forwardStep(t0, t1, a(0), a(1), a(2), a(3), cur, a(4), a(5), fa(0), fa(1), a(6), a(7), a(8), a(9));
-    else if (op === OPS.BACKWARD) ex.backward(t0, t1, a(0), a(1), a(2), a(3), a(4), a(5), scr, acc, a(6), a(7), a(8));
+    if (op === OPS.CONFIGURE) ex.configure(a(0), a(1), a(2), a(3), a(4), a(5), a(6), a(7), fa(0), fa(1), fa(2), fa(3));
+    else if (op === OPS.FORWARD) ex.forwardStep(t0, t1, a(0), a(1), a(2), a(3), cur, a(4), a(5), fa(0), fa(1), a(6), a(7), a(8), a(9), fa(2));
+    else if (op === OPS.BACKWARD) ex.backward(t0, t1, a(0), a(1), a(2), a(3), a(4), a(5), scr, acc, a(6), a(7), a(8), fa(0));
   } catch (e) {
     Atomics.store(i32, CTRL.ERROR, 1);
     parentPort?.postMessage({ error: `worker ${index}: ${(e as Error).message}` });

@@ -10,8 +10,13 @@ const ROW_BYTES = TILE * 4;
 
 /** The architecture of an LSTM-stack learned optimizer, as the kernel (assembly/lstm-stack.ts) runs it. */
 export interface LstmStackSpec {
-  /** Per-coordinate input features: g, logAndSign(g), or RNNprop's Adam-normalised pair. */
-  readonly features: 'none' | 'logAndSign' | 'adam';
+  /**
+   * Per-coordinate input features: g, logAndSign(g), RNNprop's Adam-normalised pair, or multiscale Adam's
+   * directions (one per pair of `betas`).
+   */
+  readonly features: 'none' | 'logAndSign' | 'adam' | 'multiscale';
+  /** Multiscale features: the (β1, β2) of each timescale. */
+  readonly betas?: ReadonlyArray<readonly [number, number]>;
   /** logAndSign's k. */
   readonly k?: number;
   /** Adam features' moment decays and ε. */
@@ -24,11 +29,18 @@ export interface LstmStackSpec {
   readonly layers: number;
   /** update = scale·a (false) or scale·tanh(a) (true), a = W_out·[h_top; 1]. */
   readonly outputTanh: boolean;
+  /** Instead: one logit per feature, a = W_out·[h_top; 1], and update = scale·⟨softmax(a), x⟩ (multiscale Adam's RNN combiner). */
+  readonly outputSoftmax?: boolean;
   readonly scale: number;
+  /** Softmax head only: a `[1, 1]` weight w giving scale = −exp(w) (a learned learning rate) instead of `scale`. */
+  readonly scaleWeight?: string;
+  /** The names of the weights in the kernel's order, where they are not `lstmStackWeightNames`' defaults. */
+  readonly weightNames?: readonly string[];
 }
 
 /** The weight names the kernel reads, in the order of its weight area. */
 export function lstmStackWeightNames(spec: LstmStackSpec): string[] {
+  if (spec.weightNames) return [...spec.weightNames];
   const names = spec.inputUnits > 0 ? ['input/kernel'] : [];
   for (let l = 0; l < spec.layers; l++) names.push(`lstm${l}/kernel`);
   names.push('output/kernel');
@@ -36,24 +48,20 @@ export function lstmStackWeightNames(spec: LstmStackSpec): string[] {
 }
 
 function featureRows(spec: LstmStackSpec): number {
+  if (spec.features === 'multiscale') {
+    if (!spec.betas?.length) throw new Error('fused kernel: multiscale features need betas');
+    return spec.betas.length;
+  }
   return spec.features === 'none' ? 1 : 2;
 }
 
-function configure(ex: LstmStackExports, spec: LstmStackSpec): number {
-  const feat = { none: 0, logAndSign: 1, adam: 2 }[spec.features];
-  return ex.configure(
-    featureRows(spec),
-    spec.inputUnits,
-    spec.hidden,
-    spec.layers,
-    feat,
-    spec.outputTanh ? 1 : 0,
-    spec.scale,
-    spec.k ?? 10,
-    spec.beta1 ?? 0.9,
-    spec.beta2 ?? 0.999,
-    spec.epsilon ?? 1e-8,
-  );
+/** configure()'s arguments: integers, then floats (also what worker threads receive). */
+function configureArgs(spec: LstmStackSpec, params: number): { ints: number[]; floats: number[] } {
+  const feat = { none: 0, logAndSign: 1, adam: 2, multiscale: 3 }[spec.features];
+  return {
+    ints: [featureRows(spec), spec.inputUnits, spec.hidden, spec.layers, feat, spec.outputTanh ? 1 : 0, spec.outputSoftmax ? 1 : 0, params],
+    floats: [spec.k ?? 10, spec.beta1 ?? 0.9, spec.beta2 ?? 0.999, spec.epsilon ?? 1e-8],
+  };
 }
 
 /**
@@ -89,6 +97,7 @@ export class LstmStackKernel implements FusedKernel {
     options: { storeBytes?: number } = {},
   ) {
     this.description = `wasm lstm-stack (${this.variant === 'fma' ? 'SIMD + FMA' : 'SIMD, no FMA'})`;
+    if (spec.scaleWeight && !spec.outputSoftmax) throw new Error('fused kernel: scaleWeight needs the softmax head');
     this.storeBytes = options.storeBytes ?? storeBytesFromEnv();
   }
 
@@ -130,6 +139,10 @@ class LstmStackRun extends RunState implements FusedRun {
   /** Store mode: the records of tiles [0, stored) for unrolls of up to `capacity` steps. */
   private store = 0;
   private stored = 0;
+  /** Multiscale features: 6 floats per timescale (β1, β2, 1 − β1, 1 − β2, this step's two corrections). */
+  private readonly params: Area;
+  /** The update's scale (−exp of spec.scaleWeight where it is learned), as float32. */
+  private scale = 0;
 
   constructor(
     private readonly spec: LstmStackSpec,
@@ -143,7 +156,15 @@ class LstmStackRun extends RunState implements FusedRun {
     this.inst = acquireInstance('lstm-stack', variant);
     try {
       this.ex = this.inst.exports;
-      this.nw = configure(this.ex, spec);
+      const F = featureRows(spec);
+      this.params = { ptr: this.inst.mem.alloc(Math.max(1, F * 6) * 4), floats: F * 6 };
+      if (spec.features === 'multiscale') {
+        // 1 − β in float64, then float32, as the tfjs path's constants.
+        const p = this.view(this.params);
+        spec.betas!.forEach(([b1, b2], j) => p.set([b1, b2, 1 - b1, 1 - b2, 0, 0], 6 * j));
+      }
+      const { ints, floats } = configureArgs(spec, this.params.ptr);
+      this.nw = (this.ex.configure as (...a: number[]) => number)(...ints, ...floats);
       this.names = lstmStackWeightNames(spec);
       this.nt = Math.ceil(coordinates / TILE);
       this.npad = this.nt * TILE;
@@ -153,11 +174,11 @@ class LstmStackRun extends RunState implements FusedRun {
       const stateRows = this.ex.stateRows();
       const area = (floats: number): Area => ({ ptr: this.inst.mem.alloc(floats * 4), floats });
       this.w = area(this.nw);
-      this.out = area(this.nw);
+      this.out = area(this.nw + 1);
       this.g = area(this.npad);
       this.upd = area(this.npad);
       this.state = area(this.nt * stateRows * TILE);
-      this.moments = area(this.nt * 2 * TILE);
+      this.moments = area(this.nt * 2 * F * TILE);
       this.init = area(this.nt * stateRows * TILE);
       this.cur = this.ranges.map(() => this.inst.mem.alloc(this.ex.recordRows() * ROW_BYTES));
       // The memory is pooled: clear what a run reads before writing (state, moments, padded gradients).
@@ -168,8 +189,8 @@ class LstmStackRun extends RunState implements FusedRun {
       if (this.threads > 1) {
         const workers = this.inst.workers(this.threads - 1);
         const { i32, f32 } = workers;
-        [featureRows(spec), spec.inputUnits, spec.hidden, spec.layers, { none: 0, logAndSign: 1, adam: 2 }[spec.features], spec.outputTanh ? 1 : 0].forEach((v, k) => (i32[CTRL.ARGS + k] = v));
-        [spec.scale, spec.k ?? 10, spec.beta1 ?? 0.9, spec.beta2 ?? 0.999, spec.epsilon ?? 1e-8].forEach((v, k) => (f32[CTRL.FARGS + k] = v));
+        ints.forEach((v, k) => (i32[CTRL.ARGS + k] = v));
+        floats.forEach((v, k) => (f32[CTRL.FARGS + k] = v));
         this.setWorkerSlots();
         workers.call(OPS.CONFIGURE, () => undefined);
       }
@@ -209,6 +230,11 @@ class LstmStackRun extends RunState implements FusedRun {
       w.set(t.dataSync() as Float32Array, at);
       at += t.size;
     });
+    if (this.spec.scaleWeight) {
+      const t = all[this.spec.scaleWeight];
+      if (!t || t.size !== 1) throw new Error(`fused kernel: no 1-entry weight "${this.spec.scaleWeight}"`);
+      this.scale = Math.fround(-Math.fround(Math.exp(t.dataSync()[0]!)));
+    } else this.scale = Math.fround(this.spec.scale);
   }
 
   beginUnroll(length: number): void {
@@ -218,7 +244,7 @@ class LstmStackRun extends RunState implements FusedRun {
       this.xs = mem.alloc(length * this.nt * F * ROW_BYTES);
       this.adj = mem.alloc(length * this.npad * 4);
       this.scr = this.ranges.map(() => mem.alloc(this.ex.scratchBytes(length)));
-      this.acc = this.ranges.map(() => mem.alloc(this.nw * 16));
+      this.acc = this.ranges.map(() => mem.alloc((this.nw + 1) * 16));
       const tileBytes = (length + 1) * this.ex.recordRows() * ROW_BYTES;
       this.stored = Math.min(this.nt, Math.floor(this.storeBytes / tileBytes));
       this.store = this.stored > 0 ? mem.alloc(this.stored * tileBytes) : 0;
@@ -239,6 +265,11 @@ class LstmStackRun extends RunState implements FusedRun {
     // As RNNprop's tfjs path: m̂ = m·(1/(1 − β1^t)), v̂ = v/(1 − β2^t).
     const c1 = 1 / (1 - b1 ** t);
     const d2 = 1 - b2 ** t;
+    if (this.spec.features === 'multiscale') {
+      // As the tfjs path: m̂ = m·(1/(1 − β1^t)), v̂ = v·(1/(1 − β2^t)), each factor a float32.
+      const p = this.view(this.params);
+      this.spec.betas!.forEach(([m1, m2], j) => p.set([1 / (1 - m1 ** t), 1 / (1 - m2 ** t)], 6 * j + 4));
+    }
     const F = featureRows(this.spec);
     const xs = this.recorded >= 0 ? this.xs + this.recorded * this.nt * F * ROW_BYTES : 0;
     const { ex } = this;
@@ -246,13 +277,17 @@ class LstmStackRun extends RunState implements FusedRun {
     const [store, stored] = this.recorded >= 0 ? [this.store, this.stored] : [0, 0];
     const step = Math.max(this.recorded, 0);
     const run = () =>
-      ex.forwardStep(this.ranges[0]![0], this.ranges[0]![1], this.g.ptr, this.upd.ptr, this.state.ptr, this.moments.ptr, this.cur[0]!, xs, this.w.ptr, c1, d2, store, stored, step, this.capacity);
+      ex.forwardStep(
+        this.ranges[0]![0], this.ranges[0]![1], this.g.ptr, this.upd.ptr, this.state.ptr, this.moments.ptr, this.cur[0]!, xs, this.w.ptr, c1, d2,
+        store, stored, step, this.capacity, this.scale,
+      );
     if (this.threads > 1) {
       const workers = this.inst.workers(this.threads - 1);
       const { i32, f32 } = workers;
       [this.g.ptr, this.upd.ptr, this.state.ptr, this.moments.ptr, xs, this.w.ptr, store, stored, step, this.capacity].forEach((v, k) => (i32[CTRL.ARGS + k] = v));
       f32[CTRL.FARGS] = c1;
       f32[CTRL.FARGS + 1] = d2;
+      f32[CTRL.FARGS + 2] = this.scale;
       workers.call(OPS.FORWARD, run);
     } else run();
     const upd = this.view(this.upd);
@@ -263,24 +298,30 @@ class LstmStackRun extends RunState implements FusedRun {
   backward(adjoints: readonly Float32Array[]): Record<string, Float32Array> {
     const U = this.checkBackward(adjoints);
     this.inst.mem.writePadded(this.adj, adjoints, this.npad);
-    for (const acc of this.acc) this.inst.mem.f32(acc, this.nw * 4).fill(0);
+    for (const acc of this.acc) this.inst.mem.f32(acc, (this.nw + 1) * 4).fill(0);
     const { ex, nt } = this;
     const run = () =>
-      ex.backward(this.ranges[0]![0], this.ranges[0]![1], nt, U, this.init.ptr, this.xs, this.adj, this.w.ptr, this.scr[0]!, this.acc[0]!, this.store, this.stored, this.capacity);
+      ex.backward(
+        this.ranges[0]![0], this.ranges[0]![1], nt, U, this.init.ptr, this.xs, this.adj, this.w.ptr, this.scr[0]!, this.acc[0]!,
+        this.store, this.stored, this.capacity, this.scale,
+      );
     if (this.threads > 1) {
       const workers = this.inst.workers(this.threads - 1);
       [nt, U, this.init.ptr, this.xs, this.adj, this.w.ptr, this.store, this.stored, this.capacity].forEach((v, k) => (workers.i32[CTRL.ARGS + k] = v));
+      workers.f32[CTRL.FARGS] = this.scale;
       workers.call(OPS.BACKWARD, run);
     } else run();
     const out = this.view(this.out);
     out.fill(0);
-    for (const acc of this.acc) ex.reduceAcc(acc, this.out.ptr, this.nw);
+    for (const acc of this.acc) ex.reduceAcc(acc, this.out.ptr, this.nw + 1);
     const result: Record<string, Float32Array> = {};
     let at = 0;
     this.names.forEach((name, i) => {
       result[name] = out.slice(at, at + this.sizes[i]!);
       at += this.sizes[i]!;
     });
+    // update = scale·⟨w, x⟩ with scale = −exp(s): ∂L/∂s = scale·Σ_t ⟨r_t, ⟨w, x⟩_t⟩ (the kernel's last accumulator).
+    if (this.spec.scaleWeight) result[this.spec.scaleWeight] = Float32Array.of(this.scale * out[this.nw]!);
     return result;
   }
 

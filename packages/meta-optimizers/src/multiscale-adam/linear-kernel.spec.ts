@@ -38,9 +38,5 @@ describe.each(['wasm', 'cpu'] as const)('multiscale-adam\'s linear-combiner kern
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  it('has no kernel with the rnn combiner', () => {
-    const meta = new MultiscaleAdamMetaOptimizer({ combiner: 'rnn' }, 0);
-    expect(meta.optimizer().fused).toBeUndefined();
-    meta.dispose();
-  });
+
 });

@@ -17,6 +17,7 @@ import {
 } from '../common';
 import { MultiscaleAdamLinearKernel } from './linear-kernel';
 import { multiscaleAdamMlpKernel } from './mlp-kernel';
+import { lstmStackKernel } from '../kernels/lstm-stack-kernel';
 import { resolveMultiscaleAdamOptions, type MultiscaleAdamOptions } from './options';
 
 /** The optimizer's slots: Adam moments `m`, `v` (`[k, N]`, one row per (β1, β2) pair) and, for "rnn", the LSTM state. */
@@ -95,7 +96,10 @@ function softmaxRows(logits: tf.Tensor2D): tf.Tensor2D {
 /** The optimizer a `MultiscaleAdamMetaOptimizer` defines; its updates are ops on the meta-optimizer's variables. */
 class MultiscaleAdamOptimizer implements Optimizer {
   readonly name = 'multiscale-adam';
-  /** The same updates in a fused kernel with the linear (linear-kernel.ts) and MLP (mlp-kernel.ts) combiners; the RNN combiner has none. */
+  /**
+   * The same updates in a fused kernel: linear-kernel.ts (linear combiner), mlp-kernel.ts (MLP), and the LSTM
+   * stack's kernel with multiscale features and a softmax head (RNN).
+   */
   readonly fused?: FusedKernel;
 
   constructor(
@@ -106,6 +110,24 @@ class MultiscaleAdamOptimizer implements Optimizer {
     const fixedLr = options.learnLearningRate ? null : options.learningRate;
     if (options.combiner === 'linear') this.fused = new MultiscaleAdamLinearKernel(betas, options.epsilon, () => weights.variables, fixedLr);
     else if (options.combiner === 'mlp') this.fused = multiscaleAdamMlpKernel(betas, options.epsilon, options.hidden, () => weights.variables, fixedLr);
+    else {
+      this.fused = lstmStackKernel(
+        {
+          features: 'multiscale',
+          betas,
+          epsilon: options.epsilon,
+          inputUnits: 0,
+          hidden: options.hidden,
+          layers: 1,
+          outputTanh: false,
+          outputSoftmax: true,
+          scale: -(fixedLr ?? 0),
+          ...(fixedLr === null && { scaleWeight: 'lr/log' }),
+          weightNames: ['lstm/kernel', 'output/kernel'],
+        },
+        () => weights.variables,
+      );
+    }
   }
 
   init(params: NamedTensors): OptimizerState {
