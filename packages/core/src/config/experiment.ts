@@ -31,7 +31,24 @@ export interface TrainingOptions {
   workers?: number;
   /** How first-order meta-gradients are computed: the meta-optimizer's fused kernel or the tfjs tape (engine/fused.ts); absent: auto. */
   kernel?: 'auto' | 'tfjs' | 'fused';
+  /** The meta-gradient estimator, `{type, options}` (engine/estimators): tbptt (absent), es, pes, or a plugin's. */
+  estimator?: ComponentConfig;
+  /** Tasks per outer step, each with its own truncation state; absent: 1. */
+  tasksPerStep?: number;
+  /** The outer optimizer of φ, a registered optimizer `{type, options}`; absent: Adam with `learningRate`. */
+  outerOptimizer?: ComponentConfig;
 }
+
+const componentRef = (description: string): JsonSchema => ({
+  type: 'object',
+  description,
+  additionalProperties: false,
+  required: ['type'],
+  properties: {
+    type: { type: 'string', description: 'Registered component type (see `l2l list`).' },
+    options: { type: 'object', description: 'Options of that component type.' },
+  },
+});
 
 export const trainingSchema: JsonSchema = {
   type: 'object',
@@ -85,21 +102,18 @@ export const trainingSchema: JsonSchema = {
       enum: ['auto', 'tfjs', 'fused'],
       default: 'auto',
       description:
-        "How meta-gradients are computed. fused: the meta-optimizer's fused kernel (WebAssembly SIMD; lstm and rnnprop have one, see `l2l list`) runs the unroll and its first-order backward pass outside tfjs, with no tape: the same meta-gradient to float32 rounding, several times faster, in a fraction of the memory; needs secondDerivatives false. tfjs: the tfjs tape (the reference; the only path for second derivatives). auto: fused where the meta-optimizer has a kernel and secondDerivatives is false, else tfjs. The train output says which runs.",
+        "How tbptt's meta-gradients are computed. fused: the meta-optimizer's fused kernel (WebAssembly SIMD; lstm and rnnprop have one, see `l2l list`) runs the unroll and its first-order backward pass outside tfjs, with no tape: the same meta-gradient to float32 rounding, several times faster, in a fraction of the memory; needs secondDerivatives false. tfjs: the tfjs tape (the reference; the only path for second derivatives). auto: fused where the meta-optimizer has a kernel and secondDerivatives is false, else tfjs. The train output says which runs.",
     },
+    estimator: componentRef(
+      'The meta-gradient estimator (absent: tbptt). tbptt: truncated backpropagation through time (first- or second-order, checkpointing, workers, fused kernels). es: antithetic evolution strategies over truncations (options sigma, samples, metric). pes: persistent ES, unbiased over the whole episode. Plugins add others (kind "estimator", see `l2l list`).',
+    ),
+    tasksPerStep: { type: 'integer', minimum: 1, description: 'Tasks per outer step (absent: 1): each episode runs this many training tasks side by side, each with its own truncation state, and every meta-gradient estimate is their average.' },
+    outerOptimizer: componentRef(
+      'The optimizer of the meta-optimizer\'s weights: any registered optimizer {type, options} (sgd, momentum, nag, rmsprop, adam, adagrad), with its own options (learningRate included); absent: Adam with training.learningRate. training.gradClipNorm clips its input either way; its state is checkpointed, so --resume is exact.',
+    ),
   },
 };
 
-const componentRef = (description: string): JsonSchema => ({
-  type: 'object',
-  description,
-  additionalProperties: false,
-  required: ['type'],
-  properties: {
-    type: { type: 'string', description: 'Registered component type (see `l2l list`).' },
-    options: { type: 'object', description: 'Options of that component type.' },
-  },
-});
 
 /** Evaluation of the learned optimizer against tuned baselines on held-out (test-split) tasks. */
 export interface EvaluationOptions {
@@ -188,6 +202,8 @@ function componentSlots(config: ExperimentConfig): Array<{ label: string; kind: 
     { label: 'optimizee', kind: 'optimizee', config: config.optimizee },
   ];
   if (config.metaOptimizer) slots.push({ label: 'metaOptimizer', kind: 'meta-optimizer', config: config.metaOptimizer });
+  if (config.training.estimator) slots.push({ label: 'training.estimator', kind: 'estimator', config: config.training.estimator });
+  if (config.training.outerOptimizer) slots.push({ label: 'training.outerOptimizer', kind: 'optimizer', config: config.training.outerOptimizer });
   config.evaluation.baselines.forEach((b, i) => slots.push({ label: `evaluation.baselines[${i}]`, kind: 'optimizer', config: b }));
   return slots;
 }
@@ -352,6 +368,14 @@ export function fullExperimentSchema(registry: ComponentRegistry): JsonSchema {
       ...props,
       optimizee: componentSchema('optimizee', 'The task family to meta-train and evaluate on.'),
       metaOptimizer: componentSchema('meta-optimizer', 'The learned optimizer to meta-train.'),
+      training: {
+        ...props.training,
+        properties: {
+          ...(trainingSchema.properties as Record<string, JsonSchema>),
+          estimator: componentSchema('estimator', 'The meta-gradient estimator (absent: tbptt).'),
+          outerOptimizer: componentSchema('optimizer', "The outer optimizer of the meta-optimizer's weights (absent: Adam with training.learningRate)."),
+        },
+      },
       evaluation: {
         ...props.evaluation,
         properties: { ...evalProps, baselines: { ...evalProps.baselines, items: componentSchema('optimizer', 'A baseline optimizer.') } },

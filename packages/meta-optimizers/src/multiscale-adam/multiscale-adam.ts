@@ -9,7 +9,7 @@ import {
   initKernelWithBias,
   lstmCell,
   matMulFast,
-  NamedVariables,
+  type WeightSource,
   tidyTree,
   truncatedNormals,
   unflattenCoordinates,
@@ -73,8 +73,8 @@ export class MultiscaleAdamMetaOptimizer extends NamedWeightsMetaOptimizer<Multi
     super('multiscale-adam', resolved, initialMultiscaleAdamWeights(resolved, seed));
   }
 
-  optimizer(): Optimizer {
-    return new MultiscaleAdamOptimizer(this.options, this.weights);
+  protected build(source: WeightSource): Optimizer {
+    return new MultiscaleAdamOptimizer(this.options, source);
   }
 }
 
@@ -99,7 +99,7 @@ class MultiscaleAdamOptimizer implements Optimizer {
 
   constructor(
     private readonly options: Readonly<MultiscaleAdamOptions>,
-    private readonly weights: NamedVariables,
+    private readonly weights: WeightSource,
   ) {
     if (options.combiner === 'linear') {
       const betas = options.betas.map((b) => [b[0]!, b[1]!] as const);
