@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Optimizer, OptimizerState } from '../contracts/optimizer';
-import { cloneNamed, disposeTree, type NamedTensors, type TensorTree } from '../tensor-tree';
+import { cloneNamed, disposeTree, mapTree, type NamedTensors, type TensorTree } from '../tensor-tree';
 
 /**
  * The optimizer of the meta-optimizer's weights φ (the outer loop): one step per meta-gradient estimate, its
@@ -24,22 +24,6 @@ function flattenTree(tree: TensorTree, prefix: string, out: NamedTensors): void 
   if (tree instanceof tf.Tensor) out[prefix] = tree;
   else if (Array.isArray(tree)) tree.forEach((t, i) => flattenTree(t as TensorTree, prefix ? `${prefix}/${i}` : String(i), out));
   else if (tree !== null && typeof tree === 'object') for (const [k, t] of Object.entries(tree)) flattenTree(t as TensorTree, prefix ? `${prefix}/${k}` : k, out);
-}
-
-/** `tree` with each tensor replaced by a clone of `tensors[path]`; every path must be there, and nothing else. */
-function rebuildTree(tree: TensorTree, prefix: string, tensors: NamedTensors, used: Set<string>, owner: string): TensorTree {
-  if (tree instanceof tf.Tensor) {
-    const t = tensors[prefix];
-    if (!t) throw new Error(`${owner} state: tensor "${prefix}" is missing`);
-    if (t.shape.join() !== tree.shape.join()) throw new Error(`${owner} state: tensor "${prefix}" has shape [${t.shape.join(', ')}], expected [${tree.shape.join(', ')}]`);
-    used.add(prefix);
-    return tf.clone(t);
-  }
-  if (Array.isArray(tree)) return tree.map((t, i) => rebuildTree(t as TensorTree, prefix ? `${prefix}/${i}` : String(i), tensors, used, owner));
-  if (tree !== null && typeof tree === 'object') {
-    return Object.fromEntries(Object.entries(tree).map(([k, t]) => [k, rebuildTree(t as TensorTree, prefix ? `${prefix}/${k}` : k, tensors, used, owner)]));
-  }
-  return tree;
 }
 
 /**
@@ -89,13 +73,19 @@ export class FunctionalOuter implements OuterOptimizer {
     if (!variables) throw new Error(`outer optimizer "${this.optimizer.name}": restoring a state needs φ's variables`);
     const fresh = this.start(variables);
     try {
-      const used = new Set<string>();
-      const slots = rebuildTree(fresh.slots, '', tensors, used, `outer optimizer "${this.optimizer.name}"`);
-      const extra = Object.keys(tensors).filter((k) => !used.has(k));
-      if (extra.length) {
-        disposeTree(slots);
-        throw new Error(`outer optimizer "${this.optimizer.name}" state: unexpected tensor(s) ${extra.map((k) => `"${k}"`).join(', ')}`);
+      // Every slot by path; checked in full before anything is copied, so a bad state leaks nothing.
+      const expected: NamedTensors = {};
+      flattenTree(fresh.slots, '', expected);
+      const owner = `outer optimizer "${this.optimizer.name}" state`;
+      for (const [path, t] of Object.entries(expected)) {
+        const given = tensors[path];
+        if (!given) throw new Error(`${owner}: tensor "${path}" is missing`);
+        if (given.shape.join() !== t.shape.join()) throw new Error(`${owner}: tensor "${path}" has shape [${given.shape.join(', ')}], expected [${t.shape.join(', ')}]`);
       }
+      const extra = Object.keys(tensors).filter((k) => !(k in expected));
+      if (extra.length) throw new Error(`${owner}: unexpected tensor(s) ${extra.map((k) => `"${k}"`).join(', ')}`);
+      const byTensor = new Map(Object.entries(expected).map(([path, t]) => [t, path]));
+      const slots = mapTree(fresh.slots, (t) => tf.clone(tensors[byTensor.get(t)!]!));
       this.current = { params: cloneNamed(fresh.params), slots, step };
     } finally {
       disposeTree(fresh as unknown as TensorTree);
