@@ -501,18 +501,20 @@ export function renderReportPage(input: ReportPageInput): string {
   }
   if (input.training.length) {
     out.push('## Meta-training', '');
+    for (const t of input.training) {
+      if (several) out.push(`### ${t.name}`, '');
+      out.push(...trainingSection(t, several ? `${t.name}: meta-training curves` : 'meta-training curves'));
+    }
     if (several) {
       out.push(
+        '### Meta-training side by side',
+        '',
         'Stability: the coefficient of variation of the per-epoch meta-loss over the second half of the epochs (lower: steadier), ' +
           'how many validations rose over the one before, and the last validation loss over the best (1: it ended at its best).',
         '',
         ...trainingTable(input.training),
         '',
       );
-    }
-    for (const t of input.training) {
-      if (several) out.push(`### ${t.name}`, '');
-      out.push(...trainingSection(t, several ? `${t.name}: meta-training curves` : 'meta-training curves'));
     }
   }
   for (const e of evals) {
