@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { trainingProblems, type TrainingOptions } from '../config/experiment';
+import { trainingProblems, type TrainingOptions } from './options';
 import type { EstimatorFactory, MetaGradientEstimator, TruncationState } from '../contracts/estimator';
 import type { MetaOptimizer } from '../contracts/meta-optimizer';
 import type { Optimizer } from '../contracts/optimizer';
