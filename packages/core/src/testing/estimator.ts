@@ -9,7 +9,7 @@ import { attempt, numTensors, prepare, show, snapshotNamed, deepEqual, testQuadr
 
 /** θ ← θ − lr·(g + k·m), m ← 0.5m + g: a two-weight learned optimizer to estimate meta-gradients for. */
 function probeMeta(): MetaOptimizer {
-  const variables = tf.tidy(() => ({ lr: tf.variable(tf.scalar(0.1)), k: tf.variable(tf.scalar(0.2)) }));
+  const variables: Record<string, tf.Variable> = tf.tidy(() => ({ lr: tf.variable(tf.scalar(0.1)), k: tf.variable(tf.scalar(0.2)) }));
   return {
     type: 'probe',
     config: () => ({ type: 'probe', options: {} }),

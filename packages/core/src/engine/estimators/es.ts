@@ -41,6 +41,26 @@ export function checkEsOptions(type: string, o: EsOptions): void {
   if (!Number.isInteger(o.samples) || o.samples < 1) throw new UserError(`training.estimator "${type}": options.samples must be an integer ≥ 1, got ${o.samples}`);
 }
 
+/** What ES and PES share: checked options, the meta-optimizer and the objective. */
+export abstract class ForwardEstimator {
+  protected readonly meta: MetaOptimizer;
+  protected readonly objective: Objective;
+
+  constructor(
+    type: string,
+    setup: EstimatorSetup,
+    readonly options: EsOptions,
+  ) {
+    checkEsOptions(type, options);
+    checkForwardOnly(type, setup);
+    this.meta = setup.meta;
+    this.objective = { lossWeights: setup.training.lossWeights, metric: options.metric };
+  }
+
+  /** Nothing to free: the states hold the tensors. */
+  dispose(): void {}
+}
+
 class EsState implements TruncationState {
   constructor(
     readonly task: Task,
@@ -63,20 +83,12 @@ class EsState implements TruncationState {
  * (a held-out metric, say) and no tape is kept. Like tbptt it treats the truncation's start as given, so over
  * short truncations it is biased in the same way (PES is not).
  */
-export class EsEstimator implements MetaGradientEstimator<EsState> {
+export class EsEstimator extends ForwardEstimator implements MetaGradientEstimator<EsState> {
   readonly type = 'es';
   readonly description: string;
-  private readonly meta: MetaOptimizer;
-  private readonly objective: Objective;
 
-  constructor(
-    setup: EstimatorSetup,
-    readonly options: EsOptions,
-  ) {
-    checkEsOptions(this.type, options);
-    checkForwardOnly(this.type, setup);
-    this.meta = setup.meta;
-    this.objective = { lossWeights: setup.training.lossWeights, metric: options.metric };
+  constructor(setup: EstimatorSetup, options: EsOptions) {
+    super('es', setup, options);
     this.description = `meta-gradients: antithetic ES over truncations (σ ${options.sigma}, ${options.samples} pair${options.samples > 1 ? 's' : ''} per task, objective ${describeObjective(this.objective)}), tfjs forward passes`;
   }
 
@@ -114,7 +126,6 @@ export class EsEstimator implements MetaGradientEstimator<EsState> {
     return { grads: toTensors(variables, sums, 1 / (states.length * samples)), metaLosses };
   }
 
-  dispose(): void {}
 }
 
 export function describeObjective(o: Objective): string {

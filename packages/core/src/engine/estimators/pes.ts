@@ -1,11 +1,10 @@
 import type { EstimatorSetup, GradientEstimate, MetaGradientEstimator, TruncationState } from '../../contracts/estimator';
-import type { MetaOptimizer } from '../../contracts/meta-optimizer';
 import type { Task } from '../../contracts/task';
 import { deriveSeed } from '../../random';
 import { disposeTree, type NamedTensors } from '../../tensor-tree';
 import { disposeCarry, startRun, type Carry } from '../unroll';
-import { accumulate, cloneCarry, forward, shifted, standardNoise, toTensors, zeroSums, type Objective } from './common';
-import { checkEsOptions, checkForwardOnly, describeObjective, type EsOptions } from './es';
+import { accumulate, cloneCarry, forward, shifted, standardNoise, toTensors, zeroSums } from './common';
+import { describeObjective, ForwardEstimator, type EsOptions } from './es';
 
 /** An antithetic pair of particles: each has run every truncation so far with its own perturbations ±σz. */
 interface Particle {
@@ -43,20 +42,12 @@ class PesState implements TruncationState {
  * episode the estimates add up, in expectation, to the gradient of the whole unroll's Gaussian-smoothed
  * meta-objective: no truncation bias, at the price of variance that grows with the number of truncations.
  */
-export class PesEstimator implements MetaGradientEstimator<PesState> {
+export class PesEstimator extends ForwardEstimator implements MetaGradientEstimator<PesState> {
   readonly type = 'pes';
   readonly description: string;
-  private readonly meta: MetaOptimizer;
-  private readonly objective: Objective;
 
-  constructor(
-    setup: EstimatorSetup,
-    readonly options: EsOptions,
-  ) {
-    checkEsOptions(this.type, options);
-    checkForwardOnly(this.type, setup);
-    this.meta = setup.meta;
-    this.objective = { lossWeights: setup.training.lossWeights, metric: options.metric };
+  constructor(setup: EstimatorSetup, options: EsOptions) {
+    super('pes', setup, options);
     this.description = `meta-gradients: persistent ES (σ ${options.sigma}, ${options.samples} particle pair${options.samples > 1 ? 's' : ''} per task, objective ${describeObjective(this.objective)}), tfjs forward passes`;
   }
 
@@ -105,6 +96,4 @@ export class PesEstimator implements MetaGradientEstimator<PesState> {
     });
     return { grads: toTensors(variables, sums, 1 / (states.length * samples)), metaLosses };
   }
-
-  dispose(): void {}
 }
