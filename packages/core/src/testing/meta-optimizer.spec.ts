@@ -52,7 +52,7 @@ function learned(broken: Breakage = {}): ComponentDefinition<'meta-optimizer', O
         if (given) {
           for (const [n, v] of Object.entries(variables)) {
             if (given[n]?.shape.join(',') !== v.shape.join(',')) throw new Error(`"${n}": missing or of the wrong shape`);
-            if (broken.assignsGivenWeights) v.assign(given[n]!);
+            if (broken.assignsGivenWeights) (v as tf.Variable).assign(given[n]!);
           }
         }
         const w = (given && !broken.ignoresGivenWeights ? given : variables) as typeof variables;
