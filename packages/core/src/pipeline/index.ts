@@ -2,3 +2,4 @@ export * from './train';
 export * from './evaluate';
 export * from './compare';
 export * from './estimator-components';
+export * from './rebuild';

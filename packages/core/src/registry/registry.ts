@@ -27,7 +27,8 @@ export class ComponentRegistry {
   /**
    * An exported function that returns a registry with the same components (or a promise of one), so that
    * worker threads (`training.workers`) build meta-optimizers as this thread does. Set by whoever assembled
-   * the registry from loadable modules (@l2l/cli's `createWorkspace`); undefined for a registry built in code.
+   * the registry from loadable modules (@l2l/cli's `createWorkspace` points it at core's `registryFromPackages`
+   * with the package and plugin names); undefined for a registry built in code.
    */
   rebuild?: ModuleExport;
 
