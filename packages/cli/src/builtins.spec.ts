@@ -1,5 +1,5 @@
 import { useBackend } from '@l2l/core';
-import { checkMetaOptimizer, checkOptimizer, checkTaskFamily, type CheckOptions } from '@l2l/core/testing';
+import { checkEstimator, checkMetaOptimizer, checkOptimizer, checkTaskFamily, type CheckOptions } from '@l2l/core/testing';
 import { createWorkspace } from './workspace';
 
 /** Every component the CLI ships with honours its contract (the checks plugin authors run on theirs). */
@@ -26,6 +26,7 @@ describe('built-in components', () => {
     const options = small[c.type] ?? {};
     if (c.kind === 'optimizee') await checkTaskFamily(c, options);
     else if (c.kind === 'optimizer') await checkOptimizer(c, options);
+    else if (c.kind === 'estimator') await checkEstimator(c, options);
     else await checkMetaOptimizer(c, options);
   });
 });

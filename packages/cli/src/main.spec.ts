@@ -122,7 +122,9 @@ describe('l2l list', () => {
     expect(r.code).toBe(0);
     const parsed = JSON.parse(r.stdout);
     expect(parsed.plugins).toEqual([]);
-    expect(parsed.components).toHaveLength(specComponents.length);
+    // The modules given, and core's own components (the built-in estimators).
+    expect(parsed.components.filter((c: { source: string }) => c.source !== '@l2l/core')).toHaveLength(specComponents.length);
+    expect(parsed.components.filter((c: { source: string }) => c.source === '@l2l/core').map((c: { kind: string; type: string }) => `${c.kind}:${c.type}`)).toEqual(['estimator:es', 'estimator:pes', 'estimator:tbptt']);
     expect(parsed.components).toContainEqual({
       kind: 'optimizee',
       type: 'quadratic',
@@ -140,7 +142,7 @@ describe('l2l list', () => {
     for (const c of components) {
       const keys = ['defaults', 'description', 'kind', 'schema', 'source', 'type'];
       expect(Object.keys(c).sort()).toEqual(c.kind === 'meta-optimizer' ? [...keys.slice(0, 2), 'kernel', ...keys.slice(2)] : keys);
-      expect(['@l2l/optimizees', '@l2l/meta-optimizers', '@l2l/baselines']).toContain(c.source);
+      expect(['@l2l/core', '@l2l/optimizees', '@l2l/meta-optimizers', '@l2l/baselines']).toContain(c.source);
     }
     // Which learned optimizers have a fused kernel, in the JSON and the table.
     const kernels = Object.fromEntries(components.filter((c) => c.kind === 'meta-optimizer').map((c) => [c.type, c.kernel]));

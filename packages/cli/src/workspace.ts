@@ -10,8 +10,10 @@ import {
   parseExperiment,
   readJsonFile,
   resolveExperiment,
+  REBUILD_MODULE,
   UserError,
   type ExperimentConfig,
+  type RegistryPackages,
   type JsonValue,
   type LoadedPlugin,
   type PluginEntry,
@@ -19,6 +21,9 @@ import {
 } from '@l2l/core';
 import { metaOptimizersModule } from '@l2l/meta-optimizers';
 import { optimizeesModule } from '@l2l/optimizees';
+
+/** The packages the CLI ships with, by name (what worker threads load). */
+export const BUILTIN_PACKAGES = ['@l2l/optimizees', '@l2l/meta-optimizers', '@l2l/baselines'] as const;
 
 /** The container modules of the packages the CLI ships with: every built-in component. */
 export function builtinModules(): ContainerModule[] {
@@ -68,9 +73,11 @@ export function createWorkspace(options: WorkspaceOptions = {}): Workspace {
     if (!culprit) throw e;
     throw new UserError(`${prefix}plugin "${culprit.packageName}" registers an invalid component: ${message}`, { cause: e });
   }
-  // Worker threads (training.workers) rebuild this registry from the built CLI when it holds the built-in packages.
+  // Worker threads (training.workers) rebuild this registry from the built-in packages' names and the plugins
+  // (core's registryFromPackages), when it holds the built-in packages.
   if (isBuiltin(options.modules)) {
-    registry.rebuild = { module: WORKSPACE_MODULE, export: 'workspaceRegistry', args: { plugins: [...(options.plugins ?? [])], baseDir, trust: { ...options.trust } } as JsonValue };
+    const args: RegistryPackages = { packages: [...BUILTIN_PACKAGES], resolveFrom: __dirname, plugins: [...(options.plugins ?? [])], baseDir, trust: { ...options.trust } };
+    registry.rebuild = { module: REBUILD_MODULE, export: 'registryFromPackages', args: args as unknown as JsonValue };
   }
   return { container, registry, plugins, baseDir };
 }
@@ -79,17 +86,6 @@ export function createWorkspace(options: WorkspaceOptions = {}): Workspace {
 function isBuiltin(modules: readonly ContainerModule[] | undefined): boolean {
   const builtin = builtinModules();
   return !modules || (modules.length === builtin.length && modules.every((m, i) => m === builtin[i]));
-}
-
-/**
- * This module, built: what worker threads load (through the package root, so that the sources, run by ts-jest,
- * name the built file too).
- */
-export const WORKSPACE_MODULE = path.resolve(__dirname, '../dist/workspace.js');
-
-/** For worker threads: the registry `createWorkspace` builds with the built-in packages and these plugins. */
-export function workspaceRegistry(args: { plugins: PluginEntry[]; baseDir: string; trust?: PluginTrust }): ComponentRegistry {
-  return createWorkspace({ plugins: args.plugins, baseDir: args.baseDir, trust: args.trust }).registry;
 }
 
 /** An experiment file, read and shape-checked, with its plugins loaded (components not yet validated). */

@@ -2,9 +2,11 @@ import 'reflect-metadata';
 import { Container, ContainerModule } from 'inversify';
 import { ComponentContribution } from './registry/component';
 import { ComponentRegistry } from './registry/registry';
+import { coreComponents } from './pipeline/estimator-components';
 
-/** Core's wiring: the registry, filled from every loaded package's `ComponentContribution`. */
+/** Core's wiring: its own components (the built-in estimators) and the registry, filled from every loaded package's `ComponentContribution`. */
 export const coreModule = new ContainerModule(({ bind }) => {
+  bind<ComponentContribution>(ComponentContribution).toConstantValue(coreComponents);
   bind(ComponentRegistry)
     .toDynamicValue((ctx) => new ComponentRegistry(ctx.getAll<ComponentContribution>(ComponentContribution, { optional: true })))
     .inSingletonScope();

@@ -7,7 +7,8 @@ import { formatDefaults, table } from '../format';
 const KIND_TITLES: Record<ComponentKind, string> = {
   optimizee: 'Optimizees: task families to meta-train and evaluate on, used as "optimizee"',
   'meta-optimizer': 'Meta-optimizers: learned optimizers, used as "metaOptimizer"',
-  optimizer: 'Optimizers: hand-designed baselines, used in "evaluation.baselines"',
+  optimizer: 'Optimizers: hand-designed baselines, used in "evaluation.baselines" (and as "training.outerOptimizer")',
+  estimator: 'Estimators: meta-gradient estimators, used as "training.estimator"',
 };
 
 /** `l2l list [--json] [--config <file>]`: every registered component. */

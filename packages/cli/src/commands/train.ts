@@ -20,7 +20,7 @@ export function registerTrain(program: Command, ctx: CliContext): void {
     .command('train')
     .summary('meta-train the learned optimizer of an experiment')
     .description(
-      'Meta-train the experiment\'s metaOptimizer on its optimizee family by truncated backpropagation through time. ' +
+      'Meta-train the experiment\'s metaOptimizer on its optimizee family with training.estimator (truncated backpropagation through time by default; es, pes). ' +
         'Writes a checkpoint directory: experiment.json, log.csv (one row per epoch), latest/ after every epoch and best/ ' +
         'at every validation improvement, each written atomically. A progress bar shows epoch, meta-loss and ETA on a ' +
         'terminal; otherwise one line per epoch is printed.',

@@ -1,5 +1,5 @@
 import type { EvaluationResults, OptimizerResult } from '@l2l/core';
-import { anchor, compare, renderReportPage, verdictSentences, type EvaluationRunInfo, type ReportEvaluationPage, type ReportPageInput, type TrainingSummary } from './page';
+import { anchor, compare, renderReportPage, trainingStability, verdictSentences, type EvaluationRunInfo, type ReportEvaluationPage, type ReportPageInput, type TrainingSummary } from './page';
 
 /** Per-task offsets shared by every optimizer: paired differences are then exactly the differences of the means. */
 const OFFSETS = [0.01, -0.01, 0.02, -0.02];
@@ -291,5 +291,22 @@ describe('page with several learned optimizers', () => {
     expect(page).toContain(
       '| evaluation: Long | 10s | 5s | cpu | 0.00 → 0.00 | this run; learned runs reused: lstm from 2025-01-01T00:00:00.000Z (commit `old000`), rnnprop from 2025-01-02T00:00:00.000Z |',
     );
+  });
+});
+
+describe('trainingStability', () => {
+  it('measures the meta-loss spread over the last half, validation rises and where validation ended', () => {
+    const rows = [
+      { metaLoss: 10, validationLoss: 5 },
+      { metaLoss: 8, validationLoss: null },
+      { metaLoss: 4, validationLoss: 3 },
+      { metaLoss: 6, validationLoss: 4 },
+    ];
+    const s = trainingStability(rows);
+    // Last half: 4 and 6, mean 5, sample std √2.
+    expect(s.metaLossCv).toBeCloseTo(Math.SQRT2 / 5, 12);
+    expect(s).toMatchObject({ validationRises: 1, validations: 3 });
+    expect(s.lastOverBest).toBeCloseTo(4 / 3, 12);
+    expect(trainingStability([{ metaLoss: 1, validationLoss: null }])).toEqual({ metaLossCv: null, validationRises: 0, validations: 0, lastOverBest: null });
   });
 });

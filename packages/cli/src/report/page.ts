@@ -81,8 +81,51 @@ export interface TrainingSummary {
   wallSeconds: number | null;
   /** Plot of the per-epoch meta-loss and validation loss (file name in the page's directory), if drawn. */
   plot: string | null;
+  /** How steady meta-training was, from log.csv (null: no log). */
+  stability?: TrainingStability | null;
   /** Whether this report trained it (else an earlier `l2l train` or report did). */
   trainedNow: boolean;
+}
+
+/** The stability of a meta-training, from its per-epoch log. */
+export interface TrainingStability {
+  /** Coefficient of variation (std / |mean|) of the epochs' mean meta-loss over the last half of the epochs; null under 2 epochs. */
+  metaLossCv: number | null;
+  /** Validations whose loss was higher than the validation before, of `validations`. */
+  validationRises: number;
+  validations: number;
+  /** The last validation loss over the best one (1: it ended at its best); null without validations. */
+  lastOverBest: number | null;
+}
+
+/** Stability of a meta-training from its log rows (epoch order): meta-loss and validation loss per epoch, null where not measured. */
+export function trainingStability(rows: Array<{ metaLoss: number | null; validationLoss: number | null }>): TrainingStability {
+  const losses = rows.map((r) => r.metaLoss).filter((x): x is number => x !== null && Number.isFinite(x));
+  const tail = losses.slice(Math.floor(losses.length / 2));
+  let metaLossCv: number | null = null;
+  if (tail.length >= 2) {
+    const mean = tail.reduce((a, b) => a + b, 0) / tail.length;
+    const sd = Math.sqrt(tail.reduce((a, b) => a + (b - mean) ** 2, 0) / (tail.length - 1));
+    metaLossCv = sd / Math.abs(mean);
+  }
+  const validations = rows.map((r) => r.validationLoss).filter((x): x is number => x !== null && Number.isFinite(x));
+  const validationRises = validations.filter((v, i) => i > 0 && v > validations[i - 1]!).length;
+  const best = validations.length ? Math.min(...validations) : null;
+  return { metaLossCv, validationRises, validations: validations.length, lastOverBest: best === null ? null : validations[validations.length - 1]! / best };
+}
+
+/** Meta-training side by side: time and stability of each checkpoint's run. */
+function trainingTable(training: TrainingSummary[]): string[] {
+  const rows = training.map((t) => {
+    const s = t.stability;
+    const estimator = ((t.training?.estimator as { type?: string } | undefined)?.type ?? 'tbptt');
+    return `| ${t.name} | ${estimator} | ${t.epochs} | ${formatDuration(t.seconds)} | ${s?.metaLossCv == null ? '—' : fmt(s.metaLossCv)} | ${s ? `${s.validationRises}/${Math.max(0, s.validations - 1)}` : '—'} | ${s?.lastOverBest == null ? '—' : fmt(s.lastOverBest)} |`;
+  });
+  return [
+    '| checkpoint | estimator | epochs | meta-training time | meta-loss CV, last half of epochs | validations that rose | last / best validation |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+    ...rows,
+  ];
 }
 
 export interface ReportEvaluationPage {
@@ -461,6 +504,17 @@ export function renderReportPage(input: ReportPageInput): string {
     for (const t of input.training) {
       if (several) out.push(`### ${t.name}`, '');
       out.push(...trainingSection(t, several ? `${t.name}: meta-training curves` : 'meta-training curves'));
+    }
+    if (several) {
+      out.push(
+        '### Meta-training side by side',
+        '',
+        'Stability: the coefficient of variation of the per-epoch meta-loss over the second half of the epochs (lower: steadier), ' +
+          'how many validations rose over the one before, and the last validation loss over the best (1: it ended at its best).',
+        '',
+        ...trainingTable(input.training),
+        '',
+      );
     }
   }
   for (const e of evals) {

@@ -16,7 +16,7 @@ import {
   type OptimizerResult,
 } from '@l2l/core';
 import type { LoadedExperiment } from '../workspace';
-import { renderReportPage, type EvaluationRunInfo, type GitState, type LearnedRunInfo, type ReportEvaluationPage, type TrainingSummary } from './page';
+import { renderReportPage, trainingStability, type EvaluationRunInfo, type GitState, type LearnedRunInfo, type ReportEvaluationPage, type TrainingSummary } from './page';
 import { lossCurvesSvg } from './plot';
 import type { LoadedReportSpec, ReportEvaluation, ResolvedCheckpoint } from './spec';
 import { trainingCurvesSvg, type TrainingLogRow } from './training-plot';
@@ -506,5 +506,6 @@ async function trainingSummary(
     secondsSource: measured ? 'measured' : 'log',
     wallSeconds: fs.existsSync(experimentFile) && fs.existsSync(logFile) ? (fs.statSync(logFile).mtimeMs - fs.statSync(experimentFile).mtimeMs) / 1000 : null,
     plot,
+    stability: log.length ? trainingStability(log.map((r) => ({ metaLoss: num(r.meta_loss), validationLoss: num(r.validation_loss) }))) : null,
   };
 }

@@ -5,33 +5,24 @@ import type { ComponentConfig, JsonObject } from '../contracts/json';
 import { isUserError, UserError } from '../errors';
 import type { PluginEntry } from '../plugins';
 import type { ComponentKind } from '../registry/component';
+import { trainingProblems, type TrainingOptions } from '../engine/options';
 import type { ComponentRegistry } from '../registry/registry';
 import { ConfigError, errorProblems, validateWithSchema, type JsonSchema } from './validate';
 
-/** Meta-training options (truncated BPTT, Andrychowicz et al. 2016). */
-export interface TrainingOptions {
-  epochs: number;
-  episodesPerEpoch: number;
-  steps: number;
-  unroll: number;
-  lossWeights: 'uniform' | 'last';
-  secondDerivatives: boolean;
-  learningRate: number;
-  gradClipNorm: number | null;
-  validateEvery: number;
-  validationTasks: number;
-  nonFinite: 'skip' | 'stop';
-  /** Random per-coordinate scaling of training tasks, f(c ⊙ θ) with c = exp(U(−r, r)) (engine/tricks.ts); 0 or absent: off. */
-  randomScale?: number;
-  /** Add a random convex quadratic over 20 extra coordinates to training tasks (engine/tricks.ts); absent: off. */
-  convexCombination?: boolean;
-  /** Gradient checkpointing: steps per recomputed segment of an unroll (engine/meta-gradient.ts); null, 0 or absent: off. */
-  checkpointEvery?: number | null;
-  /** Worker threads, each with a contiguous chunk of the coordinates (engine/parallel); 0 or absent: none. */
-  workers?: number;
-  /** How first-order meta-gradients are computed: the meta-optimizer's fused kernel or the tfjs tape (engine/fused.ts); absent: auto. */
-  kernel?: 'auto' | 'tfjs' | 'fused';
-}
+// The engine's options (a plain type the engine owns); the schema below describes them in the experiment file.
+export type { TrainingOptions } from '../engine/options';
+export { trainingProblems } from '../engine/options';
+
+const componentRef = (description: string): JsonSchema => ({
+  type: 'object',
+  description,
+  additionalProperties: false,
+  required: ['type'],
+  properties: {
+    type: { type: 'string', description: 'Registered component type (see `l2l list`).' },
+    options: { type: 'object', description: 'Options of that component type.' },
+  },
+});
 
 export const trainingSchema: JsonSchema = {
   type: 'object',
@@ -85,21 +76,18 @@ export const trainingSchema: JsonSchema = {
       enum: ['auto', 'tfjs', 'fused'],
       default: 'auto',
       description:
-        "How meta-gradients are computed. fused: the meta-optimizer's fused kernel (WebAssembly SIMD; lstm and rnnprop have one, see `l2l list`) runs the unroll and its first-order backward pass outside tfjs, with no tape: the same meta-gradient to float32 rounding, several times faster, in a fraction of the memory; needs secondDerivatives false. tfjs: the tfjs tape (the reference; the only path for second derivatives). auto: fused where the meta-optimizer has a kernel and secondDerivatives is false, else tfjs. The train output says which runs.",
+        "How tbptt's meta-gradients are computed. fused: the meta-optimizer's fused kernel (WebAssembly SIMD; lstm and rnnprop have one, see `l2l list`) runs the unroll and its first-order backward pass outside tfjs, with no tape: the same meta-gradient to float32 rounding, several times faster, in a fraction of the memory; needs secondDerivatives false. tfjs: the tfjs tape (the reference; the only path for second derivatives). auto: fused where the meta-optimizer has a kernel and secondDerivatives is false, else tfjs. The train output says which runs.",
     },
+    estimator: componentRef(
+      'The meta-gradient estimator (absent: tbptt). tbptt: truncated backpropagation through time (first- or second-order, checkpointing, workers, fused kernels). es: antithetic evolution strategies over truncations (options sigma, samples, metric). pes: persistent ES, unbiased over the whole episode. Plugins add others (kind "estimator", see `l2l list`).',
+    ),
+    tasksPerStep: { type: 'integer', minimum: 1, description: 'Tasks per outer step (absent: 1): each episode runs this many training tasks side by side, each with its own truncation state, and every meta-gradient estimate is their average.' },
+    outerOptimizer: componentRef(
+      'The optimizer of the meta-optimizer\'s weights: any registered optimizer {type, options} (sgd, momentum, nag, rmsprop, adam, adagrad), with its own options (learningRate included); absent: Adam with training.learningRate. training.gradClipNorm clips its input either way; its state is checkpointed, so --resume is exact.',
+    ),
   },
 };
 
-const componentRef = (description: string): JsonSchema => ({
-  type: 'object',
-  description,
-  additionalProperties: false,
-  required: ['type'],
-  properties: {
-    type: { type: 'string', description: 'Registered component type (see `l2l list`).' },
-    options: { type: 'object', description: 'Options of that component type.' },
-  },
-});
 
 /** Evaluation of the learned optimizer against tuned baselines on held-out (test-split) tasks. */
 export interface EvaluationOptions {
@@ -188,6 +176,8 @@ function componentSlots(config: ExperimentConfig): Array<{ label: string; kind: 
     { label: 'optimizee', kind: 'optimizee', config: config.optimizee },
   ];
   if (config.metaOptimizer) slots.push({ label: 'metaOptimizer', kind: 'meta-optimizer', config: config.metaOptimizer });
+  if (config.training.estimator) slots.push({ label: 'training.estimator', kind: 'estimator', config: config.training.estimator });
+  if (config.training.outerOptimizer) slots.push({ label: 'training.outerOptimizer', kind: 'optimizer', config: config.training.outerOptimizer });
   config.evaluation.baselines.forEach((b, i) => slots.push({ label: `evaluation.baselines[${i}]`, kind: 'optimizer', config: b }));
   return slots;
 }
@@ -283,32 +273,6 @@ export function resolveExperiment(
   return out;
 }
 
-/** Training options that contradict each other (the schema checks each alone), in plain words naming the fields. */
-export function trainingProblems(t: TrainingOptions): string[] {
-  const problems: string[] = [];
-  if (t.unroll > t.steps) {
-    problems.push(`training.unroll (${t.unroll}) must not exceed training.steps (${t.steps})`);
-  } else if (t.steps % t.unroll !== 0) {
-    problems.push(`training.unroll (${t.unroll}) must divide training.steps (${t.steps}) so that every unroll has the same length; try ${divisorNear(t.steps, t.unroll)}`);
-  }
-  if (t.kernel === 'fused' && t.secondDerivatives) {
-    problems.push('training.kernel "fused" computes first-order meta-gradients only: set training.secondDerivatives to false, or training.kernel to "auto" or "tfjs"');
-  }
-  if ((t.workers ?? 0) > 0 && t.secondDerivatives) {
-    problems.push(`training.workers (${t.workers}) needs first-order meta-gradients: set training.secondDerivatives to false, or training.workers to 0`);
-  }
-  return problems;
-}
-
-/** The divisor of `n` closest to `d` (a suggestion for training.unroll). */
-function divisorNear(n: number, d: number): number {
-  let best = 1;
-  for (let k = 1; k * k <= n; k++) {
-    for (const c of n % k === 0 ? [k, n / k] : []) if (Math.abs(c - d) < Math.abs(best - d)) best = c;
-  }
-  return best;
-}
-
 /** Loads, parses and resolves an experiment file; relative paths in it resolve from its directory. */
 export function experimentBaseDir(file: string): string {
   return path.dirname(path.resolve(file));
@@ -352,6 +316,14 @@ export function fullExperimentSchema(registry: ComponentRegistry): JsonSchema {
       ...props,
       optimizee: componentSchema('optimizee', 'The task family to meta-train and evaluate on.'),
       metaOptimizer: componentSchema('meta-optimizer', 'The learned optimizer to meta-train.'),
+      training: {
+        ...props.training,
+        properties: {
+          ...(trainingSchema.properties as Record<string, JsonSchema>),
+          estimator: componentSchema('estimator', 'The meta-gradient estimator (absent: tbptt).'),
+          outerOptimizer: componentSchema('optimizer', "The outer optimizer of the meta-optimizer's weights (absent: Adam with training.learningRate)."),
+        },
+      },
       evaluation: {
         ...props.evaluation,
         properties: { ...evalProps, baselines: { ...evalProps.baselines, items: componentSchema('optimizer', 'A baseline optimizer.') } },

@@ -6,7 +6,8 @@ import type { Optimizer } from './optimizer';
 /**
  * A learned optimizer: trainable weights φ and the optimizer they define. The engine differentiates the
  * optimizee's losses over an unroll with respect to `variables`, so `optimizer()` must use them (not
- * copies) in its updates.
+ * copies) in its updates. `optimizer(weights)` builds the same optimizer from given weights instead: what
+ * evolution strategies (engine/estimators) evaluate at perturbed φ without touching the live variables.
  */
 export interface MetaOptimizer {
   readonly type: string;
@@ -18,8 +19,12 @@ export interface MetaOptimizer {
   getWeights(): NamedTensors;
   /** Sets φ from named tensors; names and shapes must match exactly. */
   setWeights(weights: NamedTensors): void;
-  /** The optimizer that φ defines; its updates are differentiable functions of `variables`. */
-  optimizer(): Optimizer;
+  /**
+   * The optimizer that φ defines. Without `weights` its updates are differentiable functions of `variables`;
+   * with `weights` (the same names, shapes and dtype as `variables`; the caller keeps them and must keep them
+   * alive while the optimizer is used) it reads those tensors and never the variables, which stay as they are.
+   */
+  optimizer(weights?: Readonly<Record<string, tf.Tensor>>): Optimizer;
   /**
    * True when `optimizer()` is coordinatewise: the update of each coordinate (scalar entry of the parameters)
    * depends only on that coordinate's own gradients, values and state, the weights φ and the step context

@@ -159,10 +159,12 @@ export function loadSnapshotWeights(meta: MetaOptimizer, snapshot: Snapshot, exp
   } catch (e) {
     throw new UserError(`${path.join(where, 'weights.json')}: does not fit meta-optimizer "${meta.type}": ${(e as Error).message}`, { cause: e });
   }
+  // The outer optimizer's state: a tensor per weight and slot (Adam's m and v; any optimizer's `<weight>/<slot>`).
   for (const [key, t] of Object.entries(snapshot.adam ?? {})) {
-    const weight = snapshot.weights[key.replace(/\/(m|v)$/, '')];
-    if (!/\/(m|v)$/.test(key) || !weight || weight.shape.join() !== t.shape.join()) {
-      throw new UserError(`${path.join(where, 'adam.json')}: tensor "${key}" matches no weight of the same shape (expected <weight>/m or <weight>/v)`);
+    const slash = key.lastIndexOf('/');
+    const weight = slash > 0 ? snapshot.weights[key.slice(0, slash)] : undefined;
+    if (!weight || weight.shape.join() !== t.shape.join()) {
+      throw new UserError(`${path.join(where, 'adam.json')}: tensor "${key}" matches no weight of the same shape (expected <weight>/m or <weight>/v, or <weight>/<slot> for another outer optimizer)`);
     }
   }
 }

@@ -62,8 +62,8 @@ export class TinyMeta implements MetaOptimizer {
     this.variables.a!.assign(w.a!);
     this.variables.b!.assign(w.b!);
   }
-  optimizer(): Optimizer {
-    const { a, b } = this.variables as { a: tf.Variable; b: tf.Variable };
+  optimizer(weights?: Readonly<Record<string, tf.Tensor>>): Optimizer {
+    const { a, b } = (weights ?? this.variables) as { a: tf.Tensor; b: tf.Tensor };
     return {
       name: 'tiny-meta',
       // Copies the params, as the real optimizers do: the engine must free the ones it passed.
@@ -82,5 +82,66 @@ export class TinyMeta implements MetaOptimizer {
   }
   dispose(): void {
     for (const v of Object.values(this.variables)) v.dispose();
+  }
+}
+
+/**
+ * f(θ) = h/2 · ‖θ‖² from θ₀ = (1, …, 1)·scale, the same for every task and step: with `LearnedRate` the losses
+ * of an unroll are polynomials in the learning rate, so smoothed meta-objectives have closed forms.
+ */
+export class QuadraticFamily implements TaskFamily {
+  readonly type = 'quadratic-fixture';
+  constructor(
+    readonly dims = 1,
+    readonly h = 1,
+    readonly scale = 1,
+  ) {}
+  sample(seed: number, split: Split): TaskConfig {
+    return { family: this.type, split, seed: deriveSeed(seed, split) };
+  }
+  build(config: TaskConfig): Task {
+    const { dims, h, scale } = this;
+    return {
+      config,
+      initParams: () => ({ x: tf.fill([dims], scale) }),
+      batch: () => ({}),
+      loss: (p) => tf.tidy(() => tf.mul(h / 2, tf.sum(tf.square(p.x!))) as tf.Scalar),
+      fullLoss: (p) => tf.tidy(() => (h / 2) * tf.sum(tf.square(p.x!)).dataSync()[0]!),
+      dispose: () => {},
+    };
+  }
+}
+
+/** Plain gradient descent with a learned learning rate: θ ← θ − lr·g, φ = {lr} (a scalar). */
+export class LearnedRate implements MetaOptimizer {
+  readonly type = 'learned-rate';
+  readonly coordinatewise = true;
+  readonly variables: Record<string, tf.Variable>;
+  constructor(lr = 0.3) {
+    this.variables = { lr: tf.variable(tf.scalar(lr)) };
+  }
+  config() {
+    return { type: this.type, options: {} };
+  }
+  getWeights(): NamedTensors {
+    return cloneNamed(this.variables);
+  }
+  setWeights(w: NamedTensors): void {
+    this.variables.lr!.assign(w.lr!);
+  }
+  optimizer(weights?: Readonly<Record<string, tf.Tensor>>): Optimizer {
+    const lr = (weights ?? this.variables).lr!;
+    return {
+      name: 'learned-rate',
+      init: (params) => ({ params: cloneNamed(params), slots: {}, step: 0 }),
+      update: (state, grads) => {
+        const params: NamedTensors = {};
+        for (const k of Object.keys(state.params)) params[k] = tf.sub(state.params[k]!, tf.mul(lr, grads[k]!));
+        return { params, slots: {}, step: state.step + 1 };
+      },
+    };
+  }
+  dispose(): void {
+    this.variables.lr!.dispose();
   }
 }

@@ -6,6 +6,8 @@ export * from './tape-memory';
 export * from './run';
 export * from './fused';
 export * from './meta-adam';
+export * from './outer-optimizer';
+export * from './estimators';
 export * from './meta-trainer';
 export * from './evaluate';
 export * from './tune';

@@ -1,12 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { NamedTensors } from '../tensor-tree';
+import type { OuterOptimizer } from './outer-optimizer';
 
 /**
  * Adam for the meta-optimizer's weights, keyed by their stable names so its state checkpoints and resumes
  * exactly (tf.train.adam keys its state by tfjs's global variable names, which differ between processes).
  * The meta-level needs no gradients through itself, so it assigns in place.
  */
-export class MetaAdam {
+export class MetaAdam implements OuterOptimizer {
   step = 0;
   private readonly m = new Map<string, tf.Tensor>();
   private readonly v = new Map<string, tf.Tensor>();

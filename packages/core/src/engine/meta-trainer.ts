@@ -1,21 +1,20 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { trainingProblems, type TrainingOptions } from '../config/experiment';
+import { trainingProblems, type TrainingOptions } from './options';
+import type { EstimatorFactory, MetaGradientEstimator, TruncationState } from '../contracts/estimator';
 import type { MetaOptimizer } from '../contracts/meta-optimizer';
 import type { Optimizer } from '../contracts/optimizer';
 import type { FusedKernel } from '../contracts/fused';
 import type { Task, TaskConfig, TaskFamily } from '../contracts/task';
 import { UserError } from '../errors';
 import { deriveSeed } from '../random';
-import { countCoordinates, disposeTree, type NamedTensors } from '../tensor-tree';
+import { disposeTree, type NamedTensors } from '../tensor-tree';
+import { builtinEstimator } from './estimators';
+import { TbpttEstimator, type TbpttExtras } from './estimators/tbptt';
 import { MetaAdam } from './meta-adam';
-import { FusedEpisode } from './fused';
-import { metaGradient } from './meta-gradient';
+import { FunctionalOuter, type OuterOptimizer } from './outer-optimizer';
 import { runOptimizer } from './run';
-import { ChunkedMetaGradient, type MetaOptimizerSource } from './parallel/chunked-meta-gradient';
-import { chunkBounds } from './parallel/protocol';
-import { backendMemoryLimit, checkUnrollMemory, chunkMemoryEstimate, estimateUnrollMemory } from './tape-memory';
+import type { ChunkedMetaGradient, MetaOptimizerSource } from './parallel/chunked-meta-gradient';
 import { applyTrainingTricks } from './tricks';
-import { disposeCarry, startRun, type Carry } from './unroll';
 
 export interface UnrollEvent {
   epoch: number;
@@ -49,6 +48,8 @@ export interface TrainerEvents {
   onSkip?(message: string): void;
 }
 
+export { choosePath } from './estimators/tbptt';
+
 export interface TrainerState {
   /** Completed epochs. */
   epoch: number;
@@ -77,49 +78,31 @@ function clipByGlobalNorm(grads: NamedTensors, maxNorm: number): void {
   }
 }
 
-/**
- * Which path computes meta-gradients for `options.kernel`: the meta-optimizer's fused kernel, or the tfjs tape;
- * throws a UserError when "fused" is asked for and cannot run.
- */
-export function choosePath(meta: MetaOptimizer, options: Pick<TrainingOptions, 'kernel' | 'secondDerivatives' | 'workers'>): { kernel?: FusedKernel; description: string } {
-  const choice = options.kernel ?? 'auto';
-  const optimizer = choice === 'tfjs' ? undefined : meta.optimizer();
-  const kernel = optimizer?.fused;
-  const why = options.secondDerivatives
-    ? 'second derivatives are on'
-    : !kernel
-      ? `meta-optimizer "${meta.type}" has no fused kernel`
-      : meta.coordinatewise !== true
-        ? `meta-optimizer "${meta.type}" is not coordinatewise`
-        : undefined;
-  const threads = Math.max(1, options.workers ?? 0);
-  if (choice === 'tfjs') return { description: 'meta-gradients: tfjs tape (training.kernel "tfjs")' };
-  if (why) {
-    if (choice === 'fused') throw new UserError(`training.kernel is "fused", but ${why}: set training.kernel to "auto" or "tfjs"`);
-    return { description: `meta-gradients: tfjs tape (${why})` };
-  }
-  return { kernel, description: `meta-gradients: fused kernel, ${kernel!.description}, first-order, ${threads} thread${threads > 1 ? 's' : ''}` };
+/** Components of a run built at the edge (the pipeline, from the registry); absent ones take the engine's defaults. */
+export interface TrainerParts {
+  /** The meta-gradient estimator; default: the built-in one `training.estimator` names (tbptt when absent). */
+  estimator?: EstimatorFactory;
+  /** The outer optimizer of φ, built from `training.outerOptimizer`; default: Adam with `training.learningRate`. */
+  outerOptimizer?: Optimizer;
 }
 
 /**
- * Meta-training by truncated backpropagation through time (Andrychowicz et al. 2016). Each episode samples a
- * training task and fresh parameters, runs `steps` updates of the learned optimizer cut into unrolls of
- * `unroll` steps, and after each unroll takes one Adam step on the optimizer's weights. All randomness is
+ * Meta-training. Each episode samples `tasksPerStep` training tasks (1 by default) with fresh parameters and
+ * runs `steps` updates of the learned optimizer on each, cut into truncations of `unroll` steps; after each
+ * truncation the estimator (`training.estimator`: truncated BPTT by default, or ES, PES) gives a meta-gradient
+ * averaged over the tasks and the outer optimizer (Adam by default) takes one step on φ. All randomness is
  * derived from `seed` and (epoch, episode), so a run is reproducible and resumes exactly at an epoch boundary.
  */
 export class MetaTrainer {
-  readonly adam: MetaAdam;
+  /** The outer optimizer of φ (named `adam` for the default; any `OuterOptimizer`). */
+  readonly adam: OuterOptimizer;
   readonly state: TrainerState = { epoch: 0, adamStep: 0, bestValidation: null, bestEpoch: null, skipped: 0 };
   /**
    * Bytes of tensor memory an unroll's meta-gradient may use, checked (by measuring the first episode's task)
    * before the first unroll: undefined takes the backend's cap (4 GiB on wasm), null checks nothing.
    */
   memoryLimit: number | null | undefined = undefined;
-  private memoryChecked = false;
-  /** The worker threads' meta-gradient when `training.workers` > 0 on the tfjs path (threads start with the first unroll). */
-  readonly chunked?: ChunkedMetaGradient;
-  /** The meta-optimizer's fused kernel when meta-gradients run on it (training.kernel, engine/fused.ts). */
-  readonly fused?: FusedKernel;
+  readonly estimator: MetaGradientEstimator;
   /** Which path computes meta-gradients, in words (`l2l train` prints it). */
   readonly metaGradientPath: string;
 
@@ -134,27 +117,46 @@ export class MetaTrainer {
     readonly seed: number,
     readonly events: TrainerEvents = {},
     workerSource?: MetaOptimizerSource,
+    parts: TrainerParts = {},
   ) {
     if (options.unroll > options.steps) {
       throw new UserError(`training: unroll (${options.unroll}) must not exceed steps (${options.steps})`);
     }
-    const workers = options.workers ?? 0;
-    const choice = choosePath(meta, options);
-    this.fused = choice.kernel;
-    this.metaGradientPath = choice.description;
-    if (workers > 0 && !this.fused) {
+    const tasksPerStep = options.tasksPerStep ?? 1;
+    if (!Number.isInteger(tasksPerStep) || tasksPerStep < 1) throw new UserError(`training.tasksPerStep must be an integer ≥ 1, got ${tasksPerStep}`);
+    if ((options.workers ?? 0) > 0 && !parts.estimator && (options.estimator?.type ?? 'tbptt') === 'tbptt') {
       const [problem] = trainingProblems(options);
       if (problem) throw new UserError(problem);
-      if (!workerSource) {
-        throw new UserError(
-          `training.workers (${workers}): worker threads need to know how to rebuild the meta-optimizer "${meta.type}" ` +
-            '(MetaTrainer\'s workerSource: a module and export; l2l train passes its own), or set training.workers to 0',
-        );
-      }
-      // Checks that the meta-optimizer is coordinatewise; starts no thread yet.
-      this.chunked = new ChunkedMetaGradient(meta, { workers, source: workerSource });
     }
-    this.adam = new MetaAdam(options.learningRate);
+    if (options.outerOptimizer && !parts.outerOptimizer) {
+      throw new UserError(`training.outerOptimizer "${options.outerOptimizer.type}" must be built by the pipeline (MetaTrainer's parts.outerOptimizer), which resolves it from the registry`);
+    }
+    const factory = parts.estimator ?? builtinEstimator(options.estimator);
+    const extras: TbpttExtras = { workerSource, memoryLimit: () => this.memoryLimit };
+    this.estimator = factory.create({
+      meta,
+      training: {
+        lossWeights: options.lossWeights,
+        secondDerivatives: options.secondDerivatives,
+        checkpointEvery: options.checkpointEvery,
+        workers: options.workers,
+        kernel: options.kernel,
+        tasksPerStep,
+      },
+      extras: extras as Record<string, unknown>,
+    });
+    this.metaGradientPath = this.estimator.description;
+    this.adam = parts.outerOptimizer ? new FunctionalOuter(parts.outerOptimizer) : new MetaAdam(options.learningRate);
+  }
+
+  /** The worker threads' meta-gradient when tbptt runs with `training.workers` > 0 on the tfjs path. */
+  get chunked(): ChunkedMetaGradient | undefined {
+    return this.estimator instanceof TbpttEstimator ? this.estimator.chunked : undefined;
+  }
+
+  /** The meta-optimizer's fused kernel when tbptt's meta-gradients run on it (training.kernel, engine/fused.ts). */
+  get fused(): FusedKernel | undefined {
+    return this.estimator instanceof TbpttEstimator ? this.estimator.fused : undefined;
   }
 
   /** Unrolls per episode (the last may be shorter when steps is not a multiple of unroll). */
@@ -162,94 +164,42 @@ export class MetaTrainer {
     return Math.ceil(this.options.steps / this.options.unroll);
   }
 
+  /** An episode's seed for task `i` of its population (task 0 keeps the seeds of single-task runs). */
+  private taskSeed(label: string, epoch: number, episode: number, i: number): number {
+    return i === 0 ? deriveSeed(this.seed, label, epoch, episode) : deriveSeed(this.seed, label, epoch, episode, i);
+  }
+
   /** One episode; returns the meta-losses of its unrolls and its final optimizee loss, or null if it was skipped. */
   private episode(epoch: number, episode: number, onUnroll: (u: number, metaLoss: number) => void): { metaLosses: number[]; finalLoss: number } | null {
     const { options } = this;
-    const taskConfig = this.family.sample(deriveSeed(this.seed, 'train-task', epoch, episode), 'train');
-    // Training tricks (random scaling, convex combination) wrap the task; off by default, never in validation.
-    const task = applyTrainingTricks(this.family.build(taskConfig), options, deriveSeed(this.seed, 'train-tricks', epoch, episode));
-    const batchSeed = deriveSeed(this.seed, 'train-batch', epoch, episode);
-    if (this.fused) return this.fusedEpisode(task, taskConfig, batchSeed, epoch, episode, onUnroll);
-    const optimizer = this.meta.optimizer();
-    let carry: Carry = startRun(task, optimizer, task.initParams(deriveSeed(this.seed, 'train-init', epoch, episode)), batchSeed);
-    const metaLosses: number[] = [];
+    const tasks: Task[] = [];
+    const configs: TaskConfig[] = [];
+    const states: TruncationState[] = [];
     try {
-      if (!this.memoryChecked) this.checkMemory(task, optimizer, carry, batchSeed);
-      for (let u = 0; u < this.unrollsPerEpisode; u++) {
-        const length = Math.min(options.unroll, options.steps - u * options.unroll);
-        const gradientOptions = {
-          length,
-          lossWeights: options.lossWeights,
-          secondDerivatives: options.secondDerivatives,
-          batchSeed,
-          training: true,
-          checkpointEvery: options.checkpointEvery,
-        };
-        const { metaLoss: value, grads: named, losses, next } = this.chunked
-          ? this.chunked.metaGradient(task, carry, gradientOptions)
-          : metaGradient(task, optimizer, carry, this.meta.variables, gradientOptions);
-        const metaLoss = value.dataSync()[0]!;
-        const finite = Number.isFinite(metaLoss) && allFinite(Object.values(named)) && allFinite([next.loss]);
-        value.dispose();
-        losses.dispose();
-        if (!finite) {
-          disposeTree(named);
-          disposeCarry(next);
-          const where = `epoch ${epoch + 1}, episode ${episode + 1}, unroll ${u + 1}`;
-          const message = `non-finite meta-loss or meta-gradient (${metaLoss}) at ${where} on task ${JSON.stringify(taskConfig)}`;
-          if (options.nonFinite === 'stop') throw new UserError(`meta-training stopped: ${message}`);
-          this.events.onSkip?.(`skipped the rest of the episode: ${message}`);
-          return null;
-        }
-        if (options.gradClipNorm !== null) clipByGlobalNorm(named, options.gradClipNorm);
-        this.adam.apply(this.meta.variables, named);
-        disposeTree(named);
-        disposeTree(carry, next);
-        carry = next;
-        metaLosses.push(metaLoss);
-        onUnroll(u, metaLoss);
+      for (let i = 0; i < (options.tasksPerStep ?? 1); i++) {
+        const taskConfig = this.family.sample(this.taskSeed('train-task', epoch, episode, i), 'train');
+        // Training tricks (random scaling, convex combination) wrap the task; off by default, never in validation.
+        const task = applyTrainingTricks(this.family.build(taskConfig), options, this.taskSeed('train-tricks', epoch, episode, i));
+        tasks.push(task);
+        configs.push(taskConfig);
+        const params = task.initParams(this.taskSeed('train-init', epoch, episode, i));
+        states.push(this.estimator.init(task, params, this.taskSeed('train-batch', epoch, episode, i)));
       }
-      return { metaLosses, finalLoss: carry.loss.dataSync()[0]! };
-    } finally {
-      disposeCarry(carry);
-      task.dispose();
-    }
-  }
-
-  /** `episode` on the fused kernel: no tape, the kernel's state carried from unroll to unroll. */
-  private fusedEpisode(
-    task: Task,
-    taskConfig: TaskConfig,
-    batchSeed: number,
-    epoch: number,
-    episode: number,
-    onUnroll: (u: number, metaLoss: number) => void,
-  ): { metaLosses: number[]; finalLoss: number } | null {
-    const { options } = this;
-    let run: FusedEpisode | undefined;
-    try {
-      const params = task.initParams(deriveSeed(this.seed, 'train-init', epoch, episode));
-      const workers = options.workers ?? 0;
-      const n = countCoordinates(params);
-      if (workers > n) {
-        disposeTree(params);
-        throw new UserError(`training.workers (${workers}) must not exceed the number of coordinates of the optimizee (${n})`);
-      }
-      run = new FusedEpisode(task, this.fused!, params, batchSeed, Math.max(1, workers));
       const metaLosses: number[] = [];
       for (let u = 0; u < this.unrollsPerEpisode; u++) {
         const length = Math.min(options.unroll, options.steps - u * options.unroll);
-        const { metaLoss, grads } = run.unroll(length, options.lossWeights);
-        const finite = Number.isFinite(metaLoss) && Number.isFinite(run.currentLoss) && Object.values(grads).every((g) => g.every(Number.isFinite));
+        const { grads: named, metaLosses: losses } = this.estimator.estimate(states, length, deriveSeed(this.seed, 'estimator', epoch, episode, u));
+        const metaLoss = losses.reduce((a, b) => a + b, 0) / losses.length;
+        const finite = Number.isFinite(metaLoss) && allFinite(Object.values(named)) && states.every((s) => Number.isFinite(s.loss));
         if (!finite) {
+          disposeTree(named);
           const where = `epoch ${epoch + 1}, episode ${episode + 1}, unroll ${u + 1}`;
-          const message = `non-finite meta-loss or meta-gradient (${metaLoss}) at ${where} on task ${JSON.stringify(taskConfig)}`;
+          const on = configs.length === 1 ? `task ${JSON.stringify(configs[0])}` : `tasks ${JSON.stringify(configs)}`;
+          const message = `non-finite meta-loss or meta-gradient (${metaLoss}) at ${where} on ${on}`;
           if (options.nonFinite === 'stop') throw new UserError(`meta-training stopped: ${message}`);
           this.events.onSkip?.(`skipped the rest of the episode: ${message}`);
           return null;
         }
-        const named: NamedTensors = {};
-        for (const [name, g] of Object.entries(grads)) named[name] = tf.tensor(g, this.meta.variables[name]!.shape, 'float32');
         try {
           if (options.gradClipNorm !== null) clipByGlobalNorm(named, options.gradClipNorm);
           this.adam.apply(this.meta.variables, named);
@@ -259,32 +209,11 @@ export class MetaTrainer {
         metaLosses.push(metaLoss);
         onUnroll(u, metaLoss);
       }
-      return { metaLosses, finalLoss: run.currentLoss };
+      return { metaLosses, finalLoss: states.reduce((a, s) => a + s.loss, 0) / states.length };
     } finally {
-      run?.dispose();
-      task.dispose();
+      for (const s of states) s.dispose();
+      for (const t of tasks) t.dispose();
     }
-  }
-
-  /** Throws a UserError when an unroll's tape would not fit in the memory limit (see tape-memory.ts). */
-  private checkMemory(task: Task, optimizer: Optimizer, carry: Carry, batchSeed: number): void {
-    const limit = this.memoryLimit === undefined ? backendMemoryLimit() : this.memoryLimit;
-    if (limit !== null) {
-      const { options } = this;
-      const probe = { length: 1, lossWeights: options.lossWeights, secondDerivatives: options.secondDerivatives, batchSeed, training: true };
-      const estimate = estimateUnrollMemory(task, optimizer, carry, this.meta.variables, probe);
-      const length = Math.min(options.unroll, options.steps);
-      const workers = options.workers ?? 0;
-      if (workers > 0) {
-        // Each worker's heap holds the tape of its chunk only; the largest chunk decides.
-        const largest = Math.max(...chunkBounds(estimate.coordinates, workers).map(([lo, hi]) => hi - lo));
-        checkUnrollMemory(chunkMemoryEstimate(estimate, largest), length, options.checkpointEvery, limit, undefined, workers);
-      } else {
-        const couldSplit = this.meta.coordinatewise === true && !options.secondDerivatives;
-        checkUnrollMemory(estimate, length, options.checkpointEvery, limit, undefined, couldSplit ? 0 : undefined);
-      }
-    }
-    this.memoryChecked = true;
   }
 
   /** Runs the next epoch; validates when due (every `validateEvery` epochs and at the last). */
@@ -359,15 +288,15 @@ export class MetaTrainer {
     return Number.isFinite(v) ? v : Infinity;
   }
 
-  /** Restores a checkpoint's trainer state and Adam moments (weights are set on the meta-optimizer). */
+  /** Restores a checkpoint's trainer state and outer optimizer state (weights are set on the meta-optimizer first). */
   restore(state: TrainerState, adamTensors: NamedTensors): void {
     Object.assign(this.state, state);
-    this.adam.restore(state.adamStep, adamTensors);
+    this.adam.restore(state.adamStep, adamTensors, this.meta.variables);
   }
 
-  /** Frees the Adam state and terminates the worker threads (await `chunked.dispose()` to see them gone). */
+  /** Frees the outer optimizer's state and the estimator (worker threads: await `chunked.dispose()` to see them gone). */
   dispose(): void {
     this.adam.dispose();
-    void this.chunked?.dispose();
+    this.estimator.dispose();
   }
 }

@@ -31,7 +31,7 @@
  * episode), so a run stays reproducible.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { TrainingOptions } from '../config/experiment';
+import type { TrainingOptions } from './options';
 import type { Batch, Task } from '../contracts/task';
 import { deriveSeed, Rng } from '../random';
 import type { NamedTensors } from '../tensor-tree';

@@ -1,3 +1,5 @@
 export * from './train';
 export * from './evaluate';
 export * from './compare';
+export * from './estimator-components';
+export * from './rebuild';

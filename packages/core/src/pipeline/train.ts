@@ -6,7 +6,7 @@ import { UserError } from '../errors';
 import { deriveSeed } from '../random';
 import type { ComponentRegistry } from '../registry/registry';
 import { disposeQuietly, disposeSnapshot, hasSnapshot, loadSnapshotWeights, readSnapshot, removeStaleTemporaries, toCsv, writeExperiment, writeFileAtomic, writeSnapshot } from '../engine/checkpoint';
-import { MetaTrainer, type EpochReport, type TrainerEvents } from '../engine/meta-trainer';
+import { MetaTrainer, type EpochReport, type TrainerEvents, type TrainerParts } from '../engine/meta-trainer';
 import type { MetaOptimizerSource } from '../engine/parallel/chunked-meta-gradient';
 
 export interface TrainRunOptions {
@@ -80,6 +80,19 @@ export function createMetaOptimizer(experiment: ExperimentConfig, registry: Comp
 }
 
 /**
+ * The run's estimator and outer optimizer from the registry (`training.estimator`, `training.outerOptimizer`);
+ * absent ones are left to the engine's defaults (tbptt, Adam).
+ */
+export function trainerParts(experiment: ExperimentConfig, registry: ComponentRegistry, baseDir: string): TrainerParts {
+  const { estimator, outerOptimizer } = experiment.training;
+  const ctx = { seed: deriveSeed(experiment.seed, 'training-components'), baseDir };
+  return {
+    ...(estimator && { estimator: registry.create('estimator', estimator, ctx, '', 'training.estimator') }),
+    ...(outerOptimizer && { outerOptimizer: registry.create('optimizer', outerOptimizer, ctx, '', 'training.outerOptimizer') }),
+  };
+}
+
+/**
  * Meta-trains an experiment's meta-optimizer on its optimizee family and keeps a checkpoint directory:
  * experiment.json, log.csv, latest/ after every epoch and best/ at every validation improvement.
  */
@@ -91,7 +104,7 @@ export async function trainExperiment(experiment: ExperimentConfig, registry: Co
   const workerSource = options.workerSource ?? (registry.rebuild && { ...registry.rebuild, baseDir: options.baseDir });
   let trainer: MetaTrainer;
   try {
-    trainer = new MetaTrainer(family, meta, experiment.training, experiment.seed, options.events, workerSource);
+    trainer = new MetaTrainer(family, meta, experiment.training, experiment.seed, options.events, workerSource, trainerParts(experiment, registry, options.baseDir));
   } catch (e) {
     meta.dispose();
     family.dispose?.();

@@ -1,3 +1,4 @@
+import type { EstimatorFactory } from '../contracts/estimator';
 import type { MetaOptimizer } from '../contracts/meta-optimizer';
 import type { Optimizer } from '../contracts/optimizer';
 import type { TaskFamily } from '../contracts/task';
@@ -8,9 +9,11 @@ export interface ComponentKinds {
   optimizee: TaskFamily;
   'meta-optimizer': MetaOptimizer;
   optimizer: Optimizer;
+  /** A meta-gradient estimator (training.estimator), waiting for the run's meta-optimizer and options. */
+  estimator: EstimatorFactory;
 }
 export type ComponentKind = keyof ComponentKinds;
-export const COMPONENT_KINDS: readonly ComponentKind[] = ['optimizee', 'meta-optimizer', 'optimizer'];
+export const COMPONENT_KINDS: readonly ComponentKind[] = ['optimizee', 'meta-optimizer', 'optimizer', 'estimator'];
 
 /** What a factory gets beside its options. */
 export interface CreateContext {

@@ -1,5 +1,5 @@
 import { checkOptionsSchema, validateWithSchema } from '../config/validate';
-import type { ComponentConfig, JsonValue } from '../contracts/json';
+import type { ComponentConfig, ModuleExport } from '../contracts/json';
 import { UserError } from '../errors';
 import type { ComponentContribution, ComponentDefinition, ComponentKind, ComponentKinds, CreateContext } from './component';
 
@@ -16,17 +16,7 @@ export function optionDefaults(def: ComponentDefinition): Record<string, unknown
   return out;
 }
 
-/**
- * A function exported by a CommonJS module, called with plain-JSON `args`: how another thread (which shares
- * no objects with this one) rebuilds something this one built.
- */
-export interface ModuleExport {
-  /** The module: an absolute path, or a package name Node resolves from @l2l/core. */
-  readonly module: string;
-  /** The name of the exported function. */
-  readonly export: string;
-  readonly args?: JsonValue;
-}
+export type { ModuleExport } from '../contracts/json';
 
 /**
  * Maps `(kind, type)` to a component. Filled from every package's `ComponentContribution`; a duplicate
@@ -37,7 +27,8 @@ export class ComponentRegistry {
   /**
    * An exported function that returns a registry with the same components (or a promise of one), so that
    * worker threads (`training.workers`) build meta-optimizers as this thread does. Set by whoever assembled
-   * the registry from loadable modules (@l2l/cli's `createWorkspace`); undefined for a registry built in code.
+   * the registry from loadable modules (@l2l/cli's `createWorkspace` points it at core's `registryFromPackages`
+   * with the package and plugin names); undefined for a registry built in code.
    */
   rebuild?: ModuleExport;
 

@@ -15,3 +15,4 @@ export { checkOptimizer, type OptimizerCheckOptions } from './optimizer';
 export { checkMetaOptimizer, type MetaOptimizerCheckOptions } from './meta-optimizer';
 export { checkPlugin } from './plugin';
 export { checkFusedKernel, type FusedKernelCheckOptions, type FusedKernelComparison } from './fused-kernel';
+export { checkEstimator } from './estimator';

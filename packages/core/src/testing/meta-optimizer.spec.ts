@@ -19,6 +19,10 @@ interface Breakage {
   coordinatewise?: boolean;
   /** Divides the gradients by their mean magnitude over all coordinates: not coordinatewise. */
   globalScale?: boolean;
+  /** optimizer(weights) reads the variables anyway. */
+  ignoresGivenWeights?: boolean;
+  /** optimizer(weights) assigns the weights to the variables. */
+  assignsGivenWeights?: boolean;
 }
 
 /**
@@ -44,7 +48,15 @@ function learned(broken: Breakage = {}): ComponentDefinition<'meta-optimizer', O
         'lr/log': tf.variable(tf.scalar(Math.log(options.learningRate))),
         'mix/kernel': tf.variable(tf.tensor1d([1 + 0.1 * rng.normal(), 0.1 * rng.normal()])),
       }));
-      const optimizer = (): Optimizer => ({
+      const optimizer = (given?: Readonly<Record<string, tf.Tensor>>): Optimizer => {
+        if (given) {
+          for (const [n, v] of Object.entries(variables)) {
+            if (given[n]?.shape.join(',') !== v.shape.join(',')) throw new Error(`"${n}": missing or of the wrong shape`);
+            if (broken.assignsGivenWeights) (v as tf.Variable).assign(given[n]!);
+          }
+        }
+        const w = (given && !broken.ignoresGivenWeights ? given : variables) as typeof variables;
+        return {
         name: 'spec-learned',
         init: (params) => ({
           params: Object.fromEntries(Object.entries(params).map(([n, p]) => [n, tf.clone(p)])),
@@ -58,8 +70,8 @@ function learned(broken: Breakage = {}): ComponentDefinition<'meta-optimizer', O
             const scale = broken.globalScale
               ? tf.div(tf.addN(all.map((g) => tf.sum(tf.abs(g)))), all.reduce((n, g) => n + g.size, 0))
               : tf.scalar(1);
-            const lr = broken.notDifferentiable ? tf.scalar(Math.exp(variables['lr/log'].dataSync()[0]!)) : tf.exp(variables['lr/log']);
-            const [k0, k1] = broken.notDifferentiable === 'all' ? [tf.scalar(1), tf.scalar(0)] : tf.unstack(variables['mix/kernel']);
+            const lr = broken.notDifferentiable ? tf.scalar(Math.exp(w['lr/log'].dataSync()[0]!)) : tf.exp(w['lr/log']);
+            const [k0, k1] = broken.notDifferentiable === 'all' ? [tf.scalar(1), tf.scalar(0)] : tf.unstack(w['mix/kernel']);
             const params: NamedTensors = {};
             const slots: NamedTensors = {};
             for (const [n, p] of Object.entries(state.params)) {
@@ -71,7 +83,8 @@ function learned(broken: Breakage = {}): ComponentDefinition<'meta-optimizer', O
           });
           return { ...out, step: state.step + 1 };
         },
-      });
+        };
+      };
       return {
         type: 'spec-learned',
         ...(broken.coordinatewise && { coordinatewise: true }),
@@ -133,6 +146,8 @@ describe('checkMetaOptimizer', () => {
   it('fails a config without its defaults', () => fails(learned({ configWithoutDefaults: true }), /config\(\)\.options must have every default applied/));
   it('fails a dispose that keeps the variables', () => fails(learned({ disposeForgets: true }), /dispose\(\) left variable "lr\/log" allocated/));
   it('fails an update that leaks', () => fails(learned({ leakyUpdate: true }), /leaked 3 tensor\(s\)/));
+  it('fails optimizer(weights) that reads the variables instead', () => fails(learned({ ignoresGivenWeights: true }), /optimizer\(weights\) gives the updates of the variables, not of the weights given/));
+  it('fails optimizer(weights) that touches the live weights', () => fails(learned({ assignsGivenWeights: true }), /optimizer\(weights\) changed the variables/));
   it('passes a coordinatewise claim that holds, and fails one that does not', async () => {
     const before = tf.memory().numTensors;
     await checkMetaOptimizer(learned({ coordinatewise: true }));

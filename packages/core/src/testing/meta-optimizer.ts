@@ -34,8 +34,9 @@ export interface MetaOptimizerCheckOptions extends CheckOptions {
  * the weights, rebuilds the same meta-optimizer; its `optimizer()` honours the functional optimizer contract;
  * the update is differentiable in the weights (`tf.variableGrads` over a short unroll on a tiny quadratic
  * gives finite gradients for every variable, not all zero); one that claims `coordinatewise` gives the same
- * updates on parts of the coordinates (laid out as other named tensors) as on all of them; nothing leaks, and
- * `dispose` frees the variables.
+ * updates on parts of the coordinates (laid out as other named tensors) as on all of them; `optimizer(weights)`
+ * reads the given weights (its updates equal those after `setWeights(weights)`) and leaves the variables as they
+ * are (what ES and PES rely on); nothing leaks, and `dispose` frees the variables.
  */
 export async function checkMetaOptimizer(definition: ComponentDefinition, opts: MetaOptimizerCheckOptions = {}): Promise<void> {
   await tf.ready();
@@ -54,6 +55,7 @@ export async function checkMetaOptimizer(definition: ComponentDefinition, opts: 
   if (mo.coordinatewise !== undefined && typeof mo.coordinatewise !== 'boolean') fail(`coordinatewise must be a boolean when present, got ${show(mo.coordinatewise)}`);
   if (mo.coordinatewise) checkCoordinatewise(fail, mo);
   checkDifferentiable(fail, mo, opts.unroll ?? 2);
+  checkExplicitWeights(fail, mo);
 
   attempt(fail, 'dispose()', () => mo.dispose());
   for (const [name, v] of Object.entries(variables)) if (!v.isDisposed) fail(`dispose() left variable "${name}" allocated`);
@@ -278,4 +280,50 @@ function checkDifferentiable(fail: Fail, mo: MetaOptimizer, unroll: number): voi
   for (const t of Object.values(params)) t.dispose();
   q.dispose();
   if (grown !== 0) fail(`a meta-gradient over a ${unroll}-step unroll leaked ${grown} tensor(s)`);
+}
+
+/**
+ * φ explicit: two updates of `optimizer(w)` with w = φ + δ equal those of `optimizer()` after `setWeights(w)`,
+ * differ from those at φ, and leave the variables untouched; weights of the wrong names or shapes are refused.
+ */
+function checkExplicitWeights(fail: Fail, mo: MetaOptimizer): void {
+  const q = testQuadratic({ w: [3, 2], b: [4] });
+  const original = snapshotNamed(mo.variables);
+  const run = (make: () => ReturnType<MetaOptimizer['optimizer']>, what: string): number[] =>
+    scoped(() => {
+      const optimizer = attempt(fail, what, make);
+      let state = attempt(fail, `init of ${what}`, () => optimizer.init(q.init()));
+      for (let k = 0; k < 2; k++) {
+        const loss = q.loss(state.params);
+        state = attempt(fail, `update of ${what}`, () => optimizer.update(state, q.grads(state.params), { step: k, loss, training: true }));
+      }
+      return [...state.params.w!.dataSync(), ...state.params.b!.dataSync()];
+    });
+  // A shift of φ proportional to its size (and 0.05 where a weight is 0), so saturating units still move.
+  const shifted = tf.tidy(() => Object.fromEntries(Object.entries(mo.variables).map(([n, v]) => [n, tf.add(tf.mul(v, 1.1), 0.05)])));
+  try {
+    const atPhi = run(() => mo.optimizer(), 'optimizer()');
+    const given = run(() => mo.optimizer(shifted), 'optimizer(weights)');
+    if (!deepEqual(snapshotNamed(mo.variables), original)) fail('optimizer(weights) changed the variables: perturbed copies must never touch the live weights');
+    if (deepEqual(given, atPhi)) fail('optimizer(weights) gives the updates of the variables, not of the weights given: it must read φ from its argument');
+    mo.setWeights(shifted);
+    const afterSet = run(() => mo.optimizer(), 'optimizer() after setWeights');
+    const worst = Math.max(...given.map((g, i) => Math.abs(g - afterSet[i]!) / Math.max(1, Math.abs(afterSet[i]!))));
+    if (!(worst <= 1e-5)) fail(`optimizer(weights) and optimizer() after setWeights(weights) update differently (relative difference ${worst})`);
+    const first = Object.keys(mo.variables)[0]!;
+    const wrong = tf.zeros([...mo.variables[first]!.shape, 2]);
+    let threw = false;
+    try {
+      mo.optimizer({ ...shifted, [first]: wrong });
+    } catch {
+      threw = true;
+    }
+    wrong.dispose();
+    if (!threw) fail(`optimizer(weights) accepted "${first}" of shape [${[...mo.variables[first]!.shape, 2].join(', ')}]: names and shapes must match the variables`);
+  } finally {
+    const restore = tf.tidy(() => Object.fromEntries(Object.entries(original).map(([n, s]) => [n, tf.tensor(s.values, s.shape, 'float32')])));
+    mo.setWeights(restore);
+    tf.dispose([...Object.values(restore), ...Object.values(shifted)]);
+    q.dispose();
+  }
 }

@@ -1,10 +1,11 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { ComponentConfig, JsonObject, MetaOptimizer, NamedTensors, Optimizer } from '@l2l/core';
-import { NamedVariables } from './weights';
+import { GivenWeights, NamedVariables, type WeightSource } from './weights';
 
 /**
  * What the learned optimizers here share: validated options, the weights φ as named variables, and
- * config/weight I/O. A subclass draws its initial weights and defines `optimizer()`.
+ * config/weight I/O. A subclass draws its initial weights and defines `build(source)`, the optimizer reading φ from
+ * `source`: the variables, or the weights given to `optimizer(weights)`.
  */
 export abstract class NamedWeightsMetaOptimizer<O extends object> implements MetaOptimizer {
   protected readonly weights: NamedVariables;
@@ -34,7 +35,12 @@ export abstract class NamedWeightsMetaOptimizer<O extends object> implements Met
     this.weights.setWeights(weights);
   }
 
-  abstract optimizer(): Optimizer;
+  optimizer(weights?: Readonly<Record<string, tf.Tensor>>): Optimizer {
+    return this.build(weights ? new GivenWeights(this.weights.variables, weights, `meta-optimizer "${this.type}"`) : this.weights);
+  }
+
+  /** The optimizer φ defines, reading φ from `source` only. */
+  protected abstract build(source: WeightSource): Optimizer;
 
   dispose(): void {
     this.weights.dispose();

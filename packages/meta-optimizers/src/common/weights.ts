@@ -1,11 +1,39 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { cloneNamed, Rng, type NamedTensors } from '@l2l/core';
 
+/** Where an optimizer reads φ from: the live variables (`NamedVariables`) or given tensors (`GivenWeights`). */
+export interface WeightSource {
+  readonly variables: Readonly<Record<string, tf.Tensor>>;
+  get(name: string): tf.Tensor;
+}
+
+/**
+ * φ given as tensors (a perturbed copy, say), checked against the live variables' names and shapes; the caller
+ * keeps the tensors. What `MetaOptimizer.optimizer(weights)` builds on, so the variables are never touched.
+ */
+export class GivenWeights implements WeightSource {
+  readonly variables: Readonly<Record<string, tf.Tensor>>;
+  constructor(
+    expected: Readonly<Record<string, tf.Tensor>>,
+    weights: Readonly<Record<string, tf.Tensor>>,
+    private readonly owner: string,
+  ) {
+    checkWeights(expected, weights as NamedTensors, owner);
+    this.variables = Object.freeze({ ...weights });
+  }
+
+  get(name: string): tf.Tensor {
+    const w = this.variables[name];
+    if (!w) throw new Error(`${this.owner}: no weight named "${name}"`);
+    return w;
+  }
+}
+
 /**
  * A learned optimizer's weights φ as trainable variables under stable names. tfjs variable names are
  * global, so the variables get tfjs's own unique names; the stable names are the record's keys.
  */
-export class NamedVariables {
+export class NamedVariables implements WeightSource {
   private vars: Record<string, tf.Variable> | undefined;
 
   /** Takes ownership of `initial` (its tensors become the variables' first values and are disposed). */

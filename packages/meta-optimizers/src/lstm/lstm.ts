@@ -11,7 +11,7 @@ import {
   type LstmLayerState,
   lstmLayerName,
   zeroLstmState,
-  NamedVariables,
+  type WeightSource,
   preprocessedFeatures,
   preprocessGradients,
   tidyTree,
@@ -57,8 +57,8 @@ export class LstmMetaOptimizer extends NamedWeightsMetaOptimizer<LstmOptions> {
     super('lstm', resolved, initialLstmWeights(resolved, seed));
   }
 
-  optimizer(): Optimizer {
-    return new LstmOptimizer(this.options, this.weights);
+  protected build(source: WeightSource): Optimizer {
+    return new LstmOptimizer(this.options, source);
   }
 }
 
@@ -70,7 +70,7 @@ class LstmOptimizer implements Optimizer {
 
   constructor(
     private readonly options: Readonly<LstmOptions>,
-    private readonly weights: NamedVariables,
+    private readonly weights: WeightSource,
   ) {
     const { preprocessing, k, hidden, layers, outputScale } = options;
     this.fused = lstmStackKernel(

@@ -9,7 +9,7 @@ import {
   initKernelWithBias,
   lstmCell,
   matMulFast,
-  NamedVariables,
+  type WeightSource,
   tidyTree,
   truncatedNormals,
   unflattenCoordinates,
@@ -75,8 +75,8 @@ export class MultiscaleAdamMetaOptimizer extends NamedWeightsMetaOptimizer<Multi
     super('multiscale-adam', resolved, initialMultiscaleAdamWeights(resolved, seed));
   }
 
-  optimizer(): Optimizer {
-    return new MultiscaleAdamOptimizer(this.options, this.weights);
+  protected build(source: WeightSource): Optimizer {
+    return new MultiscaleAdamOptimizer(this.options, source);
   }
 }
 
@@ -104,7 +104,7 @@ class MultiscaleAdamOptimizer implements Optimizer {
 
   constructor(
     private readonly options: Readonly<MultiscaleAdamOptions>,
-    private readonly weights: NamedVariables,
+    private readonly weights: WeightSource,
   ) {
     const betas = options.betas.map((b) => [b[0]!, b[1]!] as const);
     const fixedLr = options.learnLearningRate ? null : options.learningRate;

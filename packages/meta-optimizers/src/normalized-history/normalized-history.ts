@@ -46,7 +46,7 @@ import {
   flattenCoordinates,
   initKernelWithBias,
   matMulFast,
-  NamedVariables,
+  type WeightSource,
   rowSlice,
   splitRows,
   tidyTree,
@@ -109,8 +109,8 @@ export class NormalizedHistoryMetaOptimizer extends NamedWeightsMetaOptimizer<No
     super('normalized-history', resolved, initialNormalizedHistoryWeights(resolved, seed));
   }
 
-  optimizer(): Optimizer {
-    return new NormalizedHistoryOptimizer(this.options, this.weights);
+  protected build(source: WeightSource): Optimizer {
+    return new NormalizedHistoryOptimizer(this.options, source);
   }
 }
 
@@ -119,7 +119,7 @@ class NormalizedHistoryOptimizer implements Optimizer {
 
   constructor(
     private readonly options: Readonly<NormalizedHistoryOptions>,
-    private readonly weights: NamedVariables,
+    private readonly weights: WeightSource,
   ) {}
 
   init(params: NamedTensors): OptimizerState {

@@ -12,7 +12,7 @@ import {
   type LstmLayerState,
   lstmLayerName,
   zeroLstmState,
-  NamedVariables,
+  type WeightSource,
   tidyTree,
   unflattenCoordinates,
   NamedWeightsMetaOptimizer,
@@ -65,8 +65,8 @@ export class RnnpropMetaOptimizer extends NamedWeightsMetaOptimizer<RnnpropOptio
     super('rnnprop', resolved, initialRnnpropWeights(resolved, seed));
   }
 
-  optimizer(): Optimizer {
-    return new RnnpropOptimizer(this.options, this.weights);
+  protected build(source: WeightSource): Optimizer {
+    return new RnnpropOptimizer(this.options, source);
   }
 }
 
@@ -78,7 +78,7 @@ class RnnpropOptimizer implements Optimizer {
 
   constructor(
     private readonly options: Readonly<RnnpropOptions>,
-    private readonly weights: NamedVariables,
+    private readonly weights: WeightSource,
   ) {
     const { beta1, beta2, epsilon, inputUnits, hidden, layers, lr } = options;
     this.fused = lstmStackKernel(

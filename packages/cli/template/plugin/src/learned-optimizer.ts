@@ -12,6 +12,8 @@ export interface ScaledMomentumOptions {
  * A learned optimizer small enough to read: momentum m ← β·m + (1 − β)·g, θ ← θ − lr·m, whose lr and β are
  * its weights φ (as log lr and logit β), meta-trained by l2l. Rules every learned optimizer follows:
  * - φ are `tf.Variable`s, and `optimizer()` uses them (not copies), so meta-gradients reach them;
+ * - `optimizer(weights)` reads the weights given instead (ES and PES evaluate perturbed φ this way), never
+ *   touching the variables;
  * - tfjs variable names are global: let tfjs name them (no `name` argument) and keep stable names as keys;
  * - tensors made only to initialise a variable are disposed; `dispose()` frees the variables;
  * - `update` frees its intermediates (tf.tidy), and never disposes or changes its inputs.
@@ -35,14 +37,19 @@ export const scaledMomentum = defineComponent<ScaledMomentumOptions>()({
       variables[name] = tf.variable(t, true);
       t.dispose();
     }
-    const optimizer = (): Optimizer => ({
+    const optimizer = (given?: Readonly<Record<string, tf.Tensor>>): Optimizer => {
+      for (const [name, v] of Object.entries(given ? variables : {})) {
+        if (!given![name] || !tf.util.arraysEqual(given![name]!.shape, v.shape)) throw new Error(`example-scaled-momentum: weight "${name}" missing or of the wrong shape`);
+      }
+      const phi = given ?? variables;
+      return {
       name: 'example-scaled-momentum',
       init: (params) => ({ params, slots: Object.fromEntries(Object.entries(params).map(([k, p]) => [k, tf.zerosLike(p)])), step: 0 }),
       // tf.tidy frees the intermediates; the engine's gradient tape keeps what the meta-gradient needs.
       update: (state, grads) => {
         const { params, slots } = tf.tidy(() => {
-          const lr = tf.exp(variables.logLr!);
-          const beta = tf.sigmoid(variables.logitBeta!);
+          const lr = tf.exp(phi.logLr!);
+          const beta = tf.sigmoid(phi.logitBeta!);
           const m = state.slots as NamedTensors;
           const slots: NamedTensors = {};
           const params: NamedTensors = {};
@@ -54,7 +61,8 @@ export const scaledMomentum = defineComponent<ScaledMomentumOptions>()({
         });
         return { params, slots, step: state.step + 1 };
       },
-    });
+      };
+    };
     return {
       type: 'example-scaled-momentum',
       coordinatewise: true, // each coordinate's update uses only its own gradient and momentum

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { MetaOptimizer } from '../../contracts/meta-optimizer';
 import type { Task } from '../../contracts/task';
 import { UserError } from '../../errors';
-import type { ModuleExport } from '../../registry/registry';
+import type { ModuleExport } from '../../contracts/json';
 import type { NamedTensors } from '../../tensor-tree';
 import type { MetaGradient, MetaGradientOptions } from '../meta-gradient';
 import { valueAndGradNamed } from '../tape';
