@@ -172,6 +172,29 @@ function configRows(): Fault[] {
       expect(lines.join('\n')).toMatch(/hidden must be[\s\S]*unknown optimizer type "nope"[\s\S]*training.workers \(2\)/);
     },
   });
+  // A config whose top-level shape is wrong still has its components' options checked in the same run.
+  const shapeAndOptions = (dir: string) =>
+    editJson(path.join(dir, 'exp.json'), (c) => {
+      c.optimzee = {};
+      c.training.epochs = 'many';
+      c.optimizee.options.dims = 0;
+      c.metaOptimizer.options.hidden = -1;
+      c.evaluation.baselines = [{ type: 'sgd', options: { learningRate: 'fast' } }];
+    });
+  const everyLine = (_dir: string, r: CliRun) => {
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toEqual([
+      'exp.json: unknown field "optimzee" (known: $schema, name, description, plugins, backend, seed, optimizee, metaOptimizer, training, evaluation)',
+      'exp.json: training.epochs must be an integer ≥ 1, got "many"',
+      'exp.json: optimizee "quadratic": dims must be an integer ≥ 1, got 0',
+      'exp.json: metaOptimizer (meta-optimizer "lstm"): hidden must be an integer ≥ 1, got -1',
+      'exp.json: evaluation.baselines[0] (optimizer "sgd"): learningRate must be a number > 0, got "fast"',
+    ]);
+  };
+  rows.push(
+    { name: 'validate: a wrong top-level shape and bad component options, all listed', setup: shapeAndOptions, argv: ['validate', 'exp.json'], code: 1, message: /unknown field "optimzee"/, check: everyLine },
+    { name: 'train: a wrong top-level shape and bad component options, all listed', setup: shapeAndOptions, argv: ['train', 'exp.json', '--out', 'out'], code: 1, message: /unknown field "optimzee"/, check: everyLine, absent: ['out'] },
+  );
   rows.push({ name: 'a config file that does not exist', argv: ['validate', 'nope.json'], code: 1, message: /^nope\.json: cannot read: no such file$/m });
   rows.push({ name: 'a config that is a directory', argv: ['validate', 'keep'], code: 1, message: /^keep: cannot read: is a directory$/m });
   return rows;
@@ -467,6 +490,31 @@ function pluginRows(): Fault[] {
     { name: 'plugin: a package that exports no plugin', setup: withPlugins(['not-a-plugin']), argv: ['validate', 'exp.json'], code: 1, message: /plugin "not-a-plugin": .* does not export an l2l plugin/ },
     { name: 'plugin: options it declares no schema for', setup: withPlugins([['exports-plugin', { level: 3 }]]), argv: ['validate', 'exp.json'], code: 1, message: /plugin "exports-plugin" takes no options \(it declares no optionsSchema\), got \{"level":3\}/ },
     { name: 'plugin: a component that throws in create()', setup: withPlugins(['boom-plugin'], { optimizee: { type: 'boom' } }), argv: ['train', 'exp.json', '--out', 'out'], code: 1, message: /plugin "boom-plugin": optimizee \(optimizee "boom"\) failed to build: kaboom in create/ },
+    {
+      name: 'plugin: a wrong top-level shape still checks the plugin component\'s options',
+      setup: withPlugins(['boom-plugin'], { optimizee: { type: 'boom', options: { power: 9 } }, seed: -1 }),
+      argv: ['validate', 'exp.json'],
+      code: 1,
+      message: /seed must be an integer ≥ 0, got -1\nexp\.json: optimizee "boom": unknown field "power"/,
+    },
+    {
+      name: 'plugin: a wrong top-level shape with --no-plugins leaves the plugin component unchecked',
+      setup: withPlugins(['./evil'], { optimizee: { type: 'boom', options: { power: 9 } }, metaOptimizer: { type: 'lstm', options: { hidden: 0 } }, seed: -1 }),
+      argv: ['validate', 'exp.json', '--no-plugins'],
+      code: 1,
+      message: /seed must be an integer ≥ 0, got -1\nexp\.json: metaOptimizer \(meta-optimizer "lstm"\): hidden must be/,
+      check: (dir, r) => {
+        noEvil(dir);
+        expect(r.stderr).not.toMatch(/boom/);
+      },
+    },
+    {
+      name: 'plugin: a wrong top-level shape and a plugin that cannot load: both listed, built-ins checked',
+      setup: withPlugins(['l2l-plugin-nope'], { metaOptimizer: { type: 'lstm', options: { hidden: 0 } }, seed: -1 }),
+      argv: ['validate', 'exp.json'],
+      code: 1,
+      message: /seed must be[\s\S]*plugin "l2l-plugin-nope" is not installed[\s\S]*hidden must be an integer ≥ 1, got 0/,
+    },
     { name: 'plugin: l2l list shows the project\'s installed plugins without --config', setup: (dir) => pluginProject(dir), argv: ['list'], code: 0, message: /Plugins: exports-plugin/ },
   ];
 }
