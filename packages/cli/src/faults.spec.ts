@@ -453,6 +453,16 @@ function pluginProject(dir: string): void {
       return [componentsModule({ source: 'boom-plugin', components: [{ kind: 'optimizee', type: 'boom', description: 'Explodes',
         schema: { type: 'object', additionalProperties: false, properties: {} }, create() { ${create} } }] })];`);
   pkg('exports-plugin', { 'index.js': handMade('return [];') }, { exports: { '.': './index.js' }, l2l: {} });
+  // A task family of `size` coordinates that gives no size estimate: the pre-flight measures it once built.
+  const tfPath = JSON.stringify(require.resolve('@tensorflow/tfjs-core', { paths: [path.join(__dirname, '..', '..', 'core')] }));
+  pkg('unsized-plugin', {
+    'index.js': handMade(`const { componentsModule } = require('@l2l/core'); const tf = require(${tfPath});
+      const family = (size) => ({ type: 'wide', sample: (seed, split) => ({ family: 'wide', split, seed }),
+        build: (config) => ({ config, initParams: () => ({ x: tf.zeros([size]) }), batch: () => ({}), loss: (p) => tf.tidy(() => tf.sum(tf.square(p.x))), dispose() {} }) });
+      return [componentsModule({ source: 'unsized-plugin', components: [{ kind: 'optimizee', type: 'wide', description: 'Wide',
+        schema: { type: 'object', additionalProperties: false, properties: { size: { type: 'integer', minimum: 1, default: 3, description: 'Coordinates' } } },
+        create: (o) => family(o.size) }] })];`),
+  });
   pkg('boom-plugin', { 'index.js': component("throw new Error('kaboom in create');") });
   pkg('escaping-plugin', { 'index.js': handMade('return [];') }, { l2l: { plugin: '../../evil/index.js' } });
   pkg('not-a-plugin', { 'index.js': 'module.exports = { hello: 1 };\n' });
@@ -514,6 +524,34 @@ function pluginRows(): Fault[] {
       argv: ['validate', 'exp.json'],
       code: 1,
       message: /seed must be[\s\S]*plugin "l2l-plugin-nope" is not installed[\s\S]*hidden must be an integer ≥ 1, got 0/,
+    },
+    {
+      name: 'plugin: a component without a size estimate is named by validate\'s pre-flight',
+      setup: withPlugins(['unsized-plugin'], { optimizee: { type: 'wide' } }),
+      argv: ['validate', 'exp.json'],
+      code: 0,
+      message: /^exp\.json: ok$/m,
+      check: (_dir, r) => expect(r.stderr).toMatch(/^warning: exp\.json: optimizee "wide" \(unsized-plugin\) gives no size estimate: the pre-flight cannot check its memory from the config; it is measured once built/),
+    },
+    {
+      name: 'plugin: a component without a size estimate trains, with the warning',
+      setup: withPlugins(['unsized-plugin'], { optimizee: { type: 'wide' } }),
+      argv: ['train', 'exp.json', '--out', 'out'],
+      code: 0,
+      message: /done: 2 epochs/,
+      check: (_dir, r) => expect(r.stderr).toMatch(/^warning: exp\.json: optimizee "wide" \(unsized-plugin\) gives no size estimate/),
+    },
+    {
+      // 10⁶ coordinates (4 MB of parameters) through the LSTM's tape over an unroll of 600 steps: far more than the wasm heap.
+      name: 'plugin: an oversized component without a size estimate is measured and refused before the first step',
+      setup: withPlugins(['unsized-plugin'], { backend: 'wasm', optimizee: { type: 'wide', options: { size: 1e6 } }, training: { epochs: 1, episodesPerEpoch: 1, steps: 600, unroll: 600, validationTasks: 1 } }),
+      argv: ['train', 'exp.json', '--out', 'out'],
+      code: 1,
+      message: /^exp\.json: meta-training wide \{"size":1000000\} with lstm .* would need at least .* of memory \(unroll 600\) \(sizes measured on the built components\), more than the wasm backend's 4\.00 GiB heap/m,
+      check: (dir, r) => {
+        expect(r.stdout).not.toMatch(/epoch 1/);
+        expect(fs.readdirSync(path.join(dir, 'out'))).toEqual(['.l2l-output']);
+      },
     },
     { name: 'plugin: l2l list shows the project\'s installed plugins without --config', setup: (dir) => pluginProject(dir), argv: ['list'], code: 0, message: /Plugins: exports-plugin/ },
   ];

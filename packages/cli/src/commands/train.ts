@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { describeBackend, preflightExperiment, trainExperiment, useBackend, UserError, type BackendChoice, type EpochReport } from '@l2l/core';
+import { describeBackend, preflightExperiment, preflightNote, trainExperiment, useBackend, UserError, type BackendChoice, type EpochReport } from '@l2l/core';
 import type { CliContext } from '../context';
 import { backendOption } from '../options';
 import { prepareOutput } from '../output';
@@ -39,6 +39,8 @@ export function registerTrain(program: Command, ctx: CliContext): void {
       const ws = ctx.loadExperiment(file);
       const experiment = ws.experiment;
       preflightExperiment(experiment, ws.registry, file, 'train');
+      const note = preflightNote(experiment, ws.registry, 'train');
+      if (note) ctx.err(`warning: ${file}: ${note}`);
       // Checked (and a previous run discarded, only one l2l wrote) before any work.
       const requested = path.resolve(ctx.cwd, opts.out);
       const outDir = prepareOutput(requested, 'train', { shown: opts.out, resume: opts.resume, force: opts.force });
@@ -65,6 +67,7 @@ export function registerTrain(program: Command, ctx: CliContext): void {
         outDir,
         resume: opts.resume && !startOver,
         baseDir: ws.baseDir,
+        where: file,
         events: {
           onStart: (info) => {
             firstEpoch = info.startEpoch;

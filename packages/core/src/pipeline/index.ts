@@ -1,3 +1,4 @@
 export * from './train';
 export * from './evaluate';
 export * from './compare';
+export * from './measure';
