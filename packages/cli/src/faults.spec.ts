@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -312,6 +313,72 @@ function outputRows(): Fault[] {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Locks: one training run per directory. Another process's lock refuses a second run (nothing touched); a lock
+// left by a process that is gone (kill -9) or gone stale is taken over. Real concurrent processes: faults-process.spec.ts.
+
+/** A lock as a training run leaves it in `run/`: proper-lockfile's directory and the owner l2l records beside it. */
+function leaveLock(run: string, pid: number | null, ageSeconds = 0): void {
+  fs.mkdirSync(path.join(run, '.l2l-lock'));
+  if (pid !== null) writeJson(path.join(run, '.l2l-lock.json'), { pid, host: os.hostname(), since: new Date().toISOString() });
+  const t = new Date(Date.now() - ageSeconds * 1000);
+  fs.utimesSync(path.join(run, '.l2l-lock'), t, t);
+}
+
+/** The id of a process that has ended. */
+function deadPid(): number {
+  const r = spawnSync(process.execPath, ['-e', '0']);
+  return r.pid!;
+}
+
+function lockRows(): Fault[] {
+  const busy = /^--out run: in use by another l2l run \(pid \d+ on \S+ since \S+\); wait for it to end or choose another --out/m;
+  const noLockLeft = (dir: string) => expect(fs.readdirSync(path.join(dir, 'run')).filter((e) => e.startsWith('.l2l-lock'))).toEqual([]);
+  // This test process stands for a live l2l run holding the lock.
+  const held = (dir: string) => leaveLock(copyRun(dir), process.pid);
+  return [
+    { name: 'lock: train --resume on a run another live process holds', setup: held, argv: ['train', 'exp3.json', '--out', 'run', '--resume'], code: 1, message: busy },
+    { name: 'lock: train --force on a run another live process holds (nothing removed)', setup: held, argv: ['train', 'exp.json', '--out', 'run', '--force'], code: 1, message: busy },
+    { name: 'lock: train on a fresh lock whose owner is not recorded', setup: (dir) => leaveLock(copyRun(dir), null), argv: ['train', 'exp3.json', '--out', 'run', '--resume'], code: 1, message: /in use by another l2l run \(owner unknown\)/ },
+    {
+      name: 'lock: left by a process that is gone (kill -9) is taken over by --resume',
+      setup: (dir) => leaveLock(copyRun(dir), deadPid()),
+      argv: ['train', 'exp3.json', '--out', 'run', '--resume'],
+      code: 0,
+      message: /done: 3 epochs/,
+      mayChange: /^run\//,
+      check: noLockLeft,
+    },
+    {
+      name: 'lock: left by a process that is gone is taken over by --force',
+      setup: (dir) => leaveLock(copyRun(dir), deadPid()),
+      argv: ['train', 'exp.json', '--out', 'run', '--force'],
+      code: 0,
+      message: /done: 2 epochs/,
+      mayChange: /^run\//,
+      check: noLockLeft,
+    },
+    {
+      name: 'lock: without an owner, untouched for an hour (stale) is taken over',
+      setup: (dir) => leaveLock(copyRun(dir), null, 3600),
+      argv: ['train', 'exp3.json', '--out', 'run', '--resume'],
+      code: 0,
+      message: /done: 3 epochs/,
+      mayChange: /^run\//,
+      check: noLockLeft,
+    },
+    { name: 'lock: a run ends without leaving its lock', argv: ['train', 'exp.json', '--out', 'fresh'], code: 0, message: /done: 2 epochs/, check: (dir) => expect(fs.readdirSync(path.join(dir, 'fresh')).sort()).toEqual(['.l2l-output', 'best', 'experiment.json', 'latest', 'log.csv']) },
+    {
+      name: 'lock: a run that fails ends without leaving its lock',
+      setup: (dir) => editJson(path.join(copyRun(dir), 'latest', 'trainer.json'), (t) => void (t.epoch = 'abc')),
+      argv: ['train', 'exp3.json', '--out', 'run', '--resume'],
+      code: 1,
+      message: /trainer\.json: epoch must be an integer/,
+      check: noLockLeft,
+    },
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Checkpoints: checked, not trusted. Each corruption is refused by eval (--optimizer) and by train --resume.
 
 const checkpointFaults: Array<[string, (run: string) => void, RegExp]> = [
@@ -614,7 +681,7 @@ function idxRows(): Fault[] {
   return out;
 }
 
-const faults: Fault[] = [...configRows(), ...commandLineRows(), ...outputRows(), ...checkpointRows(), ...pluginRows(), ...idxRows()];
+const faults: Fault[] = [...configRows(), ...commandLineRows(), ...outputRows(), ...lockRows(), ...checkpointRows(), ...pluginRows(), ...idxRows()];
 
 beforeAll(async () => {
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'l2l-faults-'));
