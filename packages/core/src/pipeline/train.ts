@@ -97,8 +97,7 @@ export async function trainExperiment(experiment: ExperimentConfig, registry: Co
     preflightBuilt(experiment, registry, options.where ?? 'experiment', 'train', family, meta);
     trainer = new MetaTrainer(family, meta, experiment.training, experiment.seed, options.events, workerSource);
   } catch (e) {
-    meta.dispose();
-    family.dispose?.();
+    disposeQuietly(() => meta.dispose(), () => family.dispose?.());
     throw e;
   }
   let rows: LogRow[] = [];
