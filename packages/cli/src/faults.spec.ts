@@ -9,11 +9,13 @@ import { fileHashes, lostFiles, runCli, STACK, toyExperiment, writeJson, writeUs
 
 /**
  * The fault suite: one row per fault (bad configs, oversized problems, bad command lines, dangerous output
- * locations, corrupt checkpoints, hostile plugins, corrupt data), each run through the CLI in-process in a fresh
+ * locations, locks, corrupt checkpoints, hostile plugins, corrupt data), each run through the CLI in-process in a fresh
  * directory holding the user's own files and a toy experiment (exp.json). Every row checks the exit code, a
  * fragment of the message, that no stack trace or "internal error" is printed, that every file present before
  * is still there unchanged (nothing lost), that no tensor leaked, and that it answered within a timeout.
- * Faults that need a real process (kill -9, a full disk) are in faults-process.spec.ts.
+ * Faults that need a real process (kill -9, two runs at once, a full disk) are in faults-process.spec.ts. With
+ * L2L_FAULTS_BIN each case runs a built bin.js as a child process instead (bench/fault-table-before.sh: the table
+ * against older commits, docs/faults.md).
  */
 
 interface Fault {
