@@ -9,6 +9,7 @@
 # Usage: bench/fault-table-before.sh [COMMIT] [OUT_DIR]
 #   COMMIT   default: the parent of the first commit of the fault work (the first to touch packages/cli/src/output.ts)
 #   OUT_DIR  default: /tmp/l2l-fault-table-before; gets before.json, after.json (jest --json) and summary.md
+#   L2L_FAULTS_REUSE=1 keeps the json files of an earlier run and only writes the summary again.
 # Needs this checkout built (pnpm build). Takes ~20-40 min on 2 shared cores (about 340 cases, twice).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,51 +30,61 @@ if [ ! -f "$old/packages/cli/dist/bin.js" ]; then
 fi
 [ -f packages/cli/dist/bin.js ] || { echo "build this checkout first (pnpm build)" >&2; exit 1; }
 
-run() { # $1: bin.js, $2: json file
+run() { # $1: bin.js, $2: json file (kept, not rerun, with L2L_FAULTS_REUSE=1)
+  if [ "${L2L_FAULTS_REUSE:-}" = 1 ] && [ -f "$2" ]; then return; fi
   L2L_FAULTS_BIN="$1" L2L_FAULTS_TIMEOUT_MS="$timeout_ms" npx jest packages/cli/src/faults.spec.ts --runInBand --json --outputFile="$2" >/dev/null 2>&1 || true
 }
 echo "fault table against $short (each case a child process, ${timeout_ms} ms at most)..."
 run "$old/packages/cli/dist/bin.js" "$out/before.json"
-here_commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- packages || echo "+changes")
-echo "fault table against this checkout ($here_commit), the same way..."
+if [ "${L2L_FAULTS_REUSE:-}" != 1 ] || [ ! -f "$out/after.json" ]; then
+  git rev-parse --short HEAD > "$out/after.commit"
+  git diff --quiet HEAD -- packages || echo "(with uncommitted changes under packages/)" >> "$out/after.commit"
+fi
+here_commit=$(head -1 "$out/after.commit")
+echo "fault table against this checkout ($(tr '\n' ' ' < "$out/after.commit")), the same way..."
 run "$here/packages/cli/dist/bin.js" "$out/after.json"
 
 node - "$out" "$short" "$here_commit" "$timeout_ms" <<'EOF'
 const fs = require('fs');
 const [out, before, after, ms] = process.argv.slice(2);
 const load = (f) => JSON.parse(fs.readFileSync(`${out}/${f}`, 'utf8'));
-// One row per describe block (the fault's name); "the fault table" counts the table itself.
+// One case per describe block (the fault's name); "the fault table" checks the table itself.
 const rows = (r) => r.testResults.flatMap((s) => s.assertionResults).filter((a) => a.ancestorTitles[0] !== 'the fault table')
   .map((a) => ({ name: a.ancestorTitles[0], status: a.status, why: (a.failureMessages[0] ?? '').split('\n').find((l) => l.trim()) ?? '' }));
+const group = (n) =>
+  /^(validate|train|eval): |^validate lists|^a config (file|that)/.test(n) ? 'bad configs and oversized problems'
+  : /^command line: /.test(n) ? 'command lines'
+  : /^lock: /.test(n) ? 'locks on a run directory'
+  : /^plugin: /.test(n) ? 'plugins'
+  : /^data: /.test(n) ? 'IDX data'
+  : /^(train --resume|eval --optimizer)|^a run killed|^stale temporaries|^a snapshot interrupted/.test(n) ? 'checkpoints'
+  : 'output locations';
 const b = rows(load('before.json'));
 const a = rows(load('after.json'));
-const count = (xs, s) => xs.filter((x) => x.status === s).length;
-const group = (name) => (/^(validate|train|eval): /.test(name) ? 'config' : name.split(':')[0]);
+const failed = (xs, g) => xs.filter((x) => x.status === 'failed' && (!g || group(x.name) === g));
+const hangs = (xs) => xs.filter((x) => x.status === 'failed' && /a hang/.test(x.why));
 const groups = [...new Set(b.map((x) => group(x.name)))];
 const lines = [
-  `# The fault table against ${before} and ${after}`,
-  '',
   `\`bench/fault-table-before.sh ${before}\`: ${b.length} cases, each a child process of the commit's built CLI, killed after ${ms} ms.`,
   '',
   `| | ${before} (before the fault work) | ${after} (this checkout) |`,
   '|---|---|---|',
-  `| cases failing | ${count(b, 'failed')} | ${count(a, 'failed')} |`,
-  `| cases passing | ${count(b, 'passed')} | ${count(a, 'passed')} |`,
-  `| of the failures, hangs (no answer within ${ms} ms) | ${b.filter((x) => x.status === 'failed' && /a hang/.test(x.why)).length} | ${a.filter((x) => x.status === 'failed' && /a hang/.test(x.why)).length} |`,
+  `| cases failing | ${failed(b).length} | ${failed(a).length} |`,
+  `| cases passing | ${b.length - failed(b).length} | ${a.length - failed(a).length} |`,
+  `| of the failures, hangs (no answer within ${ms / 1000} s) | ${hangs(b).length} | ${hangs(a).length} |`,
   '',
-  '| group | cases | failing before | failing now |',
+  `| group | cases | failing at ${before} | failing at ${after} |`,
   '|---|---|---|---|',
-  ...groups.map((g) => `| ${g} | ${b.filter((x) => group(x.name) === g).length} | ${b.filter((x) => group(x.name) === g && x.status === 'failed').length} | ${a.filter((x) => group(x.name) === g && x.status === 'failed').length} |`),
+  ...groups.map((g) => `| ${g} | ${b.filter((x) => group(x.name) === g).length} | ${failed(b, g).length} | ${failed(a, g).length} |`),
   '',
-  `Cases passing at ${before} too (the old code already handled them):`,
+  `Hangs at ${before}: ${hangs(b).map((x) => x.name).join('; ') || 'none'}.`,
   '',
-  ...b.filter((x) => x.status === 'passed').map((x) => `- ${x.name}`),
+  `Failing at ${after}: ${failed(a).map((x) => `${x.name} (${x.why.trim().slice(0, 160)})`).join('; ') || 'none'}.`,
   '',
-  `Cases failing now (this checkout):`,
-  '',
-  ...(a.some((x) => x.status === 'failed') ? a.filter((x) => x.status === 'failed').map((x) => `- ${x.name}: ${x.why.trim().slice(0, 200)}`) : ['- none']),
+  `Passing at ${before} too (the old code already handled them): ${b.filter((x) => x.status === 'passed').length} cases (per group, cases minus those failing), each listed in summary.md.`,
 ];
-fs.writeFileSync(`${out}/summary.md`, lines.join('\n') + '\n');
-console.log(lines.slice(0, 14 + groups.length).join('\n'));
+const details = [...lines, '', ...b.filter((x) => x.status === 'passed').map((x) => `- passing at ${before}: ${x.name}`)];
+fs.writeFileSync(`${out}/summary.md`, details.join('\n') + '\n');
+console.log(lines.join('\n'));
 EOF
 echo "details: $out/summary.md, $out/before.json, $out/after.json"
