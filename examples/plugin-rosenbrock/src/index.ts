@@ -47,6 +47,9 @@ export const rosenbrockFamily = defineComponent<RosenbrockOptions>()({
       initScale: { type: 'number', exclusiveMinimum: 0, default: 0.5, description: 'Standard deviation (normal) or half-width (uniform) of each starting coordinate' },
     },
   },
+  // Sizes for l2l's pre-flight: a task holds no tensors; a taped step keeps about nine vectors of dims floats
+  // (the two slices, their squares, differences and products).
+  estimate: ({ dims }) => ({ coordinates: dims, bytes: 0, stepBytes: 9 * 4 * dims }),
   create: (o): TaskFamily => ({
     type: 'rosenbrock',
     sample(seed: number, split: Split): RosenbrockConfig {

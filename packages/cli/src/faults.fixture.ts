@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -15,8 +16,26 @@ export interface CliRun {
   stderr: string;
 }
 
+/**
+ * `L2L_FAULTS_BIN=<a built bin.js>`: each case runs that binary as a child process, killed after `ms`, instead of
+ * the CLI in-process. For the table against older commits (bench/fault-table-before.sh), whose hangs block the
+ * event loop, so an in-process timeout never fires; the tensor-leak check then sees nothing.
+ */
+const FAULTS_BIN = process.env.L2L_FAULTS_BIN;
+
+/** tfjs's banner on a child's stderr (jest.setup.js silences it in-process). */
+const TFJS_BANNER = /\n?=+\nHi, looks like you are running TensorFlow\.js in Node\.js\.[^\n]*\n=+\n/g;
+
+function runBin(bin: string, argv: string[], cwd: string, ms: number): CliRun {
+  const r = spawnSync(process.execPath, [bin, ...argv], { cwd, encoding: 'utf8', timeout: ms, killSignal: 'SIGKILL', maxBuffer: 64 * 2 ** 20 });
+  if (r.error && (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT') throw new Error(`l2l ${argv.join(' ')}: no answer within ${ms} ms (a hang)`);
+  if (r.signal) throw new Error(`l2l ${argv.join(' ')}: killed by ${r.signal}`);
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr.replace(TFJS_BANNER, '') };
+}
+
 /** Runs the CLI in-process; a run that takes longer than `ms` fails the case as a hang. */
 export async function runCli(argv: string[], cwd: string, ms = 60_000): Promise<CliRun> {
+  if (FAULTS_BIN) return runBin(FAULTS_BIN, argv, cwd, Math.min(ms, Number(process.env.L2L_FAULTS_TIMEOUT_MS ?? ms)));
   let stdout = '';
   let stderr = '';
   let timer: NodeJS.Timeout | undefined;

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -8,11 +9,13 @@ import { fileHashes, lostFiles, runCli, STACK, toyExperiment, writeJson, writeUs
 
 /**
  * The fault suite: one row per fault (bad configs, oversized problems, bad command lines, dangerous output
- * locations, corrupt checkpoints, hostile plugins, corrupt data), each run through the CLI in-process in a fresh
+ * locations, locks, corrupt checkpoints, hostile plugins, corrupt data), each run through the CLI in-process in a fresh
  * directory holding the user's own files and a toy experiment (exp.json). Every row checks the exit code, a
  * fragment of the message, that no stack trace or "internal error" is printed, that every file present before
  * is still there unchanged (nothing lost), that no tensor leaked, and that it answered within a timeout.
- * Faults that need a real process (kill -9, a full disk) are in faults-process.spec.ts.
+ * Faults that need a real process (kill -9, two runs at once, a full disk) are in faults-process.spec.ts. With
+ * L2L_FAULTS_BIN each case runs a built bin.js as a child process instead (bench/fault-table-before.sh: the table
+ * against older commits, docs/faults.md).
  */
 
 interface Fault {
@@ -172,6 +175,29 @@ function configRows(): Fault[] {
       expect(lines.join('\n')).toMatch(/hidden must be[\s\S]*unknown optimizer type "nope"[\s\S]*training.workers \(2\)/);
     },
   });
+  // A config whose top-level shape is wrong still has its components' options checked in the same run.
+  const shapeAndOptions = (dir: string) =>
+    editJson(path.join(dir, 'exp.json'), (c) => {
+      c.optimzee = {};
+      c.training.epochs = 'many';
+      c.optimizee.options.dims = 0;
+      c.metaOptimizer.options.hidden = -1;
+      c.evaluation.baselines = [{ type: 'sgd', options: { learningRate: 'fast' } }];
+    });
+  const everyLine = (_dir: string, r: CliRun) => {
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toEqual([
+      'exp.json: unknown field "optimzee" (known: $schema, name, description, plugins, backend, seed, optimizee, metaOptimizer, training, evaluation)',
+      'exp.json: training.epochs must be an integer ≥ 1, got "many"',
+      'exp.json: optimizee "quadratic": dims must be an integer ≥ 1, got 0',
+      'exp.json: metaOptimizer (meta-optimizer "lstm"): hidden must be an integer ≥ 1, got -1',
+      'exp.json: evaluation.baselines[0] (optimizer "sgd"): learningRate must be a number > 0, got "fast"',
+    ]);
+  };
+  rows.push(
+    { name: 'validate: a wrong top-level shape and bad component options, all listed', setup: shapeAndOptions, argv: ['validate', 'exp.json'], code: 1, message: /unknown field "optimzee"/, check: everyLine },
+    { name: 'train: a wrong top-level shape and bad component options, all listed', setup: shapeAndOptions, argv: ['train', 'exp.json', '--out', 'out'], code: 1, message: /unknown field "optimzee"/, check: everyLine, absent: ['out'] },
+  );
   rows.push({ name: 'a config file that does not exist', argv: ['validate', 'nope.json'], code: 1, message: /^nope\.json: cannot read: no such file$/m });
   rows.push({ name: 'a config that is a directory', argv: ['validate', 'keep'], code: 1, message: /^keep: cannot read: is a directory$/m });
   return rows;
@@ -284,6 +310,72 @@ function outputRows(): Fault[] {
       message: /done: 2 epochs/,
       mayChange: /^run\//,
       check: (dir) => expect(fs.existsSync(path.join(dir, 'run', 'eval'))).toBe(false),
+    },
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Locks: one training run per directory. Another process's lock refuses a second run (nothing touched); a lock
+// left by a process that is gone (kill -9) or gone stale is taken over. Real concurrent processes: faults-process.spec.ts.
+
+/** A lock as a training run leaves it in `run/`: proper-lockfile's directory and the owner l2l records beside it. */
+function leaveLock(run: string, pid: number | null, ageSeconds = 0): void {
+  fs.mkdirSync(path.join(run, '.l2l-lock'));
+  if (pid !== null) writeJson(path.join(run, '.l2l-lock.json'), { pid, host: os.hostname(), since: new Date().toISOString() });
+  const t = new Date(Date.now() - ageSeconds * 1000);
+  fs.utimesSync(path.join(run, '.l2l-lock'), t, t);
+}
+
+/** The id of a process that has ended. */
+function deadPid(): number {
+  const r = spawnSync(process.execPath, ['-e', '0']);
+  return r.pid!;
+}
+
+function lockRows(): Fault[] {
+  const busy = /^--out run: in use by another l2l run \(pid \d+ on \S+ since \S+\); wait for it to end or choose another --out/m;
+  const noLockLeft = (dir: string) => expect(fs.readdirSync(path.join(dir, 'run')).filter((e) => e.startsWith('.l2l-lock'))).toEqual([]);
+  // This test process stands for a live l2l run holding the lock.
+  const held = (dir: string) => leaveLock(copyRun(dir), process.pid);
+  return [
+    { name: 'lock: train --resume on a run another live process holds', setup: held, argv: ['train', 'exp3.json', '--out', 'run', '--resume'], code: 1, message: busy },
+    { name: 'lock: train --force on a run another live process holds (nothing removed)', setup: held, argv: ['train', 'exp.json', '--out', 'run', '--force'], code: 1, message: busy },
+    { name: 'lock: train on a fresh lock whose owner is not recorded', setup: (dir) => leaveLock(copyRun(dir), null), argv: ['train', 'exp3.json', '--out', 'run', '--resume'], code: 1, message: /in use by another l2l run \(owner unknown\)/ },
+    {
+      name: 'lock: left by a process that is gone (kill -9) is taken over by --resume',
+      setup: (dir) => leaveLock(copyRun(dir), deadPid()),
+      argv: ['train', 'exp3.json', '--out', 'run', '--resume'],
+      code: 0,
+      message: /done: 3 epochs/,
+      mayChange: /^run\//,
+      check: noLockLeft,
+    },
+    {
+      name: 'lock: left by a process that is gone is taken over by --force',
+      setup: (dir) => leaveLock(copyRun(dir), deadPid()),
+      argv: ['train', 'exp.json', '--out', 'run', '--force'],
+      code: 0,
+      message: /done: 2 epochs/,
+      mayChange: /^run\//,
+      check: noLockLeft,
+    },
+    {
+      name: 'lock: without an owner, untouched for an hour (stale) is taken over',
+      setup: (dir) => leaveLock(copyRun(dir), null, 3600),
+      argv: ['train', 'exp3.json', '--out', 'run', '--resume'],
+      code: 0,
+      message: /done: 3 epochs/,
+      mayChange: /^run\//,
+      check: noLockLeft,
+    },
+    { name: 'lock: a run ends without leaving its lock', argv: ['train', 'exp.json', '--out', 'fresh'], code: 0, message: /done: 2 epochs/, check: (dir) => expect(fs.readdirSync(path.join(dir, 'fresh')).sort()).toEqual(['.l2l-output', 'best', 'experiment.json', 'latest', 'log.csv']) },
+    {
+      name: 'lock: a run that fails ends without leaving its lock',
+      setup: (dir) => editJson(path.join(copyRun(dir), 'latest', 'trainer.json'), (t) => void (t.epoch = 'abc')),
+      argv: ['train', 'exp3.json', '--out', 'run', '--resume'],
+      code: 1,
+      message: /trainer\.json: epoch must be an integer/,
+      check: noLockLeft,
     },
   ];
 }
@@ -430,6 +522,16 @@ function pluginProject(dir: string): void {
       return [componentsModule({ source: 'boom-plugin', components: [{ kind: 'optimizee', type: 'boom', description: 'Explodes',
         schema: { type: 'object', additionalProperties: false, properties: {} }, create() { ${create} } }] })];`);
   pkg('exports-plugin', { 'index.js': handMade('return [];') }, { exports: { '.': './index.js' }, l2l: {} });
+  // A task family of `size` coordinates that gives no size estimate: the pre-flight measures it once built.
+  const tfPath = JSON.stringify(require.resolve('@tensorflow/tfjs-core', { paths: [path.join(__dirname, '..', '..', 'core')] }));
+  pkg('unsized-plugin', {
+    'index.js': handMade(`const { componentsModule } = require('@l2l/core'); const tf = require(${tfPath});
+      const family = (size) => ({ type: 'wide', sample: (seed, split) => ({ family: 'wide', split, seed }),
+        build: (config) => ({ config, initParams: () => ({ x: tf.zeros([size]) }), batch: () => ({}), loss: (p) => tf.tidy(() => tf.sum(tf.square(p.x))), dispose() {} }) });
+      return [componentsModule({ source: 'unsized-plugin', components: [{ kind: 'optimizee', type: 'wide', description: 'Wide',
+        schema: { type: 'object', additionalProperties: false, properties: { size: { type: 'integer', minimum: 1, default: 3, description: 'Coordinates' } } },
+        create: (o) => family(o.size) }] })];`),
+  });
   pkg('boom-plugin', { 'index.js': component("throw new Error('kaboom in create');") });
   pkg('escaping-plugin', { 'index.js': handMade('return [];') }, { l2l: { plugin: '../../evil/index.js' } });
   pkg('not-a-plugin', { 'index.js': 'module.exports = { hello: 1 };\n' });
@@ -467,6 +569,59 @@ function pluginRows(): Fault[] {
     { name: 'plugin: a package that exports no plugin', setup: withPlugins(['not-a-plugin']), argv: ['validate', 'exp.json'], code: 1, message: /plugin "not-a-plugin": .* does not export an l2l plugin/ },
     { name: 'plugin: options it declares no schema for', setup: withPlugins([['exports-plugin', { level: 3 }]]), argv: ['validate', 'exp.json'], code: 1, message: /plugin "exports-plugin" takes no options \(it declares no optionsSchema\), got \{"level":3\}/ },
     { name: 'plugin: a component that throws in create()', setup: withPlugins(['boom-plugin'], { optimizee: { type: 'boom' } }), argv: ['train', 'exp.json', '--out', 'out'], code: 1, message: /plugin "boom-plugin": optimizee \(optimizee "boom"\) failed to build: kaboom in create/ },
+    {
+      name: 'plugin: a wrong top-level shape still checks the plugin component\'s options',
+      setup: withPlugins(['boom-plugin'], { optimizee: { type: 'boom', options: { power: 9 } }, seed: -1 }),
+      argv: ['validate', 'exp.json'],
+      code: 1,
+      message: /seed must be an integer ≥ 0, got -1\nexp\.json: optimizee "boom": unknown field "power"/,
+    },
+    {
+      name: 'plugin: a wrong top-level shape with --no-plugins leaves the plugin component unchecked',
+      setup: withPlugins(['./evil'], { optimizee: { type: 'boom', options: { power: 9 } }, metaOptimizer: { type: 'lstm', options: { hidden: 0 } }, seed: -1 }),
+      argv: ['validate', 'exp.json', '--no-plugins'],
+      code: 1,
+      message: /seed must be an integer ≥ 0, got -1\nexp\.json: metaOptimizer \(meta-optimizer "lstm"\): hidden must be/,
+      check: (dir, r) => {
+        noEvil(dir);
+        expect(r.stderr).not.toMatch(/boom/);
+      },
+    },
+    {
+      name: 'plugin: a wrong top-level shape and a plugin that cannot load: both listed, built-ins checked',
+      setup: withPlugins(['l2l-plugin-nope'], { metaOptimizer: { type: 'lstm', options: { hidden: 0 } }, seed: -1 }),
+      argv: ['validate', 'exp.json'],
+      code: 1,
+      message: /seed must be[\s\S]*plugin "l2l-plugin-nope" is not installed[\s\S]*hidden must be an integer ≥ 1, got 0/,
+    },
+    {
+      name: 'plugin: a component without a size estimate is named by validate\'s pre-flight',
+      setup: withPlugins(['unsized-plugin'], { optimizee: { type: 'wide' } }),
+      argv: ['validate', 'exp.json'],
+      code: 0,
+      message: /^exp\.json: ok$/m,
+      check: (_dir, r) => expect(r.stderr).toMatch(/^warning: exp\.json: optimizee "wide" \(unsized-plugin\) gives no size estimate: the pre-flight cannot check its memory from the config; it is measured once built/),
+    },
+    {
+      name: 'plugin: a component without a size estimate trains, with the warning',
+      setup: withPlugins(['unsized-plugin'], { optimizee: { type: 'wide' } }),
+      argv: ['train', 'exp.json', '--out', 'out'],
+      code: 0,
+      message: /done: 2 epochs/,
+      check: (_dir, r) => expect(r.stderr).toMatch(/^warning: exp\.json: optimizee "wide" \(unsized-plugin\) gives no size estimate/),
+    },
+    {
+      // 10⁶ coordinates (4 MB of parameters) through the LSTM's tape over an unroll of 600 steps: far more than the wasm heap.
+      name: 'plugin: an oversized component without a size estimate is measured and refused before the first step',
+      setup: withPlugins(['unsized-plugin'], { backend: 'wasm', optimizee: { type: 'wide', options: { size: 1e6 } }, training: { epochs: 1, episodesPerEpoch: 1, steps: 600, unroll: 600, validationTasks: 1 } }),
+      argv: ['train', 'exp.json', '--out', 'out'],
+      code: 1,
+      message: /^exp\.json: meta-training wide \{"size":1000000\} with lstm .* would need at least .* of memory \(unroll 600\) \(sizes measured on the built components\), more than the wasm backend's 4\.00 GiB heap/m,
+      check: (dir, r) => {
+        expect(r.stdout).not.toMatch(/epoch 1/);
+        expect(fs.readdirSync(path.join(dir, 'out'))).toEqual(['.l2l-output']);
+      },
+    },
     { name: 'plugin: l2l list shows the project\'s installed plugins without --config', setup: (dir) => pluginProject(dir), argv: ['list'], code: 0, message: /Plugins: exports-plugin/ },
   ];
 }
@@ -528,7 +683,7 @@ function idxRows(): Fault[] {
   return out;
 }
 
-const faults: Fault[] = [...configRows(), ...commandLineRows(), ...outputRows(), ...checkpointRows(), ...pluginRows(), ...idxRows()];
+const faults: Fault[] = [...configRows(), ...commandLineRows(), ...outputRows(), ...lockRows(), ...checkpointRows(), ...pluginRows(), ...idxRows()];
 
 beforeAll(async () => {
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'l2l-faults-'));

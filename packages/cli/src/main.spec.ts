@@ -16,6 +16,7 @@ const specComponents: ComponentDefinition[] = [
     description: 'Test quadratics',
     schema: closed({ dims: { type: 'integer', minimum: 1, default: 10, description: 'Dimensions' } }),
     create: stub,
+    estimate: ({ dims }) => ({ coordinates: dims }),
   }),
   defineComponent<{ hidden: number }>()({
     kind: 'meta-optimizer',
@@ -23,6 +24,7 @@ const specComponents: ComponentDefinition[] = [
     description: 'Test LSTM',
     schema: closed({ hidden: { type: 'integer', minimum: 1, default: 20, description: 'Hidden units' } }),
     create: stub,
+    estimate: ({ hidden }) => ({ weights: hidden }),
   }),
   ...['sgd', 'nag', 'rmsprop', 'adam'].map((type) =>
     defineComponent<{ learningRate: number }>()({

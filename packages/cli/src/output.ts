@@ -1,6 +1,8 @@
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
-import { hasSnapshot, UserError } from '@l2l/core';
+import * as lockfile from 'proper-lockfile';
+import { hasSnapshot, processAlive, UserError } from '@l2l/core';
 
 /**
  * Output directories: checked (and created) before any work starts, and never emptied unless l2l wrote them.
@@ -10,9 +12,13 @@ export const OUTPUT_MARKER = '.l2l-output';
 
 export type OutputKind = 'train' | 'eval' | 'report';
 
+/** The lock a training run holds on its directory (proper-lockfile's directory), and who holds it. */
+export const OUTPUT_LOCK = '.l2l-lock';
+const LOCK_OWNER = '.l2l-lock.json';
+
 /** The names each kind of output directory may hold besides the marker (temporaries of atomic writes included). */
 const OWN_NAMES: Record<OutputKind, RegExp> = {
-  train: /^(experiment\.json|log\.csv|latest|best|\.(latest|best)\.old)$|\.tmp-\d+$/,
+  train: /^(experiment\.json|log\.csv|latest|best|\.(latest|best)\.old|\.l2l-lock|\.l2l-lock\.json)$|\.tmp-\d+$/,
   eval: /^(results\.json|results\.md|curves\.csv|loss-curves\.svg)$|\.tmp-\d+$/,
   report: /^[\w.-]+\.(md|svg)$|\.tmp-\d+$/,
 };
@@ -144,6 +150,79 @@ function writeMarker(dir: string, kind: OutputKind, shown: string, flag: string)
   }
 }
 
+interface LockOwner {
+  pid: number;
+  host: string;
+  since: string;
+}
+
+function readOwner(dir: string): LockOwner | null {
+  try {
+    const o = JSON.parse(fs.readFileSync(path.join(dir, LOCK_OWNER), 'utf8')) as Partial<LockOwner>;
+    return typeof o.pid === 'number' && typeof o.host === 'string' ? { pid: o.pid, host: o.host, since: String(o.since ?? '') } : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * How long a lock nobody refreshes stays valid. proper-lockfile refreshes it from a timer, and training blocks the
+ * event loop for as long as an episode or a validation takes, so this is long; a lock whose owner is gone from this
+ * machine (kill -9) is taken over at once instead, by its recorded process id.
+ */
+const LOCK_STALE_MS = 10 * 60_000;
+
+/**
+ * Locks `dir` (which exists) for one run: a second run on it is refused with one line naming who holds it. A lock
+ * left by a process that no longer runs on this machine is taken over; one from another machine once it is stale.
+ * Returns the release (also done by proper-lockfile when the process exits on a signal).
+ */
+function lockOutput(dir: string, shown: string, flag: string, onLost: (message: string) => void): () => void {
+  const take = () =>
+    lockfile.lockSync(dir, {
+      lockfilePath: path.join(dir, OUTPUT_LOCK),
+      realpath: false,
+      stale: LOCK_STALE_MS,
+      // Another process took the lock over (this one stalled past the stale time): say so rather than crash.
+      onCompromised: (e) => onLost(`${flag} ${shown}: lost its lock (${e.message}); another run may be writing there`),
+    });
+  const busy = (owner: LockOwner | null) =>
+    new UserError(
+      `${flag} ${shown}: in use by another l2l run (${owner ? `pid ${owner.pid} on ${owner.host}${owner.since ? ` since ${owner.since}` : ''}` : 'owner unknown'}); ` +
+        `wait for it to end or choose another ${flag} (a lock whose run is gone from this machine is taken over at once, any other after ${LOCK_STALE_MS / 60_000} minutes)`,
+    );
+  let release: () => void;
+  try {
+    release = take();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ELOCKED') throw new UserError(`${flag} ${shown}: cannot lock it: ${errnoText(e)}`);
+    const owner = readOwner(dir);
+    if (!owner || owner.host !== os.hostname() || processAlive(owner.pid)) throw busy(owner);
+    // Left by a run killed with -9 (nothing ran its exit handlers): its process is gone.
+    fs.rmSync(path.join(dir, OUTPUT_LOCK), { recursive: true, force: true });
+    try {
+      release = take();
+    } catch (again) {
+      if ((again as NodeJS.ErrnoException).code === 'ELOCKED') throw busy(readOwner(dir));
+      throw new UserError(`${flag} ${shown}: cannot lock it: ${errnoText(again)}`);
+    }
+  }
+  try {
+    fs.writeFileSync(path.join(dir, LOCK_OWNER), JSON.stringify({ pid: process.pid, host: os.hostname(), since: new Date().toISOString() }) + '\n');
+  } catch (e) {
+    release();
+    throw new UserError(`${flag} ${shown}: cannot write there: ${errnoText(e)}`);
+  }
+  return () => {
+    fs.rmSync(path.join(dir, LOCK_OWNER), { force: true });
+    try {
+      release();
+    } catch {
+      // Already released or taken over: nothing of ours is left to remove.
+    }
+  };
+}
+
 export interface PrepareOptions {
   /** How messages show the path (as the user gave it). */
   shown: string;
@@ -162,34 +241,61 @@ export interface PrepareOptions {
  * the same kind fills (its files are overwritten). Anything else is refused, naming what was found.
  */
 export function prepareOutput(dir: string, kind: OutputKind, options: PrepareOptions): string {
+  return prepare(dir, kind, options).dir;
+}
+
+/**
+ * `prepareOutput` for a training run, which also locks the directory before anything in it is removed (`--force`) or
+ * written, so that two runs on one directory cannot mix their files; call `release` when the run ends.
+ */
+export function prepareLockedOutput(dir: string, kind: OutputKind, options: PrepareOptions & { onLost: (message: string) => void }): { dir: string; release: () => void } {
+  return prepare(dir, kind, options, options.onLost);
+}
+
+function prepare(dir: string, kind: OutputKind, options: PrepareOptions, onLost?: (message: string) => void): { dir: string; release: () => void } {
   const { shown } = options;
   const flag = options.flag ?? '--out';
   const abs = path.resolve(dir);
   const state = ensureDirectory(abs, shown, flag);
-  if (state === 'exists') {
-    const marker = readMarker(abs);
-    // eval and report only overwrite their own files, which may change with versions: their marker is enough, and
-    // without it every file is the user's. A training run from before markers is recognised by its names alone.
-    const foreign = kind !== 'train' ? (marker === kind ? [] : fs.readdirSync(abs).sort()) : foreignEntries(abs, kind);
-    if (foreign.length) {
-      const other = marker && marker !== kind ? ` (an l2l ${marker} output)` : '';
-      throw new UserError(
-        `${flag} ${shown}: holds files l2l did not write${other}: ${listShort(foreign)}; l2l never deletes or mixes with them: choose another ${flag}`,
-      );
+  let release = () => {};
+  const lock = () => {
+    if (onLost) release = lockOutput(abs, shown, flag, onLost);
+  };
+  try {
+    if (state === 'exists') checkExisting(abs, kind, options, flag, lock);
+    else lock();
+    writeMarker(abs, kind, shown, flag);
+  } catch (e) {
+    release();
+    throw e;
+  }
+  return { dir: abs, release };
+}
+
+/** What `prepare` checks in an existing directory; `lock` runs after the checks and before anything is removed. */
+function checkExisting(abs: string, kind: OutputKind, options: PrepareOptions, flag: string, lock: () => void): void {
+  const { shown } = options;
+  const marker = readMarker(abs);
+  // eval and report only overwrite their own files, which may change with versions: their marker is enough, and
+  // without it every file is the user's. A training run from before markers is recognised by its names alone.
+  const foreign = kind !== 'train' ? (marker === kind ? [] : fs.readdirSync(abs).sort()) : foreignEntries(abs, kind);
+  if (foreign.length) {
+    const other = marker && marker !== kind ? ` (an l2l ${marker} output)` : '';
+    throw new UserError(
+      `${flag} ${shown}: holds files l2l did not write${other}: ${listShort(foreign)}; l2l never deletes or mixes with them: choose another ${flag}`,
+    );
+  }
+  if (marker && marker !== kind) throw new UserError(`${flag} ${shown}: holds an l2l ${marker} output; choose another ${flag}`);
+  lock();
+  if (kind === 'train' && !options.resume) {
+    if (hasSnapshot(abs) && !options.force) {
+      throw new UserError(`${flag} ${shown} already holds a training run; pass --resume to continue it, --force to discard it, or choose another ${flag}`);
     }
-    if (marker && marker !== kind) throw new UserError(`${flag} ${shown}: holds an l2l ${marker} output; choose another ${flag}`);
-    if (kind === 'train' && !options.resume) {
-      if (hasSnapshot(abs) && !options.force) {
-        throw new UserError(`${flag} ${shown} already holds a training run; pass --resume to continue it, --force to discard it, or choose another ${flag}`);
-      }
-      // --force, or a run killed before its first snapshot: nothing in it is worth keeping.
-      for (const entry of fs.readdirSync(abs)) {
-        if (entry !== OUTPUT_MARKER) fs.rmSync(path.join(abs, entry), { recursive: true, force: true });
-      }
+    // --force, or a run killed before its first snapshot: nothing in it is worth keeping (but the lock).
+    for (const entry of fs.readdirSync(abs)) {
+      if (entry !== OUTPUT_MARKER && entry !== OUTPUT_LOCK && entry !== LOCK_OWNER) fs.rmSync(path.join(abs, entry), { recursive: true, force: true });
     }
   }
-  writeMarker(abs, kind, shown, flag);
-  return abs;
 }
 
 /**

@@ -3,11 +3,15 @@ import type { Container, ContainerModule } from 'inversify';
 import { baselinesModule } from '@l2l/baselines';
 import {
   ComponentRegistry,
+  componentProblemsOf,
+  ConfigError,
   createContainer,
+  errorProblems,
   experimentBaseDir,
   isUserError,
   loadPlugins,
   parseExperiment,
+  pluginEntriesOf,
   readJsonFile,
   resolveExperiment,
   REBUILD_MODULE,
@@ -116,7 +120,14 @@ export interface OpenOptions {
 /** Reads and shape-checks an experiment file and loads its plugins from the file's directory. */
 export function openExperiment(file: string, options: OpenOptions = {}): ExperimentWorkspace {
   const abs = path.resolve(options.cwd ?? process.cwd(), file);
-  const config = parseExperiment(readJsonFileAs(abs, file), file);
+  const raw = readJsonFileAs(abs, file);
+  let config: ExperimentConfig;
+  try {
+    config = parseExperiment(raw, file);
+  } catch (e) {
+    if (!isUserError(e)) throw e;
+    throw withComponentProblems(e, raw, file, abs, options);
+  }
   const workspace = createWorkspace({
     plugins: options.plugins === false ? [] : config.plugins,
     baseDir: experimentBaseDir(abs),
@@ -125,6 +136,31 @@ export function openExperiment(file: string, options: OpenOptions = {}): Experim
     trust: options.trust,
   });
   return { ...workspace, file, path: abs, config };
+}
+
+/**
+ * A config whose shape is invalid still has its components' options checked, so that one run lists every problem:
+ * against the built-in components and, when its `plugins` field is valid and loads (and plugins are allowed), the
+ * plugins' too; components of a plugin that could not be loaded are left unchecked.
+ */
+function withComponentProblems(shapeError: unknown, raw: unknown, file: string, abs: string, options: OpenOptions): unknown {
+  const shape = errorProblems(shapeError);
+  const problems = [...shape];
+  const entries = options.plugins === false ? [] : pluginEntriesOf(raw);
+  const open = (plugins: PluginEntry[]) => createWorkspace({ plugins, baseDir: experimentBaseDir(abs), where: file, modules: options.modules, trust: options.trust });
+  // Unknown types are reported only when every plugin the config lists is loaded.
+  let complete = entries !== undefined && options.plugins !== false;
+  let registry: ComponentRegistry;
+  try {
+    registry = open(entries ?? []).registry;
+  } catch (e) {
+    if (!isUserError(e)) throw e;
+    problems.push(...errorProblems(e)); // a plugin that does not load; the built-in components are still checked
+    registry = open([]).registry;
+    complete = false;
+  }
+  problems.push(...componentProblemsOf(raw, registry, file, { skipUnknownTypes: !complete }));
+  return problems.length > shape.length ? new ConfigError(problems.join('; '), problems, { cause: shapeError }) : shapeError;
 }
 
 /**

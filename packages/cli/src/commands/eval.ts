@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { comparisonSentences, comparisonTable, describeBackend, evaluateExperiment, preflightExperiment, resultsLegend, resultsTable, useBackend, writeEvaluation, type BackendChoice } from '@l2l/core';
+import { comparisonSentences, comparisonTable, describeBackend, evaluateExperiment, preflightExperiment, preflightNote, resultsLegend, resultsTable, useBackend, writeEvaluation, type BackendChoice } from '@l2l/core';
 import type { CliContext } from '../context';
 import { resolveCheckpoint } from '@l2l/pretrained';
 import { backendOption, positiveInt } from '../options';
@@ -53,6 +53,8 @@ export function registerEval(program: Command, ctx: CliContext): void {
     .action(async (file: string, opts: EvalOptions) => {
       const ws = ctx.loadExperiment(file);
       preflightExperiment(ws.experiment, ws.registry, file, 'eval', { steps: opts.steps, tasks: opts.tasks });
+      const note = preflightNote(ws.experiment, ws.registry, 'eval');
+      if (note) ctx.err(`warning: ${file}: ${note}`);
       // Every output location is checked before the evaluation runs, not after.
       const outDir = prepareOutput(path.resolve(ctx.cwd, opts.out), 'eval', { shown: opts.out });
       const backend = await useBackend(opts.backend ?? ws.experiment.backend);
@@ -62,6 +64,7 @@ export function registerEval(program: Command, ctx: CliContext): void {
       const results = evaluateExperiment(ws.experiment, ws.registry, {
         checkpoints,
         baseDir: ws.baseDir,
+        where: file,
         steps: opts.steps,
         tasks: opts.tasks,
         threads: opts.threads,

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { isUserError, preflightExperiment, resolveExperiment } from '@l2l/core';
+import { isUserError, preflightExperiment, preflightNote, resolveExperiment } from '@l2l/core';
 import type { CliContext } from '../context';
 
 /** `l2l validate <config...>`: full validation, one line per problem. */
@@ -33,6 +33,8 @@ export function registerValidate(program: Command, ctx: CliContext): void {
           preflightExperiment(experiment, ws.registry, file, 'all');
           const unchecked = opts.plugins ? '' : ` (plugins not loaded${ws.config.plugins.length ? `: ${ws.config.plugins.map((p) => (typeof p === 'string' ? p : p[0])).join(', ')}` : ''}; not checked: ${skipped.join(', ') || 'nothing'})`;
           ctx.out(`${file}: ok${unchecked}`);
+          const note = preflightNote(experiment, ws.registry, 'all');
+          if (note) ctx.err(`warning: ${file}: ${note}`);
         } catch (e) {
           if (!isUserError(e)) throw e;
           ctx.printError(e);

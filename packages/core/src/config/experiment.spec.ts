@@ -3,7 +3,7 @@ import { defineComponent } from '../registry/component';
 import { ComponentRegistry } from '../registry/registry';
 import { isUserError } from '../errors';
 import { ConfigError, errorProblems } from './validate';
-import { fullExperimentSchema, parseExperiment, resolveExperiment } from './experiment';
+import { componentProblemsOf, fullExperimentSchema, parseExperiment, pluginEntriesOf, resolveExperiment } from './experiment';
 
 const closed = (properties: object) => ({ type: 'object', additionalProperties: false, properties });
 const registry = new ComponentRegistry([
@@ -59,6 +59,35 @@ describe('experiment config', () => {
   it('throws a single problem as it is', () => {
     const config = parseExperiment({ optimizee: { type: 'bowl', options: { dims: 0 } }, evaluation: { baselines: [] } }, 'exp.json');
     expect(() => resolveExperiment(config, registry, 'exp.json')).toThrow('exp.json: optimizee "bowl": dims must be an integer ≥ 1, got 0');
+  });
+
+  it('lists component option problems of a config whose shape is invalid, one per component field', () => {
+    const raw = {
+      optimzee: {},
+      training: { epochs: 0 },
+      optimizee: { type: 'bowl', options: { dims: 0 } },
+      metaOptimizer: { type: 'from-a-plugin', options: { x: 1 } },
+      evaluation: { baselines: [{ type: 'sgd', options: { learningRate: -1 } }, 'adam', { type: 'sgd', options: [1] }] },
+    };
+    expect(() => parseExperiment(raw, 'exp.json')).toThrow(/unknown field "optimzee"/);
+    // What the shape check reports itself (a baseline that is a string, options that are an array) is left to it.
+    expect(componentProblemsOf(raw, registry, 'exp.json')).toEqual([
+      'exp.json: optimizee "bowl": dims must be an integer ≥ 1, got 0',
+      'exp.json: metaOptimizer: unknown meta-optimizer type "from-a-plugin"',
+      'exp.json: evaluation.baselines[0] (optimizer "sgd"): learningRate must be a number > 0, got -1',
+    ]);
+    // A plugin that could not be loaded: its components are not checked, not called unknown.
+    expect(componentProblemsOf(raw, registry, 'exp.json', { skipUnknownTypes: true })).toHaveLength(2);
+    expect(componentProblemsOf([raw], registry, 'exp.json')).toEqual([]);
+    expect(componentProblemsOf({ optimizee: 'bowl' }, registry, 'exp.json')).toEqual([]);
+  });
+
+  it('reads a raw config\'s plugin entries only when that field is valid', () => {
+    expect(pluginEntriesOf({})).toEqual([]);
+    expect(pluginEntriesOf({ plugins: ['a', ['b', { level: 1 }]], optimzee: 1 })).toEqual(['a', ['b', { level: 1 }]]);
+    expect(pluginEntriesOf({ plugins: 'a' })).toBeUndefined();
+    expect(pluginEntriesOf({ plugins: [3] })).toBeUndefined();
+    expect(pluginEntriesOf(null)).toBeUndefined();
   });
 
   it('builds a valid JSON Schema even when a kind has no component', () => {

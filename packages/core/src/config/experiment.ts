@@ -182,6 +182,39 @@ function componentSlots(config: ExperimentConfig): Array<{ label: string; kind: 
   return slots;
 }
 
+const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+
+/**
+ * The component option problems of a config whose experiment shape is invalid, so that one run lists both: every
+ * component that reads as `{type, options}` (a string type, options an object or absent) is checked against its
+ * schema; what the shape check already reports (a component that is not an object, say) is left to it. Types the
+ * registry lacks are reported as unknown unless `skipUnknownTypes` (their plugin could not be loaded).
+ */
+export function componentProblemsOf(raw: unknown, registry: ComponentRegistry, where: string, options: { skipUnknownTypes?: boolean } = {}): string[] {
+  if (!isObject(raw)) return [];
+  const slots: Array<{ label: string; kind: ComponentKind; config: unknown }> = [
+    { label: 'optimizee', kind: 'optimizee', config: raw.optimizee },
+    { label: 'metaOptimizer', kind: 'meta-optimizer', config: raw.metaOptimizer },
+  ];
+  const evaluation = raw.evaluation;
+  if (isObject(evaluation) && Array.isArray(evaluation.baselines)) {
+    evaluation.baselines.forEach((b, i) => slots.push({ label: `evaluation.baselines[${i}]`, kind: 'optimizer', config: b }));
+  }
+  const problems: string[] = [];
+  for (const s of slots) {
+    const c = s.config;
+    if (!isObject(c) || typeof c.type !== 'string' || (c.options !== undefined && !isObject(c.options))) continue;
+    if (!registry.has(s.kind, c.type) && options.skipUnknownTypes) continue;
+    try {
+      registry.resolveOptions(s.kind, c as unknown as ComponentConfig, where, s.label);
+    } catch (e) {
+      if (!isUserError(e)) throw e;
+      problems.push(...errorProblems(e));
+    }
+  }
+  return problems;
+}
+
 /** How deep arrays and objects may nest in a config (schemas, copies and checks recurse through them). */
 export const MAX_JSON_DEPTH = 100;
 
@@ -232,6 +265,19 @@ export function parseExperiment(raw: unknown, where: string): ExperimentConfig {
   const config = validateWithSchema<ExperimentConfig & { $schema?: string }>(experimentSchema, raw, where);
   delete config.$schema;
   return config;
+}
+
+const pluginsOnlySchema: JsonSchema = { type: 'object', properties: { plugins: (experimentSchema.properties as Record<string, JsonSchema>).plugins } };
+
+/** A raw config's plugin entries when that field alone is valid (absent: none), else undefined. */
+export function pluginEntriesOf(raw: unknown): PluginEntry[] | undefined {
+  if (!isObject(raw)) return undefined;
+  try {
+    return validateWithSchema<{ plugins: PluginEntry[] }>(pluginsOnlySchema, { plugins: raw.plugins }, 'plugins').plugins;
+  } catch (e) {
+    if (isUserError(e)) return undefined;
+    throw e;
+  }
 }
 
 /**

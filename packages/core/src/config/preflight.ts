@@ -16,6 +16,11 @@ export type PreflightMode = 'train' | 'eval' | 'all';
 export interface PreflightOverrides {
   steps?: number;
   tasks?: number;
+  /**
+   * Sizes measured on the built components (pipeline/measure.ts), used for a component that gives no `estimate`
+   * (a plugin's, say); a component's own estimate always wins.
+   */
+  measured?: { optimizee?: ComponentEstimate; metaOptimizer?: ComponentEstimate };
 }
 
 const FLOAT = 4;
@@ -32,10 +37,35 @@ function gib(bytes: number): string {
   return `${Math.ceil(bytes / 1024)} KiB`;
 }
 
-function estimateOf(registry: ComponentRegistry, kind: ComponentKind, config: ComponentConfig | undefined): ComponentEstimate {
+function estimateOf(registry: ComponentRegistry, kind: ComponentKind, config: ComponentConfig | undefined, measured?: ComponentEstimate): ComponentEstimate {
   if (!config || !registry.has(kind, config.type)) return {};
   const def = registry.get(kind, config.type);
-  return def.estimate?.(config.options ?? {}) ?? {};
+  return def.estimate?.(config.options ?? {}) ?? measured ?? {};
+}
+
+/** Whether the pre-flight can size a component from its options alone (it has an `estimate`). */
+export function hasEstimate(registry: ComponentRegistry, kind: ComponentKind, config: ComponentConfig | undefined): boolean {
+  return !!config && registry.has(kind, config.type) && typeof registry.get(kind, config.type).estimate === 'function';
+}
+
+/**
+ * The components the pre-flight cannot size from their options, because they give no `estimate` (plugins may
+ * not): `optimizee "boom" (boom-plugin)`, one each. Their sizes are measured once they are built (`train`, `eval`),
+ * so the check then sees their parameters, tensors and state, not their per-step tape.
+ */
+export function unestimatedComponents(experiment: ExperimentConfig, registry: ComponentRegistry, mode: PreflightMode): string[] {
+  const slots: Array<[ComponentKind, ComponentConfig | undefined]> = [['optimizee', experiment.optimizee]];
+  if (mode !== 'eval') slots.push(['meta-optimizer', experiment.metaOptimizer]);
+  return slots
+    .filter(([kind, config]) => config && registry.has(kind, config.type) && !hasEstimate(registry, kind, config))
+    .map(([kind, config]) => `${kind} "${config!.type}" (${registry.get(kind, config!.type).source})`);
+}
+
+/** One line saying which components the pre-flight could not size from their options (empty when none). */
+export function preflightNote(experiment: ExperimentConfig, registry: ComponentRegistry, mode: PreflightMode): string {
+  const missing = unestimatedComponents(experiment, registry, mode);
+  if (!missing.length) return '';
+  return `${missing.join(' and ')} ${missing.length > 1 ? 'give' : 'gives'} no size estimate: the pre-flight cannot check ${missing.length > 1 ? 'their' : 'its'} memory from the config; it is measured once built (parameters, tensors, a meta-optimizer's weights and state), the per-step tape is not`;
 }
 
 /** The most memory a run may use on `backend`, and what that limit is called in messages. */
@@ -49,9 +79,9 @@ export function memoryLimit(backend: string): { bytes: number; what: string } {
 }
 
 /** The lower bounds behind the pre-flight, in bytes (exported for tests and messages). */
-export function estimateRunMemory(experiment: ExperimentConfig, registry: ComponentRegistry): { train: number | null; evaluation: number } {
-  const opt = estimateOf(registry, 'optimizee', experiment.optimizee);
-  const meta = estimateOf(registry, 'meta-optimizer', experiment.metaOptimizer);
+export function estimateRunMemory(experiment: ExperimentConfig, registry: ComponentRegistry, measured: PreflightOverrides['measured'] = {}): { train: number | null; evaluation: number } {
+  const opt = estimateOf(registry, 'optimizee', experiment.optimizee, measured.optimizee);
+  const meta = estimateOf(registry, 'meta-optimizer', experiment.metaOptimizer, measured.metaOptimizer);
   const coordinates = opt.coordinates ?? 0;
   const weights = meta.weights ?? 0;
   const t = experiment.training;
@@ -83,23 +113,24 @@ export function estimateRunMemory(experiment: ExperimentConfig, registry: Compon
  * and evaluation).
  */
 export function preflightProblems(experiment: ExperimentConfig, registry: ComponentRegistry, where: string, mode: PreflightMode, overrides: PreflightOverrides = {}): string[] {
-  void overrides; // steps and tasks do not change the peak: tasks run one after another, losses are numbers
+  // steps and tasks do not change the peak: tasks run one after another, losses are numbers.
   const problems: string[] = [];
   const limit = memoryLimit(experiment.backend);
-  const { train, evaluation } = estimateRunMemory(experiment, registry);
+  const { train, evaluation } = estimateRunMemory(experiment, registry, overrides.measured);
   const sizes = [experiment.optimizee, experiment.metaOptimizer]
     .filter((c): c is ComponentConfig => !!c)
     .map((c) => `${c.type} ${JSON.stringify(c.options ?? {})}`)
     .join(' with ');
   const shorten = (s: string) => (s.length > 160 ? s.slice(0, 157) + '...' : s);
+  const measuredNote = overrides.measured && (overrides.measured.optimizee || overrides.measured.metaOptimizer) ? ' (sizes measured on the built components)' : '';
   if ((mode === 'train' || mode === 'all') && train !== null && train > limit.bytes) {
     problems.push(
-      `${where}: meta-training ${shorten(sizes)} would need at least ${gib(train)} of memory (unroll ${experiment.training.unroll}), more than ${limit.what}; ` +
+      `${where}: meta-training ${shorten(sizes)} would need at least ${gib(train)} of memory (unroll ${experiment.training.unroll})${measuredNote}, more than ${limit.what}; ` +
         'make the optimizee or meta-optimizer smaller, or shorten the tape (training.unroll, training.checkpointEvery, training.workers)',
     );
   }
   if ((mode === 'eval' || mode === 'all') && evaluation > limit.bytes) {
-    problems.push(`${where}: evaluating on ${shorten(sizes)} would need at least ${gib(evaluation)} of memory, more than ${limit.what}; make the optimizee or meta-optimizer smaller`);
+    problems.push(`${where}: evaluating on ${shorten(sizes)} would need at least ${gib(evaluation)} of memory${measuredNote}, more than ${limit.what}; make the optimizee or meta-optimizer smaller`);
   }
   return problems;
 }

@@ -195,7 +195,11 @@ export function removeStaleTemporaries(runDir: string): void {
 }
 
 function isAlive(pid: number): boolean {
-  if (pid === process.pid) return false; // ours are never left between writes
+  return pid !== process.pid && processAlive(pid); // ours are never left between writes
+}
+
+/** Whether a process of this id runs on this machine (one we may not signal counts as running). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -9,6 +9,7 @@ import { evaluateOptimizer, lastSteps, type OptimizerResult, type Stats } from '
 import { tuneLearningRate, type TuningResult } from '../engine/tune';
 import { deriveSeed } from '../random';
 import type { ComponentRegistry } from '../registry/registry';
+import { preflightBuilt } from './measure';
 import { compareOptimizers, comparisonSentence, formatInterval, measureLabel, RANK_MEASURE, type Measure, type PairedComparison } from './compare';
 
 export interface EvaluationResults {
@@ -49,6 +50,8 @@ export interface EvaluateRunOptions {
   threads?: number;
   /** Progress: which optimizer, and how far. */
   onProgress?: (what: string, done: number, total: number) => void;
+  /** What pre-flight messages start with (the config file); default "experiment". */
+  where?: string;
 }
 
 function evaluateBaselines(experiment: ExperimentConfig, registry: ComponentRegistry, family: TaskFamily, steps: number, tasks: number, options: EvaluateRunOptions) {
@@ -93,6 +96,7 @@ export function evaluateExperiment(experiment: ExperimentConfig, registry: Compo
   const tasks = options.tasks ?? experiment.evaluation.tasks;
   const family = registry.create('optimizee', experiment.optimizee, { seed: deriveSeed(experiment.seed, 'optimizee'), baseDir: options.baseDir });
   try {
+    preflightBuilt(experiment, registry, options.where ?? 'experiment', 'eval', family);
     const optimizers: OptimizerResult[] = [];
     const checkpoints = [...(options.checkpoint ? [options.checkpoint] : []), ...(options.checkpoints ?? [])];
     for (const checkpoint of checkpoints) {

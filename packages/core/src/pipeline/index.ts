@@ -3,3 +3,4 @@ export * from './evaluate';
 export * from './compare';
 export * from './estimator-components';
 export * from './rebuild';
+export * from './measure';

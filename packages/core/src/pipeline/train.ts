@@ -8,6 +8,7 @@ import type { ComponentRegistry } from '../registry/registry';
 import { disposeQuietly, disposeSnapshot, hasSnapshot, loadSnapshotWeights, readSnapshot, removeStaleTemporaries, toCsv, writeExperiment, writeFileAtomic, writeSnapshot } from '../engine/checkpoint';
 import { MetaTrainer, type EpochReport, type TrainerEvents, type TrainerParts } from '../engine/meta-trainer';
 import type { MetaOptimizerSource } from '../engine/parallel/chunked-meta-gradient';
+import { preflightBuilt } from './measure';
 
 export interface TrainRunOptions {
   /** Checkpoint directory. */
@@ -22,6 +23,8 @@ export interface TrainRunOptions {
    * (set by @l2l/cli's workspaces), with `baseDir`.
    */
   workerSource?: MetaOptimizerSource;
+  /** What pre-flight messages start with (the config file); default "experiment". */
+  where?: string;
 }
 
 export interface TrainRunResult {
@@ -104,10 +107,10 @@ export async function trainExperiment(experiment: ExperimentConfig, registry: Co
   const workerSource = options.workerSource ?? (registry.rebuild && { ...registry.rebuild, baseDir: options.baseDir });
   let trainer: MetaTrainer;
   try {
+    preflightBuilt(experiment, registry, options.where ?? 'experiment', 'train', family, meta);
     trainer = new MetaTrainer(family, meta, experiment.training, experiment.seed, options.events, workerSource, trainerParts(experiment, registry, options.baseDir));
   } catch (e) {
-    meta.dispose();
-    family.dispose?.();
+    disposeQuietly(() => meta.dispose(), () => family.dispose?.());
     throw e;
   }
   let rows: LogRow[] = [];

@@ -30,6 +30,8 @@ export const scaledMomentum = defineComponent<ScaledMomentumOptions>()({
       beta: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1, default: 0.5, description: 'Initial momentum decay' },
     },
   },
+  // Sizes for l2l's pre-flight: two weights; per coordinate one float of momentum, and about five taped per step.
+  estimate: () => ({ weights: 2, stateBytes: 4, stepBytes: 5 * 4 }),
   create: (options): MetaOptimizer => {
     const initial = { logLr: tf.scalar(Math.log(options.learningRate)), logitBeta: tf.scalar(Math.log(options.beta / (1 - options.beta))) };
     const variables: Record<string, tf.Variable> = {};

@@ -21,6 +21,9 @@ export const parabolasFamily = defineComponent<ParabolasOptions>()({
     additionalProperties: false,
     properties: { dims: { type: 'integer', minimum: 1, default: 8, description: 'Number of coordinates of x' } },
   },
+  // Sizes for l2l's pre-flight (it refuses a run that would not fit before anything is built): a task holds a and b,
+  // and a taped step keeps x − b, its square and the product, dims floats each.
+  estimate: ({ dims }) => ({ coordinates: dims, bytes: 2 * 4 * dims, stepBytes: 3 * 4 * dims }),
   create: ({ dims }): TaskFamily => ({
     type: 'example-parabolas',
     sample(seed: number, split: Split): ParabolasConfig {
