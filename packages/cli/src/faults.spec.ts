@@ -370,6 +370,42 @@ function lockRows(): Fault[] {
     },
     { name: 'lock: a run ends without leaving its lock', argv: ['train', 'exp.json', '--out', 'fresh'], code: 0, message: /done: 2 epochs/, check: (dir) => expect(fs.readdirSync(path.join(dir, 'fresh')).sort()).toEqual(['.l2l-output', 'best', 'experiment.json', 'latest', 'log.csv']) },
     {
+      name: 'lock: eval into a directory another live eval holds (nothing written)',
+      setup: (dir) => {
+        fs.mkdirSync(path.join(dir, 'ev'));
+        writeJson(path.join(dir, 'ev', '.l2l-output'), { kind: 'eval' });
+        leaveLock(path.join(dir, 'ev'), process.pid);
+      },
+      argv: ['eval', 'exp.json', '--out', 'ev'],
+      code: 1,
+      message: /^--out ev: in use by another l2l run \(pid \d+ on \S+ since \S+\)/m,
+    },
+    {
+      name: 'report --train into a checkpoint directory that holds the user\'s files: refused before any training',
+      setup: (dir) => {
+        writeJson(path.join(dir, 'spec.json'), { title: 'T', checkpoint: { dir: 'mine', config: 'exp.json' }, results: 'results', evaluations: [{ name: 'q', config: 'exp.json' }] });
+        fs.mkdirSync(path.join(dir, 'mine'));
+        fs.writeFileSync(path.join(dir, 'mine', 'notes.txt'), 'mine');
+      },
+      argv: ['report', 'spec.json', '--train', '--out', 'page'],
+      code: 1,
+      message: /spec\.json: checkpoint\.dir mine: holds files l2l did not write: notes\.txt/,
+      mayChange: /^(page|results)(\/|$)/,
+    },
+    {
+      name: 'report --train into a checkpoint directory a live training run holds',
+      setup: (dir) => {
+        writeJson(path.join(dir, 'spec.json'), { title: 'T', checkpoint: { dir: 'busy', config: 'exp.json' }, results: 'results', evaluations: [{ name: 'q', config: 'exp.json' }] });
+        fs.mkdirSync(path.join(dir, 'busy'));
+        writeJson(path.join(dir, 'busy', '.l2l-output'), { kind: 'train' });
+        leaveLock(path.join(dir, 'busy'), process.pid);
+      },
+      argv: ['report', 'spec.json', '--train', '--out', 'page'],
+      code: 1,
+      message: /spec\.json: checkpoint\.dir busy: in use by another l2l run/,
+      mayChange: /^(page|results)(\/|$)/,
+    },
+    {
       name: 'lock: a run that fails ends without leaving its lock',
       setup: (dir) => editJson(path.join(copyRun(dir), 'latest', 'trainer.json'), (t) => void (t.epoch = 'abc')),
       argv: ['train', 'exp3.json', '--out', 'run', '--resume'],

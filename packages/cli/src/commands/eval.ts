@@ -5,7 +5,7 @@ import { comparisonSentences, comparisonTable, describeBackend, evaluateExperime
 import type { CliContext } from '../context';
 import { resolveCheckpoint } from '@l2l/pretrained';
 import { backendOption, positiveInt } from '../options';
-import { prepareOutput } from '../output';
+import { prepareLockedOutput } from '../output';
 import { lossCurvesSvg } from '../report/plot';
 
 interface EvalOptions {
@@ -56,46 +56,51 @@ export function registerEval(program: Command, ctx: CliContext): void {
       const note = preflightNote(ws.experiment, ws.registry, 'eval');
       if (note) ctx.err(`warning: ${file}: ${note}`);
       // Every output location is checked before the evaluation runs, not after.
-      const outDir = prepareOutput(path.resolve(ctx.cwd, opts.out), 'eval', { shown: opts.out });
-      const backend = await useBackend(opts.backend ?? ws.experiment.backend);
-      ctx.out(describeBackend(backend));
-      const checkpoints = (opts.optimizer ?? []).map((p) => resolveCheckpoint(p, ctx.cwd));
-      let last = '';
-      const results = evaluateExperiment(ws.experiment, ws.registry, {
-        checkpoints,
-        baseDir: ws.baseDir,
-        where: file,
-        steps: opts.steps,
-        tasks: opts.tasks,
-        threads: opts.threads,
-        onProgress: (what, done, total) => {
-          // One line per optimizer (and per tuning), not per task: logs stay short.
-          if (what !== last && done <= 1) ctx.err(`${what}...`);
-          last = what;
-          void total;
-        },
-      });
-      results.backend = backend.name;
-      for (const { baseline, result } of results.tuning) {
-        if (result.atEdge) {
-          ctx.err(
-            `warning: the tuned learning rate of ${baseline.type} (${result.best}) is the ${result.atEdge === 'high' ? 'largest' : 'smallest'} in ` +
-              `evaluation.tuning.learningRates; extend the grid ${result.atEdge === 'high' ? 'upwards' : 'downwards'} for a fair comparison`,
-          );
+      // Locked like a training run's: two evaluations into one directory would mix their files.
+      const { dir: outDir, release } = prepareLockedOutput(path.resolve(ctx.cwd, opts.out), 'eval', { shown: opts.out, onLost: (m) => ctx.err(`warning: ${m}`) });
+      try {
+        const backend = await useBackend(opts.backend ?? ws.experiment.backend);
+        ctx.out(describeBackend(backend));
+        const checkpoints = (opts.optimizer ?? []).map((p) => resolveCheckpoint(p, ctx.cwd));
+        let last = '';
+        const results = evaluateExperiment(ws.experiment, ws.registry, {
+          checkpoints,
+          baseDir: ws.baseDir,
+          where: file,
+          steps: opts.steps,
+          tasks: opts.tasks,
+          threads: opts.threads,
+          onProgress: (what, done, total) => {
+            // One line per optimizer (and per tuning), not per task: logs stay short.
+            if (what !== last && done <= 1) ctx.err(`${what}...`);
+            last = what;
+            void total;
+          },
+        });
+        results.backend = backend.name;
+        for (const { baseline, result } of results.tuning) {
+          if (result.atEdge) {
+            ctx.err(
+              `warning: the tuned learning rate of ${baseline.type} (${result.best}) is the ${result.atEdge === 'high' ? 'largest' : 'smallest'} in ` +
+                `evaluation.tuning.learningRates; extend the grid ${result.atEdge === 'high' ? 'upwards' : 'downwards'} for a fair comparison`,
+            );
+          }
         }
-      }
-      writeEvaluation(outDir, results);
-      fs.writeFileSync(path.join(outDir, 'loss-curves.svg'), await lossCurvesSvg(results));
-      ctx.out('');
-      ctx.out(resultsTable(results));
-      ctx.out(resultsLegend(results));
-      const compared = comparisonTable(results);
-      if (compared) {
+        writeEvaluation(outDir, results);
+        fs.writeFileSync(path.join(outDir, 'loss-curves.svg'), await lossCurvesSvg(results));
         ctx.out('');
-        ctx.out(compared);
-        for (const sentence of comparisonSentences(results)) ctx.out(`- ${sentence}`);
-        ctx.out('');
+        ctx.out(resultsTable(results));
+        ctx.out(resultsLegend(results));
+        const compared = comparisonTable(results);
+        if (compared) {
+          ctx.out('');
+          ctx.out(compared);
+          for (const sentence of comparisonSentences(results)) ctx.out(`- ${sentence}`);
+          ctx.out('');
+        }
+        ctx.out(`results in ${path.relative(ctx.cwd, outDir) || '.'}: results.json, curves.csv, results.md, loss-curves.svg`);
+      } finally {
+        release();
       }
-      ctx.out(`results in ${path.relative(ctx.cwd, outDir) || '.'}: results.json, curves.csv, results.md, loss-curves.svg`);
     });
 }

@@ -15,6 +15,7 @@ import {
   type ExperimentConfig,
   type OptimizerResult,
 } from '@l2l/core';
+import { prepareLockedOutput } from '../output';
 import type { LoadedExperiment } from '../workspace';
 import { renderReportPage, trainingStability, type EvaluationRunInfo, type GitState, type LearnedRunInfo, type ReportEvaluationPage, type TrainingSummary } from './page';
 import { lossCurvesSvg } from './plot';
@@ -311,18 +312,28 @@ export async function runReport(spec: LoadedReportSpec, options: ReportRunOption
   // Every training config is validated before the first (long) training starts.
   const trainingConfigs = new Map(missing.map((c) => [c.name, options.loadExperiment(c.config!)]));
   const infoFile = (c: ResolvedCheckpoint) => path.join(spec.resolved.results, `training-${c.name}.json`);
-  for (const c of missing) {
-    const ws = trainingConfigs.get(c.name)!;
-    options.log(`training ${shown(c.dir)} with ${shown(c.config!)}...`);
-    const t0 = now();
-    const startedAt = new Date(t0).toISOString();
-    const result = await trainExperiment(ws.experiment, ws.registry, {
-      outDir: c.dir,
-      baseDir: ws.baseDir,
-      events: { onEpoch: (r) => options.log(`  epoch ${r.epoch}/${ws.experiment.training.epochs}: final loss ${r.finalLoss.toPrecision(4)}${r.validationLoss === undefined ? '' : `, validation ${r.validationLoss.toPrecision(4)}`}`) },
-    });
-    const info: TrainingRunInfo = { dir: rel(c.dir), seconds: (now() - t0) / 1000, epochs: result.epochs, startedAt, git, command: options.command };
-    writeFileAtomic(infoFile(c), JSON.stringify(info, null, 2) + '\n');
+  // Every directory --train writes is checked and locked before the first training starts, as l2l train does its --out:
+  // one that holds files l2l did not write is refused, and a concurrent run on it is refused.
+  const locks: Array<() => void> = [];
+  try {
+    for (const c of missing) {
+      locks.push(prepareLockedOutput(c.dir, 'train', { shown: shown(c.dir), flag: `${spec.file}: ${c.field}.dir`, onLost: (m) => options.log(`warning: ${m}`) }).release);
+    }
+    for (const c of missing) {
+      const ws = trainingConfigs.get(c.name)!;
+      options.log(`training ${shown(c.dir)} with ${shown(c.config!)}...`);
+      const t0 = now();
+      const startedAt = new Date(t0).toISOString();
+      const result = await trainExperiment(ws.experiment, ws.registry, {
+        outDir: c.dir,
+        baseDir: ws.baseDir,
+        events: { onEpoch: (r) => options.log(`  epoch ${r.epoch}/${ws.experiment.training.epochs}: final loss ${r.finalLoss.toPrecision(4)}${r.validationLoss === undefined ? '' : `, validation ${r.validationLoss.toPrecision(4)}`}`) },
+      });
+      const info: TrainingRunInfo = { dir: rel(c.dir), seconds: (now() - t0) / 1000, epochs: result.epochs, startedAt, git, command: options.command };
+      writeFileAtomic(infoFile(c), JSON.stringify(info, null, 2) + '\n');
+    }
+  } finally {
+    for (const release of locks) release();
   }
   const snapshotDirs = checkpoints.map((c) => resolveSnapshotDir(c.dir));
   const snapshots = snapshotDirs.map(rel);
