@@ -12,7 +12,7 @@ export * from './random';
 export * from './errors';
 export * from './backend';
 export * from './wasm-kernels';
-export * from './config/validate';
+export * from './schema/validate';
 export * from './config/experiment';
 export * from './config/preflight';
 export * from './registry/component';

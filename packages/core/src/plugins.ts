@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ContainerModule } from 'inversify';
-import { validateWithSchema, type JsonSchema } from './config/validate';
+import { validateWithSchema, type JsonSchema } from './schema/validate';
 import { componentsModule } from './container';
 import { UserError } from './errors';
 import type { ComponentDefinition } from './registry/component';

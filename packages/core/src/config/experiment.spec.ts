@@ -2,7 +2,7 @@ import Ajv from 'ajv';
 import { defineComponent } from '../registry/component';
 import { ComponentRegistry } from '../registry/registry';
 import { isUserError } from '../errors';
-import { ConfigError, errorProblems } from './validate';
+import { ConfigError, errorProblems } from '../schema/validate';
 import { componentProblemsOf, fullExperimentSchema, parseExperiment, pluginEntriesOf, resolveExperiment } from './experiment';
 
 const closed = (properties: object) => ({ type: 'object', additionalProperties: false, properties });

@@ -7,7 +7,7 @@ import type { PluginEntry } from '../plugins';
 import type { ComponentKind } from '../registry/component';
 import { trainingProblems, type TrainingOptions } from '../engine/options';
 import type { ComponentRegistry } from '../registry/registry';
-import { ConfigError, errorProblems, validateWithSchema, type JsonSchema } from './validate';
+import { ConfigError, errorProblems, validateWithSchema, type JsonSchema } from '../schema/validate';
 
 // The engine's options (a plain type the engine owns); the schema below describes them in the experiment file.
 export type { TrainingOptions } from '../engine/options';

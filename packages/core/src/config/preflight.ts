@@ -4,7 +4,7 @@ import type { ComponentEstimate, ComponentKind } from '../registry/component';
 import type { ComponentRegistry } from '../registry/registry';
 import { WASM_MEMORY_LIMIT } from '../engine/tape-memory';
 import type { ExperimentConfig } from './experiment';
-import { ConfigError } from './validate';
+import { ConfigError } from '../schema/validate';
 
 /**
  * The pre-flight shared by `l2l validate`, `train` and `eval`: from the resolved options alone (nothing is built),

@@ -1,8 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { ExperimentConfig } from '../config/experiment';
 import type { ComponentConfig } from '../contracts/json';
-import { validateWithSchema, type JsonSchema } from '../config/validate';
+import { validateWithSchema, type JsonSchema } from '../schema/validate';
 import type { MetaOptimizer } from '../contracts/meta-optimizer';
 import { UserError } from '../errors';
 import { disposeTree, type NamedTensors } from '../tensor-tree';
@@ -212,7 +211,8 @@ export function disposeSnapshot(snapshot: Snapshot): void {
   disposeTree([snapshot.weights, snapshot.adam ?? {}]);
 }
 
-export function writeExperiment(runDir: string, experiment: ExperimentConfig): void {
+/** Writes the run's experiment (any JSON: the engine does not read it) as `experiment.json`. */
+export function writeExperiment(runDir: string, experiment: object): void {
   fs.mkdirSync(runDir, { recursive: true });
   writeFileAtomic(path.join(runDir, 'experiment.json'), JSON.stringify(experiment, null, 2) + '\n');
 }

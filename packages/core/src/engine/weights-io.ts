@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { validateWithSchema, type JsonSchema } from '../config/validate';
+import { validateWithSchema, type JsonSchema } from '../schema/validate';
 import { UserError } from '../errors';
 import { disposeTree, type NamedTensors } from '../tensor-tree';
 

@@ -1,4 +1,4 @@
-import type { JsonSchema } from '../config/validate';
+import type { JsonSchema } from '../schema/validate';
 import { BUILTIN_ESTIMATORS, ES_DEFAULTS, type EsOptions } from '../engine/estimators';
 import { defineComponent, type ComponentContribution } from '../registry/component';
 

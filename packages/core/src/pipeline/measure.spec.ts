@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../backend';
 import { parseExperiment, resolveExperiment } from '../config/experiment';
 import { estimateRunMemory, preflightExperiment, preflightNote, unestimatedComponents } from '../config/preflight';
-import { ConfigError, errorProblems } from '../config/validate';
+import { ConfigError, errorProblems } from '../schema/validate';
 import { TinyFamily, TinyMeta } from '../engine/engine.fixture';
 import { defineComponent } from '../registry/component';
 import { ComponentRegistry } from '../registry/registry';

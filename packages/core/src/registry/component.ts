@@ -2,7 +2,7 @@ import type { EstimatorFactory } from '../contracts/estimator';
 import type { MetaOptimizer } from '../contracts/meta-optimizer';
 import type { Optimizer } from '../contracts/optimizer';
 import type { TaskFamily } from '../contracts/task';
-import type { JsonSchema } from '../config/validate';
+import type { JsonSchema } from '../schema/validate';
 
 /** What each kind of component builds. Adding a kind means adding a line here. */
 export interface ComponentKinds {

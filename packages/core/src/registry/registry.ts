@@ -1,4 +1,4 @@
-import { checkOptionsSchema, validateWithSchema } from '../config/validate';
+import { checkOptionsSchema, validateWithSchema } from '../schema/validate';
 import type { ComponentConfig, ModuleExport } from '../contracts/json';
 import { UserError } from '../errors';
 import type { ComponentContribution, ComponentDefinition, ComponentKind, ComponentKinds, CreateContext } from './component';

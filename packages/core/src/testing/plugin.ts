@@ -1,4 +1,4 @@
-import { validateWithSchema } from '../config/validate';
+import { validateWithSchema } from '../schema/validate';
 import { createContainer } from '../container';
 import { isPlugin } from '../plugins';
 import { ComponentRegistry, type RegisteredComponent } from '../registry/registry';

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '../backend';
-import type { JsonSchema } from '../config/validate';
+import type { JsonSchema } from '../schema/validate';
 import type { ComponentDefinition, ComponentKind, CreateContext } from '../registry/component';
 import { ComponentRegistry } from '../registry/registry';
 import type { NamedTensors, TensorTree } from '../tensor-tree';
