@@ -11,10 +11,10 @@ const TARGET = [[1], [-0.5], [0.25], [2]];
 
 /** What each card says, as assertions on (learned losses per epoch, Adam's per learning rate). */
 const CLAIMS: Record<string, (learned: number[], adam: number[][]) => void> = {
-  // Behind Adam at every learning rate after 30 epochs; its first epoch's loss far above Adam's (its first steps overshoot).
+  // Behind Adam at every learning rate after 30 epochs; its first epoch's loss well above Adam's at any rate (its first steps overshoot).
   'quadratic-lstm': (learned, adam) => {
     for (const a of adam) expect(learned[29]).toBeGreaterThan(a[29]!);
-    expect(learned[0]).toBeGreaterThan(2 * Math.max(...adam.map((a) => a[0]!)));
+    expect(learned[0]).toBeGreaterThan(1.5 * Math.max(...adam.map((a) => a[0]!)));
   },
   // Ahead of Adam at every learning rate at epoch 10, and of Adam 0.01 and 0.03 at epoch 30.
   'quadratic-rnnprop': (learned, adam) => {
