@@ -11,15 +11,16 @@ const TARGET = [[1], [-0.5], [0.25], [2]];
 
 /** What each card says, as assertions on (learned losses per epoch, Adam's per learning rate). */
 const CLAIMS: Record<string, (learned: number[], adam: number[][]) => void> = {
-  // Behind Adam at every learning rate after 30 epochs; its first epoch's loss far above Adam's (its first steps overshoot).
+  // Behind Adam at every learning rate after 30 epochs; its first epoch's loss well above Adam's at any rate (its first steps overshoot).
   'quadratic-lstm': (learned, adam) => {
     for (const a of adam) expect(learned[29]).toBeGreaterThan(a[29]!);
-    expect(learned[0]).toBeGreaterThan(2 * Math.max(...adam.map((a) => a[0]!)));
+    expect(learned[0]).toBeGreaterThan(1.5 * Math.max(...adam.map((a) => a[0]!)));
   },
-  // Ahead of Adam at every learning rate at epoch 10, and of Adam 0.01 and 0.03 at epoch 30.
+  // Ahead of Adam at every learning rate at epoch 10; at epoch 30 ahead of Adam 0.01 but behind Adam 0.03.
   'quadratic-rnnprop': (learned, adam) => {
     for (const a of adam) expect(learned[9]).toBeLessThan(a[9]!);
-    expect(learned[29]).toBeLessThan(Math.min(adam[0]![29]!, adam[1]![29]!));
+    expect(learned[29]).toBeLessThan(adam[0]![29]!);
+    expect(learned[29]).toBeGreaterThan(adam[1]![29]!);
   },
   // Behind Adam at every learning rate after 30 epochs, though ahead of Adam 0.01 at epoch 10.
   'quadratic-multiscale-adam': (learned, adam) => {

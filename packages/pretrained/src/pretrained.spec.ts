@@ -67,7 +67,10 @@ describe('pretrained learned optimizers', () => {
     const opt = learnedOptimizer(`pretrained:${name}`);
     const { model: m, losses } = await fit(opt, model(), 20);
     expect(losses.every(Number.isFinite)).toBe(true);
-    expect(losses[19]).toBeLessThan(losses[0]! / 2);
+    // quadratic-lstm's steps are sized for quadratics: on this regression its loss is higher at epoch 20 than at
+    // epoch 1 (its card's "Where it fails", measured by card-claims.spec); the others halve it.
+    if (name === 'quadratic-lstm') expect(losses[19]).toBeGreaterThan(losses[0]!);
+    else expect(losses[19]).toBeLessThan(losses[0]! / 2);
 
     let saved: tf.io.ModelArtifacts | undefined;
     await m.save(tf.io.withSaveHandler(async (a) => ((saved = a), { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } })), { includeOptimizer: true });
