@@ -65,6 +65,7 @@ export function registerTrain(program: Command, ctx: CliContext): void {
         outDir,
         resume: opts.resume && !startOver,
         baseDir: ws.baseDir,
+        where: file,
         events: {
           onStart: (info) => {
             firstEpoch = info.startEpoch;

@@ -12,3 +12,4 @@ export * from './tune';
 export * from './weights-io';
 export * from './checkpoint';
 export * from './tricks';
+export * from './per-group';

@@ -8,6 +8,7 @@ import type { ComponentRegistry } from '../registry/registry';
 import { disposeQuietly, disposeSnapshot, hasSnapshot, loadSnapshotWeights, readSnapshot, removeStaleTemporaries, toCsv, writeExperiment, writeFileAtomic, writeSnapshot } from '../engine/checkpoint';
 import { MetaTrainer, type EpochReport, type TrainerEvents } from '../engine/meta-trainer';
 import type { MetaOptimizerSource } from '../engine/parallel/chunked-meta-gradient';
+import { checkParameterGroups } from '../engine/per-group';
 
 export interface TrainRunOptions {
   /** Checkpoint directory. */
@@ -22,6 +23,8 @@ export interface TrainRunOptions {
    * (set by @l2l/cli's workspaces), with `baseDir`.
    */
   workerSource?: MetaOptimizerSource;
+  /** The experiment file, for errors that name it. */
+  where?: string;
 }
 
 export interface TrainRunResult {
@@ -91,6 +94,7 @@ export async function trainExperiment(experiment: ExperimentConfig, registry: Co
   const workerSource = options.workerSource ?? (registry.rebuild && { ...registry.rebuild, baseDir: options.baseDir });
   let trainer: MetaTrainer;
   try {
+    checkParameterGroups(meta, family, `${options.where ? `${options.where}: ` : ''}metaOptimizer`);
     trainer = new MetaTrainer(family, meta, experiment.training, experiment.seed, options.events, workerSource);
   } catch (e) {
     meta.dispose();
