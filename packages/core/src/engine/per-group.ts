@@ -261,3 +261,21 @@ export function checkParameterGroups(meta: MetaOptimizer, family: TaskFamily, wh
   if (unknown.length) throw new UserError(`${where}.options.groups: no parameter group ${unknown.map((g) => `"${g}"`).join(', ')} (${has})`);
   if (uncovered.length) throw new UserError(`${where}.options.groups: no meta-optimizer for group ${uncovered.map((g) => `"${g}"`).join(', ')} (${has}; give each one)`);
 }
+
+/**
+ * How the variables of a model of your own (VariableOptimizer, TfOptimizer) get parameter groups: a group per
+ * variable name, or "conv-fc": rank-4 tensors (conv kernels) in "conv", the rest in "fc", as conv-net and stn
+ * group theirs (and the only choice that survives a reloaded tfjs-layers model, whose variables are renamed).
+ */
+export type ParameterGrouping = 'conv-fc' | Readonly<Record<string, string>>;
+
+/** Each variable's group under `grouping`; undefined without one (every variable then in `DEFAULT_PARAMETER_GROUP`). */
+export function groupVariables(tensors: Readonly<Record<string, tf.Tensor>>, grouping: ParameterGrouping | undefined, who: string): Record<string, string> | undefined {
+  if (grouping === undefined) return undefined;
+  const names = Object.keys(tensors);
+  if (grouping === 'conv-fc') return Object.fromEntries(names.map((n) => [n, tensors[n]!.rank === 4 ? 'conv' : 'fc']));
+  if (typeof grouping !== 'object' || grouping === null) throw new Error(`${who}: groups must be "conv-fc" or an object of variable name → group, got ${JSON.stringify(grouping)}`);
+  const missing = names.filter((n) => typeof grouping[n] !== 'string');
+  if (missing.length) throw new Error(`${who}: groups gives no group for variable(s) ${missing.map((n) => `"${n}"`).join(', ')}`);
+  return Object.fromEntries(names.map((n) => [n, grouping[n]!]));
+}
