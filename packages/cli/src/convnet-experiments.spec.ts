@@ -25,8 +25,8 @@ afterAll(() => {
 });
 
 describe('convolutional experiments', () => {
-  it('cifar10.json, mnist-cnn.json and stn.json validate', async () => {
-    const r = await run(['validate', 'experiments/cifar10.json', 'experiments/mnist-cnn.json', 'experiments/stn.json'], repo);
+  it('cifar10.json, mnist-cnn(-groups).json and stn(-groups).json validate', async () => {
+    const r = await run(['validate', 'experiments/cifar10.json', 'experiments/mnist-cnn.json', 'experiments/mnist-cnn-groups.json', 'experiments/stn.json', 'experiments/stn-groups.json'], repo);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
   });
