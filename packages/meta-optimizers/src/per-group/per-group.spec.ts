@@ -231,13 +231,15 @@ describe('per-group experiments end to end (cpu)', () => {
     const results = evaluateExperiment(e, reg, { checkpoint: straight, baseDir: dir });
     expect(results.optimizers[0]!.name).toBe('per-group(conv: lstm, fc: lstm)');
     expect(results.optimizers[0]!.final.mean).toBeLessThan(results.optimizers[0]!.curve.mean[0]!);
-    // The tape path trains it too, to the same weights up to float rounding.
-    const tape = path.join(dir, 'tape');
-    await trainExperiment(experiment({ kernel: 'tfjs' }), reg, { outDir: tape, baseDir: dir });
-    const c = readSnapshot(tape, 'latest');
+    // The tape path trains it too, and so do the kernels' threads (training.workers, per group), to the same
+    // weights up to float rounding.
     const d = readSnapshot(straight, 'latest');
-    for (const k of Object.keys(c.weights)) expectAllClose(flat(c.weights[k]!), flat(d.weights[k]!), 1e-3);
-    disposeSnapshot(c);
+    for (const [name, training] of [['tape', { kernel: 'tfjs' }], ['threads', { workers: 2 }]] as const) {
+      await trainExperiment(experiment(training), reg, { outDir: path.join(dir, name), baseDir: dir });
+      const c = readSnapshot(path.join(dir, name), 'latest');
+      for (const k of Object.keys(c.weights)) expectAllClose(flat(c.weights[k]!), flat(d.weights[k]!), 1e-3);
+      disposeSnapshot(c);
+    }
     disposeSnapshot(d);
     expect(tf.memory().numTensors).toBe(before);
   });
