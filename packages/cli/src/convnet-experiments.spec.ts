@@ -40,7 +40,7 @@ describe('convolutional experiments', () => {
     expect(r.stdout).toMatch(/canvas=42, maxRotation=45, minScale=0.7, maxScale=1.2/);
   });
 
-  it('cifar10.json meta-trains the paper\'s network on a synthetic CIFAR-10 archive fetched with `l2l data download` from 127.0.0.1', async () => {
+  it('cifar10.json meta-trains the paper\'s network with its two LSTMs (conv / fc) on a synthetic CIFAR-10 archive fetched with `l2l data download` from 127.0.0.1', async () => {
     root = fs.mkdtempSync(path.join(os.tmpdir(), 'l2l-cifar10-exp-'));
     // A small archive in the official layout: 5 × 24 training images, 24 test images.
     const src = path.join(root, 'src');
@@ -78,6 +78,10 @@ describe('convolutional experiments', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/epoch 1\/1 {2}meta-loss [0-9.e+-]+/);
+    // The paper's two LSTMs, one for the conv kernels and one for the rest, each on its fused kernel.
+    expect(exp.metaOptimizer).toEqual({ type: 'per-group', options: { groups: { conv: expect.objectContaining({ type: 'lstm' }), fc: expect.objectContaining({ type: 'lstm' }) } } });
+    expect(r.stdout).toMatch(/meta-training per-group on conv-net/);
+    expect(r.stdout).toMatch(/meta-gradients: fused kernel, per group \(conv, fc\)/);
     expect(fs.readdirSync(path.join(root, 'run')).sort()).toEqual(['.l2l-output', 'best', 'experiment.json', 'latest', 'log.csv']);
   });
 });
