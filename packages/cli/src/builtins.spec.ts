@@ -5,7 +5,7 @@ import { createWorkspace } from './workspace';
 /** Every component the CLI ships with honours its contract (the checks plugin authors run on theirs). */
 const { registry } = createWorkspace();
 
-// Image families on a few hundred MNIST rows: the checks run fullLoss and metrics 4 times per task (3 tasks), and
+// Image families on a few dozen MNIST rows: the checks run fullLoss and metrics 4 times per task (3 tasks), and
 // with the defaults these read every image of the split (50,000 training rows) and of the test file (10,000)
 // through the network on the cpu backend: more than 14 minutes. Here they read at most 64 images, twice per task.
 const images = { trainExamples: 64, heldOutExamples: 32, testExamples: 64 };
