@@ -3,13 +3,23 @@ import { checkEstimator, checkMetaOptimizer, checkOptimizer, checkTaskFamily, ty
 import { createWorkspace } from './workspace';
 
 /** Every component the CLI ships with honours its contract (the checks plugin authors run on theirs). */
-const small: Record<string, CheckOptions & { samples?: number }> = {
+const { registry } = createWorkspace();
+
+// Image families on a few dozen MNIST rows: the checks run fullLoss and metrics 4 times per task (3 tasks), and
+// with the defaults these read every image of the split (50,000 training rows) and of the test file (10,000)
+// through the network on the cpu backend: more than 14 minutes. Here they read at most 64 images, twice per task.
+const images = { trainExamples: 64, heldOutExamples: 32, testExamples: 64 };
+const small: Record<string, CheckOptions & { samples?: number; repeats?: number }> = {
   'mnist-mlp': { options: { trainExamples: 256, testExamples: 128, batchSize: 16 }, samples: 5 },
+  'conv-net': { options: { ...images, layers: 2, channels: 4, dense: [8], batchSize: 8 }, samples: 5, repeats: 1 },
 
   lstm: { options: { hidden: 4 } },
+  // One group, "all": the checks' quadratics report no groups. Its groups are built through the registry.
+  'per-group': {
+    options: { groups: { all: { type: 'lstm', options: { hidden: 4 } } } },
+    ctx: { createNested: (kind, config, label) => registry.create(kind, config, { seed: 0, baseDir: process.cwd() }, '', label) },
+  },
 };
-
-const { registry } = createWorkspace();
 
 describe('built-in components', () => {
   beforeAll(() => useBackend('cpu'));
@@ -18,10 +28,9 @@ describe('built-in components', () => {
     expect(registry.list().length).toBeGreaterThan(0);
   });
 
-  // conv-net and stn run checkTaskFamily in their own specs on small data sets; here, on MNIST and the cpu
-  // backend, they did not finish in 14 minutes on the shared machine (to investigate: likely fullLoss over
-  // the 5,000-image validation/test rows with conv layers on cpu).
-  const checkedElsewhere = new Set(['conv-net', 'stn']);
+  // stn runs checkTaskFamily in its own spec on a 12×12 IDX set; here, even on 64 MNIST rows with one repeat, its
+  // check took more than 3 CPU-minutes (not fullLoss and metrics: 6 s on 256 rows) and the cause is not found yet.
+  const checkedElsewhere = new Set(['stn']);
   it.each(registry.list().filter((c) => !checkedElsewhere.has(c.type)).map((c) => [`${c.kind} "${c.type}"`, c] as const))('%s honours its contract', async (_name, c) => {
     const options = small[c.type] ?? {};
     if (c.kind === 'optimizee') await checkTaskFamily(c, options);

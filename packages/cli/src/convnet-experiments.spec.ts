@@ -25,8 +25,8 @@ afterAll(() => {
 });
 
 describe('convolutional experiments', () => {
-  it('cifar10.json, mnist-cnn.json and stn.json validate', async () => {
-    const r = await run(['validate', 'experiments/cifar10.json', 'experiments/mnist-cnn.json', 'experiments/stn.json'], repo);
+  it('cifar10.json, mnist-cnn(-groups).json and stn(-groups).json validate', async () => {
+    const r = await run(['validate', 'experiments/cifar10.json', 'experiments/mnist-cnn.json', 'experiments/mnist-cnn-groups.json', 'experiments/stn.json', 'experiments/stn-groups.json'], repo);
     // conv-net and stn give no size estimate yet: the pre-flight says it cannot size them from the config.
     expect(r.stderr).toMatch(/^(warning: experiments\/\S+\.json: optimizee "(conv-net|stn)" \(@l2l\/optimizees\) gives no size estimate: .*\n)*$/);
     expect(r.code).toBe(0);
@@ -41,7 +41,7 @@ describe('convolutional experiments', () => {
     expect(r.stdout).toMatch(/canvas=42, maxRotation=45, minScale=0.7, maxScale=1.2/);
   });
 
-  it('cifar10.json meta-trains the paper\'s network on a synthetic CIFAR-10 archive fetched with `l2l data download` from 127.0.0.1', async () => {
+  it('cifar10.json meta-trains the paper\'s network with its two LSTMs (conv / fc) on a synthetic CIFAR-10 archive fetched with `l2l data download` from 127.0.0.1', async () => {
     root = fs.mkdtempSync(path.join(os.tmpdir(), 'l2l-cifar10-exp-'));
     // A small archive in the official layout: 5 × 24 training images, 24 test images.
     const src = path.join(root, 'src');
@@ -79,6 +79,10 @@ describe('convolutional experiments', () => {
     expect(r.stderr).toMatch(/^(warning: .* gives no size estimate: .*\n)?$/);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/epoch 1\/1 {2}meta-loss [0-9.e+-]+/);
+    // The paper's two LSTMs, one for the conv kernels and one for the rest, each on its fused kernel.
+    expect(exp.metaOptimizer).toEqual({ type: 'per-group', options: { groups: { conv: expect.objectContaining({ type: 'lstm' }), fc: expect.objectContaining({ type: 'lstm' }) } } });
+    expect(r.stdout).toMatch(/meta-training per-group on conv-net/);
+    expect(r.stdout).toMatch(/meta-gradients: fused kernel, per group \(conv, fc\)/);
     expect(fs.readdirSync(path.join(root, 'run')).sort()).toEqual(['.l2l-output', 'best', 'experiment.json', 'latest', 'log.csv']);
   });
 });

@@ -3,6 +3,7 @@ import { useBackend } from './backend';
 import type { MetaOptimizer } from './contracts/meta-optimizer';
 import type { Optimizer } from './contracts/optimizer';
 import { writeSnapshot } from './engine/checkpoint';
+import { PerGroupMetaOptimizer } from './engine/per-group';
 import { defineComponent } from './registry/component';
 import { ComponentRegistry } from './registry/registry';
 import { createTfOptimizer, registerTfOptimizer, TfOptimizer, tfOptimizerFromCheckpoint } from './tf-optimizer';
@@ -52,7 +53,15 @@ const plainMomentum = defineComponent<{ learningRate: number }>()({
   schema: { type: 'object', additionalProperties: false, properties: { learningRate: { type: 'number', default: 0.01, description: 'step size' } } },
   create: ({ learningRate }) => momentum(() => learningRate, 0.9),
 });
-const registry = new ComponentRegistry([{ source: 'test', components: [learnedMomentum, plainMomentum] }]);
+/** The per-group meta-optimizer as @l2l/meta-optimizers registers it, over this spec's components. */
+const perGroup = defineComponent<{ groups: Record<string, { type: string }> }>()({
+  kind: 'meta-optimizer',
+  type: 'per-group',
+  description: 'one learned optimizer per parameter group',
+  schema: { type: 'object', additionalProperties: false, properties: { groups: { type: 'object', description: 'group → component' } } },
+  create: ({ groups }, ctx) => new PerGroupMetaOptimizer(Object.fromEntries(Object.entries(groups).map(([g, c]) => [g, ctx.createNested!('meta-optimizer', c, g)]))),
+});
+const registry = new ComponentRegistry([{ source: 'test', components: [learnedMomentum, plainMomentum, perGroup] }]);
 
 const data = () => {
   const xs = tf.tensor2d([[1, 0], [0, 1], [1, 1], [2, 1], [-1, 2], [0.5, -1]]);
@@ -164,6 +173,27 @@ describe('TfOptimizer', () => {
     for (const m of [model, loaded]) m.dispose();
     for (const o of [opt, restored, fresh]) o.dispose();
     fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('runs a per-group learned optimizer with groups "conv-fc" (rank-4 variables in conv), and keeps the grouping in its config', () => {
+    const component = { type: 'per-group', options: { groups: { conv: { type: 'learned-momentum' }, fc: { type: 'learned-momentum' } } } };
+    const weights = { 'conv/logLr': tf.scalar(Math.log(0.1)), 'fc/logLr': tf.scalar(Math.log(0.01)) };
+    const opt = createTfOptimizer({ kind: 'meta-optimizer', component, weights, groups: 'conv-fc' }, registry);
+    const twin = TfOptimizer.fromConfig(TfOptimizer, opt.getConfig()) as TfOptimizer;
+    const ungrouped = createTfOptimizer({ kind: 'meta-optimizer', component, weights }, registry);
+    // f = Σ k² + Σ b², g = 2·(k, b); a first momentum step moves k by −0.1·2k and b by −0.01·2b.
+    for (const o of [opt, twin]) {
+      const k = tf.variable(tf.ones([1, 1, 1, 2]));
+      const b = tf.variable(tf.ones([3]));
+      tf.tidy(() => void o.minimize(() => tf.add(tf.sum(tf.square(k)), tf.sum(tf.square(b))) as tf.Scalar, false, [k, b]));
+      expect(Array.from(k.dataSync())).toEqual([expect.closeTo(0.8, 6), expect.closeTo(0.8, 6)]);
+      expect(Array.from(b.dataSync()).map((x) => x.toFixed(6))).toEqual(['0.980000', '0.980000', '0.980000']);
+      tf.dispose([k, b]);
+    }
+    const v = tf.variable(tf.ones([2]));
+    expect(() => ungrouped.minimize(() => tf.sum(tf.square(v)), false, [v])).toThrow(/group "all", which has no optimizer here \(groups: conv, fc\)/);
+    for (const o of [opt, twin, ungrouped]) o.dispose();
+    tf.dispose([v, ...Object.values(weights)]);
   });
 
   it('weights that do not fit, or a config without them, are errors that say so', () => {

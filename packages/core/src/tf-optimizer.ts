@@ -8,6 +8,7 @@ import { UserError } from './errors';
 import type { ComponentRegistry } from './registry/registry';
 import { disposeTree, mapTree, treeTensors, type NamedTensors, type TensorTree } from './tensor-tree';
 import { initVariableState, updateVariables } from './variable-optimizer';
+import { groupVariables, type ParameterGrouping } from './engine/per-group';
 
 /** tfjs-core's `{name, tensor}`, which its index does not export. */
 type NamedTensor = { name: string; tensor: tf.Tensor };
@@ -15,7 +16,13 @@ type NamedTensor = { name: string; tensor: tf.Tensor };
 /** What a `TfOptimizer` is made of: a baseline, or a learned optimizer with its weights φ. */
 export type TfOptimizerSpec =
   | { readonly kind: 'optimizer'; readonly component: ComponentConfig }
-  | { readonly kind: 'meta-optimizer'; readonly component: ComponentConfig; readonly weights: NamedTensors };
+  | {
+      readonly kind: 'meta-optimizer';
+      readonly component: ComponentConfig;
+      readonly weights: NamedTensors;
+      /** Each variable's parameter group, for a per-group learned optimizer (kept in `getConfig`). */
+      readonly groups?: ParameterGrouping;
+    };
 
 /**
  * `getConfig()`: everything needed to rebuild the optimizer, φ included, so that `model.save` and
@@ -29,6 +36,8 @@ interface TfOptimizerConfigDict extends tf.serialization.ConfigDict {
   /** JSON of the weights manifest and base64 of their values (learned optimizers only). */
   manifest: string | null;
   weights: string | null;
+  /** JSON of the variables' parameter grouping (per-group learned optimizers), or null. */
+  groups: string | null;
 }
 
 /**
@@ -78,7 +87,8 @@ export class TfOptimizer extends tf.Optimizer {
       }
       if (Object.keys(variables).length === 0) throw new Error(`${TfOptimizer.className} (${this.optimizer.name}): no trainable variables to update`);
       this.variables = variables;
-      this.state = initVariableState(this.optimizer, variables);
+      const grouping = this.spec.groups ? (JSON.parse(this.spec.groups) as ParameterGrouping) : undefined;
+      this.state = initVariableState(this.optimizer, variables, groupVariables(variables, grouping, TfOptimizer.className));
       if (this.pending) this.restoreSlots(this.pending);
       this.pending = undefined;
     } else {
@@ -116,7 +126,8 @@ export class TfOptimizer extends tf.Optimizer {
     const where = { manifest: `${TfOptimizer.className} config manifest`, data: `${TfOptimizer.className} config weights` };
     const weights = decodeWeights(JSON.parse(c.manifest) as WeightsManifest, Buffer.from(c.weights, 'base64'), where);
     try {
-      return createTfOptimizer({ kind: 'meta-optimizer', component, weights }, registry) as unknown as T;
+      const groups = c.groups ? (JSON.parse(c.groups) as ParameterGrouping) : undefined;
+      return createTfOptimizer({ kind: 'meta-optimizer', component, weights, groups }, registry) as unknown as T;
     } finally {
       tf.dispose(Object.values(weights));
     }
@@ -207,7 +218,7 @@ export function createTfOptimizer(spec: TfOptimizerSpec, registry: ComponentRegi
   if (spec.kind === 'optimizer') {
     const optimizer = registry.create('optimizer', spec.component, { seed: 0, baseDir });
     const resolved = { type: spec.component.type, options: registry.resolveOptions('optimizer', spec.component) } as ComponentConfig;
-    return new TfOptimizer(optimizer, { kind: 'optimizer', component: JSON.stringify(resolved), manifest: null, weights: null });
+    return new TfOptimizer(optimizer, { kind: 'optimizer', component: JSON.stringify(resolved), manifest: null, weights: null, groups: null });
   }
   const meta = registry.create('meta-optimizer', spec.component, { seed: 0, baseDir });
   try {
@@ -218,14 +229,15 @@ export function createTfOptimizer(spec: TfOptimizerSpec, registry: ComponentRegi
   }
   const { manifest, data } = encodeWeights(spec.weights);
   const config = JSON.stringify(meta.config());
-  return new TfOptimizer(meta.optimizer(), { kind: 'meta-optimizer', component: config, manifest: JSON.stringify(manifest), weights: data.toString('base64') }, meta);
+  const groups = spec.groups === undefined ? null : JSON.stringify(spec.groups);
+  return new TfOptimizer(meta.optimizer(), { kind: 'meta-optimizer', component: config, manifest: JSON.stringify(manifest), weights: data.toString('base64'), groups }, meta);
 }
 
 /** A `tf.Optimizer` running the learned optimizer of a checkpoint (a run directory of `l2l train`, or a snapshot). */
-export function tfOptimizerFromCheckpoint(checkpoint: string, registry: ComponentRegistry): TfOptimizer {
+export function tfOptimizerFromCheckpoint(checkpoint: string, registry: ComponentRegistry, options: { groups?: ParameterGrouping } = {}): TfOptimizer {
   const snapshot = readSnapshot(checkpoint);
   try {
-    return createTfOptimizer({ kind: 'meta-optimizer', component: snapshot.metaOptimizer, weights: snapshot.weights }, registry);
+    return createTfOptimizer({ kind: 'meta-optimizer', component: snapshot.metaOptimizer, weights: snapshot.weights, groups: options.groups }, registry);
   } finally {
     disposeSnapshot(snapshot);
   }

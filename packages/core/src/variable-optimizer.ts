@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { FusedRun } from './contracts/fused';
 import type { Optimizer, OptimizerState } from './contracts/optimizer';
-import { flatLayout, flattenInto, unflatten, type FlatLayout } from './engine/fused';
+import { flatLayout, flattenInto, fusedParameters, unflatten, type FlatLayout } from './engine/fused';
+import { groupVariables, type ParameterGrouping } from './engine/per-group';
 import { cloneNamed, disposeTree, keepTree, tidyTree, type NamedTensors } from './tensor-tree';
 
 /**
@@ -24,8 +25,8 @@ export function toVariable(v: VariableLike, where = 'VariableOptimizer'): tf.Var
  * variables themselves), every tensor kept (`tf.keep`) so that it outlives whatever `tf.tidy` the caller
  * (or tfjs-layers' `fit`) runs the update in.
  */
-export function initVariableState(optimizer: Optimizer, variables: Readonly<Record<string, tf.Variable>>): OptimizerState {
-  const state = tidyTree(() => optimizer.init(cloneNamed(variables)));
+export function initVariableState(optimizer: Optimizer, variables: Readonly<Record<string, tf.Variable>>, groups?: Readonly<Record<string, string>>): OptimizerState {
+  const state = tidyTree(() => optimizer.init(cloneNamed(variables), groups));
   return dropParams(state);
 }
 
@@ -83,19 +84,24 @@ export class VariableOptimizer {
   constructor(
     readonly optimizer: Optimizer,
     variables: readonly VariableLike[] | Readonly<Record<string, VariableLike>>,
-    /** kernel: "auto" (the default) updates through the optimizer's fused kernel where it has one; "tfjs" never. */
-    options: { kernel?: 'auto' | 'tfjs' } = {},
+    /**
+     * kernel: "auto" (the default) updates through the optimizer's fused kernel where it has one; "tfjs" never.
+     * groups: each variable's parameter group, for a per-group learned optimizer (engine/per-group.ts).
+     */
+    options: { kernel?: 'auto' | 'tfjs'; groups?: ParameterGrouping } = {},
   ) {
     const entries = Array.isArray(variables)
       ? (variables as readonly VariableLike[]).map((w) => toVariable(w)).map((v) => [v.name, v] as const)
       : Object.entries(variables as Readonly<Record<string, VariableLike>>).map(([k, w]) => [k, toVariable(w)] as const);
     if (entries.length === 0) throw new Error('VariableOptimizer: no variables to optimize');
     this.variables = Object.fromEntries(entries);
+    const groups = groupVariables(this.variables, options.groups, 'VariableOptimizer');
     if (optimizer.fused && options.kernel !== 'tfjs') {
       const layout = flatLayout(this.variables);
-      this.fused = { run: optimizer.fused.open(layout.total), layout, steps: 0 };
+      const parameters = fusedParameters({ parameterGroups: groups && (() => groups) }, layout);
+      this.fused = { run: optimizer.fused.open(layout.total, { parameters }), layout, steps: 0 };
       this.state = { params: {}, slots: {}, step: 0 };
-    } else this.state = initVariableState(optimizer, this.variables);
+    } else this.state = initVariableState(optimizer, this.variables, groups);
   }
 
   /** Number of updates taken. */

@@ -5,3 +5,4 @@ export * from './rnnprop';
 export * from './multiscale-adam';
 export * from './normalized-history';
 export * from './kernels';
+export * from './per-group';

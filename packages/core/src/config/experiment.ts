@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { BACKEND_CHOICES, type BackendChoice } from '../backend';
 import type { ComponentConfig, JsonObject } from '../contracts/json';
 import { isUserError, UserError } from '../errors';
+import { PER_GROUP_TYPE } from '../engine/per-group';
 import type { PluginEntry } from '../plugins';
 import type { ComponentKind } from '../registry/component';
 import { trainingProblems, type TrainingOptions } from '../engine/options';
@@ -303,6 +304,7 @@ export function resolveExperiment(
     }
     try {
       s.config.options = registry.resolveOptions(s.kind, s.config, where, s.label) as JsonObject;
+      resolveNested(s.config, registry, where, s.label);
     } catch (e) {
       if (!isUserError(e)) throw e;
       errors.push(e);
@@ -317,6 +319,20 @@ export function resolveExperiment(
   if (errors.length === 1) throw errors[0];
   if (errors.length > 1) throw new ConfigError(problems.join('; '), problems);
   return out;
+}
+
+/**
+ * The options of components given inside a per-group meta-optimizer's options, checked and with defaults applied
+ * in place (the registry builds them later; the checkpoint stores them resolved).
+ */
+function resolveNested(config: ComponentConfig, registry: ComponentRegistry, where: string, label: string): void {
+  if (config.type !== PER_GROUP_TYPE) return;
+  const groups = (config.options?.groups ?? {}) as unknown as Record<string, ComponentConfig>;
+  for (const [group, sub] of Object.entries(groups)) {
+    const at = `${label}.options.groups.${group}`;
+    sub.options = registry.resolveOptions('meta-optimizer', sub, where, at) as JsonObject;
+    resolveNested(sub, registry, where, at);
+  }
 }
 
 /** Loads, parses and resolves an experiment file; relative paths in it resolve from its directory. */

@@ -16,9 +16,19 @@ export interface FusedKernel {
   readonly description: string;
   /**
    * A run over `n` coordinates whose state is what `Optimizer.init` gives, with φ as it is now. `threads` > 1
-   * splits the coordinates over that many threads (same results up to summation order).
+   * splits the coordinates over that many threads (same results up to summation order). `parameters`: the
+   * parameter tensors along the coordinate axis, in order (what `Optimizer.init` would get as names and
+   * groups); kernels that treat every coordinate alike ignore it, a per-group kernel needs it.
    */
-  open(n: number, options?: { threads?: number }): FusedRun;
+  open(n: number, options?: { threads?: number; parameters?: readonly FusedParameter[] }): FusedRun;
+}
+
+/** One parameter tensor on a fused run's coordinate axis: `size` coordinates, after the previous ones. */
+export interface FusedParameter {
+  readonly name: string;
+  readonly size: number;
+  /** Its group (contracts/task.ts `parameterGroupsOf`). */
+  readonly group: string;
 }
 
 /** One optimizee run driven by a fused kernel. Not re-entrant; dispose when done. */

@@ -35,7 +35,12 @@ export interface StepContext {
 export interface Optimizer {
   /** Human-readable name used in results (`adam(lr=0.01)`, `lstm`). */
   readonly name: string;
-  init(params: NamedTensors): OptimizerState;
+  /**
+   * `groups`: each parameter's group by name (`parameterGroupsOf(task, names)`, contracts/task.ts); absent means
+   * every parameter is in `DEFAULT_PARAMETER_GROUP`. Optimizers that treat every parameter alike ignore it;
+   * a per-group optimizer (engine/per-group.ts) routes each group to its own optimizer.
+   */
+  init(params: NamedTensors, groups?: Readonly<Record<string, string>>): OptimizerState;
   update(state: OptimizerState, grads: NamedTensors, ctx: StepContext): OptimizerState;
   /**
    * A fused kernel computing the same updates (and their first-order meta-gradient) outside tfjs, where the

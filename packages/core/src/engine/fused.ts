@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { FusedKernel, FusedRun } from '../contracts/fused';
-import type { Task } from '../contracts/task';
+import type { FusedKernel, FusedParameter, FusedRun } from '../contracts/fused';
+import { parameterGroupsOf, type Task } from '../contracts/task';
 import type { NamedTensors } from '../tensor-tree';
 import { valueAndGradNamed } from './tape';
 
@@ -29,6 +29,12 @@ export function flatLayout(params: NamedTensors): FlatLayout {
     total += params[n]!.size;
   }
   return { names, shapes, offsets, total };
+}
+
+/** The layout's parameters with their sizes and the task's groups: what a kernel's `open` is told. */
+export function fusedParameters(task: Pick<Task, 'parameterGroups'>, layout: FlatLayout): FusedParameter[] {
+  const groups = parameterGroupsOf(task, layout.names);
+  return layout.names.map((name, i) => ({ name, size: layout.shapes[i]!.reduce((a, b) => a * b, 1), group: groups[name]! }));
 }
 
 /** Copies named tensors into `out` along the layout. */
@@ -102,7 +108,7 @@ export class FusedEpisode {
     } finally {
       tf.dispose(Object.values(params));
     }
-    this.run = kernel.open(this.layout.total, { threads });
+    this.run = kernel.open(this.layout.total, { threads, parameters: fusedParameters(task, this.layout) });
     try {
       this.loss = flatLossAndGrad(task, this.theta, this.layout, 0, batchSeed, this.grads);
     } catch (e) {
@@ -170,7 +176,7 @@ export function runFusedKernel(
   }
   const grads = new Float32Array(layout.total);
   const losses = new Float32Array(options.steps + 1);
-  const run = kernel.open(layout.total, { threads: options.threads });
+  const run = kernel.open(layout.total, { threads: options.threads, parameters: fusedParameters(task, layout) });
   try {
     for (let step = 0; step < options.steps; step++) {
       losses[step] = flatLossAndGrad(task, theta, layout, step, options.batchSeed, grads);

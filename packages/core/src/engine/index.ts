@@ -14,3 +14,4 @@ export * from './tune';
 export * from './weights-io';
 export * from './checkpoint';
 export * from './tricks';
+export * from './per-group';

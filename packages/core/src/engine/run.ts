@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Optimizer } from '../contracts/optimizer';
-import type { Task } from '../contracts/task';
+import { parameterGroupsOf, type Task } from '../contracts/task';
 import { disposeTree, keepTree, type NamedTensors } from '../tensor-tree';
 import { runFusedKernel } from './fused';
 import { valueAndGradNamed } from './tape';
@@ -48,7 +48,7 @@ export function runOptimizer(task: Task, optimizer: Optimizer, options: RunOptio
   }
   const lossAt = (params: NamedTensors, step: number) => valueAndGradNamed(params, (p) => task.loss(p, task.batch(step, options.batchSeed)));
   const initial = task.initParams(options.initSeed);
-  let state = optimizer.init(initial);
+  let state = optimizer.init(initial, parameterGroupsOf(task, Object.keys(initial)));
   disposeTree(initial, state); // init may copy the params (then these are ours to free) or keep them
   const losses: tf.Scalar[] = [];
   try {

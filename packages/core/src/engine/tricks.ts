@@ -88,6 +88,8 @@ export function randomScaling(task: Task, r: number, seed: number): Task {
       task.dispose();
     },
   };
+  // The same parameters, so the same groups.
+  if (task.parameterGroups) wrapped.parameterGroups = task.parameterGroups.bind(task);
   if (task.metrics) {
     const metrics = task.metrics.bind(task);
     wrapped.metrics = (params) => {
@@ -135,6 +137,15 @@ export function convexCombination(task: Task, seed: number, dims = CONVEX_DIMS):
       task.dispose();
     },
   };
+  if (task.parameterGroups) {
+    // The extra coordinates join the group of the task's first parameter: with per-group optimizers, one of them learns them.
+    const groups = task.parameterGroups.bind(task);
+    wrapped.parameterGroups = () => {
+      const inner = groups();
+      const first = Object.values(inner)[0];
+      return first === undefined ? inner : { ...inner, [CONVEX_PARAM]: first };
+    };
+  }
   if (task.metrics) {
     const metrics = task.metrics.bind(task);
     wrapped.metrics = (params) => metrics(split(params).rest);

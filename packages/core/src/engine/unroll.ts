@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Optimizer, OptimizerState } from '../contracts/optimizer';
-import type { Task } from '../contracts/task';
+import { parameterGroupsOf, type Task } from '../contracts/task';
 import { disposeTree, keepTree, type NamedTensors } from '../tensor-tree';
 import { lossNode, untaped, valueAndGradNamed } from './tape';
 
@@ -31,7 +31,7 @@ function lossAndGrad(task: Task, params: NamedTensors, step: number, batchSeed: 
 
 /** The first carry of a run: fresh params (owned from now on by the run) through `optimizer.init`, with their loss and gradient. */
 export function startRun(task: Task, optimizer: Optimizer, params: NamedTensors, batchSeed: number): Carry {
-  const state = optimizer.init(params);
+  const state = optimizer.init(params, parameterGroupsOf(task, Object.keys(params)));
   disposeTree(params, state); // init may copy the params (then these are ours to free) or keep them
   const { value, grads } = tf.tidy(() => {
     const r = lossAndGrad(task, state.params, state.step, batchSeed);

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import type { ExperimentConfig } from '../config/experiment';
 import type { ComponentConfig, JsonObject } from '../contracts/json';
 import type { MetaOptimizer } from '../contracts/meta-optimizer';
+import { checkParameterGroups } from '../engine/per-group';
 import type { TaskFamily } from '../contracts/task';
 import { disposeSnapshot, loadSnapshotWeights, readSnapshot, toCsv, writeFileAtomic } from '../engine/checkpoint';
 import { evaluateOptimizer, lastSteps, type OptimizerResult, type Stats } from '../engine/evaluate';
@@ -109,6 +110,7 @@ export function evaluateExperiment(experiment: ExperimentConfig, registry: Compo
         throw e;
       }
       try {
+        checkParameterGroups(meta, family, `${path.join(snapshot.dir ?? checkpoint, 'meta-optimizer.json')}: metaOptimizer`);
         loadSnapshotWeights(meta, snapshot);
         optimizers.push(
           evaluateOptimizer(family, meta.optimizer(), 'learned', {

@@ -9,6 +9,7 @@ import { disposeQuietly, disposeSnapshot, hasSnapshot, loadSnapshotWeights, read
 import { MetaTrainer, type EpochReport, type TrainerEvents, type TrainerParts } from '../engine/meta-trainer';
 import type { MetaOptimizerSource } from '../engine/parallel/chunked-meta-gradient';
 import { preflightBuilt } from './measure';
+import { checkParameterGroups } from '../engine/per-group';
 
 export interface TrainRunOptions {
   /** Checkpoint directory. */
@@ -23,7 +24,7 @@ export interface TrainRunOptions {
    * (set by @l2l/cli's workspaces), with `baseDir`.
    */
   workerSource?: MetaOptimizerSource;
-  /** What pre-flight messages start with (the config file); default "experiment". */
+  /** The experiment file: what errors and pre-flight messages name (default "experiment"). */
   where?: string;
 }
 
@@ -108,6 +109,7 @@ export async function trainExperiment(experiment: ExperimentConfig, registry: Co
   let trainer: MetaTrainer;
   try {
     preflightBuilt(experiment, registry, options.where ?? 'experiment', 'train', family, meta);
+    checkParameterGroups(meta, family, `${options.where ? `${options.where}: ` : ''}metaOptimizer`);
     trainer = new MetaTrainer(family, meta, experiment.training, experiment.seed, options.events, workerSource, trainerParts(experiment, registry, options.baseDir));
   } catch (e) {
     disposeQuietly(() => meta.dispose(), () => family.dispose?.());

@@ -3,6 +3,7 @@ import type { MetaOptimizer } from '../contracts/meta-optimizer';
 import type { Optimizer } from '../contracts/optimizer';
 import type { TaskFamily } from '../contracts/task';
 import type { JsonSchema } from '../schema/validate';
+import type { ComponentConfig } from '../contracts/json';
 
 /** What each kind of component builds. Adding a kind means adding a line here. */
 export interface ComponentKinds {
@@ -21,6 +22,12 @@ export interface CreateContext {
   readonly seed: number;
   /** Directory that relative paths in options are resolved from (the config file's directory). */
   readonly baseDir: string;
+  /**
+   * Builds a component given inside this one's options (`per-group`'s groups), through the same registry: its
+   * options are validated and errors name it as `<this component's label>.<label>`; its seed is derived from this
+   * one's and `label`. Set by `ComponentRegistry.create`.
+   */
+  readonly createNested?: <K extends ComponentKind>(kind: K, config: ComponentConfig, label: string) => ComponentKinds[K];
 }
 
 /**

@@ -1,6 +1,7 @@
 import { checkOptionsSchema, validateWithSchema } from '../schema/validate';
 import type { ComponentConfig, ModuleExport } from '../contracts/json';
 import { UserError } from '../errors';
+import { deriveSeed } from '../random';
 import type { ComponentContribution, ComponentDefinition, ComponentKind, ComponentKinds, CreateContext } from './component';
 
 export interface RegisteredComponent extends ComponentDefinition {
@@ -97,8 +98,10 @@ export class ComponentRegistry {
   create<K extends ComponentKind>(kind: K, config: ComponentConfig, ctx: CreateContext, where = '', label: string = kind): ComponentKinds[K] {
     const options = this.resolveOptions(kind, config, where, label);
     const def = this.get(kind, config.type);
+    const createNested = <N extends ComponentKind>(k: N, c: ComponentConfig, sub: string): ComponentKinds[N] =>
+      this.create(k, c, { ...ctx, seed: deriveSeed(ctx.seed, 'nested', sub) }, where, `${label}.${sub}`);
     try {
-      return def.create(options, ctx) as ComponentKinds[K];
+      return def.create(options, { ...ctx, createNested }) as ComponentKinds[K];
     } catch (e) {
       // A plugin's component that fails to build is named with its plugin: the plugin's author has to fix it.
       if (def.source.startsWith('@l2l/')) throw e;

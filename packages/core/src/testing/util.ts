@@ -18,7 +18,7 @@ export class ContractError extends Error {
 export interface CheckOptions {
   /** Component options; the schema's defaults fill in the rest. Use it to keep a check small and fast. */
   options?: Record<string, unknown>;
-  /** Seed and base directory passed to the factory (default seed 0, base directory `process.cwd()`). */
+  /** Seed and base directory passed to the factory (default seed 0, base directory `process.cwd()`), and how it builds nested components (a registry's, for per-group). */
   ctx?: Partial<CreateContext>;
 }
 
@@ -60,7 +60,7 @@ export function prepare(
   const options = attempt(fail, 'resolving options', () =>
     registry.resolveOptions(kind, { type: def.type, options: (opts.options ?? {}) as never }),
   );
-  const ctx: CreateContext = { seed: opts.ctx?.seed ?? 0, baseDir: opts.ctx?.baseDir ?? process.cwd() };
+  const ctx: CreateContext = { seed: opts.ctx?.seed ?? 0, baseDir: opts.ctx?.baseDir ?? process.cwd(), ...(opts.ctx?.createNested ? { createNested: opts.ctx.createNested } : {}) };
   return { fail, registry, options, ctx };
 }
 

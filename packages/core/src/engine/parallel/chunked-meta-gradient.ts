@@ -8,6 +8,7 @@ import { UserError } from '../../errors';
 import type { ModuleExport } from '../../contracts/json';
 import type { NamedTensors } from '../../tensor-tree';
 import type { MetaGradient, MetaGradientOptions } from '../meta-gradient';
+import { PER_GROUP_TYPE } from '../per-group';
 import { valueAndGradNamed } from '../tape';
 import type { Carry } from '../unroll';
 import {
@@ -351,6 +352,13 @@ export class ChunkedMetaGradient {
       throw new UserError(
         `training.workers (${options.workers}) needs a coordinatewise meta-optimizer (each coordinate's update independent of the others), ` +
           `and "${meta.type}" does not declare itself one (MetaOptimizer.coordinatewise); set training.workers to 0`,
+      );
+    }
+    // Chunks are flat runs of coordinates that know nothing of parameter groups; a per-group kernel does.
+    if (meta.type === PER_GROUP_TYPE) {
+      throw new UserError(
+        `training.workers (${options.workers}) on the tfjs tape does not split per-group meta-optimizers: use their fused kernels ` +
+          '(training.kernel "auto" or "fused", whose threads work per group) or set training.workers to 0',
       );
     }
   }

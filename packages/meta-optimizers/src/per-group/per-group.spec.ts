@@ -1,0 +1,272 @@
+/*
+ * Per-group learned optimizers with the real LSTM: through the registry (nested options), on the tfjs path and
+ * on the per-group fused kernel, in meta-training with --resume, checkpoints and evaluation.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  ComponentRegistry,
+  defineComponent,
+  deriveSeed,
+  disposeCarry,
+  disposeSnapshot,
+  disposeTree,
+  evaluateExperiment,
+  FusedEpisode,
+  isUserError,
+  loadSnapshotWeights,
+  metaGradient,
+  MetaTrainer,
+  parseExperiment,
+  readSnapshot,
+  resolveExperiment,
+  resolveTrainingOptions,
+  Rng,
+  runOptimizer,
+  startRun,
+  trainExperiment,
+  useBackend,
+  VariableOptimizer,
+  type MetaOptimizer,
+  type NamedTensors,
+  type Task,
+  type TaskConfig,
+  type TaskFamily,
+} from '@l2l/core';
+import { expectAllClose } from '../common/spec-helpers';
+import { lstmComponent } from '../lstm';
+import { perGroupComponent } from './component';
+
+/** f(θ) = Σ κ (θ − t)² over a "kernel" [2, 2, 1, 3] (group conv) and a "bias" [5] (group fc); κ, t from the task seed. */
+class GroupedQuadratic implements TaskFamily {
+  readonly type = 'grouped-quadratic';
+  sample(seed: number, split: 'train' | 'validation' | 'test'): TaskConfig {
+    return { family: this.type, split, seed: deriveSeed(seed, split) };
+  }
+  build(config: TaskConfig): Task {
+    const shapes: Record<string, number[]> = { kernel: [2, 2, 1, 3], bias: [5] };
+    const rng = new Rng(config.seed);
+    const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+    const kappa = Object.fromEntries(Object.entries(shapes).map(([k, s]) => [k, tf.tensor(rng.uniforms(size(s), 0.2, 2), s)]));
+    const target = Object.fromEntries(Object.entries(shapes).map(([k, s]) => [k, tf.tensor(rng.normals(size(s)), s)]));
+    return {
+      config,
+      initParams: (seed) => {
+        const r = new Rng(seed);
+        return Object.fromEntries(Object.entries(shapes).map(([k, s]) => [k, tf.tensor(r.normals(size(s)), s)]));
+      },
+      batch: () => ({}),
+      loss: (p) => tf.tidy(() => tf.addN(Object.keys(shapes).map((k) => tf.sum(tf.mul(kappa[k]!, tf.square(tf.sub(p[k]!, target[k]!)))))) as tf.Scalar),
+      parameterGroups: () => ({ kernel: 'conv', bias: 'fc' }),
+      dispose: () => tf.dispose([...Object.values(kappa), ...Object.values(target)]),
+    };
+  }
+}
+
+const groupedQuadratic = defineComponent<Record<string, never>>()({
+  kind: 'optimizee',
+  type: 'grouped-quadratic',
+  description: 'A quadratic over a conv-like kernel and a bias, in groups conv and fc (tests only)',
+  schema: { type: 'object', additionalProperties: false, properties: {} },
+  create: () => new GroupedQuadratic(),
+});
+
+const registry = () => new ComponentRegistry([{ source: 'test', components: [lstmComponent, perGroupComponent, groupedQuadratic] }]);
+const LSTM = { type: 'lstm', options: { hidden: 6 } };
+const PER_GROUP = { type: 'per-group', options: { groups: { conv: LSTM, fc: LSTM } } };
+const family = new GroupedQuadratic();
+const flat = (t: tf.Tensor) => Array.from(t.dataSync());
+
+/** A per-group LSTM pair whose two groups both hold the shared LSTM's weights. */
+function copiesOf(shared: MetaOptimizer, reg: ComponentRegistry): MetaOptimizer {
+  const meta = reg.create('meta-optimizer', PER_GROUP, { seed: 9, baseDir: '.' });
+  const w = shared.getWeights();
+  const both: NamedTensors = {};
+  for (const [k, t] of Object.entries(w)) both[`conv/${k}`] = both[`fc/${k}`] = t;
+  meta.setWeights(both);
+  disposeTree(w);
+  return meta;
+}
+
+describe.each(['wasm', 'cpu'] as const)('per-group LSTMs on %s', (backend) => {
+  beforeAll(async () => {
+    await useBackend(backend);
+  });
+
+  it('built from nested configs: seeds differ per group; with the shared LSTM\'s weights in both groups, every path runs as the shared LSTM', () => {
+    const reg = registry();
+    const shared = reg.create('meta-optimizer', LSTM, { seed: 3, baseDir: '.' });
+    const fresh = reg.create('meta-optimizer', PER_GROUP, { seed: 3, baseDir: '.' });
+    expect(Object.keys(fresh.variables).sort()).toEqual(Object.keys(shared.variables).flatMap((k) => [`conv/${k}`, `fc/${k}`]).sort());
+    expect(flat(fresh.variables['conv/lstm0/kernel']!)).not.toEqual(flat(fresh.variables['fc/lstm0/kernel']!));
+    const meta = copiesOf(shared, reg);
+    const before = tf.memory().numTensors;
+    const task = family.build(family.sample(1, 'test'));
+    const run = (m: MetaOptimizer, kernel: 'auto' | 'tfjs') => Array.from(runOptimizer(task, m.optimizer(), { steps: 12, initSeed: 4, batchSeed: 0, kernel }).losses);
+    expect(meta.optimizer().fused?.description).toMatch(/^per group \(conv, fc\): wasm lstm-stack/);
+    const reference = run(shared, 'tfjs');
+    expect(reference[12]!).toBeLessThan(reference[0]!);
+    expectAllClose(run(meta, 'tfjs'), reference, 1e-5 * reference[0]!);
+    expectAllClose(run(meta, 'auto'), run(shared, 'auto'), 1e-6 * reference[0]!);
+    expectAllClose(run(meta, 'auto'), reference, 1e-4 * reference[0]!);
+    task.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    for (const m of [shared, fresh, meta]) m.dispose();
+  });
+
+  it('first-order meta-gradients: the fused per-group kernel gives the tape\'s, and the groups\' add up to the shared LSTM\'s', () => {
+    const reg = registry();
+    const shared = reg.create('meta-optimizer', LSTM, { seed: 5, baseDir: '.' });
+    const meta = copiesOf(shared, reg);
+    const task = family.build(family.sample(2, 'train'));
+    const before = tf.memory().numTensors;
+    const options = { length: 6, lossWeights: 'uniform' as const, secondDerivatives: false, batchSeed: 0, training: true };
+    const tape = (m: MetaOptimizer) => {
+      const carry = startRun(task, m.optimizer(), task.initParams(7), 0);
+      const r = metaGradient(task, m.optimizer(), carry, m.variables, options);
+      const grads = Object.fromEntries(Object.entries(r.grads).map(([k, g]) => [k, flat(g)]));
+      const loss = r.metaLoss.dataSync()[0]!;
+      disposeTree([r.metaLoss, r.losses, Object.values(r.grads)]);
+      disposeCarry(r.next);
+      disposeCarry(carry);
+      return { grads, loss };
+    };
+    const ours = tape(meta);
+    const theirs = tape(shared);
+    expect(ours.loss).toBeCloseTo(theirs.loss, 4);
+    const episode = new FusedEpisode(task, meta.optimizer().fused!, task.initParams(7), 0);
+    const fused = episode.unroll(6, 'uniform');
+    episode.dispose();
+    expect(Object.keys(fused.grads).sort()).toEqual(Object.keys(ours.grads).sort());
+    for (const name of Object.keys(shared.variables)) {
+      const conv = ours.grads[`conv/${name}`]!;
+      const fc = ours.grads[`fc/${name}`]!;
+      const scale = Math.max(...theirs.grads[name]!.map(Math.abs));
+      expect(Math.max(...conv.map(Math.abs))).toBeGreaterThan(1e-6); // each group's LSTM gets its own signal
+      expectAllClose(conv.map((g, i) => g + fc[i]!), theirs.grads[name]!, 1e-3 * scale);
+      for (const g of ['conv', 'fc']) expectAllClose(Array.from(fused.grads[`${g}/${name}`]!), ours.grads[`${g}/${name}`]!, 1e-3 * scale);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    task.dispose();
+    shared.dispose();
+    meta.dispose();
+  });
+
+  it('VariableOptimizer drives a model of your own per group (conv-fc by rank), on the kernel and on tfjs alike', () => {
+    const reg = registry();
+    const meta = reg.create('meta-optimizer', PER_GROUP, { seed: 1, baseDir: '.' });
+    const task = family.build(family.sample(3, 'test'));
+    const init = task.initParams(0);
+    const losses = (kernel: 'auto' | 'tfjs') => {
+      const vars = Object.fromEntries(Object.entries(init).map(([k, t]) => [k, tf.variable(t.clone())]));
+      const opt = new VariableOptimizer(meta.optimizer(), vars, { kernel, groups: 'conv-fc' });
+      const out = Array.from({ length: 5 }, () => opt.minimize(() => task.loss(vars, {})));
+      opt.dispose();
+      tf.dispose(Object.values(vars));
+      return out;
+    };
+    const direct = Array.from(runOptimizer(task, meta.optimizer(), { steps: 5, initSeed: 0, batchSeed: 0, kernel: 'tfjs' }).losses).slice(0, 5);
+    expectAllClose(losses('tfjs'), direct, 1e-5 * direct[0]!);
+    expectAllClose(losses('auto'), direct, 1e-4 * direct[0]!);
+    const vars = Object.fromEntries(Object.entries(init).map(([k, t]) => [k, tf.variable(t.clone())]));
+    expect(() => new VariableOptimizer(meta.optimizer(), vars, { kernel: 'tfjs' })).toThrow(/group "all", which has no optimizer here/);
+    tf.dispose([...Object.values(vars), ...Object.values(init)]);
+    task.dispose();
+    meta.dispose();
+  });
+});
+
+describe('per-group experiments end to end (cpu)', () => {
+  let dir: string;
+  beforeAll(async () => {
+    await useBackend('cpu');
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'l2l-per-group-'));
+  });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  const experiment = (training: Record<string, unknown> = {}, metaOptimizer: unknown = PER_GROUP) =>
+    resolveExperiment(
+      parseExperiment(
+        {
+          seed: 1,
+          optimizee: { type: 'grouped-quadratic' },
+          metaOptimizer,
+          training: { epochs: 2, episodesPerEpoch: 2, steps: 8, unroll: 4, validateEvery: 1, validationTasks: 2, learningRate: 0.01, ...training },
+          evaluation: { steps: 8, tasks: 3, baselines: [] },
+        },
+        'x.json',
+      ),
+      registry(),
+      'x.json',
+    );
+
+  it('trains (fused and tape paths), checkpoints each group\'s weights, resumes exactly, and evaluates from the checkpoint', async () => {
+    const reg = registry();
+    const straight = path.join(dir, 'straight');
+    const e = experiment();
+    expect((e.metaOptimizer!.options!.groups as Record<string, { options: Record<string, unknown> }>).fc!.options.layers).toBe(2); // nested defaults applied
+    const before = tf.memory().numTensors;
+    await trainExperiment(e, reg, { outDir: straight, baseDir: dir, where: 'x.json' });
+    const split = path.join(dir, 'split');
+    await trainExperiment(experiment({ epochs: 1 }), reg, { outDir: split, baseDir: dir });
+    await trainExperiment(e, reg, { outDir: split, baseDir: dir, resume: true });
+    const a = readSnapshot(straight, 'latest');
+    const b = readSnapshot(split, 'latest');
+    expect(a.metaOptimizer).toEqual(e.metaOptimizer);
+    expect(Object.keys(a.weights).sort()).toEqual(Object.keys(b.weights).sort());
+    expect(Object.keys(a.weights).some((k) => k.startsWith('conv/')) && Object.keys(a.weights).some((k) => k.startsWith('fc/'))).toBe(true);
+    for (const k of Object.keys(a.weights)) expect(flat(b.weights[k]!)).toEqual(flat(a.weights[k]!));
+    // The round trip: the checkpoint rebuilds the same meta-optimizer, weights and all.
+    const rebuilt = reg.create('meta-optimizer', a.metaOptimizer, { seed: 0, baseDir: dir });
+    loadSnapshotWeights(rebuilt, a);
+    const w = rebuilt.getWeights();
+    for (const k of Object.keys(a.weights)) expect(flat(w[k]!)).toEqual(flat(a.weights[k]!));
+    expect(rebuilt.config()).toEqual(a.metaOptimizer);
+    disposeTree(w);
+    rebuilt.dispose();
+    disposeSnapshot(a);
+    disposeSnapshot(b);
+    const results = evaluateExperiment(e, reg, { checkpoint: straight, baseDir: dir });
+    expect(results.optimizers[0]!.name).toBe('per-group(conv: lstm, fc: lstm)');
+    expect(results.optimizers[0]!.final.mean).toBeLessThan(results.optimizers[0]!.curve.mean[0]!);
+    // The tape path trains it too, and so do the kernels' threads (training.workers, per group), to the same
+    // weights up to float rounding.
+    const d = readSnapshot(straight, 'latest');
+    for (const [name, training] of [['tape', { kernel: 'tfjs' }], ['threads', { workers: 2 }]] as const) {
+      await trainExperiment(experiment(training), reg, { outDir: path.join(dir, name), baseDir: dir });
+      const c = readSnapshot(path.join(dir, name), 'latest');
+      for (const k of Object.keys(c.weights)) expectAllClose(flat(c.weights[k]!), flat(d.weights[k]!), 1e-3);
+      disposeSnapshot(c);
+    }
+    disposeSnapshot(d);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('one-line user errors: a group the optimizee lacks, nested options, group names, workers on the tape', async () => {
+    const message = async (f: () => unknown) => {
+      try {
+        await f();
+      } catch (e) {
+        expect(isUserError(e)).toBe(true);
+        return (e as Error).message;
+      }
+      throw new Error('no error');
+    };
+    const reg = registry();
+    const dense = { type: 'per-group', options: { groups: { conv: LSTM, dense: LSTM } } };
+    expect(await message(() => trainExperiment(experiment({}, dense), reg, { outDir: path.join(dir, 'dense'), baseDir: dir, where: 'x.json' }))).toBe(
+      'x.json: metaOptimizer.options.groups: no parameter group "dense" (optimizee "grouped-quadratic" has parameter groups "conv", "fc")',
+    );
+    expect(await message(() => experiment({}, { type: 'per-group', options: { groups: { conv: LSTM, fc: { type: 'lstm', options: { hiden: 3 } } } } }))).toMatch(
+      /^x\.json: metaOptimizer\.options\.groups\.fc \(meta-optimizer "lstm"\).*hiden/,
+    );
+    expect(await message(() => experiment({}, { type: 'per-group', options: { groups: { conv: LSTM, fc: { type: 'lstn' } } } }))).toMatch(/^x\.json: metaOptimizer\.options\.groups\.fc: unknown meta-optimizer type "lstn"/);
+    expect(await message(() => experiment({}, { type: 'per-group', options: { groups: { Conv: LSTM } } }))).toMatch(/^x\.json: metaOptimizer \(meta-optimizer "per-group"\).*groups/);
+    const meta = reg.create('meta-optimizer', PER_GROUP, { seed: 0, baseDir: dir });
+    const training = resolveTrainingOptions({ steps: 4, unroll: 4, workers: 2, kernel: 'tfjs' });
+    expect(await message(() => new MetaTrainer(family, meta, training, 0, {}, { module: 'x', export: 'y' }))).toMatch(/^training\.workers \(2\) on the tfjs tape does not split per-group meta-optimizers/);
+    meta.dispose();
+  });
+});
