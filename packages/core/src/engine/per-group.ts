@@ -222,8 +222,19 @@ export class PerGroupMetaOptimizer implements MetaOptimizer {
     }
   }
 
-  optimizer(): Optimizer {
-    return new PerGroupOptimizer(Object.fromEntries(Object.entries(this.metas).map(([g, m]) => [g, m.optimizer()])));
+  /** Each group's optimizer; with `weights` (named `<group>/<name>`), each from its group's share of them. */
+  optimizer(weights?: Readonly<Record<string, tf.Tensor>>): Optimizer {
+    if (weights) {
+      const expected = Object.keys(this.variables);
+      const missing = expected.filter((n) => !Object.hasOwn(weights, n));
+      const extra = Object.keys(weights).filter((n) => !Object.hasOwn(this.variables, n));
+      if (missing.length || extra.length) {
+        throw new Error(`per-group meta-optimizer (${this.groups.join(', ')}): optimizer(weights): ${missing.length ? `missing ${missing.join(', ')}` : ''}${missing.length && extra.length ? '; ' : ''}${extra.length ? `not its own: ${extra.join(', ')}` : ''}`);
+      }
+    }
+    const own = (g: string, m: MetaOptimizer) =>
+      weights ? m.optimizer(Object.fromEntries(Object.keys(m.variables).map((name) => [name, weights[`${g}/${name}`]!]))) : m.optimizer();
+    return new PerGroupOptimizer(Object.fromEntries(Object.entries(this.metas).map(([g, m]) => [g, own(g, m)])));
   }
 
   dispose(): void {

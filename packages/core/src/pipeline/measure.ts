@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { hasEstimate, preflightExperiment, type PreflightMode, type PreflightOverrides } from '../config/preflight';
 import type { ExperimentConfig } from '../config/experiment';
 import type { MetaOptimizer } from '../contracts/meta-optimizer';
-import type { TaskFamily } from '../contracts/task';
+import { parameterGroupsOf, type TaskFamily } from '../contracts/task';
 import { deriveSeed } from '../random';
 import type { ComponentRegistry } from '../registry/registry';
 import { countCoordinates, disposeTree } from '../tensor-tree';
@@ -29,7 +29,7 @@ export function measureUnestimated(experiment: ExperimentConfig, registry: Compo
     if (metaOptimizer) {
       const weights = Object.values(meta!.variables).reduce((n, v) => n + v.size, 0);
       const held = tf.memory().numBytes;
-      const state = meta!.optimizer().init(params);
+      const state = meta!.optimizer().init(params, parameterGroupsOf(task, Object.keys(params)));
       const stateBytes = coordinates ? (tf.memory().numBytes - held) / coordinates : 0;
       disposeTree(state, params);
       measured.metaOptimizer = { weights, stateBytes };

@@ -108,8 +108,8 @@ export async function trainExperiment(experiment: ExperimentConfig, registry: Co
   const workerSource = options.workerSource ?? (registry.rebuild && { ...registry.rebuild, baseDir: options.baseDir });
   let trainer: MetaTrainer;
   try {
-    preflightBuilt(experiment, registry, options.where ?? 'experiment', 'train', family, meta);
     checkParameterGroups(meta, family, `${options.where ? `${options.where}: ` : ''}metaOptimizer`);
+    preflightBuilt(experiment, registry, options.where ?? 'experiment', 'train', family, meta);
     trainer = new MetaTrainer(family, meta, experiment.training, experiment.seed, options.events, workerSource, trainerParts(experiment, registry, options.baseDir));
   } catch (e) {
     disposeQuietly(() => meta.dispose(), () => family.dispose?.());
