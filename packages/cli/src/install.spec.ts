@@ -105,7 +105,7 @@ maybe('the packages installed from their tarballs, outside the workspace', () =>
         '  const xs = tf.randomNormal([128, 3], 0, 1, "float32", 5);',
         '  const ys = tf.sum(tf.mul(xs, tf.tensor1d([1, -2, 0.5])), 1, true);',
         "  const model = tf.sequential({ layers: [tf.layers.dense({ units: 16, inputShape: [3], activation: 'tanh' }), tf.layers.dense({ units: 1 })] });",
-        "  model.compile({ optimizer: learnedOptimizer('pretrained:quadratic-lstm'), loss: 'meanSquaredError' });",
+        "  model.compile({ optimizer: learnedOptimizer('pretrained:quadratic-rnnprop'), loss: 'meanSquaredError' });",
         '  const h = await model.fit(xs, ys, { epochs: 20, batchSize: 32, verbose: 0 });',
         '  console.log(JSON.stringify(h.history.loss));',
         '})();',

@@ -29,7 +29,7 @@ describe('README example', () => {
     expect(Math.hypot(...x.map((v) => v - 1))).toBeLessThan(Math.hypot(2, -3, 0) / 2);
   });
 
-  it('"Use a learned optimizer in model.fit" is examples/programmatic/src/fit.ts, word for word, and the pretrained LSTM fits with it', async () => {
+  it('"Use a learned optimizer in model.fit" is examples/programmatic/src/fit.ts, word for word, and the pretrained learned optimizer fits with it', async () => {
     const root = path.join(__dirname, '..', '..', '..');
     const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
     const block = /```ts readme-example-fit\n([\s\S]*?)```/.exec(readme)?.[1];
