@@ -213,13 +213,16 @@ function lockOutput(dir: string, shown: string, flag: string, onLost: (message: 
     release();
     throw new UserError(`${flag} ${shown}: cannot write there: ${errnoText(e)}`);
   }
+  // The lock goes first, then its owner: a kill -9 between the two leaves an owner without a lock, which the next
+  // run overwrites, not a lock without an owner, which would stay "owner unknown" until it is stale.
   return () => {
-    fs.rmSync(path.join(dir, LOCK_OWNER), { force: true });
     try {
       release();
     } catch {
       // Already released or taken over: nothing of ours is left to remove.
     }
+    // Only our own record: another run may have taken the lock in between and written its own.
+    if (readOwner(dir)?.pid === process.pid) fs.rmSync(path.join(dir, LOCK_OWNER), { force: true });
   };
 }
 
