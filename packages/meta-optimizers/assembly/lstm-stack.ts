@@ -24,7 +24,7 @@
 //   O [1] (tanh a; softmax head: F rows w, then ⟨w, x⟩) | DY [E] (adjoint of the input layer's pre-activation)
 // State of one tile (rows): per layer l: h [H], c [H]. Moments of one tile (Adam features): F rows m, F rows v.
 
-import { mac, vexp } from './simd';
+import { mac, softmaxCombine, vexp } from './simd';
 
 export { reduceAcc } from './simd';
 
@@ -319,41 +319,11 @@ function tileFwd(prev: usize, prevLayerRows: i32, cur: usize, W: usize, upd: usi
 // ⟨w, x⟩ with the features x of the record (row O_ROW + F); the update scale·⟨w, x⟩ to upd unless upd is 0.
 function softmaxHead(wo: usize, top: usize, cur: usize, upd: usize, scale: f32): void {
   const op = cur + <usize>O_ROW * RB;
-  const h1: usize = <usize>(H + 1) << 2;
-  let m0 = f32x4.splat(-Infinity), m1 = m0;
-  for (let j: i32 = 0; j < F; j++) {
-    const wj = wo + <usize>j * h1;
-    let a0 = v128.load32_splat(wj + (<usize>H << 2)), a1 = a0;
-    let hp = top;
-    for (let k: i32 = 0; k < H; k++) {
-      const w = v128.load32_splat(wj + (<usize>k << 2));
-      a0 = mac(a0, w, v128.load(hp)); a1 = mac(a1, w, v128.load(hp, 16));
-      hp += RB;
-    }
-    v128.store(op + <usize>j * RB, a0); v128.store(op + <usize>j * RB, a1, 16);
-    m0 = f32x4.pmax(m0, a0); m1 = f32x4.pmax(m1, a1);
-  }
-  let s0 = f32x4.splat(0), s1 = s0;
-  for (let j: i32 = 0; j < F; j++) {
-    const pp = op + <usize>j * RB;
-    const e0 = vexp(f32x4.sub(v128.load(pp), m0)), e1 = vexp(f32x4.sub(v128.load(pp, 16), m1));
-    v128.store(pp, e0); v128.store(pp, e1, 16);
-    s0 = f32x4.add(s0, e0); s1 = f32x4.add(s1, e1);
-  }
-  const r0 = f32x4.div(K(224), s0), r1 = f32x4.div(K(224), s1);
-  let d0 = f32x4.splat(0), d1 = d0;
-  for (let j: i32 = 0; j < F; j++) {
-    const pp = op + <usize>j * RB;
-    const xp = cur + <usize>j * RB;
-    const w0 = f32x4.mul(v128.load(pp), r0), w1 = f32x4.mul(v128.load(pp, 16), r1);
-    v128.store(pp, w0); v128.store(pp, w1, 16);
-    d0 = mac(d0, w0, v128.load(xp)); d1 = mac(d1, w1, v128.load(xp, 16));
-  }
   const dp = op + <usize>F * RB;
-  v128.store(dp, d0); v128.store(dp, d1, 16);
+  softmaxCombine(wo, top, H, cur, F, op, dp);
   if (upd != 0) {
     const s = f32x4.splat(scale);
-    v128.store(upd, f32x4.mul(d0, s)); v128.store(upd, f32x4.mul(d1, s), 16);
+    v128.store(upd, f32x4.mul(v128.load(dp), s)); v128.store(upd, f32x4.mul(v128.load(dp, 16), s), 16);
   }
 }
 

@@ -12,7 +12,7 @@
 // them one tile at a time. Weights are row-major with the bias in the last column, broadcast to all lanes;
 // weight gradients accumulate one v128 per weight (lane partial sums, added up by reduceAcc).
 
-import { mac, vexp } from './simd';
+import { mac, softmaxCombine } from './simd';
 
 export { reduceAcc } from './simd';
 
@@ -51,9 +51,6 @@ export function scratchBytes(): usize {
 
 // ---------------------------------------------------------------- vector math
 
-// 1 in every lane (a v128.const costs V8 several instructions per use).
-const ONE: usize = memory.data<f32>([1.0, 1.0, 1.0, 1.0], 16);
-
 // ---------------------------------------------------------------- the network of one tile
 
 // From u (K rows at u): a (H rows) = ReLU(W1·[u; 1]), p (K rows) = softmax(W2·[a; 1]); returns ⟨p, u⟩ in two
@@ -74,39 +71,7 @@ function network(W: usize, u: usize, a: usize, p: usize, dir: usize): void {
     const ap = a + <usize>h * RB;
     v128.store(ap, f32x4.pmax(z0, zero)); v128.store(ap, f32x4.pmax(z1, zero), 16);
   }
-  const W2 = W + (<usize>(H * (K + 1)) << 2);
-  const h1: usize = <usize>(H + 1) << 2;
-  let m0 = f32x4.splat(-Infinity), m1 = m0;
-  for (let j: i32 = 0; j < K; j++) {
-    const wj: usize = W2 + <usize>j * h1;
-    let l0 = v128.load32_splat(wj + (<usize>H << 2)), l1 = l0;
-    let ap = a;
-    for (let h: i32 = 0; h < H; h++) {
-      const w = v128.load32_splat(wj + (<usize>h << 2));
-      l0 = mac(l0, w, v128.load(ap)); l1 = mac(l1, w, v128.load(ap, 16));
-      ap += RB;
-    }
-    const pp = p + <usize>j * RB;
-    v128.store(pp, l0); v128.store(pp, l1, 16);
-    m0 = f32x4.pmax(m0, l0); m1 = f32x4.pmax(m1, l1);
-  }
-  let s0 = f32x4.splat(0), s1 = s0;
-  for (let j: i32 = 0; j < K; j++) {
-    const pp = p + <usize>j * RB;
-    const e0 = vexp(f32x4.sub(v128.load(pp), m0)), e1 = vexp(f32x4.sub(v128.load(pp, 16), m1));
-    v128.store(pp, e0); v128.store(pp, e1, 16);
-    s0 = f32x4.add(s0, e0); s1 = f32x4.add(s1, e1);
-  }
-  const r0 = f32x4.div(v128.load(ONE), s0), r1 = f32x4.div(v128.load(ONE), s1);
-  let d0 = f32x4.splat(0), d1 = d0;
-  for (let j: i32 = 0; j < K; j++) {
-    const pp = p + <usize>j * RB;
-    const up = u + <usize>j * RB;
-    const w0 = f32x4.mul(v128.load(pp), r0), w1 = f32x4.mul(v128.load(pp, 16), r1);
-    v128.store(pp, w0); v128.store(pp, w1, 16);
-    d0 = mac(d0, w0, v128.load(up)); d1 = mac(d1, w1, v128.load(up, 16));
-  }
-  v128.store(dir, d0); v128.store(dir, d1, 16);
+  softmaxCombine(W + (<usize>(H * (K + 1)) << 2), a, H, u, K, p, dir);
 }
 
 // ---------------------------------------------------------------- forward

@@ -47,6 +47,47 @@ const X: usize = memory.data<f32>([
   return f32x4.mul(p, e);
 }
 
+/**
+ * A softmax head over tiles of 8 coordinates (rows of 8 floats, 32 bytes): k logits W·[h; 1] (W row-major
+ * [k, nh + 1], broadcast to every lane) from the nh rows at h; the weights w = softmax (k rows written at p) and
+ * ⟨w, x⟩ over the k rows at x (one row written at dir). Multiscale Adam's combiners: lstm-stack.ts's softmax
+ * output and multiscale-mlp.ts's network.
+ */
+export function softmaxCombine(W: usize, h: usize, nh: i32, x: usize, k: i32, p: usize, dir: usize): void {
+  const h1: usize = <usize>(nh + 1) << 2;
+  let m0 = f32x4.splat(-Infinity), m1 = m0;
+  for (let j: i32 = 0; j < k; j++) {
+    const wj = W + <usize>j * h1;
+    let a0 = v128.load32_splat(wj + (<usize>nh << 2)), a1 = a0;
+    let hp = h;
+    for (let i: i32 = 0; i < nh; i++) {
+      const w = v128.load32_splat(wj + (<usize>i << 2));
+      a0 = mac(a0, w, v128.load(hp)); a1 = mac(a1, w, v128.load(hp, 16));
+      hp += 32;
+    }
+    const pp = p + (<usize>j << 5);
+    v128.store(pp, a0); v128.store(pp, a1, 16);
+    m0 = f32x4.pmax(m0, a0); m1 = f32x4.pmax(m1, a1);
+  }
+  let s0 = f32x4.splat(0), s1 = s0;
+  for (let j: i32 = 0; j < k; j++) {
+    const pp = p + (<usize>j << 5);
+    const e0 = vexp(f32x4.sub(v128.load(pp), m0)), e1 = vexp(f32x4.sub(v128.load(pp, 16), m1));
+    v128.store(pp, e0); v128.store(pp, e1, 16);
+    s0 = f32x4.add(s0, e0); s1 = f32x4.add(s1, e1);
+  }
+  const r0 = f32x4.div(XC(192), s0), r1 = f32x4.div(XC(192), s1);
+  let d0 = f32x4.splat(0), d1 = d0;
+  for (let j: i32 = 0; j < k; j++) {
+    const pp = p + (<usize>j << 5);
+    const xp = x + (<usize>j << 5);
+    const w0 = f32x4.mul(v128.load(pp), r0), w1 = f32x4.mul(v128.load(pp, 16), r1);
+    v128.store(pp, w0); v128.store(pp, w1, 16);
+    d0 = mac(d0, w0, v128.load(xp)); d1 = mac(d1, w1, v128.load(xp, 16));
+  }
+  v128.store(dir, d0); v128.store(dir, d1, 16);
+}
+
 /** Horizontal sums of n v128 accumulators into n floats, added to out. */
 export function reduceAcc(acc: usize, out: usize, n: i32): void {
   for (let i: i32 = 0; i < n; i++) {
