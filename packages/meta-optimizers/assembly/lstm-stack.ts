@@ -24,7 +24,7 @@
 //   O [1] (tanh a; softmax head: F rows w, then ⟨w, x⟩) | DY [E] (adjoint of the input layer's pre-activation)
 // State of one tile (rows): per layer l: h [H], c [H]. Moments of one tile (Adam features): F rows m, F rows v.
 
-import { mac, softmaxCombine, vexp } from './simd';
+import { mac, multiscaleDirections, softmaxCombine, vexp } from './simd';
 
 export { reduceAcc } from './simd';
 
@@ -163,23 +163,7 @@ function features(g: usize, x: usize, mv: usize, c1: f32, d2: f32): void {
       store<f32>(x + RB + (n << 2), x1);
     }
   } else if (FEAT == 3) {
-    const eps = f32x4.splat(EPS);
-    for (let j: i32 = 0; j < F; j++) {
-      const pj = PARAMS + <usize>j * 24;
-      const b1 = v128.load32_splat(pj), b2 = v128.load32_splat(pj, 4);
-      const a1 = v128.load32_splat(pj, 8), a2 = v128.load32_splat(pj, 12);
-      const k1 = v128.load32_splat(pj, 16), k2 = v128.load32_splat(pj, 20);
-      for (let off: usize = 0; off < 32; off += 16) {
-        const gv = v128.load(g + off);
-        const mp = mv + <usize>j * RB + off;
-        const vp = mv + <usize>(F + j) * RB + off;
-        // The tfjs path's float32 order: β·m + (1 − β)·g, β·v + (1 − β)·g², (m·c1)/(√(v·c2) + ε).
-        const m = f32x4.add(f32x4.mul(b1, v128.load(mp)), f32x4.mul(a1, gv));
-        const v = f32x4.add(f32x4.mul(b2, v128.load(vp)), f32x4.mul(a2, f32x4.mul(gv, gv)));
-        v128.store(mp, m); v128.store(vp, v);
-        v128.store(x + <usize>j * RB + off, f32x4.div(f32x4.mul(m, k1), f32x4.add(f32x4.sqrt(f32x4.mul(v, k2)), eps)));
-      }
-    }
+    multiscaleDirections(g, mv, F, PARAMS, EPS, x);
   } else {
     const b1 = f32x4.splat(BETA1), b2 = f32x4.splat(BETA2);
     const a1 = f32x4.splat(<f32>1.0 - BETA1), a2 = f32x4.splat(<f32>1.0 - BETA2);

@@ -12,7 +12,7 @@
 // them one tile at a time. Weights are row-major with the bias in the last column, broadcast to all lanes;
 // weight gradients accumulate one v128 per weight (lane partial sums, added up by reduceAcc).
 
-import { mac, softmaxCombine } from './simd';
+import { mac, multiscaleDirections, softmaxCombine } from './simd';
 
 export { reduceAcc } from './simd';
 
@@ -22,13 +22,9 @@ let K: i32 = 3;
 let H: i32 = 20;
 let EPS: f32 = 1e-8;
 const MAXK: i32 = 16;
-// β1, β2, 1 − β1, 1 − β2 per timescale (up to MAXK), and this step's bias corrections.
-const B1 = memory.data(MAXK * 4, 16);
-const B2 = memory.data(MAXK * 4, 16);
-const A1 = memory.data(MAXK * 4, 16);
-const A2 = memory.data(MAXK * 4, 16);
-const C1 = memory.data(MAXK * 4, 16);
-const C2 = memory.data(MAXK * 4, 16);
+// Per timescale j (up to MAXK), 6 floats at PARAMS + 24·j: β1, β2, 1 − β1, 1 − β2 and this step's corrections
+// (the layout of simd.ts's multiscaleDirections).
+const PARAMS = memory.data(MAXK * 24, 16);
 
 /** Sets the architecture (k ≤ 16 timescales, h hidden units); returns the number of weights (W1 then W2). */
 export function configure(k: i32, h: i32, eps: f32): i32 {
@@ -38,10 +34,8 @@ export function configure(k: i32, h: i32, eps: f32): i32 {
 
 /** Timescale j's decays and their complements (given, so that they round as the tfjs path's do). */
 export function setBetas(j: i32, b1: f32, b2: f32, a1: f32, a2: f32): void {
-  store<f32>(B1 + (<usize>j << 2), b1);
-  store<f32>(B2 + (<usize>j << 2), b2);
-  store<f32>(A1 + (<usize>j << 2), a1);
-  store<f32>(A2 + (<usize>j << 2), a2);
+  const pj = PARAMS + <usize>j * 24;
+  store<f32>(pj, b1); store<f32>(pj, b2, 4); store<f32>(pj, a1, 8); store<f32>(pj, a2, 12);
 }
 
 /** Bytes of one thread's scratch for `forwardStep`/`backward`: u, a, p, dir and the backward's r and ∂L/∂ℓ. */
@@ -88,26 +82,9 @@ export function forwardStep(t0: i32, t1: i32, g: usize, upd: usize, moments: usi
   const p = a + <usize>H * RB;
   const dir = p + <usize>K * RB;
   const nlr = f32x4.splat(-lr);
-  const eps = f32x4.splat(EPS);
   for (let t: i32 = t0; t < t1; t++) {
     const tt = <usize>t;
-    const mv = moments + tt * <usize>(2 * K) * RB;
-    for (let j: i32 = 0; j < K; j++) {
-      const jo: usize = <usize>j << 2;
-      const b1 = v128.load32_splat(B1 + jo), b2 = v128.load32_splat(B2 + jo);
-      const a1 = v128.load32_splat(A1 + jo), a2 = v128.load32_splat(A2 + jo);
-      const c1 = v128.load32_splat(C1 + jo), c2 = v128.load32_splat(C2 + jo);
-      for (let off: usize = 0; off < 32; off += 16) {
-        const gv = v128.load(g + tt * RB + off);
-        const mp = mv + <usize>j * RB + off;
-        const vp = mv + <usize>(K + j) * RB + off;
-        // The tfjs path's float32 order: β·m + (1 − β)·g, β·v + (1 − β)·g², m̂/(√v̂ + ε).
-        const m = f32x4.add(f32x4.mul(b1, v128.load(mp)), f32x4.mul(a1, gv));
-        const v = f32x4.add(f32x4.mul(b2, v128.load(vp)), f32x4.mul(a2, f32x4.mul(gv, gv)));
-        v128.store(mp, m); v128.store(vp, v);
-        v128.store(u + <usize>j * RB + off, f32x4.div(f32x4.mul(m, c1), f32x4.add(f32x4.sqrt(f32x4.mul(v, c2)), eps)));
-      }
-    }
+    multiscaleDirections(g + tt * RB, moments + tt * <usize>(2 * K) * RB, K, PARAMS, EPS, u);
     if (dirs != 0) memory.copy(dirs + tt * <usize>K * RB, u, <usize>K * RB);
     network(W, u, a, p, dir);
     v128.store(upd + tt * RB, f32x4.mul(v128.load(dir), nlr));
@@ -117,8 +94,8 @@ export function forwardStep(t0: i32, t1: i32, g: usize, upd: usize, moments: usi
 
 /** This step's bias corrections of timescale j. */
 export function setCorrection(j: i32, c1: f32, c2: f32): void {
-  store<f32>(C1 + (<usize>j << 2), c1);
-  store<f32>(C2 + (<usize>j << 2), c2);
+  const pj = PARAMS + <usize>j * 24;
+  store<f32>(pj, c1, 16); store<f32>(pj, c2, 20);
 }
 
 // ---------------------------------------------------------------- backward

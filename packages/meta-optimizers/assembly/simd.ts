@@ -48,6 +48,32 @@ const X: usize = memory.data<f32>([
 }
 
 /**
+ * Multiscale Adam's k directions for one tile of 8 coordinates (rows of 32 bytes): the gradients at g; the moments
+ * at mv (k rows m_j, then k rows v_j), updated in place; per timescale j, 6 floats at params + 24·j: β1, β2,
+ * 1 − β1, 1 − β2 and this step's corrections c1 = 1/(1 − β1^t), c2 = 1/(1 − β2^t); the direction
+ * (m·c1)/(√(v·c2) + ε) of timescale j written to row j at out. The tfjs path's float32 order throughout:
+ * β·m + (1 − β)·g, β·v + (1 − β)·g².
+ */
+export function multiscaleDirections(g: usize, mv: usize, k: i32, params: usize, epsilon: f32, out: usize): void {
+  const eps = f32x4.splat(epsilon);
+  for (let j: i32 = 0; j < k; j++) {
+    const pj = params + <usize>j * 24;
+    const b1 = v128.load32_splat(pj), b2 = v128.load32_splat(pj, 4);
+    const a1 = v128.load32_splat(pj, 8), a2 = v128.load32_splat(pj, 12);
+    const c1 = v128.load32_splat(pj, 16), c2 = v128.load32_splat(pj, 20);
+    for (let off: usize = 0; off < 32; off += 16) {
+      const gv = v128.load(g + off);
+      const mp = mv + (<usize>j << 5) + off;
+      const vp = mv + (<usize>(k + j) << 5) + off;
+      const m = f32x4.add(f32x4.mul(b1, v128.load(mp)), f32x4.mul(a1, gv));
+      const v = f32x4.add(f32x4.mul(b2, v128.load(vp)), f32x4.mul(a2, f32x4.mul(gv, gv)));
+      v128.store(mp, m); v128.store(vp, v);
+      v128.store(out + (<usize>j << 5) + off, f32x4.div(f32x4.mul(m, c1), f32x4.add(f32x4.sqrt(f32x4.mul(v, c2)), eps)));
+    }
+  }
+}
+
+/**
  * A softmax head over tiles of 8 coordinates (rows of 8 floats, 32 bytes): k logits W·[h; 1] (W row-major
  * [k, nh + 1], broadcast to every lane) from the nh rows at h; the weights w = softmax (k rows written at p) and
  * ⟨w, x⟩ over the k rows at x (one row written at dir). Multiscale Adam's combiners: lstm-stack.ts's softmax
