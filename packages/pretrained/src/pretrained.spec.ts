@@ -56,6 +56,14 @@ describe('pretrained learned optimizers', () => {
     }
   });
 
+  it('are each named in the l2l README and in this package\'s README', () => {
+    const root = path.join(__dirname, '..', '..', '..');
+    for (const readme of [path.join(root, 'README.md'), path.join(__dirname, '..', 'README.md')]) {
+      const text = fs.readFileSync(readme, 'utf8');
+      for (const p of all) expect([readme, text.includes(`\`${p.name}\``)]).toEqual([readme, true]);
+    }
+  });
+
   it('resolves pretrained:<name> to its directory, paths as paths, an unknown name as an error listing the known ones', () => {
     expect(resolveCheckpoint('pretrained:quadratic-lstm')).toBe(pretrainedDir('quadratic-lstm'));
     expect(resolveCheckpoint('runs/q', '/tmp')).toBe(path.resolve('/tmp/runs/q'));
