@@ -56,7 +56,7 @@ export async function main(log: (line: string) => void = console.log) {
     log(`${name}: final loss ${result.final.mean.toFixed(4)} ± ${result.final.std.toFixed(4)}`);
   }
 
-  // The trained optimizer on your own variables (a tfjs-layers model: model.trainableWeights.map((w) => w.read())).
+  // The trained optimizer on your own variables (a tfjs-layers model: new VariableOptimizer(..., model.trainableWeights)).
   const x = tf.variable(tf.tensor1d([3, -2, 1]));
   const opt = new VariableOptimizer(lstm.optimizer(), [x]);
   for (let step = 0; step < 30; step++) opt.minimize(() => tf.sum(tf.square(tf.sub(x, 1))));

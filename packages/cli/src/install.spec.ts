@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { listPretrained } from '@l2l/pretrained';
 
 /**
  * What a stranger gets: every @l2l/* package packed (`pnpm pack`, as it would be published), installed with npm
@@ -88,6 +89,8 @@ maybe('the packages installed from their tarballs, outside the workspace', () =>
     const list = run(path.join(project, 'node_modules', '.bin', 'l2l'), ['list'], project);
     expect(list).toMatch(/^\s+lstm\s+@l2l\/meta-optimizers/m);
     expect(list).toContain('pretrained:quadratic-lstm');
+    // Every checkpoint of the workspace's @l2l/pretrained made it into its tarball.
+    for (const p of listPretrained()) expect(list).toContain(`pretrained:${p.name}`);
 
     // A plugin scaffolded there passes its own tests (its @l2l/core from the tarball, the rest from the registry).
     run(path.join(project, 'node_modules', '.bin', 'l2l'), ['init', 'plugin', 'l2l-plugin-foo'], project);
