@@ -122,6 +122,8 @@ class LstmStackRun extends RunState implements FusedRun {
   private readonly nw: number;
   private readonly threads: number;
   private readonly ranges: Array<[number, number]>;
+  /** φ as the weights lay it out (row-major), and as the kernel reads it (packWeights). */
+  private readonly raw: Area;
   private readonly w: Area;
   private readonly g: Area;
   private readonly upd: Area;
@@ -173,6 +175,7 @@ class LstmStackRun extends RunState implements FusedRun {
       for (let i = 0; i < this.threads; i++) this.ranges.push([Math.floor((this.nt * i) / this.threads), Math.floor((this.nt * (i + 1)) / this.threads)]);
       const stateRows = this.ex.stateRows();
       const area = (floats: number): Area => ({ ptr: this.inst.mem.alloc(floats * 4), floats });
+      this.raw = area(this.nw);
       this.w = area(this.nw);
       this.out = area(this.nw + 1);
       this.g = area(this.npad);
@@ -221,7 +224,7 @@ class LstmStackRun extends RunState implements FusedRun {
   reloadWeights(): void {
     this.live();
     const all = this.weights();
-    const w = this.view(this.w);
+    const w = this.view(this.raw);
     let at = 0;
     this.names.forEach((name, i) => {
       const t = all[name];
@@ -230,6 +233,7 @@ class LstmStackRun extends RunState implements FusedRun {
       w.set(t.dataSync() as Float32Array, at);
       at += t.size;
     });
+    this.ex.packWeights(this.raw.ptr, this.w.ptr, this.nw);
     if (this.spec.scaleWeight) {
       const t = all[this.spec.scaleWeight];
       if (!t || t.size !== 1) throw new Error(`fused kernel: no 1-entry weight "${this.spec.scaleWeight}"`);
