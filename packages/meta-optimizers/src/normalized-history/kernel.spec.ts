@@ -1,10 +1,25 @@
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { applyTrainingTricks, disposeTree, MetaTrainer, resolveTrainingOptions, Rng, runOptimizer, useBackend, type NamedTensors, type OptimizerState, type Task } from '@l2l/core';
+import {
+  applyTrainingTricks,
+  ComponentRegistry,
+  createContainer,
+  disposeTree,
+  MetaTrainer,
+  resolveTrainingOptions,
+  Rng,
+  runOptimizer,
+  useBackend,
+  VariableOptimizer,
+  type NamedTensors,
+  type OptimizerState,
+  type Task,
+} from '@l2l/core';
 import { checkFusedKernel } from '@l2l/core/testing';
 import { familyOf, leastSquaresTask } from '../common/spec-helpers';
 import { kernelMemoryBytes } from '../kernels/kernel-threads';
+import { metaOptimizersModule } from '../meta-optimizers-module';
 import { NormalizedHistoryKernel } from './kernel';
 import { NormalizedHistoryMetaOptimizer } from './normalized-history';
 import type { NormalizedHistoryOptions } from './options';
@@ -87,6 +102,49 @@ describe.each(['wasm', 'cpu'] as const)('the normalized-history kernel against t
         expect(Math.abs(a.losses[40]! - a.losses[0]!)).toBeGreaterThan(1e-3 * a.losses[0]!);
       }),
     );
+  });
+
+  it('VariableOptimizer updates variables through the kernel as through tfjs, inside a caller\'s tidy, leaking nothing', () => {
+    withMeta({ historySize: 5, hidden: 8, minStep: 0.01 }, 1, (meta) => {
+      const before = tf.memory().numTensors;
+      const train = (kernel: 'auto' | 'tfjs') => {
+        const w = tf.tidy(() => tf.variable(tf.tensor2d([[0.5, -1.5, 2], [1, 0.25, -0.75]])));
+        const b = tf.tidy(() => tf.variable(tf.tensor1d([0.1, -0.2])));
+        const x = tf.tensor2d([[1, 2], [0.5, -1], [2, 0.3]]);
+        const opt = new VariableOptimizer(meta.optimizer(), { w, b }, { kernel });
+        const losses: number[] = [];
+        for (let i = 0; i < 25; i++) {
+          losses.push(tf.tidy(() => opt.minimize(() => tf.sum(tf.square(tf.add(tf.matMul(x, w), tf.reshape(b, [2, 1]).sum()))) as tf.Scalar)));
+        }
+        const out = { path: opt.path, losses, w: Array.from(w.dataSync()) };
+        opt.dispose();
+        tf.dispose([w, b, x]);
+        return out;
+      };
+      const fused = train('auto');
+      const tape = train('tfjs');
+      expect(fused.path).toMatch(/^fused kernel, wasm normalized-history/);
+      expect(tape.path).toBe('tfjs');
+      for (let i = 0; i < tape.w.length; i++) expect(Math.abs(fused.w[i]! - tape.w[i]!)).toBeLessThan(1e-5);
+      for (let i = 0; i < tape.losses.length; i++) expect(Math.abs(fused.losses[i]! - tape.losses[i]!)).toBeLessThanOrEqual(1e-5 * tape.losses[i]! + 1e-6);
+      expect(fused.losses[24]!).not.toBe(fused.losses[0]!);
+      expect(tf.memory().numTensors).toBe(before);
+    });
+  });
+
+  it('per-group with normalized-history in each group runs on the groups\' kernels, with the tape\'s meta-gradients', () => {
+    const reg = createContainer(metaOptimizersModule).get(ComponentRegistry);
+    const group = (hidden: number) => ({ type: 'normalized-history', options: { historySize: 5, hidden, minStep: 0.05 } });
+    const meta = reg.create('meta-optimizer', { type: 'per-group', options: { groups: { conv: group(6), fc: group(4) } } }, { seed: 2, baseDir: '.' });
+    const task = { ...leastSquaresTask(29, 3), parameterGroups: () => ({ a: 'conv', b: 'fc' }) };
+    try {
+      expect(meta.optimizer().fused?.description).toMatch(/^per group \(conv, fc\): wasm normalized-history/);
+      const r = checkFusedKernel(meta, task, { length: 4, unrolls: 2, tolerance: 1e-5 });
+      expect(r.gradientNorm).toBeGreaterThan(1e-3);
+    } finally {
+      task.dispose();
+      meta.dispose();
+    }
   });
 
   // A non-finite input makes the coordinate's update NaN from then on, as on the cpu backend's tfjs path. The
