@@ -56,13 +56,15 @@ export function configure(k: i32, hd: i32, m: i32, minStep: f32, infNorm: bool, 
 // @ts-ignore: decorator
 @inline function sRow(): i32 { return 2 * K + HD + M; }
 const S_MU: i32 = 0, S_SIG: i32 = 1, S_HI: i32 = 2, S_LO: i32 = 3, S_MID: i32 = 4, S_UNIT: i32 = 5, S_Q: i32 = 6, S_OUT: i32 = 7;
-// Backward only: M + 2 rows of logit adjoints, K rows of ∂/∂P̂.
+// Backward only: M + 2 rows of logit adjoints, K rows of ∂/∂P̂, HD rows of the hidden pre-activations' adjoints.
 // @ts-ignore: decorator
 @inline function dlRow(): i32 { return sRow() + 8; }
 // @ts-ignore: decorator
 @inline function dxRow(): i32 { return dlRow() + M + 2; }
 // @ts-ignore: decorator
-@inline function netRows(): i32 { return dxRow() + K; }
+@inline function dzRow(): i32 { return dxRow() + K; }
+// @ts-ignore: decorator
+@inline function netRows(): i32 { return dzRow() + HD; }
 
 /** Bytes of one thread's scratch for forwardStep and for a backward pass over unrolls of up to u steps. */
 export function scratchBytes(u: i32): usize {
@@ -105,10 +107,33 @@ function stepTile(P: usize, G: usize, W: usize, net: usize): void {
     v128.store(s + <usize>S_MID * RB + o, mid); v128.store(s + <usize>S_UNIT * RB + o, unit);
     v128.store(s + <usize>S_Q * RB + o, q);
   }
-  // h = ReLU(W1·[x; 1]); pmax keeps NaN (its first operand) as tf.relu does.
+  // h = ReLU(W1·[x; 1]); pmax keeps NaN (its first operand) as tf.relu does. Four units at a time share each
+  // row of x (half the loads); each unit's sum runs in the same order either way.
   const nx = 2 * K;
   const c1: usize = <usize>(nx + 1) << 2;
-  for (let j: i32 = 0; j < HD; j++) {
+  let j: i32 = 0;
+  for (; j + 4 <= HD; j += 4) {
+    const wa = W + <usize>j * c1, wb = wa + c1, wc = wb + c1, wd = wc + c1;
+    const bo: usize = <usize>nx << 2;
+    let a0 = v128.load32_splat(wa + bo), a1 = a0, b0 = v128.load32_splat(wb + bo), b1 = b0;
+    let c0 = v128.load32_splat(wc + bo), cc1 = c0, d0 = v128.load32_splat(wd + bo), d1 = d0;
+    let xp = x;
+    for (let c: i32 = 0; c < nx; c++) {
+      const co: usize = <usize>c << 2;
+      const x0 = v128.load(xp), x1 = v128.load(xp, 16);
+      let w = v128.load32_splat(wa + co); a0 = mac(a0, w, x0); a1 = mac(a1, w, x1);
+      w = v128.load32_splat(wb + co); b0 = mac(b0, w, x0); b1 = mac(b1, w, x1);
+      w = v128.load32_splat(wc + co); c0 = mac(c0, w, x0); cc1 = mac(cc1, w, x1);
+      w = v128.load32_splat(wd + co); d0 = mac(d0, w, x0); d1 = mac(d1, w, x1);
+      xp += RB;
+    }
+    const hp = h + <usize>j * RB;
+    v128.store(hp, f32x4.pmax(a0, zero)); v128.store(hp, f32x4.pmax(a1, zero), 16);
+    v128.store(hp, f32x4.pmax(b0, zero), 32); v128.store(hp, f32x4.pmax(b1, zero), 48);
+    v128.store(hp, f32x4.pmax(c0, zero), 64); v128.store(hp, f32x4.pmax(cc1, zero), 80);
+    v128.store(hp, f32x4.pmax(d0, zero), 96); v128.store(hp, f32x4.pmax(d1, zero), 112);
+  }
+  for (; j < HD; j++) {
     const wj = W + <usize>j * c1;
     let z0 = v128.load32_splat(wj + (<usize>nx << 2)), z1 = z0;
     let xp = x;
@@ -198,6 +223,7 @@ export function backward(t0: i32, t1: i32, nt: i32, U: i32, init: usize, xs: usi
   const s = net + <usize>sRow() * RB;
   const dl = net + <usize>dlRow() * RB;
   const dx = net + <usize>dxRow() * RB;
+  const dz = net + <usize>dzRow() * RB;
   const nx = 2 * K;
   const c1: usize = <usize>(nx + 1) << 2;
   const h1: usize = <usize>(HD + 1) << 2;
@@ -243,8 +269,24 @@ export function backward(t0: i32, t1: i32, nt: i32, U: i32, init: usize, xs: usi
         v128.store(dl + <usize>M * RB + o, f32x4.neg(dd));
         v128.store(dl + <usize>(M + 1) * RB + o, dd);
       }
-      // W2: acc2[i][j] += dl_i·h_j, bias += dl_i.
-      for (let i: i32 = 0; i < M + 2; i++) {
+      // W2: acc2[i][j] += dl_i·h_j, bias += dl_i; two logits at a time share the loads of h.
+      let i2: i32 = 0;
+      for (; i2 + 2 <= M + 2; i2 += 2) {
+        const io = <usize>i2 * RB;
+        const e0 = v128.load(dl + io), e1 = v128.load(dl + io, 16), f0 = v128.load(dl + io, 32), f1 = v128.load(dl + io, 48);
+        let ap = acc2 + (<usize>(i2 * (HD + 1)) << 4);
+        let bp = ap + (<usize>(HD + 1) << 4);
+        for (let j: i32 = 0; j < HD; j++) {
+          const jo = <usize>j * RB;
+          const h0 = v128.load(h + jo), hh1 = v128.load(h + jo, 16);
+          v128.store(ap, mac(mac(v128.load(ap), e0, h0), e1, hh1));
+          v128.store(bp, mac(mac(v128.load(bp), f0, h0), f1, hh1));
+          ap += 16; bp += 16;
+        }
+        v128.store(ap, f32x4.add(v128.load(ap), f32x4.add(e0, e1)));
+        v128.store(bp, f32x4.add(v128.load(bp), f32x4.add(f0, f1)));
+      }
+      for (let i: i32 = i2; i < M + 2; i++) {
         const io = <usize>i * RB;
         const e0 = v128.load(dl + io), e1 = v128.load(dl + io, 16);
         let ap = acc2 + (<usize>(i * (HD + 1)) << 4);
@@ -255,20 +297,38 @@ export function backward(t0: i32, t1: i32, nt: i32, U: i32, init: usize, xs: usi
         }
         v128.store(ap, f32x4.add(v128.load(ap), f32x4.add(e0, e1)));
       }
-      // dz_j = Σ_i W2[i][j]·dl_i where h_j > 0 (ReLU's gradient, 0 at 0 as in tfjs); W1: acc[j][c] += dz_j·x_c;
-      // ∂/∂P̂_c = Σ_j W1[j][c]·dz_j (Ĝ is a constant). A unit off in all 8 lanes contributes nothing: skipped.
-      memory.fill(dx, 0, kb);
-      for (let j: i32 = 0; j < HD; j++) {
-        const jo = <usize>j * RB;
+      // dz_j = Σ_i W2[i][j]·dl_i where h_j > 0 (ReLU's gradient, 0 at 0 as in tfjs), four units at a time.
+      let j: i32 = 0;
+      for (; j + 4 <= HD; j += 4) {
+        let a0 = zero, a1 = zero, b0 = zero, b1 = zero, c0 = zero, cc1 = zero, d0 = zero, d1 = zero;
+        for (let i: i32 = 0; i < M + 2; i++) {
+          const wi = W2 + <usize>i * h1 + (<usize>j << 2);
+          const e0 = v128.load(dl + <usize>i * RB), e1 = v128.load(dl + <usize>i * RB, 16);
+          let w = v128.load32_splat(wi); a0 = mac(a0, w, e0); a1 = mac(a1, w, e1);
+          w = v128.load32_splat(wi, 4); b0 = mac(b0, w, e0); b1 = mac(b1, w, e1);
+          w = v128.load32_splat(wi, 8); c0 = mac(c0, w, e0); cc1 = mac(cc1, w, e1);
+          w = v128.load32_splat(wi, 12); d0 = mac(d0, w, e0); d1 = mac(d1, w, e1);
+        }
+        const hp = h + <usize>j * RB, zp = dz + <usize>j * RB;
+        v128.store(zp, v128.and(a0, f32x4.gt(v128.load(hp), zero))); v128.store(zp, v128.and(a1, f32x4.gt(v128.load(hp, 16), zero)), 16);
+        v128.store(zp, v128.and(b0, f32x4.gt(v128.load(hp, 32), zero)), 32); v128.store(zp, v128.and(b1, f32x4.gt(v128.load(hp, 48), zero)), 48);
+        v128.store(zp, v128.and(c0, f32x4.gt(v128.load(hp, 64), zero)), 64); v128.store(zp, v128.and(cc1, f32x4.gt(v128.load(hp, 80), zero)), 80);
+        v128.store(zp, v128.and(d0, f32x4.gt(v128.load(hp, 96), zero)), 96); v128.store(zp, v128.and(d1, f32x4.gt(v128.load(hp, 112), zero)), 112);
+      }
+      for (; j < HD; j++) {
         let z0 = zero, z1 = zero;
         for (let i: i32 = 0; i < M + 2; i++) {
           const w = v128.load32_splat(W2 + <usize>i * h1 + (<usize>j << 2));
           z0 = mac(z0, w, v128.load(dl + <usize>i * RB)); z1 = mac(z1, w, v128.load(dl + <usize>i * RB, 16));
         }
-        z0 = v128.and(z0, f32x4.gt(v128.load(h + jo), zero));
-        z1 = v128.and(z1, f32x4.gt(v128.load(h + jo, 16), zero));
+        const jo = <usize>j * RB;
+        v128.store(dz + jo, v128.and(z0, f32x4.gt(v128.load(h + jo), zero)));
+        v128.store(dz + jo, v128.and(z1, f32x4.gt(v128.load(h + jo, 16), zero)), 16);
+      }
+      // W1: acc[j][c] += dz_j·x_c, bias += dz_j. A unit off in all 8 lanes contributes nothing: skipped.
+      for (j = 0; j < HD; j++) {
+        const z0 = v128.load(dz + <usize>j * RB), z1 = v128.load(dz + <usize>j * RB, 16);
         if (!v128.any_true(v128.or(z0, z1))) continue;
-        const wj = W + <usize>j * c1;
         let ap = acc + (<usize>(j * (nx + 1)) << 4);
         for (let c: i32 = 0; c < nx; c++) {
           const co = <usize>c * RB;
@@ -276,11 +336,30 @@ export function backward(t0: i32, t1: i32, nt: i32, U: i32, init: usize, xs: usi
           ap += 16;
         }
         v128.store(ap, f32x4.add(v128.load(ap), f32x4.add(z0, z1)));
-        for (let c: i32 = 0; c < K; c++) {
-          const w = v128.load32_splat(wj + (<usize>c << 2));
-          const co = <usize>c * RB;
-          v128.store(dx + co, mac(v128.load(dx + co), w, z0)); v128.store(dx + co, mac(v128.load(dx + co, 16), w, z1), 16);
+      }
+      // ∂/∂P̂_c = Σ_j W1[j][c]·dz_j (Ĝ is a constant), four inputs at a time.
+      let c: i32 = 0;
+      for (; c + 4 <= K; c += 4) {
+        let a0 = zero, a1 = zero, b0 = zero, b1 = zero, c0 = zero, cc1 = zero, d0 = zero, d1 = zero;
+        for (j = 0; j < HD; j++) {
+          const wj = W + <usize>j * c1 + (<usize>c << 2);
+          const z0 = v128.load(dz + <usize>j * RB), z1 = v128.load(dz + <usize>j * RB, 16);
+          let w = v128.load32_splat(wj); a0 = mac(a0, w, z0); a1 = mac(a1, w, z1);
+          w = v128.load32_splat(wj, 4); b0 = mac(b0, w, z0); b1 = mac(b1, w, z1);
+          w = v128.load32_splat(wj, 8); c0 = mac(c0, w, z0); cc1 = mac(cc1, w, z1);
+          w = v128.load32_splat(wj, 12); d0 = mac(d0, w, z0); d1 = mac(d1, w, z1);
         }
+        const xp = dx + <usize>c * RB;
+        v128.store(xp, a0); v128.store(xp, a1, 16); v128.store(xp, b0, 32); v128.store(xp, b1, 48);
+        v128.store(xp, c0, 64); v128.store(xp, cc1, 80); v128.store(xp, d0, 96); v128.store(xp, d1, 112);
+      }
+      for (; c < K; c++) {
+        let z0 = zero, z1 = zero;
+        for (j = 0; j < HD; j++) {
+          const w = v128.load32_splat(W + <usize>j * c1 + (<usize>c << 2));
+          z0 = mac(z0, w, v128.load(dz + <usize>j * RB)); z1 = mac(z1, w, v128.load(dz + <usize>j * RB, 16));
+        }
+        v128.store(dx + <usize>c * RB, z0); v128.store(dx + <usize>c * RB, z1, 16);
       }
       // Back through P̂, mid, unit, hi and lo into the window's parameters.
       for (let o: usize = 0; o < 32; o += 16) {
