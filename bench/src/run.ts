@@ -33,9 +33,10 @@ const USAGE = `usage: pnpm bench [--backend wasm|cpu] [--only ${WORKLOADS.join('
                         MR    M with RNNprop (its defaults) instead of the LSTM
                         MS    M with multiscale Adam, mlp combiner (its defaults), instead of the LSTM
                         MSR   the same with the rnn combiner
+                        MNH   M with the normalised-history optimizer (its defaults: k 10, 50 hidden units)
                         eval  1,000 steps of M with the learned optimizer (no tape)
-  --runs              timed repetitions per workload (default Q 10, M 5, M100 3, M1000 1, MR 5, MS 5, MSR 5, eval 3)
-  --warmup            untimed repetitions first (default Q 2, M 2, M100 1, M1000 1, MR 2, MS 2, MSR 2, eval 1)
+  --runs              timed repetitions per workload (default Q 10, M 5, M100 3, M1000 1, MR 5, MS 5, MSR 5, MNH 5, eval 3)
+  --warmup            untimed repetitions first (default Q 2, M 2, M100 1, M1000 1, MR 2, MS 2, MSR 2, MNH 2, eval 1)
   --kernel            training.kernel and the evaluation's kernel: auto (default: the fused kernel where the
                         learned optimizer has one), fused, or tfjs (the tape, as before the kernels)
   --checkpoint-every  training.checkpointEvery for Q, M, M100 (0: off; default: off, M100 50 without workers)

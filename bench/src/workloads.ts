@@ -22,14 +22,16 @@ import {
   kernelMemoryBytes,
   LstmMetaOptimizer,
   MultiscaleAdamMetaOptimizer,
+  NormalizedHistoryMetaOptimizer,
   RnnpropMetaOptimizer,
   type LstmOptions,
   type MultiscaleAdamOptions,
+  type NormalizedHistoryOptions,
   type RnnpropOptions,
 } from '@l2l/meta-optimizers';
 import { createMnistMlpFamily, createQuadraticFamily } from '@l2l/optimizees';
 
-export const WORKLOADS = ['Q', 'M', 'M100', 'M1000', 'MR', 'MS', 'MSR', 'eval'] as const;
+export const WORKLOADS = ['Q', 'M', 'M100', 'M1000', 'MR', 'MS', 'MSR', 'MNH', 'eval'] as const;
 export type WorkloadName = (typeof WORKLOADS)[number];
 
 export interface WorkloadSpec {
@@ -55,6 +57,7 @@ export const DEFAULT_SPECS: Record<WorkloadName, WorkloadSpec> = {
   MR: { runs: 5, warmup: 2 },
   MS: { runs: 5, warmup: 2 },
   MSR: { runs: 5, warmup: 2 },
+  MNH: { runs: 5, warmup: 2 },
   eval: { runs: 3, warmup: 1 },
 };
 
@@ -91,6 +94,8 @@ interface Problem {
   rnnprop?: boolean;
   /** Multiscale Adam with this combiner instead of the LSTM. */
   multiscale?: 'mlp' | 'rnn';
+  /** The normalised-history optimizer (its defaults) instead of the LSTM. */
+  normalizedHistory?: boolean;
   unroll: number;
 }
 
@@ -112,6 +117,8 @@ function problem(name: WorkloadName): Problem {
       return { family: createMnistMlpFamily({ hidden: [20], activation: 'sigmoid', batchSize: 128 }), lstm: {}, multiscale: 'mlp', unroll: 20 };
     case 'MSR':
       return { family: createMnistMlpFamily({ hidden: [20], activation: 'sigmoid', batchSize: 128 }), lstm: {}, multiscale: 'rnn', unroll: 20 };
+    case 'MNH':
+      return { family: createMnistMlpFamily({ hidden: [20], activation: 'sigmoid', batchSize: 128 }), lstm: {}, normalizedHistory: true, unroll: 20 };
   }
 }
 
@@ -125,7 +132,9 @@ export function lstmFactory(): (config: ComponentConfig) => MetaOptimizer {
       ? new RnnpropMetaOptimizer(config.options as Partial<RnnpropOptions>)
       : config.type === 'multiscale-adam'
         ? new MultiscaleAdamMetaOptimizer(config.options as Partial<MultiscaleAdamOptions>)
-        : new LstmMetaOptimizer(config.options as Partial<LstmOptions>);
+        : config.type === 'normalized-history'
+          ? new NormalizedHistoryMetaOptimizer(config.options as Partial<NormalizedHistoryOptions>)
+          : new LstmMetaOptimizer(config.options as Partial<LstmOptions>);
 }
 const LSTM_SOURCE: MetaOptimizerSource = { module: __filename, export: 'lstmFactory' };
 
@@ -148,7 +157,13 @@ export async function measure(name: WorkloadName, backend: BackendChoice, spec: 
   await useBackend(backend);
   const p = problem(name);
   const coordinates = coordinatesOf(p.family); // also loads the data set, outside the timings
-  const meta: MetaOptimizer = p.rnnprop ? new RnnpropMetaOptimizer({}, 0) : p.multiscale ? new MultiscaleAdamMetaOptimizer({ combiner: p.multiscale }, 0) : new LstmMetaOptimizer(p.lstm, 0);
+  const meta: MetaOptimizer = p.rnnprop
+    ? new RnnpropMetaOptimizer({}, 0)
+    : p.multiscale
+      ? new MultiscaleAdamMetaOptimizer({ combiner: p.multiscale }, 0)
+      : p.normalizedHistory
+        ? new NormalizedHistoryMetaOptimizer({}, 0)
+        : new LstmMetaOptimizer(p.lstm, 0);
   let heap = wasmHeapMb();
   let kernelMb = 0;
   const noteKernel = () => (kernelMb = Math.max(kernelMb, kernelMemoryBytes() / 2 ** 20));
@@ -244,14 +259,14 @@ export async function measure(name: WorkloadName, backend: BackendChoice, spec: 
     const every = training.checkpointEvery;
     const fused = trainer.fused !== undefined;
     const what =
-      `seconds per meta-iteration of MetaTrainer: one unroll of ${p.unroll} optimizee steps (${p.rnnprop ? 'RNNprop' : p.multiscale ? `multiscale Adam (${p.multiscale} combiner)` : 'LSTM'} updates, minibatch losses ` +
+      `seconds per meta-iteration of MetaTrainer: one unroll of ${p.unroll} optimizee steps (${p.rnnprop ? 'RNNprop' : p.multiscale ? `multiscale Adam (${p.multiscale} combiner)` : p.normalizedHistory ? 'normalised-history' : 'LSTM'} updates, minibatch losses ` +
       'and gradients), its meta-gradient' +
       (fused
         ? ' (fused kernel: forward and first-order backward outside tfjs)'
         : every && every < p.unroll
           ? ` (gradient checkpointing: recomputed in segments of ${every} steps)`
           : ' (one tape over the unroll)') +
-      `, and the Adam update of the ${p.multiscale ? 'combiner\'s' : p.rnnprop ? 'RNNprop' : 'LSTM'} weights` +
+      `, and the Adam update of the ${p.multiscale ? 'combiner\'s' : p.rnnprop ? 'RNNprop' : p.normalizedHistory ? 'normalised-history MLP\'s' : 'LSTM'} weights` +
       (training.workers ? `; the LSTM's coordinates split over ${training.workers} worker threads (training.workers)` : '');
     return {
       ...base,

@@ -151,13 +151,15 @@ describe('l2l list', () => {
     expect(kernels).toEqual({
       lstm: 'wasm lstm-stack (SIMD, FMA where available)',
       rnnprop: 'wasm lstm-stack (SIMD, FMA where available)',
-      'normalized-history': null,
+      'normalized-history': 'wasm normalized-history (SIMD, FMA where available)',
       'per-group': "each group's own, where every group's meta-optimizer has one",
       'multiscale-adam': 'linear combiner: js; mlp combiner: wasm multiscale-mlp; rnn combiner: wasm lstm-stack (SIMD, FMA where available)',
     });
     const table = (await run(['list'], { modules: undefined })).stdout;
     expect(table).toMatch(/kernel: wasm lstm-stack \(SIMD, FMA where available\): fused first-order meta-training and evaluation/);
-    expect(table).toMatch(/kernel: none: tfjs tape only/);
+    expect(table).toMatch(/kernel: wasm normalized-history \(SIMD, FMA where available\): fused first-order meta-training and evaluation/);
+    // Every built-in learned optimizer has a kernel now.
+    expect(table).not.toMatch(/kernel: none/);
     expect((await run(['list'], { modules: undefined })).code).toBe(0);
   });
 

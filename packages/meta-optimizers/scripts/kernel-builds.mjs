@@ -8,7 +8,7 @@ export const packageDir = path.resolve(path.dirname(fileURLToPath(import.meta.ur
 const common = ['-O3', '--runtime', 'stub', '--noAssert', '--importMemory', '--sharedMemory', '--initialMemory', '1', '--maximumMemory', '65536'];
 
 /** Every build: `assembly/<source>.ts` → `wasm/<source>.<variant>.wasm`. */
-export const builds = ['lstm-stack', 'multiscale-mlp'].flatMap((source) => [
+export const builds = ['lstm-stack', 'multiscale-mlp', 'normalized-history'].flatMap((source) => [
   { source, variant: 'simd', flags: [...common, '--enable', 'simd', '--enable', 'threads'] },
   { source, variant: 'fma', flags: [...common, '--enable', 'simd', '--enable', 'threads', '--enable', 'relaxed-simd'] },
 ]);

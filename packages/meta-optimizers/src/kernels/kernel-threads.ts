@@ -33,6 +33,7 @@ export interface LstmStackExports {
   recordRows(): number;
   stateRows(): number;
   weightOffset(l: number): number;
+  packWeights(raw: number, w: number, total: number): void;
   scratchBytes(u: number): number;
   forwardStep(
     t0: number, t1: number, g: number, upd: number, state: number, moments: number, cur: number, xs: number, w: number, c1: number, d2: number,
@@ -70,9 +71,11 @@ class Workers {
     readonly count: number,
     mod: WebAssembly.Module,
     memory: WebAssembly.Memory,
+    /** The build's name (kernel-worker.ts calls its exports). */
+    source: string,
   ) {
     for (let w = 0; w < count; w++) {
-      const worker = new Worker(KERNEL_WORKER_SCRIPT, { workerData: { module: mod, memory, ctrl: this.ctrl, index: w } });
+      const worker = new Worker(KERNEL_WORKER_SCRIPT, { workerData: { module: mod, memory, ctrl: this.ctrl, index: w, source } });
       worker.on('message', (m: { error?: string }) => {
         if (m.error) this.errors.push(m.error);
       });
@@ -155,7 +158,7 @@ export class KernelInstance {
       this.workerSet.terminate();
       this.workerSet = null;
     }
-    if (!this.workerSet) this.workerSet = new Workers(count, kernelModule(this.source, this.variant), this.mem.memory);
+    if (!this.workerSet) this.workerSet = new Workers(count, kernelModule(this.source, this.variant), this.mem.memory, this.source);
     return this.workerSet;
   }
 

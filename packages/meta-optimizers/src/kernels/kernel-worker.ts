@@ -4,16 +4,19 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { CTRL, instantiate, OPS } from './kernel-threads';
+import type { NormalizedHistoryExports } from '../normalized-history/kernel';
 
 interface Init {
   module: WebAssembly.Module;
   memory: WebAssembly.Memory;
   ctrl: SharedArrayBuffer;
   index: number;
+  /** The build (`lstm-stack`, `normalized-history`): whose exports, with which arguments, the calls run. */
+  source: string;
 }
 
 // (Not named `module`: that is the CommonJS wrapper's own.)
-const { module: wasmModule, memory, ctrl, index } = workerData as Init;
+const { module: wasmModule, memory, ctrl, index, source } = workerData as Init;
 const i32 = new Int32Array(ctrl);
 const f32 = new Float32Array(ctrl);
 let ex: ReturnType<typeof instantiate>;
@@ -39,7 +42,13 @@ for (;;) {
     const a = (k: number) => i32[CTRL.ARGS + k]!;
     const fa = (k: number) => f32[CTRL.FARGS + k]!;
     const [t0, t1, cur, scr, acc] = [i32[me]!, i32[me + 1]!, i32[me + 2]!, i32[me + 3]!, i32[me + 4]!];
-    if (op === OPS.CONFIGURE) ex.configure(a(0), a(1), a(2), a(3), a(4), a(5), a(6), a(7), fa(0), fa(1), fa(2), fa(3));
+    if (source === 'normalized-history') {
+      // The argument order of normalized-history/kernel.ts's calls.
+      const nh = ex as unknown as NormalizedHistoryExports;
+      if (op === OPS.CONFIGURE) nh.configure(a(0), a(1), a(2), fa(0), a(3), a(4));
+      else if (op === OPS.FORWARD) nh.forwardStep(t0, t1, a(0), a(1), a(2), a(3), a(4), a(5), a(6), cur);
+      else if (op === OPS.BACKWARD) nh.backward(t0, t1, a(0), a(1), a(2), a(3), a(4), a(5), a(6), scr, acc);
+    } else if (op === OPS.CONFIGURE) ex.configure(a(0), a(1), a(2), a(3), a(4), a(5), a(6), a(7), fa(0), fa(1), fa(2), fa(3));
     else if (op === OPS.FORWARD) ex.forwardStep(t0, t1, a(0), a(1), a(2), a(3), cur, a(4), a(5), fa(0), fa(1), a(6), a(7), a(8), a(9), fa(2));
     else if (op === OPS.BACKWARD) ex.backward(t0, t1, a(0), a(1), a(2), a(3), a(4), a(5), scr, acc, a(6), a(7), a(8), fa(0));
   } catch (e) {

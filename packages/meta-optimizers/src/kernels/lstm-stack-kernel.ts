@@ -1,7 +1,7 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { FusedKernel, FusedRun } from '@l2l/core';
 import { acquireInstance, CTRL, type KernelInstance, type LstmStackExports, OPS, releaseInstance } from './kernel-threads';
-import { RunState } from './run-state';
+import { readWeights, RunState, tileRanges, writeWorkerSlots } from './run-state';
 import { kernelVariant, type KernelVariant, wasmSimdSupported } from './wasm-module';
 
 /** Coordinates per tile of the kernel (two 4-lane vectors). */
@@ -122,6 +122,8 @@ class LstmStackRun extends RunState implements FusedRun {
   private readonly nw: number;
   private readonly threads: number;
   private readonly ranges: Array<[number, number]>;
+  /** φ as the weights lay it out (row-major), and as the kernel reads it (packWeights). */
+  private readonly raw: Area;
   private readonly w: Area;
   private readonly g: Area;
   private readonly upd: Area;
@@ -169,10 +171,10 @@ class LstmStackRun extends RunState implements FusedRun {
       this.nt = Math.ceil(coordinates / TILE);
       this.npad = this.nt * TILE;
       this.threads = Math.max(1, Math.min(Math.floor(threads), this.nt));
-      this.ranges = [];
-      for (let i = 0; i < this.threads; i++) this.ranges.push([Math.floor((this.nt * i) / this.threads), Math.floor((this.nt * (i + 1)) / this.threads)]);
+      this.ranges = tileRanges(this.nt, this.threads);
       const stateRows = this.ex.stateRows();
       const area = (floats: number): Area => ({ ptr: this.inst.mem.alloc(floats * 4), floats });
+      this.raw = area(this.nw);
       this.w = area(this.nw);
       this.out = area(this.nw + 1);
       this.g = area(this.npad);
@@ -207,29 +209,14 @@ class LstmStackRun extends RunState implements FusedRun {
 
   /** Tile ranges and scratch pointers of the worker threads (thread 0 is this one). */
   private setWorkerSlots(): void {
-    const { i32 } = this.inst.workers(this.threads - 1);
-    for (let w = 1; w < this.threads; w++) {
-      const base = CTRL.WORKER + CTRL.WORKER_STRIDE * (w - 1);
-      i32[base] = this.ranges[w]![0];
-      i32[base + 1] = this.ranges[w]![1];
-      i32[base + 2] = this.cur[w]!;
-      i32[base + 3] = this.scr[w] ?? 0;
-      i32[base + 4] = this.acc[w] ?? 0;
-    }
+    writeWorkerSlots(this.inst.workers(this.threads - 1).i32, this.ranges, this.cur, this.scr, this.acc);
   }
 
   reloadWeights(): void {
     this.live();
     const all = this.weights();
-    const w = this.view(this.w);
-    let at = 0;
-    this.names.forEach((name, i) => {
-      const t = all[name];
-      if (!t) throw new Error(`fused kernel: no weight "${name}"`);
-      if (t.size !== this.sizes[i]) throw new Error(`fused kernel: weight "${name}" has ${t.size} entries, the kernel expects ${this.sizes[i]}`);
-      w.set(t.dataSync() as Float32Array, at);
-      at += t.size;
-    });
+    readWeights(all, this.names, this.sizes, this.view(this.raw));
+    this.ex.packWeights(this.raw.ptr, this.w.ptr, this.nw);
     if (this.spec.scaleWeight) {
       const t = all[this.spec.scaleWeight];
       if (!t || t.size !== 1) throw new Error(`fused kernel: no 1-entry weight "${this.spec.scaleWeight}"`);

@@ -1,7 +1,7 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { FusedKernel, FusedRun } from '@l2l/core';
 import { acquireInstance, type KernelInstance, releaseInstance } from '../kernels/kernel-threads';
-import { RunState } from '../kernels/run-state';
+import { readWeights, RunState } from '../kernels/run-state';
 import { kernelVariant, type KernelVariant, wasmSimdSupported } from '../kernels/wasm-module';
 
 const TILE = 8;
@@ -113,16 +113,8 @@ class MlpRun extends RunState implements FusedRun {
   reloadWeights(): void {
     this.live();
     const all = this.weights();
-    const w = this.view(this.w);
     const H = this.hidden;
-    let at = 0;
-    for (const [name, size] of [['mlp/hidden/kernel', H * (this.k + 1)], ['mlp/output/kernel', this.k * (H + 1)]] as const) {
-      const t = all[name];
-      if (!t) throw new Error(`fused kernel: no weight "${name}"`);
-      if (t.size !== size) throw new Error(`fused kernel: weight "${name}" has ${t.size} entries, the kernel expects ${size}`);
-      w.set(t.dataSync() as Float32Array, at);
-      at += size;
-    }
+    readWeights(all, ['mlp/hidden/kernel', 'mlp/output/kernel'], [H * (this.k + 1), this.k * (H + 1)], this.view(this.w));
     if (this.fixedLr !== null) this.lr = Math.fround(this.fixedLr);
     else {
       const log = all['lr/log'];

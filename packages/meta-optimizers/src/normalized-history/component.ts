@@ -6,6 +6,7 @@ import { mlpEstimate } from '../common/estimate';
 /** `{ "type": "normalized-history" }`: steps from normalised histories of parameters and gradients. */
 export const normalizedHistoryComponent = defineComponent<NormalizedHistoryOptions>()({
   kind: 'meta-optimizer',
+  fusedKernel: 'wasm normalized-history (SIMD, FMA where available)',
   type: 'normalized-history',
   description:
     'Normalised-history optimizer (thesis "Learning to Optimize Deep Neural Networks", ch. 3): a per-coordinate MLP over the last k parameters and gradients picks a step around the midpoint of the parameter history',

@@ -1,3 +1,4 @@
 export * from './options';
 export * from './normalized-history';
 export * from './component';
+export { NormalizedHistoryKernel, normalizedHistoryKernel } from './kernel';

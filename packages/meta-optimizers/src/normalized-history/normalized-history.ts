@@ -37,7 +37,7 @@
  * 0..M−1 the magnitude logits, M the logit of −1, M + 1 that of +1).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { cloneNamed, type NamedTensors, type Optimizer, type OptimizerState, type StepContext, type TensorTree } from '@l2l/core';
+import { cloneNamed, type FusedKernel, type NamedTensors, type Optimizer, type OptimizerState, type StepContext, type TensorTree } from '@l2l/core';
 import {
   affine,
   checkLayout,
@@ -53,6 +53,7 @@ import {
   unflattenCoordinates,
   NamedWeightsMetaOptimizer,
 } from '../common';
+import { normalizedHistoryKernel } from './kernel';
 import { resolveNormalizedHistoryOptions, type NormalizedHistoryOptions } from './options';
 
 /** The optimizer's slots: the windows of parameters and gradients, each `[k, N]`, oldest row first. */
@@ -116,11 +117,15 @@ export class NormalizedHistoryMetaOptimizer extends NamedWeightsMetaOptimizer<No
 
 class NormalizedHistoryOptimizer implements Optimizer {
   readonly name = 'normalized-history';
+  /** The same updates in the wasm normalized-history kernel (./kernel.ts), where WebAssembly SIMD runs. */
+  readonly fused?: FusedKernel;
 
   constructor(
     private readonly options: Readonly<NormalizedHistoryOptions>,
     private readonly weights: WeightSource,
-  ) {}
+  ) {
+    this.fused = normalizedHistoryKernel(options, () => weights.variables);
+  }
 
   init(params: NamedTensors): OptimizerState {
     const layout = coordinateLayout(params);

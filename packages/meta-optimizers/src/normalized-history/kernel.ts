@@ -1,0 +1,202 @@
+import type * as tf from '@tensorflow/tfjs-core';
+import type { FusedKernel, FusedRun } from '@l2l/core';
+import { acquireInstance, CTRL, type KernelInstance, OPS, releaseInstance } from '../kernels/kernel-threads';
+import { readWeights, RunState, tileRanges, writeWorkerSlots } from '../kernels/run-state';
+import { kernelVariant, type KernelVariant, wasmSimdSupported } from '../kernels/wasm-module';
+import type { NormalizedHistoryOptions } from './options';
+
+const TILE = 8;
+const ROW_BYTES = TILE * 4;
+
+/** The exports of the normalized-history build (assembly/normalized-history.ts). */
+export interface NormalizedHistoryExports {
+  configure(k: number, hd: number, m: number, minStep: number, infNorm: number, grid: number): number;
+  scratchBytes(u: number): number;
+  forwardStep(t0: number, t1: number, th: number, g: number, out: number, state: number, xs: number, w: number, first: number, scr: number): void;
+  backward(t0: number, t1: number, nt: number, u: number, init: number, xs: number, d: number, w: number, first: number, scr: number, acc: number): void;
+  reduceAcc(acc: number, out: number, n: number): void;
+}
+
+const WEIGHT_NAMES = ['hidden/kernel', 'output/kernel'] as const;
+
+/**
+ * The fused kernel of the normalised-history optimizer (assembly/normalized-history.ts): WebAssembly SIMD, with
+ * fused multiply-add where the engine has relaxed SIMD, in tiles of 8 coordinates split over `threads` threads
+ * that share the kernel's memory (kernels/kernel-threads.ts). φ is `hidden/kernel` ([hidden, 2k + 1]) and
+ * `output/kernel` ([M + 2, hidden + 1]).
+ */
+export class NormalizedHistoryKernel implements FusedKernel {
+  readonly variant: KernelVariant = kernelVariant();
+  readonly description: string;
+
+  constructor(
+    private readonly options: Readonly<NormalizedHistoryOptions>,
+    private readonly weights: () => Readonly<Record<string, tf.Tensor>>,
+  ) {
+    this.description = `wasm normalized-history (${this.variant === 'fma' ? 'SIMD + FMA' : 'SIMD, no FMA'})`;
+  }
+
+  open(n: number, options: { threads?: number } = {}): FusedRun {
+    return new NormalizedHistoryRun(this.options, this.weights, this.variant, n, options.threads ?? 1);
+  }
+}
+
+interface Area {
+  ptr: number;
+  floats: number;
+}
+
+class NormalizedHistoryRun extends RunState implements FusedRun {
+  private readonly inst: KernelInstance;
+  private readonly ex: NormalizedHistoryExports;
+  private readonly nt: number;
+  private readonly npad: number;
+  private readonly nw: number;
+  private readonly sizes: number[];
+  private readonly threads: number;
+  private readonly ranges: Array<[number, number]>;
+  private readonly w: Area;
+  private readonly th: Area;
+  private readonly g: Area;
+  private readonly next: Area;
+  /** The windows, 2k rows per tile. */
+  private readonly state: Area;
+  /** The windows at the current unroll's start. */
+  private readonly init: Area;
+  private readonly out: Area;
+  /** Per thread: the forward pass's scratch. */
+  private readonly cur: number[];
+  /** Sized by beginUnroll: each step's θ and g, the adjoints, per-thread scratch and accumulators. */
+  private xs = 0;
+  private adj = 0;
+  private scr: number[] = [];
+  private acc: number[] = [];
+  /** The current unroll began at the run's first step (its windows were θ₀ and g₀). */
+  private firstUnroll = false;
+
+  constructor(
+    options: Readonly<NormalizedHistoryOptions>,
+    private readonly weights: () => Readonly<Record<string, tf.Tensor>>,
+    variant: KernelVariant,
+    coordinates: number,
+    threads: number,
+  ) {
+    super(coordinates);
+    this.inst = acquireInstance('normalized-history', variant);
+    try {
+      this.ex = this.inst.exports as unknown as NormalizedHistoryExports;
+      const { historySize: k, hidden, magnitudes, minStep, paramInput } = options;
+      const m = magnitudes.length;
+      const mem = this.inst.mem;
+      const area = (floats: number): Area => ({ ptr: mem.alloc(floats * 4), floats });
+      // The grid, each magnitude splatted to a row of the tile.
+      const grid = area(m * TILE);
+      this.view(grid).set(magnitudes.flatMap((v) => new Array<number>(TILE).fill(v)));
+      const ints = [k, hidden, m, paramInput === 'infNorm' ? 1 : 0, grid.ptr];
+      this.nw = this.ex.configure(k, hidden, m, minStep, ints[3]!, grid.ptr);
+      this.sizes = [hidden * (2 * k + 1), (m + 2) * (hidden + 1)];
+      this.nt = Math.ceil(coordinates / TILE);
+      this.npad = this.nt * TILE;
+      this.threads = Math.max(1, Math.min(Math.floor(threads), this.nt));
+      this.ranges = tileRanges(this.nt, this.threads);
+      this.w = area(this.nw);
+      this.out = area(this.nw);
+      this.th = area(this.npad);
+      this.g = area(this.npad);
+      this.next = area(this.npad);
+      this.state = area(this.nt * 2 * k * TILE);
+      this.init = area(this.nt * 2 * k * TILE);
+      this.cur = this.ranges.map(() => mem.alloc(this.ex.scratchBytes(0)));
+      // The memory is pooled: clear the padding lanes a run reads (parameters and gradients past n).
+      for (const a of [this.th, this.g]) this.view(a).fill(0);
+      if (this.threads > 1) {
+        const workers = this.inst.workers(this.threads - 1);
+        [k, hidden, m, ints[3]!, grid.ptr].forEach((v, i) => (workers.i32[CTRL.ARGS + i] = v));
+        workers.f32[CTRL.FARGS] = minStep;
+        this.setWorkerSlots();
+        workers.call(OPS.CONFIGURE, () => undefined);
+      }
+      this.reloadWeights();
+    } catch (e) {
+      releaseInstance(this.inst);
+      throw e;
+    }
+  }
+
+  private view(a: Area): Float32Array {
+    return this.inst.mem.f32(a.ptr, a.floats);
+  }
+
+  /** Tile ranges and scratch pointers of the worker threads (thread 0 is this one). */
+  private setWorkerSlots(): void {
+    writeWorkerSlots(this.inst.workers(this.threads - 1).i32, this.ranges, this.cur, this.scr, this.acc);
+  }
+
+  reloadWeights(): void {
+    this.live();
+    readWeights(this.weights(), WEIGHT_NAMES, this.sizes, this.view(this.w));
+  }
+
+  beginUnroll(length: number): void {
+    if (this.startUnroll(length)) {
+      const mem = this.inst.mem;
+      this.xs = mem.alloc(length * this.nt * 2 * ROW_BYTES);
+      this.adj = mem.alloc(length * this.npad * 4);
+      this.scr = this.ranges.map(() => mem.alloc(this.ex.scratchBytes(length)));
+      this.acc = this.ranges.map(() => mem.alloc(this.nw * 16));
+      this.capacity = length;
+      if (this.threads > 1) this.setWorkerSlots();
+    }
+    this.firstUnroll = this.updates === 0;
+    const f = new Float32Array(this.inst.mem.memory.buffer);
+    f.copyWithin(this.init.ptr / 4, this.state.ptr / 4, this.state.ptr / 4 + this.state.floats);
+  }
+
+  step(grads: Float32Array, params: Float32Array): void {
+    this.checkStep(grads, params);
+    this.view(this.th).set(params);
+    this.view(this.g).set(grads);
+    const xs = this.recorded >= 0 ? this.xs + this.recorded * this.nt * 2 * ROW_BYTES : 0;
+    const first = this.updates === 0 ? 1 : 0;
+    const { ex } = this;
+    const run = () => ex.forwardStep(this.ranges[0]![0], this.ranges[0]![1], this.th.ptr, this.g.ptr, this.next.ptr, this.state.ptr, xs, this.w.ptr, first, this.cur[0]!);
+    if (this.threads > 1) {
+      const workers = this.inst.workers(this.threads - 1);
+      [this.th.ptr, this.g.ptr, this.next.ptr, this.state.ptr, xs, this.w.ptr, first].forEach((v, i) => (workers.i32[CTRL.ARGS + i] = v));
+      workers.call(OPS.FORWARD, run);
+    } else run();
+    params.set(this.inst.mem.f32(this.next.ptr, this.coordinates));
+    this.stepTaken();
+  }
+
+  backward(adjoints: readonly Float32Array[]): Record<string, Float32Array> {
+    const U = this.checkBackward(adjoints);
+    const mem = this.inst.mem;
+    mem.writePadded(this.adj, adjoints, this.npad);
+    for (const acc of this.acc) mem.f32(acc, this.nw * 4).fill(0);
+    const { ex, nt } = this;
+    const first = this.firstUnroll ? 1 : 0;
+    const run = () => ex.backward(this.ranges[0]![0], this.ranges[0]![1], nt, U, this.init.ptr, this.xs, this.adj, this.w.ptr, first, this.scr[0]!, this.acc[0]!);
+    if (this.threads > 1) {
+      const workers = this.inst.workers(this.threads - 1);
+      [nt, U, this.init.ptr, this.xs, this.adj, this.w.ptr, first].forEach((v, i) => (workers.i32[CTRL.ARGS + i] = v));
+      workers.call(OPS.BACKWARD, run);
+    } else run();
+    const out = this.view(this.out);
+    out.fill(0);
+    for (const acc of this.acc) ex.reduceAcc(acc, this.out.ptr, this.nw);
+    return { [WEIGHT_NAMES[0]]: out.slice(0, this.sizes[0]), [WEIGHT_NAMES[1]]: out.slice(this.sizes[0], this.nw) };
+  }
+
+  dispose(): void {
+    if (this.markDisposed()) releaseInstance(this.inst);
+  }
+}
+
+/** The kernel, or undefined where this engine runs no WebAssembly SIMD (the tfjs path runs). */
+export function normalizedHistoryKernel(
+  options: Readonly<NormalizedHistoryOptions>,
+  weights: () => Readonly<Record<string, tf.Tensor>>,
+): NormalizedHistoryKernel | undefined {
+  return wasmSimdSupported() ? new NormalizedHistoryKernel(options, weights) : undefined;
+}
