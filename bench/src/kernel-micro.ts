@@ -76,6 +76,9 @@ async function main(): Promise<void> {
       backward_s: median(bwd),
       backward_cpu_s: median(bwdCpu),
       total_cpu_s: median(fwdCpu) + median(bwdCpu),
+      // Minima: on a loaded machine the least disturbed repetition is the closest to the kernel's own cost.
+      forward_cpu_min_s: Math.min(...fwdCpu),
+      backward_cpu_min_s: Math.min(...bwdCpu),
     }),
   );
 }
