@@ -14,7 +14,10 @@
 // φ over an unroll, where θ_{t+1} = θ_t + update_t and D_t = ∂L/∂θ_{t+1} is given by the host.
 //
 // Layout: a tile of T = 8 coordinates is two f32x4 vectors; every per-coordinate quantity of a tile is a "row"
-// of 8 floats (32 bytes). Weights are row-major with the bias in the last column and broadcast to all lanes.
+// of 8 floats (32 bytes). Weights are broadcast to all lanes. The host writes them row-major with the bias in the
+// last column (the weights' own layout); packWeights then interleaves each LSTM layer's four gates, so that unit
+// u's i, f, g, o weights of column k are 4 consecutive floats: the matrix products then read them at constant
+// offsets from one pointer (~15 % less time than four row pointers). Weight gradients keep the row-major layout.
 // The forward pass keeps only the state; the backward pass rebuilds one tile's records of the unroll in scratch
 // memory (the size of the unroll, not of the coordinates) and backpropagates through them, then accumulates the
 // weight gradients of that tile over all steps at once ("recompute" in the prototype's terms).
@@ -85,6 +88,29 @@ export function weightOffset(l: i32): i32 {
   let off = E > 0 ? E * (F + 1) : 0;
   for (let j: i32 = 0; j < l; j++) off += 4 * H * cols(j);
   return off;
+}
+
+/**
+ * Copies the weight area `raw` (row-major, as the host writes it) to `W`, each LSTM layer's kernel interleaved:
+ * W[((u·Kc + k)·4 + gate)] = raw[(gate·H + u)·Kc + k] (gates i, f, g, o). Everything else is copied as it is.
+ */
+export function packWeights(raw: usize, W: usize, total: i32): void {
+  const first = weightOffset(0);
+  memory.copy(W, raw, <usize>first << 2);
+  for (let l: i32 = 0; l < L; l++) {
+    const Kc = cols(l);
+    const src = raw + (<usize>weightOffset(l) << 2);
+    const dst = W + (<usize>weightOffset(l) << 2);
+    for (let gate: i32 = 0; gate < 4; gate++) {
+      for (let u: i32 = 0; u < H; u++) {
+        const s = src + (<usize>((gate * H + u) * Kc) << 2);
+        const d = dst + (<usize>(u * Kc * 4 + gate) << 2);
+        for (let k: i32 = 0; k < Kc; k++) store<f32>(d + (<usize>k << 4), load<f32>(s + (<usize>k << 2)));
+      }
+    }
+  }
+  const last = weightOffset(L);
+  memory.copy(W + (<usize>last << 2), raw + (<usize>last << 2), <usize>(total - last) << 2);
 }
 
 // @ts-ignore: decorator
@@ -204,36 +230,34 @@ function denseEluFwd(W: usize, nIn: i32, x: usize, y: usize): void {
 // (one chain after another) took 2-3× longer.
 function cellFwd(W: usize, Kc: i32, zA: usize, nA: i32, hPrev: usize, cPrev: usize,
                  outG: usize, outC: usize, outTC: usize, outH: usize): void {
-  const gStride: usize = <usize>(H * Kc) << 2;
-  const bo: usize = <usize>(Kc - 1) << 2;
   const hb: usize = <usize>H * RB;
   for (let u: i32 = 0; u < H; u++) {
-    const wi: usize = W + (<usize>(u * Kc) << 2);
-    const wf: usize = wi + gStride;
-    const wg: usize = wf + gStride;
-    const wo: usize = wg + gStride;
-    let i0 = v128.load32_splat(wi + bo), i1 = i0;
-    let f0 = v128.load32_splat(wf + bo), f1 = f0;
-    let g0 = v128.load32_splat(wg + bo), g1 = g0;
-    let o0 = v128.load32_splat(wo + bo), o1 = o0;
+    // Packed weights (packWeights): unit u's gates i, f, g, o of column k at wp, wp + 4, wp + 8, wp + 12.
+    let wp: usize = W + (<usize>(u * Kc) << 4);
+    const wb: usize = wp + (<usize>(Kc - 1) << 4);
+    let i0 = v128.load32_splat(wb), i1 = i0;
+    let f0 = v128.load32_splat(wb, 4), f1 = f0;
+    let g0 = v128.load32_splat(wb, 8), g1 = g0;
+    let o0 = v128.load32_splat(wb, 12), o1 = o0;
     let zp = zA;
-    let wk: usize = 0;
-    for (let k: i32 = 0; k < nA; k++) {
+    let ze = zA + (<usize>nA << 5);
+    for (; zp < ze; zp += RB) {
       const z0 = v128.load(zp), z1 = v128.load(zp, 16);
-      let w = v128.load32_splat(wi + wk); i0 = mac(i0, w, z0); i1 = mac(i1, w, z1);
-      w = v128.load32_splat(wf + wk); f0 = mac(f0, w, z0); f1 = mac(f1, w, z1);
-      w = v128.load32_splat(wg + wk); g0 = mac(g0, w, z0); g1 = mac(g1, w, z1);
-      w = v128.load32_splat(wo + wk); o0 = mac(o0, w, z0); o1 = mac(o1, w, z1);
-      zp += RB; wk += 4;
+      let w = v128.load32_splat(wp); i0 = mac(i0, w, z0); i1 = mac(i1, w, z1);
+      w = v128.load32_splat(wp, 4); f0 = mac(f0, w, z0); f1 = mac(f1, w, z1);
+      w = v128.load32_splat(wp, 8); g0 = mac(g0, w, z0); g1 = mac(g1, w, z1);
+      w = v128.load32_splat(wp, 12); o0 = mac(o0, w, z0); o1 = mac(o1, w, z1);
+      wp += 16;
     }
     zp = hPrev;
-    for (let k: i32 = 0; k < H; k++) {
+    ze = hPrev + hb;
+    for (; zp < ze; zp += RB) {
       const z0 = v128.load(zp), z1 = v128.load(zp, 16);
-      let w = v128.load32_splat(wi + wk); i0 = mac(i0, w, z0); i1 = mac(i1, w, z1);
-      w = v128.load32_splat(wf + wk); f0 = mac(f0, w, z0); f1 = mac(f1, w, z1);
-      w = v128.load32_splat(wg + wk); g0 = mac(g0, w, z0); g1 = mac(g1, w, z1);
-      w = v128.load32_splat(wo + wk); o0 = mac(o0, w, z0); o1 = mac(o1, w, z1);
-      zp += RB; wk += 4;
+      let w = v128.load32_splat(wp); i0 = mac(i0, w, z0); i1 = mac(i1, w, z1);
+      w = v128.load32_splat(wp, 4); f0 = mac(f0, w, z0); f1 = mac(f1, w, z1);
+      w = v128.load32_splat(wp, 8); g0 = mac(g0, w, z0); g1 = mac(g1, w, z1);
+      w = v128.load32_splat(wp, 12); o0 = mac(o0, w, z0); o1 = mac(o1, w, z1);
+      wp += 16;
     }
     const ru: usize = <usize>u * RB;
     const rf: usize = ru + hb, rg: usize = rf + hb, ro: usize = rg + hb;
@@ -370,21 +394,25 @@ function cellBwd(dh: usize, dc: usize, G: usize, TC: usize, cPrev: usize): void 
   }
 }
 
-// out[k] (+)= Σ_j W[j][kOff + k]·da[j] for k in [0, nk), j over nRows rows of da; rows of out are consecutive.
-function dzT(W: usize, Kc: i32, kOff: i32, nk: i32, nRows: i32, da: usize, out: usize, accumulate: bool): void {
-  const rowBytes: usize = <usize>Kc << 2;
+// out[k] (+)= Σ_j W[j][kOff + k]·da[j] for k in [0, nk), over an LSTM layer's 4H gate rows j = gate·H + u (da: 4H
+// consecutive rows, gate-major), with W packed (packWeights): W[j][k] at ((u·Kc + k)·4 + gate) floats. The sum runs
+// over j in ascending order, as before packing (the same float32 results). Rows of out are consecutive.
+function dzT(W: usize, Kc: i32, kOff: i32, nk: i32, da: usize, out: usize, accumulate: bool): void {
+  const unitBytes: usize = <usize>Kc << 4;
   let k: i32 = 0;
   for (; k + 4 <= nk; k += 4) {
     let a00 = f32x4.splat(0), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
-    let wp: usize = W + (<usize>(kOff + k) << 2);
     let dp: usize = da;
-    for (let j: i32 = 0; j < nRows; j++) {
-      const d0 = v128.load(dp), d1 = v128.load(dp, 16);
-      let w = v128.load32_splat(wp); a00 = mac(a00, w, d0); a01 = mac(a01, w, d1);
-      w = v128.load32_splat(wp, 4); a10 = mac(a10, w, d0); a11 = mac(a11, w, d1);
-      w = v128.load32_splat(wp, 8); a20 = mac(a20, w, d0); a21 = mac(a21, w, d1);
-      w = v128.load32_splat(wp, 12); a30 = mac(a30, w, d0); a31 = mac(a31, w, d1);
-      wp += rowBytes; dp += RB;
+    for (let gate: usize = 0; gate < 4; gate++) {
+      let wp: usize = W + (<usize>(kOff + k) << 4) + (gate << 2);
+      for (let u: i32 = 0; u < H; u++) {
+        const d0 = v128.load(dp), d1 = v128.load(dp, 16);
+        let w = v128.load32_splat(wp); a00 = mac(a00, w, d0); a01 = mac(a01, w, d1);
+        w = v128.load32_splat(wp, 16); a10 = mac(a10, w, d0); a11 = mac(a11, w, d1);
+        w = v128.load32_splat(wp, 32); a20 = mac(a20, w, d0); a21 = mac(a21, w, d1);
+        w = v128.load32_splat(wp, 48); a30 = mac(a30, w, d0); a31 = mac(a31, w, d1);
+        wp += unitBytes; dp += RB;
+      }
     }
     const op = out + <usize>k * RB;
     if (accumulate) {
@@ -398,12 +426,14 @@ function dzT(W: usize, Kc: i32, kOff: i32, nk: i32, nRows: i32, da: usize, out: 
   }
   for (; k < nk; k++) {
     let a0 = f32x4.splat(0), a1 = a0;
-    let wp: usize = W + (<usize>(kOff + k) << 2);
     let dp: usize = da;
-    for (let j: i32 = 0; j < nRows; j++) {
-      const w = v128.load32_splat(wp);
-      a0 = mac(a0, w, v128.load(dp)); a1 = mac(a1, w, v128.load(dp, 16));
-      wp += rowBytes; dp += RB;
+    for (let gate: usize = 0; gate < 4; gate++) {
+      let wp: usize = W + (<usize>(kOff + k) << 4) + (gate << 2);
+      for (let u: i32 = 0; u < H; u++) {
+        const w = v128.load32_splat(wp);
+        a0 = mac(a0, w, v128.load(dp)); a1 = mac(a1, w, v128.load(dp, 16));
+        wp += unitBytes; dp += RB;
+      }
     }
     const op = out + <usize>k * RB;
     if (accumulate) { a0 = f32x4.add(a0, v128.load(op)); a1 = f32x4.add(a1, v128.load(op, 16)); }
@@ -599,9 +629,9 @@ export function backward(t0: i32, t1: i32, nt: i32, U: i32, init: usize, xs: usi
         const dhl = dh + <usize>l * hb;
         const G = lb + 3 * hb;
         cellBwd(dhl, dc + <usize>l * hb, G, lb + 2 * hb, pl + hb);
-        if (l > 0) dzT(Wl, Kc, 0, H, 4 * H, G, dh + <usize>(l - 1) * hb, true);
-        else if (E > 0) dzT(Wl, Kc, 0, E, 4 * H, G, dY, false);
-        dzT(Wl, Kc, inDim(l), H, 4 * H, G, dhl, false);
+        if (l > 0) dzT(Wl, Kc, 0, H, G, dh + <usize>(l - 1) * hb, true);
+        else if (E > 0) dzT(Wl, Kc, 0, E, G, dY, false);
+        dzT(Wl, Kc, inDim(l), H, G, dhl, false);
       }
       if (E > 0) {
         // Adjoint of the input layer's pre-activation: ELU'(a) = 1 where y > 0, else y + 1.

@@ -33,6 +33,7 @@ export interface LstmStackExports {
   recordRows(): number;
   stateRows(): number;
   weightOffset(l: number): number;
+  packWeights(raw: number, w: number, total: number): void;
   scratchBytes(u: number): number;
   forwardStep(
     t0: number, t1: number, g: number, upd: number, state: number, moments: number, cur: number, xs: number, w: number, c1: number, d2: number,

@@ -122,6 +122,8 @@ class LstmStackRun extends RunState implements FusedRun {
   private readonly nw: number;
   private readonly threads: number;
   private readonly ranges: Array<[number, number]>;
+  /** φ as the weights lay it out (row-major), and as the kernel reads it (packWeights). */
+  private readonly raw: Area;
   private readonly w: Area;
   private readonly g: Area;
   private readonly upd: Area;
@@ -172,6 +174,7 @@ class LstmStackRun extends RunState implements FusedRun {
       this.ranges = tileRanges(this.nt, this.threads);
       const stateRows = this.ex.stateRows();
       const area = (floats: number): Area => ({ ptr: this.inst.mem.alloc(floats * 4), floats });
+      this.raw = area(this.nw);
       this.w = area(this.nw);
       this.out = area(this.nw + 1);
       this.g = area(this.npad);
@@ -212,7 +215,8 @@ class LstmStackRun extends RunState implements FusedRun {
   reloadWeights(): void {
     this.live();
     const all = this.weights();
-    readWeights(all, this.names, this.sizes, this.view(this.w));
+    readWeights(all, this.names, this.sizes, this.view(this.raw));
+    this.ex.packWeights(this.raw.ptr, this.w.ptr, this.nw);
     if (this.spec.scaleWeight) {
       const t = all[this.spec.scaleWeight];
       if (!t || t.size !== 1) throw new Error(`fused kernel: no 1-entry weight "${this.spec.scaleWeight}"`);
