@@ -16,9 +16,10 @@
 // Recompute, not store: the forward pass records only each step's θ and g (2 rows per tile per step) and the
 // windows at the unroll's start; the backward pass rebuilds one tile's windows from them (they are consecutive
 // rows of one sequence, so a window is a pointer) and recomputes that step's network. Storing the network's
-// activations would take (HD + M + 2K + 8) rows per step (about 300 bytes per coordinate and step at the default
-// sizes: 95 MB for an unroll of 20 on 15,910 coordinates) against 8 bytes, to save a forward pass that costs a
-// third of the backward's work; lstm-stack.ts measured that writing such records does not pay at that size.
+// activations would take (2K + HD + M + 8) rows per step (344 bytes per coordinate and step at the default sizes:
+// 110 MB for an unroll of 20 on 15,910 coordinates) against 8 bytes, to save the recomputation, about 40 % of the
+// backward pass's time; lstm-stack.ts measured that writing records of that size costs the forward pass what it
+// saves the backward pass.
 //
 // Layout as in lstm-stack.ts: a tile of 8 coordinates is two f32x4 vectors, a "row" 8 floats (32 bytes). Weights
 // are row-major with the bias in the last column, broadcast to all lanes; weight gradients accumulate one v128
@@ -45,7 +46,7 @@ export function configure(k: i32, hd: i32, m: i32, minStep: f32, infNorm: bool, 
   return HD * (2 * K + 1) + (M + 2) * (HD + 1);
 }
 
-// Scratch rows of one step's network (forward and backward alike), after the backward's sequences.
+// Scratch rows of one step's network (forward and backward alike), before the backward's sequences.
 // @ts-ignore: decorator
 @inline function xRow(): i32 { return 0; }                 // 2K rows: P̂, Ĝ
 // @ts-ignore: decorator

@@ -77,7 +77,7 @@ export const trainingSchema: JsonSchema = {
       enum: ['auto', 'tfjs', 'fused'],
       default: 'auto',
       description:
-        "How tbptt's meta-gradients are computed. fused: the meta-optimizer's fused kernel (WebAssembly SIMD; lstm and rnnprop have one, see `l2l list`) runs the unroll and its first-order backward pass outside tfjs, with no tape: the same meta-gradient to float32 rounding, several times faster, in a fraction of the memory; needs secondDerivatives false. tfjs: the tfjs tape (the reference; the only path for second derivatives). auto: fused where the meta-optimizer has a kernel and secondDerivatives is false, else tfjs. The train output says which runs.",
+        "How tbptt's meta-gradients are computed. fused: the meta-optimizer's fused kernel (WebAssembly SIMD, or plain JavaScript for multiscale-adam's linear combiner; every built-in learned optimizer has one, see `l2l list`) runs the unroll and its first-order backward pass outside tfjs, with no tape: the same meta-gradient to float32 rounding, several times faster, in a fraction of the memory; needs secondDerivatives false. tfjs: the tfjs tape (the reference; the only path for second derivatives). auto: fused where the meta-optimizer has a kernel and secondDerivatives is false, else tfjs. The train output says which runs.",
     },
     estimator: componentRef(
       'The meta-gradient estimator (absent: tbptt). tbptt: truncated backpropagation through time (first- or second-order, checkpointing, workers, fused kernels). es: antithetic evolution strategies over truncations (options sigma, samples, metric). pes: persistent ES, unbiased over the whole episode. Plugins add others (kind "estimator", see `l2l list`).',
