@@ -250,3 +250,35 @@ export function denseStack(params: NamedTensors, stack: DenseStack, x: tf.Tensor
   }
   return h;
 }
+
+/** The options of a classifier of conv blocks and then dense layers: conv-net's network, stn's classifier. */
+export interface ConvClassifierOptions {
+  readonly layers: number;
+  readonly channels: number;
+  readonly kernelSize: number;
+  readonly padding: ConvPadding;
+  readonly pooling: Pooling;
+  readonly batchNorm: boolean;
+  readonly activation: ConvActivation;
+  readonly dense: readonly number[];
+}
+
+/** A classifier's stacks (`conv…`, then `dense…` with one logit per class) on `rows × cols × channels` images, and its parameters. */
+export interface ConvClassifier {
+  readonly conv: ConvStack;
+  readonly dense: DenseStack;
+  readonly specs: readonly ParamSpec[];
+}
+
+export function convClassifier(o: ConvClassifierOptions, input: { rows: number; cols: number; channels: number }, classes: number, component: string): ConvClassifier {
+  const conv: ConvStack = { prefix: 'conv', channels: Array<number>(o.layers).fill(o.channels), kernelSize: o.kernelSize, padding: o.padding, pooling: o.pooling, batchNorm: o.batchNorm, activation: o.activation };
+  const dense: DenseStack = { prefix: 'dense', hidden: [...o.dense], outputs: classes, batchNorm: o.batchNorm, activation: o.activation };
+  const [rows, cols] = convStackOutput(conv, input.rows, input.cols, component);
+  return { conv, dense, specs: [...convStackSpecs(conv, input.channels), ...denseStackSpecs(dense, rows * cols * o.channels)] };
+}
+
+/** Logits `[n, classes]` of NHWC images through a classifier's stacks. */
+export function convClassifierLogits(params: NamedTensors, c: Pick<ConvClassifier, 'conv' | 'dense'>, x: tf.Tensor4D): tf.Tensor2D {
+  const h = convStack(params, c.conv, x);
+  return denseStack(params, c.dense, tf.reshape(h, [h.shape[0], -1]) as tf.Tensor2D);
+}
