@@ -13,6 +13,7 @@ import {
   disposeCarry,
   disposeSnapshot,
   disposeTree,
+  estimateRunMemory,
   evaluateExperiment,
   FusedEpisode,
   isUserError,
@@ -27,6 +28,7 @@ import {
   runOptimizer,
   startRun,
   trainExperiment,
+  unestimatedComponents,
   useBackend,
   VariableOptimizer,
   type MetaOptimizer,
@@ -366,6 +368,28 @@ describe('a baseline for a group (DeepMind\'s simple-multi: an LSTM for conv, Ad
     expect(results.optimizers[0]!.name).toBe('per-group(conv: lstm, fc: adam(lr=0.05))');
     expect(results.optimizers[0]!.final.mean).toBeLessThan(results.optimizers[0]!.curve.mean[0]!);
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('the pre-flight sizes per-group from its groups: weights add up to the built ones, a baseline group holds none', () => {
+    const reg = registry();
+    const measured = { optimizee: { coordinates: 1000 } }; // grouped-quadratic gives no estimate
+    const weightsOf = (config: unknown) => {
+      const m = reg.create('meta-optimizer', config as { type: string }, { seed: 0, baseDir: dir });
+      const n = Object.values(m.variables).reduce((a, v) => a + v.size, 0);
+      m.dispose();
+      return n;
+    };
+    const [single, pair, mixed] = [LSTM, PER_GROUP, MIXED].map((m) => experiment(m));
+    for (const e of [single, pair, mixed]) expect(unestimatedComponents(e, reg, 'train')).toEqual(['optimizee "grouped-quadratic" (test)']);
+    // Same options per group, so the same sizes per coordinate: only the weights (and their meta-gradient and Adam moments) differ.
+    const [w1, w2] = [weightsOf(single.metaOptimizer), weightsOf(pair.metaOptimizer)];
+    expect(w2).toBe(2 * w1);
+    expect(estimateRunMemory(pair, reg, measured).train! - estimateRunMemory(single, reg, measured).train!).toBe(4 * 4 * (w2 - w1));
+    // The LSTM + Adam pair has the LSTM's weights, no fused kernel (Adam has none), and no tape per coordinate counted for Adam's group.
+    expect(weightsOf(mixed.metaOptimizer)).toBe(w1);
+    const tape = resolveExperiment(parseExperiment({ ...JSON.parse(JSON.stringify(single)), training: { ...single.training, kernel: 'tfjs' } }, 'x.json'), reg, 'x.json');
+    expect(estimateRunMemory(mixed, reg, measured).train!).toBeLessThan(estimateRunMemory(tape, reg, measured).train!);
+    expect(estimateRunMemory(mixed, reg, measured).train!).toBeGreaterThan(estimateRunMemory(single, reg, measured).train! - 1000 * 1e6);
   });
 
   it('one-line user errors: every group a baseline, an unknown baseline, a baseline\'s bad option', () => {

@@ -16,10 +16,22 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { defineComponent, validateWithSchema, type JsonSchema, type NamedTensors } from '@l2l/core';
-import { ALL_IMAGE_DATASETS, loadImageDataset, type ImageDataset, type ImageDatasetName } from '../data/datasets';
+import { ALL_IMAGE_DATASETS, KNOWN_IMAGE_SHAPES, loadImageDataset, type ImageDataset, type ImageDatasetName } from '../data/datasets';
 import { IMAGE_SPLIT_SCHEMA_PROPERTIES, ImageClassificationData, type ImageSplitOptions } from '../image/image-classification';
 import { ImageModelFamily, ImageModelTask, type ImageModel, type ImageModelOptions } from './image-model';
-import { CONV_ACTIVATIONS, CONV_INITS, CONV_PADDINGS, convClassifier, convClassifierLogits, POOLINGS, type ConvClassifier, type ConvClassifierOptions } from './layers';
+import {
+  CONV_ACTIVATIONS,
+  CONV_INITS,
+  CONV_PADDINGS,
+  convClassifier,
+  convClassifierLogits,
+  convStackActivations,
+  denseStackActivations,
+  POOLINGS,
+  specsSize,
+  type ConvClassifier,
+  type ConvClassifierOptions,
+} from './layers';
 
 export const CONV_NET_TYPE = 'conv-net';
 
@@ -116,6 +128,20 @@ export const convNet = defineComponent<ConvNetOptions>()({
     'Classify images with a convolutional network; defaults: DeepMind\'s CIFAR-10 net (3 × [5×5 conv 16, batch norm, ReLU, 2×2 max pool], dense 32 + batch norm, batch 128; Andrychowicz et al. 2016), on MNIST unless dataset says otherwise',
   schema: convNetSchema,
   create: (options, ctx) => convNetFamily(options, ctx.baseDir),
+  estimate: (o) => {
+    // An IDX data set's image size is known only once read.
+    const shape = KNOWN_IMAGE_SHAPES[o.dataset];
+    if (!shape) return {};
+    const arch = convNetArchitecture(o, shape);
+    const input = shape.rows * shape.cols * shape.channels;
+    return {
+      coordinates: specsSize(arch.specs),
+      // The data set's pixels, one byte each.
+      bytes: (shape.train + shape.test) * input,
+      // A taped step: the minibatch and every layer's output.
+      stepBytes: 4 * o.batchSize * (input + convStackActivations(arch.conv, shape.rows, shape.cols) + denseStackActivations(arch.dense)),
+    };
+  },
 });
 
 /** A family from partial options (validated, defaults applied), without a registry: for scripts and tests. */

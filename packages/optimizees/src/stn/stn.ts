@@ -13,7 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { defineComponent, validateWithSchema, UserError, type JsonSchema, type NamedTensors } from '@l2l/core';
-import { loadImageDataset, type ImageDatasetName } from '../data/datasets';
+import { KNOWN_IMAGE_SHAPES, loadImageDataset, type ImageDatasetName } from '../data/datasets';
 import { IMAGE_SPLIT_SCHEMA_PROPERTIES, ImageClassificationData, imageSplitLayout, type ImageSplitOptions } from '../image/image-classification';
 import { ImageModelFamily, ImageModelTask, type ImageModel, type ImageModelOptions } from '../conv/image-model';
 import { IMAGE_DATASET_SCHEMA_PROPERTIES } from '../conv/conv-net';
@@ -24,6 +24,9 @@ import {
   convClassifier,
   convClassifierLogits,
   convStack,
+  convStackActivations,
+  denseStackActivations,
+  specsSize,
   convStackOutput,
   convStackSpecs,
   denseStack,
@@ -150,6 +153,24 @@ export const stn = defineComponent<StnOptions>()({
     'Classify affine-distorted MNIST (or Fashion-MNIST / IDX) digits, rotated ±45°, scaled 0.7–1.2 on a 42×42 canvas, with a spatial transformer (localisation net, grid generator, bilinear sampler; Jaderberg et al. 2015) in front of a small conv net',
   schema: stnSchema,
   create: (options, ctx) => stnFamily(options, ctx.baseDir),
+  estimate: (o) => {
+    const shape = KNOWN_IMAGE_SHAPES[o.dataset];
+    if (!shape) return {};
+    const arch = stnArchitecture(o, shape.channels, shape.classes);
+    const canvas = o.canvas * o.canvas * shape.channels;
+    const warped = arch.outputSize * arch.outputSize * shape.channels;
+    return {
+      coordinates: specsSize(arch.specs),
+      // The source pixels and the distorted canvases (allocated for every image, one byte each).
+      bytes: (shape.train + shape.test) * (shape.rows * shape.cols * shape.channels + canvas),
+      // A taped step: the canvases, the localisation net, the sampler (at least 40 tensors of a value per output
+      // point: coordinates, floors, four neighbours' masks, indices, values and weights), the classifier.
+      stepBytes:
+        4 *
+        o.batchSize *
+        (canvas + convStackActivations(arch.locConv, o.canvas, o.canvas) + denseStackActivations(arch.locDense) + 40 * warped + convStackActivations(arch.conv, arch.outputSize, arch.outputSize) + denseStackActivations(arch.dense)),
+    };
+  },
 });
 
 export function createStnFamily(options: Partial<StnOptions> = {}, baseDir: string = process.cwd()): StnFamily {
