@@ -324,8 +324,8 @@ describe('a baseline for a group (DeepMind\'s simple-multi: an LSTM for conv, Ad
         const next = tf.tidy(() => {
           const names = Object.keys(state.params);
           const grads = tf.grads((...xs: tf.Tensor[]) => task.loss(Object.fromEntries(names.map((n, j) => [n, xs[j]!])), {}))(names.map((n) => state.params[n]!));
-          return opt.update(state, Object.fromEntries(names.map((n, j) => [n, grads[j]!])), { step: i, training: false });
-        });
+          return opt.update(state, Object.fromEntries(names.map((n, j) => [n, grads[j]!])), { step: i, training: false }) as unknown as tf.TensorContainer;
+        }) as unknown as typeof state;
         disposeTree([state.params, state.slots]);
         state = next;
       }

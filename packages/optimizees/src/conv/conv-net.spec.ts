@@ -7,7 +7,7 @@ import { checkTaskFamily } from '@l2l/core/testing';
 import { CIFAR10_PIXELS, writeCifar10Dir } from '../data/cifar10';
 import { clearImageDatasetCache, loadImageDataset, writeImageDataset } from '../data/datasets';
 import { BATCH_NORM_EPSILON } from './layers';
-import { convNet, createConvNetFamily } from './conv-net';
+import { convNet, createConvNetFamily, type ConvNetOptions } from './conv-net';
 import { measureTaskSizes, userError } from '../spec-helpers';
 
 let root: string;
@@ -114,7 +114,7 @@ function refLoss(p: Record<string, Float64Array>, x: Float64Array, n: number, si
 describe('conv-net', () => {
   it('estimate (the pre-flight\'s sizes) against a built MNIST task: coordinates exact, the data and a taped step from below', () => {
     const family = createConvNetFamily({ dataset: 'mnist', layers: 2, channels: 4, dense: [8], batchSize: 16 });
-    const estimate = convNet.estimate!(family.options);
+    const estimate = convNet.estimate!(family.options as ConvNetOptions);
     const measured = measureTaskSizes(family);
     expect(estimate.coordinates).toBe(measured.coordinates);
     const mnist = loadImageDataset({ dataset: 'mnist' });
@@ -122,8 +122,8 @@ describe('conv-net', () => {
     expect(estimate.stepBytes!).toBeLessThanOrEqual(measured.stepBytes);
     expect(estimate.stepBytes!).toBeGreaterThan(measured.stepBytes / 4);
     // The defaults (DeepMind's CIFAR-10 net) on CIFAR-10, by hand: 3 convs 5×5 (3→16, 16→16, 16→16) with offsets, dense 256→32 (+ bias, offset), 32→10.
-    expect(convNet.estimate!(createConvNetFamily({ dataset: 'cifar10', path: cifarDir }).options).coordinates).toBe(75 * 16 + 16 + 2 * (400 * 16 + 16) + 256 * 32 + 64 + 330);
-    expect(convNet.estimate!(createConvNetFamily({ dataset: 'idx', path: tinyDir }).options)).toEqual({});
+    expect(convNet.estimate!(createConvNetFamily({ dataset: 'cifar10', path: cifarDir }).options as ConvNetOptions).coordinates).toBe(75 * 16 + 16 + 2 * (400 * 16 + 16) + 256 * 32 + 64 + 330);
+    expect(convNet.estimate!(createConvNetFamily({ dataset: 'idx', path: tinyDir }).options as ConvNetOptions)).toEqual({});
   });
 
   it('honours the task contracts (checkTaskFamily) on a small IDX data set and on CIFAR-10 files', async () => {
