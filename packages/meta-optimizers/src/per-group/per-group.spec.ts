@@ -184,6 +184,23 @@ describe.each(['wasm', 'cpu'] as const)('per-group LSTMs on %s', (backend) => {
   });
 });
 
+/** A resolved experiment on the grouped quadratic, small enough to train in seconds. */
+const experiment = (training: Record<string, unknown> = {}, metaOptimizer: unknown = PER_GROUP) =>
+  resolveExperiment(
+    parseExperiment(
+      {
+        seed: 1,
+        optimizee: { type: 'grouped-quadratic' },
+        metaOptimizer,
+        training: { epochs: 2, episodesPerEpoch: 2, steps: 8, unroll: 4, validateEvery: 1, validationTasks: 2, learningRate: 0.01, ...training },
+        evaluation: { steps: 8, tasks: 3, baselines: [] },
+      },
+      'x.json',
+    ),
+    registry(),
+    'x.json',
+  );
+
 describe('per-group experiments end to end (cpu)', () => {
   let dir: string;
   beforeAll(async () => {
@@ -191,22 +208,6 @@ describe('per-group experiments end to end (cpu)', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'l2l-per-group-'));
   });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-  const experiment = (training: Record<string, unknown> = {}, metaOptimizer: unknown = PER_GROUP) =>
-    resolveExperiment(
-      parseExperiment(
-        {
-          seed: 1,
-          optimizee: { type: 'grouped-quadratic' },
-          metaOptimizer,
-          training: { epochs: 2, episodesPerEpoch: 2, steps: 8, unroll: 4, validateEvery: 1, validationTasks: 2, learningRate: 0.01, ...training },
-          evaluation: { steps: 8, tasks: 3, baselines: [] },
-        },
-        'x.json',
-      ),
-      registry(),
-      'x.json',
-    );
 
   it('trains (fused and tape paths), checkpoints each group\'s weights, resumes exactly, and evaluates from the checkpoint', async () => {
     const reg = registry();
@@ -287,22 +288,6 @@ describe('a baseline for a group (DeepMind\'s simple-multi: an LSTM for conv, Ad
 
   const ADAM = { kind: 'optimizer', type: 'adam', options: { learningRate: 0.05 } };
   const MIXED = { type: 'per-group', options: { groups: { conv: LSTM, fc: ADAM } } };
-  const experiment = (metaOptimizer: unknown) =>
-    resolveExperiment(
-      parseExperiment(
-        {
-          seed: 2,
-          optimizee: { type: 'grouped-quadratic' },
-          metaOptimizer,
-          training: { epochs: 2, episodesPerEpoch: 2, steps: 8, unroll: 4, validateEvery: 1, validationTasks: 2, learningRate: 0.01 },
-          evaluation: { steps: 8, tasks: 3, baselines: [] },
-        },
-        'x.json',
-      ),
-      registry(),
-      'x.json',
-    );
-
   it('each group follows its own optimizer: conv the LSTM\'s trajectory, fc exactly Adam\'s (the quadratic is separable)', () => {
     const reg = registry();
     const lstm = reg.create('meta-optimizer', LSTM, { seed: 4, baseDir: '.' });
@@ -344,7 +329,7 @@ describe('a baseline for a group (DeepMind\'s simple-multi: an LSTM for conv, Ad
 
   it('meta-trains the LSTM only, and the checkpoint rebuilds the baseline group with its options', async () => {
     const reg = registry();
-    const e = experiment(MIXED);
+    const e = experiment({}, MIXED);
     expect((e.metaOptimizer!.options!.groups as Record<string, Record<string, unknown>>).fc).toEqual({ kind: 'optimizer', type: 'adam', options: expect.objectContaining({ learningRate: 0.05 }) });
     const before = tf.memory().numTensors;
     const out = path.join(dir, 'mixed');
@@ -379,7 +364,7 @@ describe('a baseline for a group (DeepMind\'s simple-multi: an LSTM for conv, Ad
       m.dispose();
       return n;
     };
-    const [single, pair, mixed] = [LSTM, PER_GROUP, MIXED].map((m) => experiment(m));
+    const [single, pair, mixed] = [LSTM, PER_GROUP, MIXED].map((m) => experiment({}, m));
     for (const e of [single, pair, mixed]) expect(unestimatedComponents(e, reg, 'train')).toEqual(['optimizee "grouped-quadratic" (test)']);
     // Same options per group, so the same sizes per coordinate: only the weights (and their meta-gradient and Adam moments) differ.
     const [w1, w2] = [weightsOf(single.metaOptimizer), weightsOf(pair.metaOptimizer)];
@@ -402,15 +387,15 @@ describe('a baseline for a group (DeepMind\'s simple-multi: an LSTM for conv, Ad
       }
       throw new Error('no error');
     };
-    expect(message(() => experiment({ type: 'per-group', options: { groups: { conv: ADAM, fc: ADAM } } }))).toMatch(
+    expect(message(() => experiment({}, { type: 'per-group', options: { groups: { conv: ADAM, fc: ADAM } } }))).toMatch(
       /^x\.json: metaOptimizer\.options\.groups: every group is a baseline \(kind "optimizer"\), so there is nothing to meta-train/,
     );
-    expect(message(() => experiment({ type: 'per-group', options: { groups: { conv: LSTM, fc: { kind: 'optimizer', type: 'adamw' } } } }))).toMatch(
+    expect(message(() => experiment({}, { type: 'per-group', options: { groups: { conv: LSTM, fc: { kind: 'optimizer', type: 'adamw' } } } }))).toMatch(
       /^x\.json: metaOptimizer\.options\.groups\.fc: unknown optimizer type "adamw" \(known: adam\)/,
     );
-    expect(message(() => experiment({ type: 'per-group', options: { groups: { conv: LSTM, fc: { kind: 'optimizer', type: 'adam', options: { learningRat: 1 } } } } }))).toMatch(
+    expect(message(() => experiment({}, { type: 'per-group', options: { groups: { conv: LSTM, fc: { kind: 'optimizer', type: 'adam', options: { learningRat: 1 } } } } }))).toMatch(
       /^x\.json: metaOptimizer\.options\.groups\.fc \(optimizer "adam"\).*learningRat/,
     );
-    expect(message(() => experiment({ type: 'per-group', options: { groups: { conv: LSTM, fc: { kind: 'baseline', type: 'adam' } } } }))).toMatch(/^x\.json: metaOptimizer \(meta-optimizer "per-group"\).*kind/);
+    expect(message(() => experiment({}, { type: 'per-group', options: { groups: { conv: LSTM, fc: { kind: 'baseline', type: 'adam' } } } }))).toMatch(/^x\.json: metaOptimizer \(meta-optimizer "per-group"\).*kind/);
   });
 });
