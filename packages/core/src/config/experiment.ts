@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { BACKEND_CHOICES, type BackendChoice } from '../backend';
 import type { ComponentConfig, JsonObject } from '../contracts/json';
 import { isUserError, UserError } from '../errors';
-import { PER_GROUP_TYPE } from '../engine/per-group';
+import { BASELINE_GROUP_KIND, PER_GROUP_TYPE } from '../engine/per-group';
 import type { PluginEntry } from '../plugins';
 import type { ComponentKind } from '../registry/component';
 import { trainingProblems, type TrainingOptions } from '../engine/options';
@@ -327,11 +327,17 @@ export function resolveExperiment(
  */
 function resolveNested(config: ComponentConfig, registry: ComponentRegistry, where: string, label: string): void {
   if (config.type !== PER_GROUP_TYPE) return;
-  const groups = (config.options?.groups ?? {}) as unknown as Record<string, ComponentConfig>;
-  for (const [group, sub] of Object.entries(groups)) {
+  const groups = (config.options?.groups ?? {}) as unknown as Record<string, ComponentConfig & { kind?: string }>;
+  const entries = Object.entries(groups);
+  for (const [group, sub] of entries) {
     const at = `${label}.options.groups.${group}`;
-    sub.options = registry.resolveOptions('meta-optimizer', sub, where, at) as JsonObject;
-    resolveNested(sub, registry, where, at);
+    // A baseline group (kind "optimizer") is an optimizer component, with that kind's options.
+    const kind = sub.kind === BASELINE_GROUP_KIND ? 'optimizer' : 'meta-optimizer';
+    sub.options = registry.resolveOptions(kind, sub, where, at) as JsonObject;
+    if (kind === 'meta-optimizer') resolveNested(sub, registry, where, at);
+  }
+  if (entries.length && entries.every(([, sub]) => sub.kind === BASELINE_GROUP_KIND)) {
+    throw new UserError(`${where ? `${where}: ` : ''}${label}.options.groups: every group is a baseline (kind "optimizer"), so there is nothing to meta-train; give at least one a meta-optimizer`);
   }
 }
 

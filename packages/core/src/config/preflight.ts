@@ -3,6 +3,7 @@ import type { ComponentConfig } from '../contracts/json';
 import type { ComponentEstimate, ComponentKind } from '../registry/component';
 import type { ComponentRegistry } from '../registry/registry';
 import { WASM_MEMORY_LIMIT } from '../engine/tape-memory';
+import { BASELINE_GROUP_KIND, PER_GROUP_TYPE } from '../engine/per-group';
 import type { ExperimentConfig } from './experiment';
 import { ConfigError } from '../schema/validate';
 
@@ -39,13 +40,42 @@ function gib(bytes: number): string {
 
 function estimateOf(registry: ComponentRegistry, kind: ComponentKind, config: ComponentConfig | undefined, measured?: ComponentEstimate): ComponentEstimate {
   if (!config || !registry.has(kind, config.type)) return {};
+  if (kind === 'meta-optimizer' && config.type === PER_GROUP_TYPE && hasEstimate(registry, kind, config)) return perGroupEstimate(registry, config);
   const def = registry.get(kind, config.type);
   return def.estimate?.(config.options ?? {}) ?? measured ?? {};
 }
 
-/** Whether the pre-flight can size a component from its options alone (it has an `estimate`). */
+/** A per-group config's groups, each as the kind of component it names. */
+function perGroupEntries(config: ComponentConfig): Array<{ kind: ComponentKind; config: ComponentConfig }> {
+  const groups = (config.options?.groups ?? {}) as unknown as Record<string, ComponentConfig & { kind?: string }>;
+  return Object.values(groups).map((g) => ({ kind: g.kind === BASELINE_GROUP_KIND ? 'optimizer' : 'meta-optimizer', config: g }));
+}
+
+/**
+ * A per-group meta-optimizer's sizes from its groups' (the component itself cannot see them): the weights add
+ * up; the sizes per coordinate are the smallest group's, since which coordinates each group gets is known only
+ * from a built task; a fused kernel only where every group has one. A baseline group has no weights and counts
+ * as nothing per coordinate.
+ */
+function perGroupEstimate(registry: ComponentRegistry, config: ComponentConfig): ComponentEstimate {
+  const parts = perGroupEntries(config).map((g) => (g.kind === 'optimizer' ? {} : estimateOf(registry, g.kind, g.config)));
+  const least = (key: 'stepBytes' | 'stateBytes') => Math.min(...parts.map((p) => p[key] ?? 0));
+  const fused = parts.every((p) => p.fusedStepBytes !== undefined) ? Math.min(...parts.map((p) => p.fusedStepBytes!)) : undefined;
+  return {
+    weights: parts.reduce((n, p) => n + (p.weights ?? 0), 0),
+    stepBytes: least('stepBytes'),
+    stateBytes: least('stateBytes'),
+    ...(fused !== undefined && { fusedStepBytes: fused }),
+  };
+}
+
+/** Whether the pre-flight can size a component from its options alone (it has an `estimate`; per-group: every learned group's has one). */
 export function hasEstimate(registry: ComponentRegistry, kind: ComponentKind, config: ComponentConfig | undefined): boolean {
-  return !!config && registry.has(kind, config.type) && typeof registry.get(kind, config.type).estimate === 'function';
+  if (!config || !registry.has(kind, config.type)) return false;
+  if (kind === 'meta-optimizer' && config.type === PER_GROUP_TYPE) {
+    return perGroupEntries(config).every((g) => g.kind === 'optimizer' || hasEstimate(registry, g.kind, g.config));
+  }
+  return typeof registry.get(kind, config.type).estimate === 'function';
 }
 
 /**

@@ -165,6 +165,46 @@ class PerGroupKernel implements FusedKernel {
   }
 }
 
+/** How a group's entry in a per-group config names a baseline (an `optimizer` component) instead of a meta-optimizer. */
+export const BASELINE_GROUP_KIND = 'optimizer';
+
+/**
+ * A group's fixed, hand-designed optimizer (Adam, SGD, …) inside a per-group meta-optimizer: DeepMind's
+ * "simple-multi" gives one group an LSTM and another Adam. It has no weights, so meta-training leaves it as it
+ * is; its config carries `kind: "optimizer"` so that checkpoints rebuild it as a baseline.
+ */
+export class BaselineGroup implements MetaOptimizer {
+  readonly type: string;
+  readonly variables: Readonly<Record<string, tf.Variable>> = {};
+  readonly coordinatewise = false;
+
+  constructor(
+    private readonly baseline: Optimizer,
+    private readonly componentConfig: ComponentConfig,
+  ) {
+    this.type = componentConfig.type;
+  }
+
+  config(): ComponentConfig {
+    return { kind: BASELINE_GROUP_KIND, type: this.componentConfig.type, options: this.componentConfig.options ?? {} } as ComponentConfig;
+  }
+
+  getWeights(): NamedTensors {
+    return {};
+  }
+
+  setWeights(weights: NamedTensors): void {
+    const names = Object.keys(weights);
+    if (names.length) throw new Error(`baseline "${this.type}" in a per-group meta-optimizer has no weights, got ${names.join(', ')}`);
+  }
+
+  optimizer(): Optimizer {
+    return this.baseline;
+  }
+
+  dispose(): void {}
+}
+
 /** Checks a group name (kebab-case, as tasks give them). */
 export function checkGroupName(group: string, where: string): void {
   if (!PARAMETER_GROUP_PATTERN.test(group)) throw new Error(`${where}: group names are kebab-case (conv, fc, layer-0), got ${JSON.stringify(group)}`);
@@ -183,6 +223,7 @@ export class PerGroupMetaOptimizer implements MetaOptimizer {
   constructor(readonly metas: Readonly<Record<string, MetaOptimizer>>) {
     const groups = Object.keys(metas);
     if (groups.length === 0) throw new Error('per-group meta-optimizer: no groups');
+    if (groups.every((g) => metas[g] instanceof BaselineGroup)) throw new Error('per-group meta-optimizer: every group is a baseline, so there is nothing to meta-train');
     for (const g of groups) checkGroupName(g, 'per-group meta-optimizer');
     const variables: Record<string, tf.Variable> = {};
     for (const g of groups) for (const [name, v] of Object.entries(metas[g]!.variables)) variables[`${g}/${name}`] = v;

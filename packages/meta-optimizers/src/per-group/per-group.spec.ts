@@ -13,6 +13,7 @@ import {
   disposeCarry,
   disposeSnapshot,
   disposeTree,
+  estimateRunMemory,
   evaluateExperiment,
   FusedEpisode,
   isUserError,
@@ -27,6 +28,7 @@ import {
   runOptimizer,
   startRun,
   trainExperiment,
+  unestimatedComponents,
   useBackend,
   VariableOptimizer,
   type MetaOptimizer,
@@ -35,6 +37,7 @@ import {
   type TaskConfig,
   type TaskFamily,
 } from '@l2l/core';
+import { adamComponent } from '@l2l/baselines';
 import { expectAllClose } from '../common/spec-helpers';
 import { lstmComponent } from '../lstm';
 import { perGroupComponent } from './component';
@@ -73,7 +76,10 @@ const groupedQuadratic = defineComponent<Record<string, never>>()({
   create: () => new GroupedQuadratic(),
 });
 
-const registry = () => new ComponentRegistry([{ source: 'test', components: [lstmComponent, perGroupComponent, groupedQuadratic] }]);
+const registry = () => new ComponentRegistry([
+  { source: 'test', components: [lstmComponent, perGroupComponent, groupedQuadratic] },
+  { source: '@l2l/baselines', components: [adamComponent] },
+]);
 const LSTM = { type: 'lstm', options: { hidden: 6 } };
 const PER_GROUP = { type: 'per-group', options: { groups: { conv: LSTM, fc: LSTM } } };
 const family = new GroupedQuadratic();
@@ -178,6 +184,23 @@ describe.each(['wasm', 'cpu'] as const)('per-group LSTMs on %s', (backend) => {
   });
 });
 
+/** A resolved experiment on the grouped quadratic, small enough to train in seconds. */
+const experiment = (training: Record<string, unknown> = {}, metaOptimizer: unknown = PER_GROUP) =>
+  resolveExperiment(
+    parseExperiment(
+      {
+        seed: 1,
+        optimizee: { type: 'grouped-quadratic' },
+        metaOptimizer,
+        training: { epochs: 2, episodesPerEpoch: 2, steps: 8, unroll: 4, validateEvery: 1, validationTasks: 2, learningRate: 0.01, ...training },
+        evaluation: { steps: 8, tasks: 3, baselines: [] },
+      },
+      'x.json',
+    ),
+    registry(),
+    'x.json',
+  );
+
 describe('per-group experiments end to end (cpu)', () => {
   let dir: string;
   beforeAll(async () => {
@@ -185,22 +208,6 @@ describe('per-group experiments end to end (cpu)', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'l2l-per-group-'));
   });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-  const experiment = (training: Record<string, unknown> = {}, metaOptimizer: unknown = PER_GROUP) =>
-    resolveExperiment(
-      parseExperiment(
-        {
-          seed: 1,
-          optimizee: { type: 'grouped-quadratic' },
-          metaOptimizer,
-          training: { epochs: 2, episodesPerEpoch: 2, steps: 8, unroll: 4, validateEvery: 1, validationTasks: 2, learningRate: 0.01, ...training },
-          evaluation: { steps: 8, tasks: 3, baselines: [] },
-        },
-        'x.json',
-      ),
-      registry(),
-      'x.json',
-    );
 
   it('trains (fused and tape paths), checkpoints each group\'s weights, resumes exactly, and evaluates from the checkpoint', async () => {
     const reg = registry();
@@ -268,5 +275,127 @@ describe('per-group experiments end to end (cpu)', () => {
     const training = resolveTrainingOptions({ steps: 4, unroll: 4, workers: 2, kernel: 'tfjs' });
     expect(await message(() => new MetaTrainer(family, meta, training, 0, {}, { module: 'x', export: 'y' }))).toMatch(/^training\.workers \(2\) on the tfjs tape does not split per-group meta-optimizers/);
     meta.dispose();
+  });
+});
+
+describe('a baseline for a group (DeepMind\'s simple-multi: an LSTM for conv, Adam for fc), cpu', () => {
+  let dir: string;
+  beforeAll(async () => {
+    await useBackend('cpu');
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'l2l-per-group-baseline-'));
+  });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  const ADAM = { kind: 'optimizer', type: 'adam', options: { learningRate: 0.05 } };
+  const MIXED = { type: 'per-group', options: { groups: { conv: LSTM, fc: ADAM } } };
+  it('each group follows its own optimizer: conv the LSTM\'s trajectory, fc exactly Adam\'s (the quadratic is separable)', () => {
+    const reg = registry();
+    const lstm = reg.create('meta-optimizer', LSTM, { seed: 4, baseDir: '.' });
+    const adam = reg.create('optimizer', { type: 'adam', options: { learningRate: 0.05 } }, { seed: 0, baseDir: '.' });
+    const mixed = reg.create('meta-optimizer', MIXED, { seed: 4, baseDir: '.' });
+    expect(Object.keys(mixed.variables).every((k) => k.startsWith('conv/'))).toBe(true);
+    const w = lstm.getWeights();
+    mixed.setWeights(Object.fromEntries(Object.entries(w).map(([k, t]) => [`conv/${k}`, t])));
+    disposeTree(w);
+    expect(mixed.optimizer().fused).toBeUndefined(); // Adam has no fused kernel, so the group runs on tfjs
+    const task = family.build(family.sample(5, 'test'));
+    const before = tf.memory().numTensors;
+    // The parameters after `steps` steps of an optimizer, from the same start.
+    const after = (opt: ReturnType<MetaOptimizer['optimizer']>, steps: number) => {
+      const init = task.initParams(1);
+      let state = opt.init(init, { kernel: 'conv', bias: 'fc' });
+      disposeTree(init);
+      for (let i = 0; i < steps; i++) {
+        const next = tf.tidy(() => {
+          const names = Object.keys(state.params);
+          const grads = tf.grads((...xs: tf.Tensor[]) => task.loss(Object.fromEntries(names.map((n, j) => [n, xs[j]!])), {}))(names.map((n) => state.params[n]!));
+          return opt.update(state, Object.fromEntries(names.map((n, j) => [n, grads[j]!])), { step: i, training: false }) as unknown as tf.TensorContainer;
+        }) as unknown as typeof state;
+        disposeTree([state.params, state.slots]);
+        state = next;
+      }
+      const out = { kernel: flat(state.params.kernel!), bias: flat(state.params.bias!) };
+      disposeTree([state.params, state.slots]);
+      return out;
+    };
+    const ours = after(mixed.optimizer(), 6);
+    expectAllClose(ours.bias, after(adam, 6).bias, 1e-6);
+    expectAllClose(ours.kernel, after(lstm.optimizer(), 6).kernel, 1e-6);
+    expect(ours.bias).not.toEqual(after(lstm.optimizer(), 6).bias);
+    expect(tf.memory().numTensors).toBe(before);
+    task.dispose();
+    for (const m of [lstm, mixed]) m.dispose();
+  });
+
+  it('meta-trains the LSTM only, and the checkpoint rebuilds the baseline group with its options', async () => {
+    const reg = registry();
+    const e = experiment({}, MIXED);
+    expect((e.metaOptimizer!.options!.groups as Record<string, Record<string, unknown>>).fc).toEqual({ kind: 'optimizer', type: 'adam', options: expect.objectContaining({ learningRate: 0.05 }) });
+    const before = tf.memory().numTensors;
+    const out = path.join(dir, 'mixed');
+    await trainExperiment(e, reg, { outDir: out, baseDir: dir, where: 'x.json' });
+    const snap = readSnapshot(out, 'latest');
+    expect(snap.metaOptimizer).toEqual(e.metaOptimizer);
+    expect(Object.keys(snap.weights).length).toBeGreaterThan(0);
+    expect(Object.keys(snap.weights).every((k) => k.startsWith('conv/'))).toBe(true);
+    const initial = reg.create('meta-optimizer', e.metaOptimizer!, { seed: 0, baseDir: dir });
+    const rebuilt = reg.create('meta-optimizer', snap.metaOptimizer, { seed: 0, baseDir: dir });
+    expect(rebuilt.config()).toEqual(snap.metaOptimizer);
+    loadSnapshotWeights(rebuilt, snap);
+    const w = rebuilt.getWeights();
+    for (const k of Object.keys(snap.weights)) expect(flat(w[k]!)).toEqual(flat(snap.weights[k]!));
+    // Meta-training moved the LSTM's weights.
+    expect(Object.keys(snap.weights).some((k) => flat(snap.weights[k]!).some((v, i) => v !== flat(initial.variables[k]!)[i]))).toBe(true);
+    disposeTree(w);
+    for (const m of [initial, rebuilt]) m.dispose();
+    disposeSnapshot(snap);
+    const results = evaluateExperiment(e, reg, { checkpoint: out, baseDir: dir });
+    expect(results.optimizers[0]!.name).toBe('per-group(conv: lstm, fc: adam(lr=0.05))');
+    expect(results.optimizers[0]!.final.mean).toBeLessThan(results.optimizers[0]!.curve.mean[0]!);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('the pre-flight sizes per-group from its groups: weights add up to the built ones, a baseline group holds none', () => {
+    const reg = registry();
+    const measured = { optimizee: { coordinates: 1000 } }; // grouped-quadratic gives no estimate
+    const weightsOf = (config: unknown) => {
+      const m = reg.create('meta-optimizer', config as { type: string }, { seed: 0, baseDir: dir });
+      const n = Object.values(m.variables).reduce((a, v) => a + v.size, 0);
+      m.dispose();
+      return n;
+    };
+    const [single, pair, mixed] = [LSTM, PER_GROUP, MIXED].map((m) => experiment({}, m));
+    for (const e of [single, pair, mixed]) expect(unestimatedComponents(e, reg, 'train')).toEqual(['optimizee "grouped-quadratic" (test)']);
+    // Same options per group, so the same sizes per coordinate: only the weights (and their meta-gradient and Adam moments) differ.
+    const [w1, w2] = [weightsOf(single.metaOptimizer), weightsOf(pair.metaOptimizer)];
+    expect(w2).toBe(2 * w1);
+    expect(estimateRunMemory(pair, reg, measured).train! - estimateRunMemory(single, reg, measured).train!).toBe(4 * 4 * (w2 - w1));
+    // The LSTM + Adam pair has the LSTM's weights, no fused kernel (Adam has none), and no tape per coordinate counted for Adam's group.
+    expect(weightsOf(mixed.metaOptimizer)).toBe(w1);
+    const tape = resolveExperiment(parseExperiment({ ...JSON.parse(JSON.stringify(single)), training: { ...single.training, kernel: 'tfjs' } }, 'x.json'), reg, 'x.json');
+    expect(estimateRunMemory(mixed, reg, measured).train!).toBeLessThan(estimateRunMemory(tape, reg, measured).train!);
+    expect(estimateRunMemory(mixed, reg, measured).train!).toBeGreaterThan(estimateRunMemory(single, reg, measured).train! - 1000 * 1e6);
+  });
+
+  it('one-line user errors: every group a baseline, an unknown baseline, a baseline\'s bad option', () => {
+    const message = (f: () => unknown) => {
+      try {
+        f();
+      } catch (e) {
+        expect(isUserError(e)).toBe(true);
+        return (e as Error).message;
+      }
+      throw new Error('no error');
+    };
+    expect(message(() => experiment({}, { type: 'per-group', options: { groups: { conv: ADAM, fc: ADAM } } }))).toMatch(
+      /^x\.json: metaOptimizer\.options\.groups: every group is a baseline \(kind "optimizer"\), so there is nothing to meta-train/,
+    );
+    expect(message(() => experiment({}, { type: 'per-group', options: { groups: { conv: LSTM, fc: { kind: 'optimizer', type: 'adamw' } } } }))).toMatch(
+      /^x\.json: metaOptimizer\.options\.groups\.fc: unknown optimizer type "adamw" \(known: adam\)/,
+    );
+    expect(message(() => experiment({}, { type: 'per-group', options: { groups: { conv: LSTM, fc: { kind: 'optimizer', type: 'adam', options: { learningRat: 1 } } } } }))).toMatch(
+      /^x\.json: metaOptimizer\.options\.groups\.fc \(optimizer "adam"\).*learningRat/,
+    );
+    expect(message(() => experiment({}, { type: 'per-group', options: { groups: { conv: LSTM, fc: { kind: 'baseline', type: 'adam' } } } }))).toMatch(/^x\.json: metaOptimizer \(meta-optimizer "per-group"\).*kind/);
   });
 });

@@ -5,10 +5,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Rng, useBackend, type NamedTensors } from '@l2l/core';
 import { checkTaskFamily } from '@l2l/core/testing';
 import { CIFAR10_PIXELS, writeCifar10Dir } from '../data/cifar10';
-import { clearImageDatasetCache, writeImageDataset } from '../data/datasets';
+import { clearImageDatasetCache, loadImageDataset, writeImageDataset } from '../data/datasets';
 import { BATCH_NORM_EPSILON } from './layers';
-import { convNet, createConvNetFamily } from './conv-net';
-import { userError } from '../spec-helpers';
+import { convNet, createConvNetFamily, type ConvNetOptions } from './conv-net';
+import { measureTaskSizes, userError } from '../spec-helpers';
 
 let root: string;
 /** 6×6 images, 3 classes: 24 training images (rows 0–19 train, 20–21 validation, 22–23 test), 6 test images. */
@@ -112,6 +112,20 @@ function refLoss(p: Record<string, Float64Array>, x: Float64Array, n: number, si
 }
 
 describe('conv-net', () => {
+  it('estimate (the pre-flight\'s sizes) against a built MNIST task: coordinates exact, the data and a taped step from below', () => {
+    const family = createConvNetFamily({ dataset: 'mnist', layers: 2, channels: 4, dense: [8], batchSize: 16 });
+    const estimate = convNet.estimate!(family.options as ConvNetOptions);
+    const measured = measureTaskSizes(family);
+    expect(estimate.coordinates).toBe(measured.coordinates);
+    const mnist = loadImageDataset({ dataset: 'mnist' });
+    expect(estimate.bytes).toBe(mnist.train.pixels.byteLength + mnist.test.pixels.byteLength);
+    expect(estimate.stepBytes!).toBeLessThanOrEqual(measured.stepBytes);
+    expect(estimate.stepBytes!).toBeGreaterThan(measured.stepBytes / 4);
+    // The defaults (DeepMind's CIFAR-10 net) on CIFAR-10, by hand: 3 convs 5×5 (3→16, 16→16, 16→16) with offsets, dense 256→32 (+ bias, offset), 32→10.
+    expect(convNet.estimate!(createConvNetFamily({ dataset: 'cifar10', path: cifarDir }).options as ConvNetOptions).coordinates).toBe(75 * 16 + 16 + 2 * (400 * 16 + 16) + 256 * 32 + 64 + 330);
+    expect(convNet.estimate!(createConvNetFamily({ dataset: 'idx', path: tinyDir }).options as ConvNetOptions)).toEqual({});
+  });
+
   it('honours the task contracts (checkTaskFamily) on a small IDX data set and on CIFAR-10 files', async () => {
     await checkTaskFamily(convNet, { options: { dataset: 'idx', path: tinyDir, layers: 2, channels: 3, kernelSize: 3, dense: [4], batchSize: 4, heldOutExamples: 2 } });
     await checkTaskFamily(convNet, { options: { dataset: 'cifar10', path: cifarDir, layers: 1, channels: 2, dense: [], batchSize: 3, heldOutExamples: 5 }, seeds: [0] });

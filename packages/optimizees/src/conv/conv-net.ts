@@ -16,44 +16,27 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { defineComponent, validateWithSchema, type JsonSchema, type NamedTensors } from '@l2l/core';
-import { ALL_IMAGE_DATASETS, loadImageDataset, type ImageDataset, type ImageDatasetName } from '../data/datasets';
+import { ALL_IMAGE_DATASETS, KNOWN_IMAGE_SHAPES, loadImageDataset, type ImageDataset, type ImageDatasetName } from '../data/datasets';
 import { IMAGE_SPLIT_SCHEMA_PROPERTIES, ImageClassificationData, type ImageSplitOptions } from '../image/image-classification';
-import { ImageModelFamily, ImageModelTask, type ImageModel } from './image-model';
+import { ImageModelFamily, ImageModelTask, type ImageModel, type ImageModelOptions } from './image-model';
 import {
   CONV_ACTIVATIONS,
   CONV_INITS,
   CONV_PADDINGS,
-  convStack,
-  convStackOutput,
-  convStackSpecs,
-  denseStack,
-  denseStackSpecs,
+  convClassifier,
+  convClassifierLogits,
+  convStackActivations,
+  denseStackActivations,
   POOLINGS,
-  type ConvActivation,
-  type ConvInit,
-  type ConvPadding,
-  type ConvStack,
-  type DenseStack,
-  type ParamSpec,
-  type Pooling,
+  specsSize,
+  type ConvClassifier,
+  type ConvClassifierOptions,
 } from './layers';
 
 export const CONV_NET_TYPE = 'conv-net';
 
-export interface ConvNetOptions extends ImageSplitOptions {
-  layers: number;
-  channels: number;
-  kernelSize: number;
-  padding: ConvPadding;
-  pooling: Pooling;
-  batchNorm: boolean;
-  activation: ConvActivation;
-  dense: number[];
-  init: ConvInit;
-  initScale: number;
-  batchSize: number;
+export interface ConvNetOptions extends ImageSplitOptions, ConvClassifierOptions, ImageModelOptions {
   dataset: ImageDatasetName;
-  path: string | null;
 }
 
 /** Schema properties of the data set options every image family with a `path` shares. */
@@ -111,37 +94,20 @@ export const convNetSchema: JsonSchema = {
 };
 
 /** The network for a data set's image size: its conv and dense stacks and parameter specs. */
-export interface ConvNetArchitecture extends ImageModel {
+export interface ConvNetArchitecture extends ImageModel, ConvClassifier {
   readonly rows: number;
   readonly cols: number;
   readonly channels: number;
-  readonly conv: ConvStack;
-  readonly dense: DenseStack;
-  readonly specs: readonly ParamSpec[];
 }
 
 export function convNetArchitecture(options: ConvNetOptions, data: Pick<ImageDataset, 'rows' | 'cols' | 'channels' | 'classes'>, component = `optimizee "${CONV_NET_TYPE}"`): ConvNetArchitecture {
-  const conv: ConvStack = {
-    prefix: 'conv',
-    channels: Array.from({ length: options.layers }, () => options.channels),
-    kernelSize: options.kernelSize,
-    padding: options.padding,
-    pooling: options.pooling,
-    batchNorm: options.batchNorm,
-    activation: options.activation,
-  };
-  const [rows, cols] = convStackOutput(conv, data.rows, data.cols, component);
-  const dense: DenseStack = { prefix: 'dense', hidden: options.dense, outputs: data.classes, batchNorm: options.batchNorm, activation: options.activation };
-  const specs = [...convStackSpecs(conv, data.channels), ...denseStackSpecs(dense, rows * cols * options.channels)];
-  const arch = { rows: data.rows, cols: data.cols, channels: data.channels, conv, dense, specs };
+  const arch = { rows: data.rows, cols: data.cols, channels: data.channels, ...convClassifier(options, data, data.classes, component) };
   return { ...arch, logits: (params, images) => convNetLogits(params, arch, images) };
 }
 
 /** Logits `[n, classes]` of images `[n, rows·cols·channels]` (HWC order, values in [0, 1]). */
 export function convNetLogits(params: NamedTensors, arch: Omit<ConvNetArchitecture, 'logits'>, images: tf.Tensor2D): tf.Tensor2D {
-  const x = tf.reshape(images, [images.shape[0], arch.rows, arch.cols, arch.channels]) as tf.Tensor4D;
-  const h = convStack(params, arch.conv, x);
-  return denseStack(params, arch.dense, tf.reshape(h, [h.shape[0], -1]) as tf.Tensor2D);
+  return convClassifierLogits(params, arch, tf.reshape(images, [images.shape[0], arch.rows, arch.cols, arch.channels]) as tf.Tensor4D);
 }
 
 export type ConvNetTask = ImageModelTask<ConvNetArchitecture>;
@@ -162,6 +128,20 @@ export const convNet = defineComponent<ConvNetOptions>()({
     'Classify images with a convolutional network; defaults: DeepMind\'s CIFAR-10 net (3 × [5×5 conv 16, batch norm, ReLU, 2×2 max pool], dense 32 + batch norm, batch 128; Andrychowicz et al. 2016), on MNIST unless dataset says otherwise',
   schema: convNetSchema,
   create: (options, ctx) => convNetFamily(options, ctx.baseDir),
+  estimate: (o) => {
+    // An IDX data set's image size is known only once read.
+    const shape = KNOWN_IMAGE_SHAPES[o.dataset];
+    if (!shape) return {};
+    const arch = convNetArchitecture(o, shape);
+    const input = shape.rows * shape.cols * shape.channels;
+    return {
+      coordinates: specsSize(arch.specs),
+      // The data set's pixels, one byte each.
+      bytes: (shape.train + shape.test) * input,
+      // A taped step: the minibatch and every layer's output.
+      stepBytes: 4 * o.batchSize * (input + convStackActivations(arch.conv, shape.rows, shape.cols) + denseStackActivations(arch.dense)),
+    };
+  },
 });
 
 /** A family from partial options (validated, defaults applied), without a registry: for scripts and tests. */

@@ -250,3 +250,62 @@ export function denseStack(params: NamedTensors, stack: DenseStack, x: tf.Tensor
   }
   return h;
 }
+
+/** The options of a classifier of conv blocks and then dense layers: conv-net's network, stn's classifier. */
+export interface ConvClassifierOptions {
+  readonly layers: number;
+  readonly channels: number;
+  readonly kernelSize: number;
+  readonly padding: ConvPadding;
+  readonly pooling: Pooling;
+  readonly batchNorm: boolean;
+  readonly activation: ConvActivation;
+  readonly dense: readonly number[];
+}
+
+/** A classifier's stacks (`conv…`, then `dense…` with one logit per class) on `rows × cols × channels` images, and its parameters. */
+export interface ConvClassifier {
+  readonly conv: ConvStack;
+  readonly dense: DenseStack;
+  readonly specs: readonly ParamSpec[];
+}
+
+export function convClassifier(o: ConvClassifierOptions, input: { rows: number; cols: number; channels: number }, classes: number, component: string): ConvClassifier {
+  const conv: ConvStack = { prefix: 'conv', channels: Array<number>(o.layers).fill(o.channels), kernelSize: o.kernelSize, padding: o.padding, pooling: o.pooling, batchNorm: o.batchNorm, activation: o.activation };
+  const dense: DenseStack = { prefix: 'dense', hidden: [...o.dense], outputs: classes, batchNorm: o.batchNorm, activation: o.activation };
+  const [rows, cols] = convStackOutput(conv, input.rows, input.cols, component);
+  return { conv, dense, specs: [...convStackSpecs(conv, input.channels), ...denseStackSpecs(dense, rows * cols * o.channels)] };
+}
+
+/** Logits `[n, classes]` of NHWC images through a classifier's stacks. */
+export function convClassifierLogits(params: NamedTensors, c: Pick<ConvClassifier, 'conv' | 'dense'>, x: tf.Tensor4D): tf.Tensor2D {
+  const h = convStack(params, c.conv, x);
+  return denseStack(params, c.dense, tf.reshape(h, [h.shape[0], -1]) as tf.Tensor2D);
+}
+
+/** Elements in a list of parameter specs (a task's coordinates). */
+export function specsSize(specs: readonly ParamSpec[]): number {
+  return specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
+}
+
+/** Full-size tensors one layer makes: conv or matmul, bias add or batch norm (centred, squared, scaled, shifted), activation. */
+const layerTensors = (batchNorm: boolean, activated: boolean) => 1 + (batchNorm ? 4 : 1) + (activated ? 1 : 0);
+
+/**
+ * Elements one image leaves on the tape through a conv stack on `rows × cols` inputs: each block's full-size
+ * tensors (`layerTensors`) and its pooled output (a lower bound: reductions and pooling's own steps are left out).
+ */
+export function convStackActivations(stack: ConvStack, rows: number, cols: number): number {
+  let n = 0;
+  stack.channels.forEach((c) => {
+    const [r, k] = stack.padding === 'same' ? [rows, cols] : [rows - stack.kernelSize + 1, cols - stack.kernelSize + 1];
+    [rows, cols] = [convOutSide(rows, stack.kernelSize, stack.padding, stack.pooling), convOutSide(cols, stack.kernelSize, stack.padding, stack.pooling)];
+    n += r * k * c * layerTensors(stack.batchNorm, true) + (stack.pooling === 'none' ? 0 : rows * cols * c);
+  });
+  return n;
+}
+
+/** Elements one input leaves on the tape through a dense stack: each layer's full-size tensors (`layerTensors`). */
+export function denseStackActivations(stack: DenseStack): number {
+  return stack.hidden.reduce((a, h) => a + h * layerTensors(stack.batchNorm, true), 0) + stack.outputs * layerTensors(false, false);
+}

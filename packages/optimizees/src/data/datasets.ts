@@ -15,6 +15,16 @@ export const IMAGE_DATASETS: readonly ImageDatasetName[] = ['mnist', 'fashion-mn
 export const ALL_IMAGE_DATASETS: readonly ImageDatasetName[] = [...IMAGE_DATASETS, 'cifar10'];
 
 /** Where Debian's `dataset-fashion-mnist` package installs Fashion-MNIST (gzipped IDX files). */
+/**
+ * The image size, classes and file sizes of the data sets whose shape is fixed (not "idx", which is whatever its
+ * files hold): what size estimates use before anything is read.
+ */
+export const KNOWN_IMAGE_SHAPES: Readonly<Partial<Record<ImageDatasetName, { rows: number; cols: number; channels: number; classes: number; train: number; test: number }>>> = {
+  mnist: { rows: 28, cols: 28, channels: 1, classes: 10, train: 60_000, test: 10_000 },
+  'fashion-mnist': { rows: 28, cols: 28, channels: 1, classes: 10, train: 60_000, test: 10_000 },
+  cifar10: { rows: 32, cols: 32, channels: 3, classes: 10, train: 50_000, test: 10_000 },
+};
+
 export const FASHION_MNIST_DEFAULT_DIR = '/usr/share/datasets/fashion-mnist';
 
 /** The four files of an IDX image data set, by the names MNIST uses; each may also end in `.gz`. */

@@ -7,8 +7,8 @@ import { checkTaskFamily } from '@l2l/core/testing';
 import { clearImageDatasetCache, FASHION_MNIST_DEFAULT_DIR, loadImageDataset, writeImageDataset } from '../data/datasets';
 import { convStack, denseStack } from '../conv/layers';
 import { distortDataset, imageTransform, warpImage, type AffineDistortion } from './affine-distortion';
-import { createStnFamily, stn, stnTheta } from './stn';
-import { userError } from '../spec-helpers';
+import { createStnFamily, stn, stnTheta, type StnOptions } from './stn';
+import { measureTaskSizes, userError } from '../spec-helpers';
 
 let root: string;
 /** 8×8 images, 3 classes: 24 training images, 6 test images. */
@@ -98,6 +98,21 @@ describe('affine distortion (RTS)', () => {
 });
 
 describe('stn', () => {
+  it('estimate (the pre-flight\'s sizes) against a built MNIST task: coordinates exact, the data and a taped step from below', () => {
+    const options = { canvas: 32, outputSize: 16, locLayers: 1, locChannels: 4, locHidden: 8, layers: 1, channels: 4, batchSize: 8, trainExamples: 64, heldOutExamples: 32, testExamples: 64 };
+    const family = createStnFamily(options);
+    const estimate = stn.estimate!(family.options as StnOptions);
+    const measured = measureTaskSizes(family);
+    expect(estimate.coordinates).toBe(measured.coordinates);
+    const mnist = loadImageDataset({ dataset: 'mnist' });
+    const canvases = distortDataset(mnist, { canvas: 32, maxRotation: 45, minScale: 0.7, maxScale: 1.2, seed: 0 }, { train: [], test: [] });
+    const held = [mnist, canvases].reduce((n, d) => n + d.train.pixels.byteLength + d.test.pixels.byteLength, 0);
+    expect(estimate.bytes).toBe(held);
+    expect(estimate.stepBytes!).toBeLessThanOrEqual(measured.stepBytes);
+    expect(estimate.stepBytes!).toBeGreaterThan(measured.stepBytes / 4);
+    expect(stn.estimate!(createStnFamily({ dataset: 'idx', path: tinyDir }).options as StnOptions)).toEqual({});
+  });
+
   it('honours the task contracts (checkTaskFamily)', async () => {
     await checkTaskFamily(stn, { options: { ...small, path: tinyDir } });
   });

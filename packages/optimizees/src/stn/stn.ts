@@ -13,36 +13,38 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { defineComponent, validateWithSchema, UserError, type JsonSchema, type NamedTensors } from '@l2l/core';
-import { loadImageDataset, type ImageDatasetName } from '../data/datasets';
+import { KNOWN_IMAGE_SHAPES, loadImageDataset, type ImageDatasetName } from '../data/datasets';
 import { IMAGE_SPLIT_SCHEMA_PROPERTIES, ImageClassificationData, imageSplitLayout, type ImageSplitOptions } from '../image/image-classification';
-import { ImageModelFamily, ImageModelTask, type ImageModel } from '../conv/image-model';
+import { ImageModelFamily, ImageModelTask, type ImageModel, type ImageModelOptions } from '../conv/image-model';
 import { IMAGE_DATASET_SCHEMA_PROPERTIES } from '../conv/conv-net';
 import {
   CONV_ACTIVATIONS,
   CONV_INITS,
   CONV_PADDINGS,
+  convClassifier,
+  convClassifierLogits,
   convStack,
+  convStackActivations,
+  denseStackActivations,
+  specsSize,
   convStackOutput,
   convStackSpecs,
   denseStack,
   denseStackSpecs,
   POOLINGS,
-  type ConvActivation,
-  type ConvInit,
-  type ConvPadding,
+  type ConvClassifier,
+  type ConvClassifierOptions,
   type ConvStack,
   type DenseStack,
   type ParamSpec,
-  type Pooling,
 } from '../conv/layers';
 import { distortDataset, RTS_DISTORTION } from './affine-distortion';
 import { bilinearSample, IDENTITY_THETA } from './bilinear-sampler';
 
 export const STN_TYPE = 'stn';
 
-export interface StnOptions extends ImageSplitOptions {
+export interface StnOptions extends ImageSplitOptions, ConvClassifierOptions, ImageModelOptions {
   dataset: ImageDatasetName;
-  path: string | null;
   canvas: number;
   maxRotation: number;
   minScale: number;
@@ -53,17 +55,6 @@ export interface StnOptions extends ImageSplitOptions {
   locChannels: number;
   locKernelSize: number;
   locHidden: number;
-  layers: number;
-  channels: number;
-  kernelSize: number;
-  padding: ConvPadding;
-  pooling: Pooling;
-  batchNorm: boolean;
-  activation: ConvActivation;
-  dense: number[];
-  init: ConvInit;
-  initScale: number;
-  batchSize: number;
 }
 
 export const stnSchema: JsonSchema = {
@@ -100,31 +91,26 @@ export const stnSchema: JsonSchema = {
   },
 };
 
-export interface StnArchitecture extends ImageModel {
+export interface StnArchitecture extends ImageModel, ConvClassifier {
   readonly canvas: number;
   readonly channels: number;
   readonly outputSize: number;
   readonly locConv: ConvStack;
   readonly locDense: DenseStack;
-  readonly conv: ConvStack;
-  readonly dense: DenseStack;
-  readonly specs: readonly ParamSpec[];
 }
 
 export function stnArchitecture(o: StnOptions, channels: number, classes: number, component = `optimizee "${STN_TYPE}"`): StnArchitecture {
   const outputSize = o.outputSize ?? o.canvas;
   const locConv: ConvStack = { prefix: 'loc/conv', channels: Array(o.locLayers).fill(o.locChannels), kernelSize: o.locKernelSize, padding: o.padding, pooling: 'max', batchNorm: false, activation: 'relu' };
   const locDense: DenseStack = { prefix: 'loc/dense', hidden: [o.locHidden], outputs: 6, batchNorm: false, activation: 'tanh' };
-  const conv: ConvStack = { prefix: 'conv', channels: Array(o.layers).fill(o.channels), kernelSize: o.kernelSize, padding: o.padding, pooling: o.pooling, batchNorm: o.batchNorm, activation: o.activation };
-  const dense: DenseStack = { prefix: 'dense', hidden: o.dense, outputs: classes, batchNorm: o.batchNorm, activation: o.activation };
+  const classifier = convClassifier(o, { rows: outputSize, cols: outputSize, channels }, classes, component);
   const [lr, lc] = convStackOutput(locConv, o.canvas, o.canvas, `${component} (localisation net)`);
-  const [cr, cc] = convStackOutput(conv, outputSize, outputSize, component);
   // θ's layer starts at the identity transform: zero kernel, bias [1, 0, 0, 0, 1, 0].
   const loc = denseStackSpecs(locDense, lr * lc * o.locChannels).map((s): ParamSpec =>
     s.name === 'loc/denseout/kernel' ? { ...s, init: { kind: 'zeros' } } : s.name === 'loc/denseout/bias' ? { ...s, init: { kind: 'constant', values: IDENTITY_THETA } } : s,
   );
-  const specs = [...convStackSpecs(locConv, channels), ...loc, ...convStackSpecs(conv, channels), ...denseStackSpecs(dense, cr * cc * o.channels)];
-  const arch = { canvas: o.canvas, channels, outputSize, locConv, locDense, conv, dense, specs };
+  const specs = [...convStackSpecs(locConv, channels), ...loc, ...classifier.specs];
+  const arch = { canvas: o.canvas, channels, outputSize, locConv, locDense, conv: classifier.conv, dense: classifier.dense, specs };
   return { ...arch, logits: (params, images) => stnLogits(params, arch, images) };
 }
 
@@ -137,9 +123,7 @@ export function stnTheta(params: NamedTensors, arch: Pick<StnArchitecture, 'locC
 /** Logits of images `[n, canvas·canvas·channels]` (HWC, values in [0, 1]). */
 export function stnLogits(params: NamedTensors, arch: Omit<StnArchitecture, 'logits'>, images: tf.Tensor2D): tf.Tensor2D {
   const x = tf.reshape(images, [images.shape[0], arch.canvas, arch.canvas, arch.channels]) as tf.Tensor4D;
-  const warped = bilinearSample(x, stnTheta(params, arch, x), arch.outputSize, arch.outputSize);
-  const h = convStack(params, arch.conv, warped);
-  return denseStack(params, arch.dense, tf.reshape(h, [h.shape[0], -1]) as tf.Tensor2D);
+  return convClassifierLogits(params, arch, bilinearSample(x, stnTheta(params, arch, x), arch.outputSize, arch.outputSize));
 }
 
 export type StnTask = ImageModelTask<StnArchitecture>;
@@ -169,6 +153,24 @@ export const stn = defineComponent<StnOptions>()({
     'Classify affine-distorted MNIST (or Fashion-MNIST / IDX) digits, rotated ±45°, scaled 0.7–1.2 on a 42×42 canvas, with a spatial transformer (localisation net, grid generator, bilinear sampler; Jaderberg et al. 2015) in front of a small conv net',
   schema: stnSchema,
   create: (options, ctx) => stnFamily(options, ctx.baseDir),
+  estimate: (o) => {
+    const shape = KNOWN_IMAGE_SHAPES[o.dataset];
+    if (!shape) return {};
+    const arch = stnArchitecture(o, shape.channels, shape.classes);
+    const canvas = o.canvas * o.canvas * shape.channels;
+    const warped = arch.outputSize * arch.outputSize * shape.channels;
+    return {
+      coordinates: specsSize(arch.specs),
+      // The source pixels and the distorted canvases (allocated for every image, one byte each).
+      bytes: (shape.train + shape.test) * (shape.rows * shape.cols * shape.channels + canvas),
+      // A taped step: the canvases, the localisation net, the sampler (at least 40 tensors of a value per output
+      // point: coordinates, floors, four neighbours' masks, indices, values and weights), the classifier.
+      stepBytes:
+        4 *
+        o.batchSize *
+        (canvas + convStackActivations(arch.locConv, o.canvas, o.canvas) + denseStackActivations(arch.locDense) + 40 * warped + convStackActivations(arch.conv, arch.outputSize, arch.outputSize) + denseStackActivations(arch.dense)),
+    };
+  },
 });
 
 export function createStnFamily(options: Partial<StnOptions> = {}, baseDir: string = process.cwd()): StnFamily {

@@ -354,11 +354,13 @@ export class ChunkedMetaGradient {
           `and "${meta.type}" does not declare itself one (MetaOptimizer.coordinatewise); set training.workers to 0`,
       );
     }
-    // Chunks are flat runs of coordinates that know nothing of parameter groups; a per-group kernel does.
+    // Chunks are flat runs of coordinates that know nothing of parameter groups; a per-group kernel does. Splitting
+    // here would need the protocol to carry each chunk's runs per group and the worker's exchange task to cut its
+    // chunk into per-group pieces: left undone while the fused path (the default) already threads per group.
     if (meta.type === PER_GROUP_TYPE) {
       throw new UserError(
         `training.workers (${options.workers}) on the tfjs tape does not split per-group meta-optimizers: use their fused kernels ` +
-          '(training.kernel "auto" or "fused", whose threads work per group) or set training.workers to 0',
+          '(training.kernel "auto" or "fused", whose threads work per group, where every group has a meta-optimizer with one: not a baseline group) or set training.workers to 0',
       );
     }
   }
