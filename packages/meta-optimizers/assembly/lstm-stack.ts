@@ -526,6 +526,22 @@ function dWAccum(acc: usize, rec0: usize, recBytes: usize, U: i32, daRow: i32, n
   }
 }
 
+// One output row's backward for one tile: with e the adjoint of its pre-activation (two vectors), dh_top += e·w
+// (w: the row's H weights at wr, then its bias) and the row's accumulators at ar += e·[h_top; 1].
+// @ts-ignore: decorator
+@inline function outputRowBwd(wr: usize, ar: usize, top: usize, dhTop: usize, e0: v128, e1: v128): void {
+  for (let k: i32 = 0; k < H; k++) {
+    const w = v128.load32_splat(wr + (<usize>k << 2));
+    const dq = dhTop + <usize>k * RB;
+    v128.store(dq, mac(v128.load(dq), w, e0)); v128.store(dq, mac(v128.load(dq, 16), w, e1), 16);
+    const hp = top + <usize>k * RB;
+    const aq = ar + (<usize>k << 4);
+    v128.store(aq, mac(mac(v128.load(aq), e0, v128.load(hp)), e1, v128.load(hp, 16)));
+  }
+  const aq = ar + (<usize>H << 4);
+  v128.store(aq, f32x4.add(v128.load(aq), f32x4.add(e0, e1)));
+}
+
 /** Bytes of scratch one thread's `backward` needs for unrolls of U steps. */
 export function scratchBytes(U: i32): usize {
   return <usize>(2 * H * L + E + 1) * RB + <usize>(U + 1) * <usize>REC * RB;
@@ -588,18 +604,7 @@ export function backward(t0: i32, t1: i32, nt: i32, U: i32, init: usize, xs: usi
           const jo = <usize>j * RB;
           const e0 = f32x4.mul(f32x4.mul(q0, v128.load(op + jo)), f32x4.sub(v128.load(cur + jo), dir0));
           const e1 = f32x4.mul(f32x4.mul(q1, v128.load(op + jo, 16)), f32x4.sub(v128.load(cur + jo, 16), dir1));
-          const wj = wo + <usize>j * h1;
-          const aj = accO + (<usize>(j * (H + 1)) << 4);
-          for (let k: i32 = 0; k < H; k++) {
-            const w = v128.load32_splat(wj + (<usize>k << 2));
-            const dq = dhTop + <usize>k * RB;
-            v128.store(dq, mac(v128.load(dq), w, e0)); v128.store(dq, mac(v128.load(dq, 16), w, e1), 16);
-            const hp = top + <usize>k * RB;
-            const aq = aj + (<usize>k << 4);
-            v128.store(aq, mac(mac(v128.load(aq), e0, v128.load(hp)), e1, v128.load(hp, 16)));
-          }
-          const aq = aj + (<usize>H << 4);
-          v128.store(aq, f32x4.add(v128.load(aq), f32x4.add(e0, e1)));
+          outputRowBwd(wo + <usize>j * h1, accO + (<usize>(j * (H + 1)) << 4), top, dhTop, e0, e1);
         }
       } else {
         let s0 = f32x4.mul(r0, sc), s1 = f32x4.mul(r1, sc);
@@ -609,17 +614,7 @@ export function backward(t0: i32, t1: i32, nt: i32, U: i32, init: usize, xs: usi
           s0 = f32x4.mul(s0, f32x4.sub(one, f32x4.mul(o0, o0)));
           s1 = f32x4.mul(s1, f32x4.sub(one, f32x4.mul(o1, o1)));
         }
-        // Output layer: dh_top += s·Wo, accO += s·[h_top; 1].
-        for (let k: i32 = 0; k < H; k++) {
-          const w = v128.load32_splat(wo + (<usize>k << 2));
-          const dq = dhTop + <usize>k * RB;
-          v128.store(dq, mac(v128.load(dq), w, s0)); v128.store(dq, mac(v128.load(dq, 16), w, s1), 16);
-          const hp = top + <usize>k * RB;
-          const aq = accO + (<usize>k << 4);
-          v128.store(aq, mac(mac(v128.load(aq), s0, v128.load(hp)), s1, v128.load(hp, 16)));
-        }
-        const aq = accO + (<usize>H << 4);
-        v128.store(aq, f32x4.add(v128.load(aq), f32x4.add(s0, s1)));
+        outputRowBwd(wo, accO, top, dhTop, s0, s1);
       }
       for (let l: i32 = L - 1; l >= 0; l--) {
         const lb = cur + <usize>layerRow(l) * RB;
