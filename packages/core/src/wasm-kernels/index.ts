@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { conv2dBackpropFilterWasm } from './conv2d-backprop-filter';
+import { conv2dBackpropInputWasm } from './conv2d-backprop-input';
 import { maxPoolGradWasm } from './max-pool-grad';
 import { unsortedSegmentSumWasm } from './unsorted-segment-sum';
 
@@ -15,13 +16,16 @@ export const WASM_EXTRA_KERNELS: readonly tf.KernelConfig[] = [
   { kernelName: tf.UnsortedSegmentSum, backendName: 'wasm', kernelFunc: unsortedSegmentSumWasm as tf.KernelFunc },
 ];
 
-/** Kernels tfjs 4.22's wasm backend has but computes wrongly. */
-export const WASM_REPLACED_KERNELS: readonly tf.KernelConfig[] = [{ kernelName: tf.MaxPoolGrad, backendName: 'wasm', kernelFunc: maxPoolGradWasm as tf.KernelFunc }];
+/** Kernels tfjs 4.22's wasm backend has but computes wrongly (MaxPoolGrad) or slowly (Conv2DBackpropInput). */
+export const WASM_REPLACED_KERNELS: readonly tf.KernelConfig[] = [
+  { kernelName: tf.MaxPoolGrad, backendName: 'wasm', kernelFunc: maxPoolGradWasm as tf.KernelFunc },
+  { kernelName: tf.Conv2DBackpropInput, backendName: 'wasm', kernelFunc: conv2dBackpropInputWasm as tf.KernelFunc },
+];
 
 /**
  * Registers the missing kernels that are still missing and the replacements that are not yet in place;
  * returns the names it (re)registered. The wasm package registers its own kernels when it is first
- * imported, so this must run after that import (backend.ts does both) or tfjs's MaxPoolGrad would win.
+ * imported, so this must run after that import (backend.ts does both) or tfjs's own kernels would win.
  */
 export function registerWasmKernels(): string[] {
   const added: string[] = [];

@@ -26,7 +26,7 @@ afterAll(async () => {
 });
 
 describe('wasm extra kernels', () => {
-  it('are in place once useBackend loads wasm, replacing tfjs\'s MaxPoolGrad, and a second registration changes nothing', async () => {
+  it('are in place once useBackend loads wasm, replacing tfjs\'s MaxPoolGrad and Conv2DBackpropInput, and a second registration changes nothing', async () => {
     await useBackend('wasm');
     for (const k of [...WASM_EXTRA_KERNELS, ...WASM_REPLACED_KERNELS]) expect(tf.getKernel(k.kernelName, 'wasm')?.kernelFunc).toBe(k.kernelFunc);
     expect(registerWasmKernels()).toEqual([]);
@@ -66,6 +66,9 @@ describe('wasm extra kernels', () => {
     [[2, 7, 7, 3], [3, 3, 3, 2], 2, 'same'],
     [[1, 9, 8, 2], [4, 3, 2, 2], 2, 'valid'],
     [[2, 5, 5, 1], [3, 3, 1, 2], 3, 1],
+    // Padding wider than the filter: the input gradient cuts rows of dy instead of padding it.
+    [[1, 4, 5, 2], [3, 3, 2, 2], 1, 4],
+    [[2, 6, 6, 3], [2, 2, 3, 2], 2, 'same'],
   ];
 
   it.each(cases)('conv2d filter and input gradients on wasm match cpu: x %j, filter %j, stride %j, pad %j', async (xShape, fShape, stride, pad) => {
@@ -111,6 +114,29 @@ describe('wasm extra kernels', () => {
       expect(Math.abs((at(h) - at(-h)) / (2 * h) - g[i]!)).toBeLessThan(2e-2 * Math.max(1, Math.abs(g[i]!)));
     }
     x.dispose();
+  });
+
+  it('conv2d input gradient on wasm matches central finite differences of the loss, stride 1 and 2', async () => {
+    await useBackend('wasm');
+    for (const stride of [1, 2]) {
+      const xShape: [number, number, number, number] = [2, 5, 6, 2];
+      const fShape: [number, number, number, number] = [3, 3, 2, 3];
+      const xv = values(tf.util.sizeFromShape(xShape), 8 + stride);
+      const f = tf.tensor4d(values(tf.util.sizeFromShape(fShape), 9), fShape);
+      const lossAt = (x: tf.Tensor4D) => tf.tidy(() => tf.sum(tf.square(tf.conv2d(x, f, stride, 'same'))) as tf.Scalar);
+      const g = tf.tidy(() => tf.grad((x: tf.Tensor) => lossAt(x as tf.Tensor4D))(tf.tensor4d(xv, xShape)).dataSync().slice());
+      const h = 1e-2;
+      for (let i = 0; i < xv.length; i++) {
+        const at = (d: number) => {
+          const p = xv.slice();
+          p[i]! += d;
+          return tf.tidy(() => lossAt(tf.tensor4d(p, xShape)).dataSync()[0]!);
+        };
+        // Quadratic in x: the central difference is exact up to float32 rounding.
+        expect(Math.abs((at(h) - at(-h)) / (2 * h) - g[i]!)).toBeLessThan(2e-2 * Math.max(1, Math.abs(g[i]!)));
+      }
+      f.dispose();
+    }
   });
 
   it('gather gradients (UnsortedSegmentSum) on wasm match cpu and a hand sum, repeats and all', async () => {
