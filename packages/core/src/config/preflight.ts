@@ -54,13 +54,15 @@ function perGroupEntries(config: ComponentConfig): Array<{ kind: ComponentKind; 
 /**
  * A per-group meta-optimizer's sizes from its groups' (the component itself cannot see them): the weights add
  * up; the sizes per coordinate are the smallest group's, since which coordinates each group gets is known only
- * from a built task; a fused kernel only where every group has one. A baseline group has no weights and counts
- * as nothing per coordinate.
+ * from a built task; a fused kernel only where every learned group has one. A baseline group has no weights and
+ * counts as nothing per coordinate.
  */
 function perGroupEstimate(registry: ComponentRegistry, config: ComponentConfig): ComponentEstimate {
   const parts = perGroupEntries(config).map((g) => (g.kind === 'optimizer' ? {} : estimateOf(registry, g.kind, g.config)));
   const least = (key: 'stepBytes' | 'stateBytes') => Math.min(...parts.map((p) => p[key] ?? 0));
-  const fused = parts.every((p) => p.fusedStepBytes !== undefined) ? Math.min(...parts.map((p) => p.fusedStepBytes!)) : undefined;
+  // A baseline group runs in the kernel on tfjs (BaselineKernel): only the learned groups need kernels.
+  const learned = perGroupEntries(config).flatMap((g, i) => (g.kind === 'optimizer' ? [] : [parts[i]!]));
+  const fused = learned.every((p) => p.fusedStepBytes !== undefined) ? Math.min(...learned.map((p) => p.fusedStepBytes!)) : undefined;
   return {
     weights: parts.reduce((n, p) => n + (p.weights ?? 0), 0),
     stepBytes: least('stepBytes'),

@@ -1,11 +1,11 @@
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
 import type { FusedKernel, FusedParameter, FusedRun } from '../contracts/fused';
 import type { ComponentConfig, JsonObject } from '../contracts/json';
 import type { MetaOptimizer } from '../contracts/meta-optimizer';
 import type { Optimizer, OptimizerState, StepContext } from '../contracts/optimizer';
 import { DEFAULT_PARAMETER_GROUP, PARAMETER_GROUP_PATTERN, parameterGroupsOf, type TaskFamily } from '../contracts/task';
 import { UserError } from '../errors';
-import { disposeTree, type NamedTensors, type TensorTree } from '../tensor-tree';
+import { disposeTree, keepTree, type NamedTensors, type TensorTree } from '../tensor-tree';
 
 /*
  * One learned optimizer per parameter group (Andrychowicz et al. 2016, §3.3: on CIFAR-10 one LSTM for the conv
@@ -41,14 +41,20 @@ const pick = (tensors: NamedTensors, names: readonly string[]): NamedTensors => 
  */
 export class PerGroupOptimizer implements Optimizer {
   readonly name: string;
+  /** Where every learned group has a kernel: theirs, and the baseline groups' own tfjs updates (BaselineKernel). */
   readonly fused?: FusedKernel;
 
-  constructor(readonly optimizers: Readonly<Record<string, Optimizer>>) {
+  /** `baselineGroups`: the groups whose optimizer is a fixed baseline with no weights (BaselineGroup). */
+  constructor(
+    readonly optimizers: Readonly<Record<string, Optimizer>>,
+    baselineGroups: readonly string[] = [],
+  ) {
     const groups = Object.keys(optimizers);
     if (groups.length === 0) throw new Error('PerGroupOptimizer: no groups');
     this.name = `per-group(${groups.map((g) => `${g}: ${optimizers[g]!.name}`).join(', ')})`;
-    const kernels = groups.map((g) => optimizers[g]!.fused);
-    if (kernels.every((k) => k !== undefined)) this.fused = new PerGroupKernel(Object.fromEntries(groups.map((g, i) => [g, kernels[i]!])));
+    const kernels = groups.map((g) => optimizers[g]!.fused ?? (baselineGroups.includes(g) ? new BaselineKernel(optimizers[g]!) : undefined));
+    const learned = groups.filter((g) => !baselineGroups.includes(g));
+    if (learned.length > 0 && kernels.every((k) => k !== undefined)) this.fused = new PerGroupKernel(Object.fromEntries(groups.map((g, i) => [g, kernels[i]!])));
   }
 
   init(params: NamedTensors, groups?: Readonly<Record<string, string>>): OptimizerState {
@@ -165,6 +171,68 @@ class PerGroupKernel implements FusedKernel {
   }
 }
 
+/**
+ * A baseline group's part of a per-group kernel: the hand-designed optimizer's own tfjs update on the group's
+ * coordinates, one 1-D tensor per parameter (the elementwise rules of the built-in baselines do not see shapes),
+ * so that a per-group meta-optimizer with a baseline group (an LSTM for conv, Adam for fc) takes the fused path,
+ * threads included, like one without. It has no weights and, first order, its updates do not depend on φ: its
+ * meta-gradient is empty. It runs in the calling thread whatever `threads` says.
+ */
+export class BaselineKernel implements FusedKernel {
+  readonly description: string;
+
+  constructor(private readonly optimizer: Optimizer) {
+    this.description = `${optimizer.name} on tfjs`;
+  }
+
+  open(n: number, options: { threads?: number; parameters?: readonly FusedParameter[] } = {}): FusedRun {
+    const { optimizer } = this;
+    const parameters = options.parameters ?? [{ name: '(all)', size: n, group: DEFAULT_PARAMETER_GROUP }];
+    const offsets: number[] = [];
+    let total = 0;
+    for (const p of parameters) {
+      offsets.push(total);
+      total += p.size;
+    }
+    if (total !== n) throw new Error(`baseline kernel (${optimizer.name}): the parameters cover ${total} coordinates, not ${n}`);
+    const groups = Object.fromEntries(parameters.map((p) => [p.name, p.group]));
+    // Copies: the cpu backend keeps the array it is given, and the caller's arrays change at every step.
+    const tensors = (flat: Float32Array): NamedTensors =>
+      Object.fromEntries(parameters.map((p, i) => [p.name, tf.tensor1d(flat.slice(offsets[i]!, offsets[i]! + p.size), 'float32')]));
+    let slots: TensorTree | null = null;
+    let step = 0;
+    return {
+      coordinates: n,
+      reloadWeights: () => {},
+      beginUnroll: () => {},
+      step(grads, params) {
+        // The parameters are the caller's (the engine's θ); the optimizer's slots are kept here between steps.
+        let next: OptimizerState | undefined;
+        tf.tidy(() => {
+          const theta = tensors(params);
+          const state = slots === null ? optimizer.init(theta, groups) : { params: theta, slots, step };
+          next = keepTree(optimizer.update(state, tensors(grads), { step, training: false }));
+        });
+        const updated = next as OptimizerState | undefined;
+        if (!updated) throw new Error(`baseline kernel (${optimizer.name}): no update`);
+        try {
+          parameters.forEach((p, i) => params.set(updated.params[p.name]!.dataSync() as Float32Array, offsets[i]));
+        } finally {
+          disposeTree(updated.params, updated.slots);
+          if (slots !== null) disposeTree(slots, updated.slots);
+        }
+        slots = updated.slots;
+        step++;
+      },
+      backward: () => ({}),
+      dispose() {
+        if (slots !== null) disposeTree(slots);
+        slots = null;
+      },
+    };
+  }
+}
+
 /** How a group's entry in a per-group config names a baseline (an `optimizer` component) instead of a meta-optimizer. */
 export const BASELINE_GROUP_KIND = 'optimizer';
 
@@ -275,7 +343,10 @@ export class PerGroupMetaOptimizer implements MetaOptimizer {
     }
     const own = (g: string, m: MetaOptimizer) =>
       weights ? m.optimizer(Object.fromEntries(Object.keys(m.variables).map((name) => [name, weights[`${g}/${name}`]!]))) : m.optimizer();
-    return new PerGroupOptimizer(Object.fromEntries(Object.entries(this.metas).map(([g, m]) => [g, own(g, m)])));
+    return new PerGroupOptimizer(
+      Object.fromEntries(Object.entries(this.metas).map(([g, m]) => [g, own(g, m)])),
+      this.groups.filter((g) => this.metas[g] instanceof BaselineGroup),
+    );
   }
 
   dispose(): void {

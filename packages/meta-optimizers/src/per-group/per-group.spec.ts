@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  choosePath,
   ComponentRegistry,
   defineComponent,
   deriveSeed,
@@ -297,7 +298,8 @@ describe('a baseline for a group (DeepMind\'s simple-multi: an LSTM for conv, Ad
     const w = lstm.getWeights();
     mixed.setWeights(Object.fromEntries(Object.entries(w).map(([k, t]) => [`conv/${k}`, t])));
     disposeTree(w);
-    expect(mixed.optimizer().fused).toBeUndefined(); // Adam has no fused kernel, so the group runs on tfjs
+    // Adam's group runs its own tfjs update inside the per-group kernel.
+    expect(mixed.optimizer().fused?.description).toMatch(/^per group \(conv, fc\): wasm lstm-stack.*; adam\(lr=0\.05\) on tfjs$/);
     const task = family.build(family.sample(5, 'test'));
     const before = tf.memory().numTensors;
     // The parameters after `steps` steps of an optimizer, from the same start.
@@ -322,9 +324,45 @@ describe('a baseline for a group (DeepMind\'s simple-multi: an LSTM for conv, Ad
     expectAllClose(ours.bias, after(adam, 6).bias, 1e-6);
     expectAllClose(ours.kernel, after(lstm.optimizer(), 6).kernel, 1e-6);
     expect(ours.bias).not.toEqual(after(lstm.optimizer(), 6).bias);
+    // The kernel path (Adam on tfjs inside it) runs the same losses as the tfjs path.
+    const losses = (kernel: 'auto' | 'tfjs') => Array.from(runOptimizer(task, mixed.optimizer(), { steps: 8, initSeed: 1, batchSeed: 0, kernel }).losses);
+    const reference = losses('tfjs');
+    expect(reference[8]!).toBeLessThan(reference[0]!);
+    expectAllClose(losses('auto'), reference, 1e-5 * reference[0]!);
     expect(tf.memory().numTensors).toBe(before);
     task.dispose();
     for (const m of [lstm, mixed]) m.dispose();
+  });
+
+  it('first-order meta-gradients on the kernel path equal the tape\'s, in one thread and two; Adam\'s group adds none', () => {
+    const reg = registry();
+    const mixed = reg.create('meta-optimizer', MIXED, { seed: 6, baseDir: '.' });
+    // Meta-training takes the kernel path for it, threads included.
+    expect(choosePath(mixed, { kernel: 'auto', secondDerivatives: false, workers: 2 }).description).toMatch(/^meta-gradients: fused kernel, per group \(conv, fc\).*, 2 threads$/);
+    const task = family.build(family.sample(2, 'train'));
+    const before = tf.memory().numTensors;
+    const carry = startRun(task, mixed.optimizer(), task.initParams(7), 0);
+    const r = metaGradient(task, mixed.optimizer(), carry, mixed.variables, { length: 6, lossWeights: 'uniform', secondDerivatives: false, batchSeed: 0, training: true });
+    const tape = Object.fromEntries(Object.entries(r.grads).map(([k, g]) => [k, flat(g)]));
+    const tapeLoss = r.metaLoss.dataSync()[0]!;
+    disposeTree([r.metaLoss, r.losses, Object.values(r.grads)]);
+    disposeCarry(r.next);
+    disposeCarry(carry);
+    for (const threads of [1, 2]) {
+      const episode = new FusedEpisode(task, mixed.optimizer().fused!, task.initParams(7), 0, threads);
+      const fused = episode.unroll(6, 'uniform');
+      episode.dispose();
+      expect(fused.metaLoss).toBeCloseTo(tapeLoss, 4);
+      expect(Object.keys(fused.grads).sort()).toEqual(Object.keys(tape).sort());
+      for (const [name, g] of Object.entries(tape)) {
+        const scale = Math.max(...g.map(Math.abs));
+        expect(scale).toBeGreaterThan(1e-6);
+        expectAllClose(Array.from(fused.grads[name]!), g, 1e-3 * scale);
+      }
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    task.dispose();
+    mixed.dispose();
   });
 
   it('meta-trains the LSTM only, and the checkpoint rebuilds the baseline group with its options', async () => {
@@ -352,6 +390,15 @@ describe('a baseline for a group (DeepMind\'s simple-multi: an LSTM for conv, Ad
     const results = evaluateExperiment(e, reg, { checkpoint: out, baseDir: dir });
     expect(results.optimizers[0]!.name).toBe('per-group(conv: lstm, fc: adam(lr=0.05))');
     expect(results.optimizers[0]!.final.mean).toBeLessThan(results.optimizers[0]!.curve.mean[0]!);
+    // It trained on the kernel path; the tape and the kernel's threads (training.workers) train it to the same weights.
+    const d = readSnapshot(out, 'latest');
+    for (const [name, training] of [['mixed-tape', { kernel: 'tfjs' }], ['mixed-threads', { workers: 2 }]] as const) {
+      await trainExperiment(experiment(training, MIXED), reg, { outDir: path.join(dir, name), baseDir: dir });
+      const c = readSnapshot(path.join(dir, name), 'latest');
+      for (const k of Object.keys(d.weights)) expectAllClose(flat(c.weights[k]!), flat(d.weights[k]!), 1e-3);
+      disposeSnapshot(c);
+    }
+    disposeSnapshot(d);
     expect(tf.memory().numTensors).toBe(before);
   });
 
@@ -370,7 +417,7 @@ describe('a baseline for a group (DeepMind\'s simple-multi: an LSTM for conv, Ad
     const [w1, w2] = [weightsOf(single.metaOptimizer), weightsOf(pair.metaOptimizer)];
     expect(w2).toBe(2 * w1);
     expect(estimateRunMemory(pair, reg, measured).train! - estimateRunMemory(single, reg, measured).train!).toBe(4 * 4 * (w2 - w1));
-    // The LSTM + Adam pair has the LSTM's weights, no fused kernel (Adam has none), and no tape per coordinate counted for Adam's group.
+    // The LSTM + Adam pair has the LSTM's weights, the LSTM's fused kernel (Adam runs inside it on tfjs), and no tape per coordinate counted for Adam's group.
     expect(weightsOf(mixed.metaOptimizer)).toBe(w1);
     const tape = resolveExperiment(parseExperiment({ ...JSON.parse(JSON.stringify(single)), training: { ...single.training, kernel: 'tfjs' } }, 'x.json'), reg, 'x.json');
     expect(estimateRunMemory(mixed, reg, measured).train!).toBeLessThan(estimateRunMemory(tape, reg, measured).train!);

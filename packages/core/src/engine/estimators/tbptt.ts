@@ -8,6 +8,7 @@ import { UserError } from '../../errors';
 import { countCoordinates, disposeTree, type NamedTensors } from '../../tensor-tree';
 import { FusedEpisode } from '../fused';
 import { metaGradient } from '../meta-gradient';
+import { BaselineGroup, PerGroupMetaOptimizer } from '../per-group';
 import { ChunkedMetaGradient, type MetaOptimizerSource } from '../parallel/chunked-meta-gradient';
 import { chunkBounds } from '../parallel/protocol';
 import { backendMemoryLimit, checkUnrollMemory, chunkMemoryEstimate, estimateUnrollMemory } from '../tape-memory';
@@ -23,6 +24,15 @@ export interface TbpttExtras {
 }
 
 /**
+ * Whether a kernel's threads may split the meta-optimizer's coordinates: it is coordinatewise, or per-group with
+ * every learned group coordinatewise (a baseline group runs whole, on tfjs: BaselineKernel).
+ */
+function kernelSplits(meta: MetaOptimizer): boolean {
+  if (meta instanceof PerGroupMetaOptimizer) return meta.groups.every((g) => meta.metas[g] instanceof BaselineGroup || meta.metas[g]!.coordinatewise === true);
+  return meta.coordinatewise === true;
+}
+
+/**
  * Which path computes meta-gradients for `options.kernel`: the meta-optimizer's fused kernel, or the tfjs tape;
  * throws a UserError when "fused" is asked for and cannot run.
  */
@@ -34,7 +44,7 @@ export function choosePath(meta: MetaOptimizer, options: Pick<EstimatorTraining,
     ? 'second derivatives are on'
     : !kernel
       ? `meta-optimizer "${meta.type}" has no fused kernel`
-      : meta.coordinatewise !== true
+      : !kernelSplits(meta)
         ? `meta-optimizer "${meta.type}" is not coordinatewise`
         : undefined;
   const threads = Math.max(1, options.workers ?? 0);
