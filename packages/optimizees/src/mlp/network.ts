@@ -94,7 +94,26 @@ export const matMulExplicitGrad = tf.customGrad((...args: Array<tf.Tensor | tf.G
   };
 }) as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
 
-/** Logits `[batch, outputs]` of `images` `[batch, inputs]`; hidden layers use `activation`, the last is linear. */
+/**
+ * `x · w` for a matrix of data `x` (a minibatch of images): the gradient flows to `w` only (dW = xᵀ · dy, as in
+ * `matMulExplicitGrad`), so the input gradient dy · wᵀ, which nothing uses, is never computed (with its transpose
+ * of `w`: a third of the 784-20-10 net's products in its loss and gradient). `x` is captured, not an input of the
+ * gradient: differentiating with respect to it is an error. Second derivatives with respect to `w` flow.
+ */
+export function matMulOfData(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
+  const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [b, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    // Saved (kept until the gradient ran), as the minibatch may be freed with the forward pass's intermediates.
+    save([x]);
+    return { value: tf.matMul(x, b), gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => [tf.matMul(tf.transpose(saved[0]!), dy)] };
+  }) as (b: tf.Tensor2D) => tf.Tensor2D;
+  return op(w);
+}
+
+/**
+ * Logits `[batch, outputs]` of `images` `[batch, inputs]`; hidden layers use `activation`, the last is linear. The
+ * images are data: gradients flow to the parameters only (`matMulOfData`).
+ */
 export function mlpLogits(params: NamedTensors, images: tf.Tensor, layerCount: number, activation: MlpActivation): tf.Tensor2D {
   let x = images as tf.Tensor2D;
   for (let i = 0; i < layerCount; i++) {
@@ -103,7 +122,7 @@ export function mlpLogits(params: NamedTensors, images: tf.Tensor, layerCount: n
     if (!kernel || !bias) {
       throw new Error(`MLP parameters lack ${kernel ? biasName(i) : kernelName(i)} (have: ${Object.keys(params).join(', ')})`);
     }
-    const z = tf.add(matMulExplicitGrad(x, kernel as tf.Tensor2D), bias) as tf.Tensor2D;
+    const z = tf.add(i === 0 ? matMulOfData(x, kernel as tf.Tensor2D) : matMulExplicitGrad(x, kernel as tf.Tensor2D), bias) as tf.Tensor2D;
     x = i < layerCount - 1 ? activate(z, activation) : z;
   }
   return x;
