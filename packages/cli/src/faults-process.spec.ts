@@ -173,3 +173,36 @@ describe('a disk that fills up mid-run', () => {
     expect(fs.readdirSync(path.join(dir, 'run')).filter((e) => e.includes('.tmp-'))).toEqual([]);
   }, 120_000);
 });
+
+describe('Ctrl-C and SIGTERM during an evaluation', () => {
+  // 40 rates × 20 tasks × 200 steps of SGD on the toy quadratic: a minute or more of runs of tens of milliseconds.
+  const rates = Array.from({ length: 40 }, (_, i) => 1e-4 * 1.2 ** i);
+  const slow = toyExperiment({ evaluation: { steps: 200, tasks: 2, baselines: [{ type: 'sgd' }], tuning: { learningRates: rates, tasks: 20 } } });
+
+  it.each(['SIGTERM', 'SIGINT'] as const)('l2l eval stops within a run on %s in the middle of baseline tuning, writes no results and frees its --out', async (signal) => {
+    const dir = path.join(root, `signal-${signal}`);
+    fs.mkdirSync(dir);
+    writeJson(path.join(dir, 'exp.json'), slow);
+    const child = spawn(process.execPath, [BIN, 'eval', 'exp.json', '--out', 'ev'], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, sig) => resolve({ code, signal: sig })));
+    let stderr = '';
+    await new Promise<void>((resolve) =>
+      child.stderr!.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        if (stderr.includes('tuning sgd')) resolve();
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 500)); // well inside the grid
+    const sent = Date.now();
+    child.kill(signal);
+    const end = await exited;
+    // One run is tens of milliseconds; before the evaluation yielded between runs, the signal waited for all of them.
+    expect(Date.now() - sent).toBeLessThan(3000);
+    expect(end.signal ?? end.code).not.toBe(0);
+    expect(fs.existsSync(path.join(dir, 'ev', 'results.json'))).toBe(false);
+    // The lock on --out went with the process: a short evaluation into it runs at once.
+    writeJson(path.join(dir, 'short.json'), toyExperiment());
+    const again = await runCli(['eval', 'short.json', '--out', 'ev'], dir, 60_000);
+    expect({ code: again.code, stderr: again.stderr.replace(/^(sgd|tuning sgd)\.\.\.\n/gm, '') }).toEqual({ code: 0, stderr: '' });
+  }, 90_000);
+});

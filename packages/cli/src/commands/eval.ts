@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { comparisonSentences, comparisonTable, describeBackend, evaluateExperiment, preflightExperiment, preflightNote, resultsLegend, resultsTable, useBackend, writeEvaluation, type BackendChoice } from '@l2l/core';
+import { comparisonSentences, comparisonTable, describeBackend, evaluateExperimentAsync, preflightExperiment, preflightNote, resultsLegend, resultsTable, useBackend, writeEvaluation, type BackendChoice } from '@l2l/core';
 import type { CliContext } from '../context';
 import { resolveCheckpoint } from '@l2l/pretrained';
 import { backendOption, positiveInt } from '../options';
@@ -63,7 +63,8 @@ export function registerEval(program: Command, ctx: CliContext): void {
         ctx.out(describeBackend(backend));
         const checkpoints = (opts.optimizer ?? []).map((p) => resolveCheckpoint(p, ctx.cwd));
         let last = '';
-        const results = evaluateExperiment(ws.experiment, ws.registry, {
+        // Async: the event loop gets a turn after every run, so Ctrl-C and SIGTERM stop it within one run.
+        const results = await evaluateExperimentAsync(ws.experiment, ws.registry, {
           checkpoints,
           baseDir: ws.baseDir,
           where: file,

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
-  evaluateExperiment,
+  evaluateExperimentAsync,
   resolveSnapshotDir,
   trainExperiment,
   UserError,
@@ -148,7 +148,7 @@ async function baselineRun(
   }
   const t0 = options.now();
   const loadBefore = os.loadavg()[0]!;
-  const results = evaluateExperiment(ws.experiment, ws.registry, { baseDir: ws.baseDir, steps, tasks, onProgress: progress(options.log) });
+  const results = await evaluateExperimentAsync(ws.experiment, ws.registry, { baseDir: ws.baseDir, steps, tasks, onProgress: progress(options.log) });
   results.backend = options.backend.name;
   const seconds = (options.now() - t0) / 1000;
   const run: BaselineRun = {
@@ -227,13 +227,14 @@ async function learnedRun(
   const loadBefore = os.loadavg()[0]!;
   const learnedOnly = { ...ws.experiment, evaluation: { ...ws.experiment.evaluation, baselines: [] } };
   const show = progress(options.log);
-  const [result] = evaluateExperiment(learnedOnly, ws.registry, {
+  const evaluated = await evaluateExperimentAsync(learnedOnly, ws.registry, {
     checkpoint: snapshotDir,
     baseDir: ws.baseDir,
     steps,
     tasks,
     onProgress: (_what, done) => show(name, done),
-  }).optimizers;
+  });
+  const [result] = evaluated.optimizers;
   const run: LearnedRun = {
     key,
     name,

@@ -2,6 +2,7 @@ import type { Optimizer } from '../contracts/optimizer';
 import type { TaskFamily } from '../contracts/task';
 import { deriveSeed } from '../random';
 import { runOptimizer } from './run';
+import { runSteps, type Steps } from './steps';
 
 export interface Stats {
   mean: number;
@@ -84,6 +85,11 @@ const statsOf = (xs: PerTask): Stats => meanStd(xs.filter((x): x is number => x 
  * (minibatch, mean of the last 10 % of steps, full loss) and metrics, and summarises them.
  */
 export function evaluateOptimizer(family: TaskFamily, optimizer: Optimizer, kind: string, options: EvaluateOptions): OptimizerResult {
+  return runSteps(evaluateOptimizerSteps(family, optimizer, kind, options));
+}
+
+/** `evaluateOptimizer`, yielding after each task (engine/steps.ts). */
+export function* evaluateOptimizerSteps(family: TaskFamily, optimizer: Optimizer, kind: string, options: EvaluateOptions): Steps<OptimizerResult> {
   const started = Date.now();
   const curves: Float32Array[] = [];
   const perTask: OptimizerResult['perTask'] = { final: [], finalMean: [] };
@@ -114,6 +120,7 @@ export function evaluateOptimizer(family: TaskFamily, optimizer: Optimizer, kind
       task.dispose();
     }
     options.onTask?.(i + 1, options.tasks);
+    yield;
   }
   const mean: number[] = [];
   const std: number[] = [];

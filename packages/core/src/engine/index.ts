@@ -11,6 +11,7 @@ export * from './estimators';
 export * from './meta-trainer';
 export * from './evaluate';
 export * from './tune';
+export * from './steps';
 export * from './weights-io';
 export * from './checkpoint';
 export * from './tricks';

@@ -3,6 +3,7 @@ import type { TaskFamily } from '../contracts/task';
 import { UserError } from '../errors';
 import { deriveSeed } from '../random';
 import { runOptimizer } from './run';
+import { runSteps, type Steps } from './steps';
 
 export interface TuningOptions {
   learningRates: number[];
@@ -24,8 +25,14 @@ export interface TuningResult {
  * on the same `tasks` training tasks, seeds and step count; the lowest mean final loss wins.
  */
 export function tuneLearningRate(family: TaskFamily, make: (learningRate: number) => Optimizer, options: TuningOptions): TuningResult {
+  return runSteps(tuneLearningRateSteps(family, make, options));
+}
+
+/** `tuneLearningRate`, yielding after each run (engine/steps.ts). */
+export function* tuneLearningRateSteps(family: TaskFamily, make: (learningRate: number) => Optimizer, options: TuningOptions): Steps<TuningResult> {
   if (options.learningRates.length === 0) throw new UserError('tuning: learningRates is empty');
-  const grid = options.learningRates.map((learningRate) => {
+  const grid: TuningResult['grid'] = [];
+  for (const learningRate of options.learningRates) {
     const optimizer = make(learningRate);
     let sum = 0;
     for (let i = 0; i < options.tasks && Number.isFinite(sum); i++) {
@@ -41,9 +48,10 @@ export function tuneLearningRate(family: TaskFamily, make: (learningRate: number
       } finally {
         task.dispose();
       }
+      yield;
     }
-    return { learningRate, meanFinalLoss: sum / options.tasks };
-  });
+    grid.push({ learningRate, meanFinalLoss: sum / options.tasks });
+  }
   const best = grid.reduce((a, b) => (b.meanFinalLoss < a.meanFinalLoss ? b : a));
   const sorted = grid.map((g) => g.learningRate).sort((a, b) => a - b);
   const atEdge = sorted.length < 2 ? null : best.learningRate === sorted[0] ? 'low' : best.learningRate === sorted[sorted.length - 1] ? 'high' : null;

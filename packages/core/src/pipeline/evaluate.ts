@@ -6,8 +6,9 @@ import type { MetaOptimizer } from '../contracts/meta-optimizer';
 import { checkParameterGroups } from '../engine/per-group';
 import type { TaskFamily } from '../contracts/task';
 import { disposeSnapshot, loadSnapshotWeights, readSnapshot, toCsv, writeFileAtomic } from '../engine/checkpoint';
-import { evaluateOptimizer, lastSteps, type OptimizerResult, type Stats } from '../engine/evaluate';
-import { tuneLearningRate, type TuningResult } from '../engine/tune';
+import { evaluateOptimizerSteps, lastSteps, type OptimizerResult, type Stats } from '../engine/evaluate';
+import { runSteps, runStepsAsync, type Steps } from '../engine/steps';
+import { tuneLearningRateSteps, type TuningResult } from '../engine/tune';
 import { deriveSeed } from '../random';
 import type { ComponentRegistry } from '../registry/registry';
 import { preflightBuilt } from './measure';
@@ -55,11 +56,18 @@ export interface EvaluateRunOptions {
   where?: string;
 }
 
-function evaluateBaselines(experiment: ExperimentConfig, registry: ComponentRegistry, family: TaskFamily, steps: number, tasks: number, options: EvaluateRunOptions) {
+function* evaluateBaselines(
+  experiment: ExperimentConfig,
+  registry: ComponentRegistry,
+  family: TaskFamily,
+  steps: number,
+  tasks: number,
+  options: EvaluateRunOptions,
+): Steps<{ results: OptimizerResult[]; tuning: EvaluationResults['tuning'] }> {
   const { evaluation } = experiment;
   const results: OptimizerResult[] = [];
   const tuning: EvaluationResults['tuning'] = [];
-  evaluation.baselines.forEach((baseline, i) => {
+  for (const [i, baseline] of evaluation.baselines.entries()) {
     const label = `evaluation.baselines[${i}]`;
     const base = registry.resolveOptions('optimizer', baseline, '', label);
     const make = (learningRate: number) =>
@@ -67,7 +75,7 @@ function evaluateBaselines(experiment: ExperimentConfig, registry: ComponentRegi
     let learningRate = base.learningRate as number;
     if (evaluation.tuning.learningRates.length > 0) {
       options.onProgress?.(`tuning ${baseline.type}`, 0, 1);
-      const result = tuneLearningRate(family, make, {
+      const result = yield* tuneLearningRateSteps(family, make, {
         learningRates: evaluation.tuning.learningRates,
         tasks: evaluation.tuning.tasks,
         steps: evaluation.tuning.steps ?? steps,
@@ -76,7 +84,7 @@ function evaluateBaselines(experiment: ExperimentConfig, registry: ComponentRegi
       tuning.push({ baseline, result });
       learningRate = result.best;
     }
-    const r = evaluateOptimizer(family, make(learningRate), baseline.type, {
+    const r = yield* evaluateOptimizerSteps(family, make(learningRate), baseline.type, {
       steps,
       tasks,
       seed: deriveSeed(experiment.seed, 'evaluation'),
@@ -84,7 +92,7 @@ function evaluateBaselines(experiment: ExperimentConfig, registry: ComponentRegi
       onTask: (done, total) => options.onProgress?.(baseline.type, done, total),
     });
     results.push({ ...r, learningRate });
-  });
+  }
   return { results, tuning };
 }
 
@@ -93,6 +101,18 @@ function evaluateBaselines(experiment: ExperimentConfig, registry: ComponentRegi
  * grid on training tasks) on the same held-out tasks, seeds and step count.
  */
 export function evaluateExperiment(experiment: ExperimentConfig, registry: ComponentRegistry, options: EvaluateRunOptions): EvaluationResults {
+  return runSteps(evaluateExperimentSteps(experiment, registry, options));
+}
+
+/**
+ * `evaluateExperiment` giving the event loop a turn after every run (engine/steps.ts), so that a signal stops it
+ * within one run: what the CLI uses.
+ */
+export function evaluateExperimentAsync(experiment: ExperimentConfig, registry: ComponentRegistry, options: EvaluateRunOptions): Promise<EvaluationResults> {
+  return runStepsAsync(evaluateExperimentSteps(experiment, registry, options));
+}
+
+function* evaluateExperimentSteps(experiment: ExperimentConfig, registry: ComponentRegistry, options: EvaluateRunOptions): Steps<EvaluationResults> {
   const steps = options.steps ?? experiment.evaluation.steps;
   const tasks = options.tasks ?? experiment.evaluation.tasks;
   const family = registry.create('optimizee', experiment.optimizee, { seed: deriveSeed(experiment.seed, 'optimizee'), baseDir: options.baseDir });
@@ -113,7 +133,7 @@ export function evaluateExperiment(experiment: ExperimentConfig, registry: Compo
         checkParameterGroups(meta, family, `${path.join(snapshot.dir ?? checkpoint, 'meta-optimizer.json')}: metaOptimizer`);
         loadSnapshotWeights(meta, snapshot);
         optimizers.push(
-          evaluateOptimizer(family, meta.optimizer(), 'learned', {
+          yield* evaluateOptimizerSteps(family, meta.optimizer(), 'learned', {
             steps,
             tasks,
             seed: deriveSeed(experiment.seed, 'evaluation'),
@@ -127,7 +147,7 @@ export function evaluateExperiment(experiment: ExperimentConfig, registry: Compo
         meta.dispose();
       }
     }
-    const { results, tuning } = evaluateBaselines(experiment, registry, family, steps, tasks, options);
+    const { results, tuning } = yield* evaluateBaselines(experiment, registry, family, steps, tasks, options);
     optimizers.push(...results);
     return withComparisons({ experiment: experiment.name, optimizee: experiment.optimizee, steps, tasks, seed: experiment.seed, optimizers, tuning });
   } finally {
