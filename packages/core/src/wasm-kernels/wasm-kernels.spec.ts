@@ -94,48 +94,33 @@ describe('wasm extra kernels', () => {
     expect(maxAbsDiff(wasm[1]!, cpu[1]!)).toBeLessThan(1e-4);
   });
 
-  it('conv2d filter gradient on wasm matches central finite differences of the loss', async () => {
+  // The loss Σ conv2d(x, f)² is quadratic in each argument, so central differences are exact up to float32 rounding.
+  it.each([
+    ['filter', 2],
+    ['filter', 1],
+    ['input', 1],
+    ['input', 2],
+  ] as const)('conv2d %s gradient on wasm matches central finite differences of the loss, stride %d', async (of, stride) => {
     await useBackend('wasm');
     const xShape: [number, number, number, number] = [2, 5, 6, 2];
-    const fShape: [number, number, number, number] = [3, 3, 2, 2];
-    const xv = values(tf.util.sizeFromShape(xShape), 3);
-    const fv = values(tf.util.sizeFromShape(fShape), 4);
-    const x = tf.tensor4d(xv, xShape);
-    const lossAt = (f: tf.Tensor4D) => tf.tidy(() => tf.sum(tf.square(tf.conv2d(x, f, 2, 'same'))) as tf.Scalar);
-    const g = tf.tidy(() => tf.grad((f: tf.Tensor) => lossAt(f as tf.Tensor4D))(tf.tensor4d(fv, fShape)).dataSync().slice());
+    const fShape: [number, number, number, number] = [3, 3, 2, 3];
+    const xv = values(tf.util.sizeFromShape(xShape), 3 + stride);
+    const fv = values(tf.util.sizeFromShape(fShape), 4 + stride);
+    const lossAt = (x: Float32Array, f: Float32Array) => tf.tidy(() => tf.sum(tf.square(tf.conv2d(tf.tensor4d(x, xShape), tf.tensor4d(f, fShape), stride, 'same'))) as tf.Scalar);
+    const g = tf.tidy(() => {
+      const [x, f] = [tf.tensor4d(xv, xShape), tf.tensor4d(fv, fShape)];
+      const loss = (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, stride, 'same'))) as tf.Scalar;
+      return tf.grads(loss)([x, f])[of === 'input' ? 0 : 1]!.dataSync().slice();
+    });
+    const at = of === 'input' ? xv : fv;
     const h = 1e-2;
-    for (let i = 0; i < fv.length; i++) {
-      const at = (d: number) => {
-        const p = fv.slice();
+    for (let i = 0; i < at.length; i++) {
+      const shifted = (d: number) => {
+        const p = at.slice();
         p[i]! += d;
-        return tf.tidy(() => lossAt(tf.tensor4d(p, fShape)).dataSync()[0]!);
+        return tf.tidy(() => (of === 'input' ? lossAt(p, fv) : lossAt(xv, p)).dataSync()[0]!);
       };
-      // The loss is quadratic in f, so the central difference is exact up to float32 rounding.
-      expect(Math.abs((at(h) - at(-h)) / (2 * h) - g[i]!)).toBeLessThan(2e-2 * Math.max(1, Math.abs(g[i]!)));
-    }
-    x.dispose();
-  });
-
-  it('conv2d input gradient on wasm matches central finite differences of the loss, stride 1 and 2', async () => {
-    await useBackend('wasm');
-    for (const stride of [1, 2]) {
-      const xShape: [number, number, number, number] = [2, 5, 6, 2];
-      const fShape: [number, number, number, number] = [3, 3, 2, 3];
-      const xv = values(tf.util.sizeFromShape(xShape), 8 + stride);
-      const f = tf.tensor4d(values(tf.util.sizeFromShape(fShape), 9), fShape);
-      const lossAt = (x: tf.Tensor4D) => tf.tidy(() => tf.sum(tf.square(tf.conv2d(x, f, stride, 'same'))) as tf.Scalar);
-      const g = tf.tidy(() => tf.grad((x: tf.Tensor) => lossAt(x as tf.Tensor4D))(tf.tensor4d(xv, xShape)).dataSync().slice());
-      const h = 1e-2;
-      for (let i = 0; i < xv.length; i++) {
-        const at = (d: number) => {
-          const p = xv.slice();
-          p[i]! += d;
-          return tf.tidy(() => lossAt(tf.tensor4d(p, xShape)).dataSync()[0]!);
-        };
-        // Quadratic in x: the central difference is exact up to float32 rounding.
-        expect(Math.abs((at(h) - at(-h)) / (2 * h) - g[i]!)).toBeLessThan(2e-2 * Math.max(1, Math.abs(g[i]!)));
-      }
-      f.dispose();
+      expect(Math.abs((shifted(h) - shifted(-h)) / (2 * h) - g[i]!)).toBeLessThan(2e-2 * Math.max(1, Math.abs(g[i]!)));
     }
   });
 
