@@ -152,7 +152,7 @@ describe('l2l list', () => {
       lstm: 'wasm lstm-stack (SIMD, FMA where available)',
       rnnprop: 'wasm lstm-stack (SIMD, FMA where available)',
       'normalized-history': 'wasm normalized-history (SIMD, FMA where available)',
-      'per-group': "each group's own, where every group's meta-optimizer has one",
+      'per-group': "each group's own, where every learned group's meta-optimizer has one (a baseline group runs its tfjs update inside it)",
       'multiscale-adam': 'linear combiner: js; mlp combiner: wasm multiscale-mlp; rnn combiner: wasm lstm-stack (SIMD, FMA where available)',
     });
     const table = (await run(['list'], { modules: undefined })).stdout;

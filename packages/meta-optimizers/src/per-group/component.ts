@@ -42,7 +42,7 @@ export const PER_GROUP_OPTIONS_SCHEMA: JsonSchema = {
 export const perGroupComponent = defineComponent<PerGroupOptions>()({
   kind: 'meta-optimizer',
   type: PER_GROUP_TYPE,
-  fusedKernel: "each group's own, where every group's meta-optimizer has one",
+  fusedKernel: "each group's own, where every learned group's meta-optimizer has one (a baseline group runs its tfjs update inside it)",
   description: 'One meta-optimizer per parameter group of the optimizee (conv / fc), sharing no weights (the paper\'s CIFAR-10 setup), or a baseline for a group (DeepMind\'s simple-multi)',
   schema: PER_GROUP_OPTIONS_SCHEMA,
   create: (options, ctx) => {
