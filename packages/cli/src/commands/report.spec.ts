@@ -168,6 +168,35 @@ describe('l2l report', () => {
     expect(kept.results.optimizers.map((o) => o.final)).toEqual(first.optimizers.slice(1).map((o) => o.final));
   });
 
+  it('runs the learned optimizers alone (--learned-only); with --baselines-only the full report then reuses both halves', async () => {
+    write('halves.json', { ...spec, results: 'runs/report-h', out: 'docs-h', evaluations: [spec.evaluations[0]] });
+    const learned = await run(['report', 'halves.json', '--learned-only'], dir);
+    expect({ code: learned.code, error: learned.code ? learned.stderr : '' }).toEqual({ code: 0, error: '' });
+    expect(learned.stdout).toContain('ran: toy');
+    expect(learned.stderr).toContain('learned optimizers of toy: toy.json, 5 steps, 3 tasks...');
+    expect(learned.stderr).not.toContain('tuning sgd');
+    expect(fs.readdirSync(path.join(dir, 'runs/report-h'))).toEqual(['toy']);
+    expect(fs.readdirSync(path.join(dir, 'runs/report-h/toy'))).toEqual(['learned-lstm.json']);
+    expect(fs.existsSync(path.join(dir, 'docs-h'))).toBe(false);
+    expect((await run(['report', 'halves.json', '--baselines-only'], dir)).code).toBe(0);
+    const full = await run(['report', 'halves.json'], dir);
+    expect(full.code).toBe(0);
+    expect(full.stderr).toMatch(/ {2}baselines: reusing the run of \S+ \(same optimizee/);
+    expect(full.stderr).toMatch(/ {2}lstm: reusing the run of \S+ \(same snapshot/);
+    expect(full.stderr).not.toContain('tuning sgd');
+    const kept = JSON.parse(read('runs/report-h/toy/learned-lstm.json')) as { result: { final: unknown } };
+    const results = JSON.parse(read('runs/report-h/toy/results.json')) as EvaluationResults;
+    expect(results.optimizers[0]!.final).toEqual(kept.result.final);
+    // It needs the checkpoints, and it excludes the modes that run other things.
+    const untrained = await run(['report', 'untrained.json', '--learned-only'], dir);
+    expect({ code: untrained.code, stderr: untrained.stderr.trim() }).toEqual({
+      code: 1,
+      stderr: 'untrained.json: --learned-only: checkpoint runs/none: no checkpoint there (no best/ or latest/ snapshot); train it first',
+    });
+    const both = await run(['report', 'halves.json', '--learned-only', '--baselines-only'], dir);
+    expect({ code: both.code, stderr: both.stderr.trim() }).toEqual({ code: 1, stderr: '--learned-only excludes --collect, --train and --baselines-only' });
+  });
+
   it('explains a missing checkpoint, a bad spec and results that do not match the spec (exit 1)', async () => {
     const untrained = await run(['report', 'untrained.json'], dir);
     expect(untrained.code).toBe(1);

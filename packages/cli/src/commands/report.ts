@@ -13,6 +13,7 @@ interface ReportOptions {
   collect?: boolean;
   only?: string[];
   baselinesOnly?: boolean;
+  learnedOnly?: boolean;
   backend?: BackendChoice;
 }
 
@@ -24,6 +25,7 @@ function commandLine(file: string, opts: ReportOptions): string {
   if (opts.collect) parts.push('--collect');
   if (opts.only) parts.push('--only', ...opts.only);
   if (opts.baselinesOnly) parts.push('--baselines-only');
+  if (opts.learnedOnly) parts.push('--learned-only');
   if (opts.backend) parts.push('--backend', opts.backend);
   return parts.join(' ');
 }
@@ -55,6 +57,7 @@ export function registerReport(program: Command, ctx: CliContext): void {
     .option('--collect', 'run nothing: build the page from the results an earlier report wrote')
     .option('--only <name...>', 'run only these evaluations; collect the others from an earlier report')
     .option('--baselines-only', 'only run the tuned baselines of the evaluations (or of --only\'s) and keep them for later reports; no checkpoint needed, no page')
+    .option('--learned-only', 'only run the checkpoints\' learned optimizers on the evaluations (or on --only\'s) and keep them for later reports; no baselines, no page (beside a --baselines-only run, on another core)')
     .addOption(backendOption())
     .addHelpText(
       'after',
@@ -66,6 +69,7 @@ export function registerReport(program: Command, ctx: CliContext): void {
         '  $ l2l report experiments/report-mnist.json --train         # train runs/mnist first if it is missing',
         '  $ l2l report experiments/report-mnist.json --only mnist-relu',
         '  $ l2l report experiments/report-mnist.json --baselines-only    # while runs/mnist still trains',
+        '  $ l2l report experiments/report-mnist.json --learned-only      # beside --baselines-only, once runs/mnist is trained',
         '  $ l2l report experiments/report-mnist.json --collect --out /tmp/page',
         '',
         'Several learned optimizers on one page ("checkpoint" is the same as a one-element "checkpoints"):',
@@ -77,11 +81,12 @@ export function registerReport(program: Command, ctx: CliContext): void {
       if (opts.collect && opts.only) throw new UserError('--collect and --only exclude each other (--only already collects the evaluations it does not name)');
       if (opts.collect && opts.train) throw new UserError('--collect and --train exclude each other');
       if (opts.baselinesOnly && (opts.collect || opts.train)) throw new UserError('--baselines-only excludes --collect and --train');
+      if (opts.learnedOnly && (opts.collect || opts.train || opts.baselinesOnly)) throw new UserError('--learned-only excludes --collect, --train and --baselines-only');
       const spec = loadReportSpec(file, ctx.cwd);
       const out = opts.out !== undefined ? path.resolve(ctx.cwd, opts.out) : spec.resolved.out;
       if (out === null) throw new UserError(`${file}: no output directory: give --out or set "out" in the spec`);
       // Both output locations are checked before anything runs.
-      if (!opts.baselinesOnly) prepareSharedOutput(out, opts.out ?? path.relative(ctx.cwd, out), opts.out !== undefined ? '--out' : `${file}: "out"`);
+      if (!opts.baselinesOnly && !opts.learnedOnly) prepareSharedOutput(out, opts.out ?? path.relative(ctx.cwd, out), opts.out !== undefined ? '--out' : `${file}: "out"`);
       prepareSharedOutput(spec.resolved.results, path.relative(ctx.cwd, spec.resolved.results), `${file}: "results"`);
       const first = spec.evaluations[0]!;
       const backendChoice = opts.backend ?? ctx.loadExperiment(spec.resolved.configs[first.name]!).experiment.backend;
@@ -93,6 +98,7 @@ export function registerReport(program: Command, ctx: CliContext): void {
         collect: opts.collect === true,
         only: opts.only ?? null,
         baselinesOnly: opts.baselinesOnly === true,
+        learnedOnly: opts.learnedOnly === true,
         command: commandLine(file, opts),
         cwd: ctx.cwd,
         backend: { name: backend.name, line: describeBackend(backend) },

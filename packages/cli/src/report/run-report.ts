@@ -33,6 +33,8 @@ export interface ReportRunOptions {
   only: readonly string[] | null;
   /** Only run (and keep) the baselines of the selected evaluations; no checkpoint needed, no page written. */
   baselinesOnly?: boolean;
+  /** Only run (and keep) the checkpoints' learned optimizers on the selected evaluations; no baselines, no page written. */
+  learnedOnly?: boolean;
   /** The command line, for the page. */
   command: string;
   /** Directory the command ran in: the page shows paths relative to it, as the command line does. */
@@ -47,7 +49,7 @@ export interface ReportRunOptions {
 }
 
 export interface ReportRunResult {
-  /** The page written (null with baselinesOnly). */
+  /** The page written (null with baselinesOnly or learnedOnly). */
   page: string | null;
   files: string[];
   ran: string[];
@@ -299,6 +301,26 @@ export async function runReport(spec: LoadedReportSpec, options: ReportRunOption
   }
 
   const checkpoints = spec.resolved.checkpoints;
+  if (options.learnedOnly) {
+    // The other half of --baselines-only: both can run at once, each on a core, and the full report then reuses both.
+    const untrained = checkpoints.find((c) => !hasSnapshot(c.dir));
+    if (untrained) throw new UserError(`${spec.file}: --learned-only: checkpoint ${untrained.specDir}: no checkpoint there (no best/ or latest/ snapshot); train it first`);
+    const snapshotDirs = checkpoints.map((c) => resolveSnapshotDir(c.dir));
+    const ran: string[] = [];
+    for (const entry of spec.evaluations) {
+      if (options.only !== null && !options.only.includes(entry.name)) continue;
+      const ws = configs.get(entry.name)!;
+      const steps = entry.steps ?? ws.experiment.evaluation.steps;
+      const tasks = entry.tasks ?? spec.tasks;
+      options.log(`learned optimizers of ${entry.name}: ${entry.config}, ${steps} steps, ${tasks} tasks...`);
+      for (const [i, c] of checkpoints.entries()) {
+        await learnedRun(ws, path.join(spec.resolved.results, entry.name), c, snapshotDirs[i]!, steps, tasks, { ...options, git, now, baseDir: spec.baseDir });
+      }
+      ran.push(entry.name);
+    }
+    return { page: null, files: [], ran, collected: [] };
+  }
+
   const files: string[] = [];
   fs.mkdirSync(outDir, { recursive: true });
   fs.mkdirSync(spec.resolved.results, { recursive: true });
