@@ -314,4 +314,35 @@ describe('l2l report', () => {
       'runs/report/toy: the collected results of "toy" were run with checkpoints runs/toy/best, runs/toy-rnnprop/best, the spec\'s are runs/toy/best; run it again (--only toy)',
     );
   });
+
+  it('runs each evaluation with the checkpoints it names (evaluations[].checkpoints), and collects them so', async () => {
+    // The two checkpoints of the previous test, each on one optimizee only.
+    const { checkpoint, ...rest } = spec;
+    void checkpoint;
+    const each = {
+      ...rest,
+      checkpoints: [{ name: 'lstm', dir: 'runs/toy', config: 'toy.json' }, { name: 'rnnprop', dir: 'runs/toy-rnnprop', config: 'toy-rnnprop.json' }],
+      evaluations: [{ ...spec.evaluations[0], checkpoints: ['lstm'] }, { ...spec.evaluations[2], checkpoints: ['rnnprop'] }],
+      results: 'runs/report-e',
+      out: 'docs-e',
+    };
+    write('each.json', each);
+    const r = await run(['report', 'each.json'], dir);
+    expect({ code: r.code, stderr: r.code === 0 ? '' : r.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(fs.readdirSync(path.join(dir, 'runs/report-e/toy')).filter((f) => f.startsWith('learned-'))).toEqual(['learned-lstm.json']);
+    expect(fs.readdirSync(path.join(dir, 'runs/report-e/toy-wide')).filter((f) => f.startsWith('learned-'))).toEqual(['learned-rnnprop.json']);
+    const learnedIn = (e: string) => (JSON.parse(read(`runs/report-e/${e}/results.json`)) as EvaluationResults).optimizers.filter((o) => o.kind === 'learned');
+    const [[lstm], [rnn]] = [learnedIn('toy'), learnedIn('toy-wide')] as [[OptimizerResult], [OptimizerResult]];
+    expect([lstm.name, rnn.name]).toEqual(['lstm', 'rnnprop']);
+    const run1 = JSON.parse(read('runs/report-e/toy-wide/run.json')) as { checkpoint: string | null; checkpoints: string[] };
+    expect([run1.checkpoint, run1.checkpoints]).toEqual(['runs/toy-rnnprop/best', ['runs/toy-rnnprop/best']]);
+    // The summary has a column per learned optimizer, a dash where an evaluation did not run it.
+    const page = read('docs-e/results.md');
+    expect(page).toContain(`| [Toy quadratic](#toy-quadratic) | 5 | 3 | ${fmt(lstm.finalMean.mean)} | — | `);
+    expect(page).toContain(`| [Wider quadratic](#wider-quadratic) | 5 | 3 | — | ${fmt(rnn.finalMean.mean)} | `);
+    expect((await run(['report', 'each.json', '--collect', '--out', 'docs-e2'], dir)).code).toBe(0);
+    write('each-bad.json', { ...each, evaluations: [{ ...spec.evaluations[0], checkpoints: ['lstn'] }] });
+    const bad = await run(['report', 'each-bad.json'], dir);
+    expect({ code: bad.code, stderr: bad.stderr.trim() }).toEqual({ code: 1, stderr: 'each-bad.json: evaluations[0].checkpoints: no checkpoint named "lstn" (the spec\'s are "lstm", "rnnprop")' });
+  });
 });

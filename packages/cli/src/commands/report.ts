@@ -50,7 +50,7 @@ export function registerReport(program: Command, ctx: CliContext): void {
     )
     .argument(
       '<spec>',
-      'report spec (JSON): title, checkpoint {dir, config} or checkpoints [{name, dir, config}], results, out, tasks, evaluations [{name, config, steps, tasks, title, note}]',
+      'report spec (JSON): title, checkpoint {dir, config} or checkpoints [{name, dir, config}], results, out, tasks, evaluations [{name, config, steps, tasks, title, note, checkpoints (names; default all)}]',
     )
     .option('-o, --out <dir>', 'directory of the page and plots (default: the spec\'s "out")')
     .option('--train', 'train each checkpoint whose directory holds none (l2l train <config> --out <dir>)')

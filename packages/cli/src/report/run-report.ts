@@ -19,7 +19,7 @@ import { prepareLockedOutput } from '../output';
 import type { LoadedExperiment } from '../workspace';
 import { renderReportPage, trainingStability, type EvaluationRunInfo, type GitState, type LearnedRunInfo, type ReportEvaluationPage, type TrainingSummary } from './page';
 import { lossCurvesSvg } from './plot';
-import type { LoadedReportSpec, ReportEvaluation, ResolvedCheckpoint } from './spec';
+import { evaluationCheckpoints, type LoadedReportSpec, type ReportEvaluation, type ResolvedCheckpoint } from './spec';
 import { trainingCurvesSvg, type TrainingLogRow } from './training-plot';
 
 export interface ReportRunOptions {
@@ -313,7 +313,7 @@ export async function runReport(spec: LoadedReportSpec, options: ReportRunOption
       const steps = entry.steps ?? ws.experiment.evaluation.steps;
       const tasks = entry.tasks ?? spec.tasks;
       options.log(`learned optimizers of ${entry.name}: ${entry.config}, ${steps} steps, ${tasks} tasks...`);
-      for (const [i, c] of checkpoints.entries()) {
+      for (const { checkpoint: c, index: i } of evaluationCheckpoints(spec, entry)) {
         await learnedRun(ws, path.join(spec.resolved.results, entry.name), c, snapshotDirs[i]!, steps, tasks, { ...options, git, now, baseDir: spec.baseDir });
       }
       ran.push(entry.name);
@@ -380,6 +380,8 @@ export async function runReport(spec: LoadedReportSpec, options: ReportRunOption
     const tasks = entry.tasks ?? spec.tasks;
     const dir = path.join(spec.resolved.results, entry.name);
     const runNow = !options.collect && (options.only === null || options.only.includes(entry.name));
+    const own = evaluationCheckpoints(spec, entry);
+    const ownSnapshots = own.map(({ index }) => snapshots[index]!);
     let results: EvaluationResults;
     let run: EvaluationRunInfo;
     if (runNow) {
@@ -388,7 +390,7 @@ export async function runReport(spec: LoadedReportSpec, options: ReportRunOption
       const loadBefore = os.loadavg()[0]!;
       const baselines = await baselineRun(ws, dir, steps, tasks, { ...options, git, now });
       const learnedRuns: Array<LearnedRun & { reused: boolean }> = [];
-      for (const [i, c] of checkpoints.entries()) {
+      for (const { checkpoint: c, index: i } of own) {
         learnedRuns.push(await learnedRun(ws, dir, c, snapshotDirs[i]!, steps, tasks, { ...options, git, now, baseDir: spec.baseDir }));
       }
       const learned = learnedRuns.map((l) => l.result);
@@ -400,8 +402,8 @@ export async function runReport(spec: LoadedReportSpec, options: ReportRunOption
         config: entry.config,
         steps,
         tasks,
-        checkpoint: snapshots.length === 1 ? snapshots[0]! : null,
-        checkpoints: snapshots,
+        checkpoint: ownSnapshots.length === 1 ? ownSnapshots[0]! : null,
+        checkpoints: ownSnapshots,
         learned: learnedRuns.map((l): LearnedRunInfo => ({ name: l.name, snapshot: l.snapshot, reused: l.reused, startedAt: l.startedAt, seconds: l.seconds, commit: l.git.commit })),
         backend: options.backend.name,
         startedAt: new Date(t0).toISOString(),
@@ -418,7 +420,7 @@ export async function runReport(spec: LoadedReportSpec, options: ReportRunOption
       writeFileAtomic(path.join(dir, 'run.json'), JSON.stringify(run, null, 2) + '\n');
       ran.push(entry.name);
     } else {
-      ({ results, run } = collect(spec, entry, dir, steps, tasks, snapshots));
+      ({ results, run } = collect(spec, entry, dir, steps, tasks, ownSnapshots, own.map(({ checkpoint }) => checkpoint.name)));
       collected.push(entry.name);
     }
     const plot = `${pageStem}-${entry.name}.svg`;
@@ -459,7 +461,7 @@ function hasSnapshot(dir: string): boolean {
  * Reads an earlier run's results and checks they are what the spec asks for (`snapshots`: the checkpoints'
  * snapshot directories relative to the spec file, in order); the learned optimizers take the checkpoints' labels.
  */
-function collect(spec: LoadedReportSpec, entry: ReportEvaluation, dir: string, steps: number, tasks: number, snapshots: string[]) {
+function collect(spec: LoadedReportSpec, entry: ReportEvaluation, dir: string, steps: number, tasks: number, snapshots: string[], names: string[]) {
   const resultsFile = path.join(dir, 'results.json');
   const runFile = path.join(dir, 'run.json');
   const shown = path.join(spec.results, entry.name);
@@ -485,10 +487,9 @@ function collect(spec: LoadedReportSpec, entry: ReportEvaluation, dir: string, s
   if (differences.length) {
     throw new UserError(`${shown}: the collected results of "${entry.name}" were run with ${differences.join('; ')}; run it again (--only ${entry.name})`);
   }
-  const names = spec.resolved.checkpoints.map((c) => c.name);
   const learnedCount = results.optimizers.filter((o) => o.kind === 'learned').length;
   if (learnedCount !== names.length) {
-    throw new UserError(`${shown}: results.json holds ${learnedCount} learned optimizers, the spec has ${names.length} checkpoints; run it again (--only ${entry.name})`);
+    throw new UserError(`${shown}: results.json holds ${learnedCount} learned optimizers, the spec gives it ${names.length} checkpoints; run it again (--only ${entry.name})`);
   }
   let i = 0;
   results.optimizers = results.optimizers.map((o) => (o.kind === 'learned' ? { ...o, name: names[i++]! } : o));

@@ -16,6 +16,8 @@ export interface ReportEvaluation {
   steps: number | null;
   /** Held-out tasks (default: the spec's tasks). */
   tasks: number | null;
+  /** The checkpoints (by name) it runs, in spec order (null: every one): each optimizee its own learned optimizers. */
+  checkpoints: string[] | null;
 }
 
 /** One learned optimizer of a report: an `l2l train` run directory, as the spec writes it. */
@@ -127,6 +129,14 @@ export const reportSpecSchema: JsonSchema = {
           config: { type: 'string', minLength: 1, description: 'Experiment config, relative to the spec file.' },
           steps: { type: ['integer', 'null'], minimum: 1, default: null, description: 'Optimizee steps per run (null: the config\'s evaluation.steps).' },
           tasks: { type: ['integer', 'null'], minimum: 1, default: null, description: 'Held-out tasks (null: the spec\'s tasks).' },
+          checkpoints: {
+            type: ['array', 'null'],
+            items: { type: 'string', minLength: 1 },
+            minItems: 1,
+            uniqueItems: true,
+            default: null,
+            description: 'The checkpoints this evaluation runs, by name (null: every one of the spec\'s): each optimizee with the learned optimizers trained on it, say.',
+          },
         },
       },
     },
@@ -192,6 +202,12 @@ export function loadReportSpec(file: string, cwd: string): LoadedReportSpec {
     }
     names.set(c.name, c.field);
   }
+  spec.evaluations.forEach((e, i) => {
+    const unknown = (e.checkpoints ?? []).find((n) => !names.has(n));
+    if (unknown !== undefined) {
+      throw new UserError(`${file}: evaluations[${i}].checkpoints: no checkpoint named "${unknown}" (the spec's are ${[...names.keys()].map((n) => `"${n}"`).join(', ') || 'none'})`);
+    }
+  });
   return {
     ...spec,
     file,
@@ -228,4 +244,11 @@ function defaultName(file: string, field: string, dir: string, config: string | 
     throw new UserError(`${file}: ${field}: its default name "${name}" is not kebab-case (a-z, 0-9, -); set "name"`);
   }
   return name;
+}
+
+/** The checkpoints an evaluation runs, in spec order, with their positions among the spec's. */
+export function evaluationCheckpoints(spec: LoadedReportSpec, entry: ReportEvaluation): Array<{ checkpoint: ResolvedCheckpoint; index: number }> {
+  return spec.resolved.checkpoints
+    .map((checkpoint, index) => ({ checkpoint, index }))
+    .filter(({ checkpoint }) => entry.checkpoints === null || entry.checkpoints === undefined || entry.checkpoints.includes(checkpoint.name));
 }
