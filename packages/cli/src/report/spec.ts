@@ -16,8 +16,8 @@ export interface ReportEvaluation {
   steps: number | null;
   /** Held-out tasks (default: the spec's tasks). */
   tasks: number | null;
-  /** The checkpoints (by name) it runs, in spec order (null: every one): each optimizee its own learned optimizers. */
-  checkpoints: string[] | null;
+  /** The checkpoints (by name) it runs, in spec order (null or absent: every one): each optimizee its own learned optimizers. */
+  checkpoints?: string[] | null;
 }
 
 /** One learned optimizer of a report: an `l2l train` run directory, as the spec writes it. */
@@ -250,5 +250,5 @@ function defaultName(file: string, field: string, dir: string, config: string | 
 export function evaluationCheckpoints(spec: LoadedReportSpec, entry: ReportEvaluation): Array<{ checkpoint: ResolvedCheckpoint; index: number }> {
   return spec.resolved.checkpoints
     .map((checkpoint, index) => ({ checkpoint, index }))
-    .filter(({ checkpoint }) => entry.checkpoints === null || entry.checkpoints === undefined || entry.checkpoints.includes(checkpoint.name));
+    .filter(({ checkpoint }) => !entry.checkpoints || entry.checkpoints.includes(checkpoint.name));
 }
