@@ -286,13 +286,18 @@ export async function runReport(spec: LoadedReportSpec, options: ReportRunOption
   const configs = new Map<string, LoadedExperiment>();
   for (const e of spec.evaluations) configs.set(e.name, options.loadExperiment(spec.resolved.configs[e.name]!));
 
+  /** The evaluations --only selects (every one without it), with their configs, step and task counts. */
+  const selected = () =>
+    spec.evaluations
+      .filter((entry) => options.only === null || options.only.includes(entry.name))
+      .map((entry) => {
+        const ws = configs.get(entry.name)!;
+        return { entry, ws, steps: entry.steps ?? ws.experiment.evaluation.steps, tasks: entry.tasks ?? spec.tasks };
+      });
+
   if (options.baselinesOnly) {
     const ran: string[] = [];
-    for (const entry of spec.evaluations) {
-      if (options.only !== null && !options.only.includes(entry.name)) continue;
-      const ws = configs.get(entry.name)!;
-      const steps = entry.steps ?? ws.experiment.evaluation.steps;
-      const tasks = entry.tasks ?? spec.tasks;
+    for (const { entry, ws, steps, tasks } of selected()) {
       options.log(`baselines of ${entry.name}: ${entry.config}, ${steps} steps, ${tasks} tasks...`);
       await baselineRun(ws, path.join(spec.resolved.results, entry.name), steps, tasks, { ...options, git, now });
       ran.push(entry.name);
@@ -307,11 +312,7 @@ export async function runReport(spec: LoadedReportSpec, options: ReportRunOption
     if (untrained) throw new UserError(`${spec.file}: --learned-only: checkpoint ${untrained.specDir}: no checkpoint there (no best/ or latest/ snapshot); train it first`);
     const snapshotDirs = checkpoints.map((c) => resolveSnapshotDir(c.dir));
     const ran: string[] = [];
-    for (const entry of spec.evaluations) {
-      if (options.only !== null && !options.only.includes(entry.name)) continue;
-      const ws = configs.get(entry.name)!;
-      const steps = entry.steps ?? ws.experiment.evaluation.steps;
-      const tasks = entry.tasks ?? spec.tasks;
+    for (const { entry, ws, steps, tasks } of selected()) {
       options.log(`learned optimizers of ${entry.name}: ${entry.config}, ${steps} steps, ${tasks} tasks...`);
       for (const { checkpoint: c, index: i } of evaluationCheckpoints(spec, entry)) {
         await learnedRun(ws, path.join(spec.resolved.results, entry.name), c, snapshotDirs[i]!, steps, tasks, { ...options, git, now, baseDir: spec.baseDir });
