@@ -202,6 +202,26 @@ const experiment = (training: Record<string, unknown> = {}, metaOptimizer: unkno
     'x.json',
   );
 
+/**
+ * Trains `metaOptimizer` as `experiment` does, once on the tfjs tape and once on the kernel's threads
+ * (training.workers 2): both end at the weights of the `latest/` snapshot in `reference`, to float rounding.
+ */
+async function expectTapeAndThreadsAgree(reg: ComponentRegistry, reference: string, metaOptimizer: unknown, dir: string, prefix: string): Promise<void> {
+  const d = readSnapshot(reference, 'latest');
+  try {
+    for (const [name, training] of [['tape', { kernel: 'tfjs' }], ['threads', { workers: 2 }]] as const) {
+      const out = path.join(dir, `${prefix}-${name}`);
+      await trainExperiment(experiment(training, metaOptimizer), reg, { outDir: out, baseDir: dir });
+      const c = readSnapshot(out, 'latest');
+      expect(Object.keys(c.weights).sort()).toEqual(Object.keys(d.weights).sort());
+      for (const k of Object.keys(d.weights)) expectAllClose(flat(c.weights[k]!), flat(d.weights[k]!), 1e-3);
+      disposeSnapshot(c);
+    }
+  } finally {
+    disposeSnapshot(d);
+  }
+}
+
 describe('per-group experiments end to end (cpu)', () => {
   let dir: string;
   beforeAll(async () => {
@@ -241,14 +261,7 @@ describe('per-group experiments end to end (cpu)', () => {
     expect(results.optimizers[0]!.final.mean).toBeLessThan(results.optimizers[0]!.curve.mean[0]!);
     // The tape path trains it too, and so do the kernels' threads (training.workers, per group), to the same
     // weights up to float rounding.
-    const d = readSnapshot(straight, 'latest');
-    for (const [name, training] of [['tape', { kernel: 'tfjs' }], ['threads', { workers: 2 }]] as const) {
-      await trainExperiment(experiment(training), reg, { outDir: path.join(dir, name), baseDir: dir });
-      const c = readSnapshot(path.join(dir, name), 'latest');
-      for (const k of Object.keys(c.weights)) expectAllClose(flat(c.weights[k]!), flat(d.weights[k]!), 1e-3);
-      disposeSnapshot(c);
-    }
-    disposeSnapshot(d);
+    await expectTapeAndThreadsAgree(reg, straight, PER_GROUP, dir, 'lstms');
     expect(tf.memory().numTensors).toBe(before);
   });
 
@@ -391,14 +404,7 @@ describe('a baseline for a group (DeepMind\'s simple-multi: an LSTM for conv, Ad
     expect(results.optimizers[0]!.name).toBe('per-group(conv: lstm, fc: adam(lr=0.05))');
     expect(results.optimizers[0]!.final.mean).toBeLessThan(results.optimizers[0]!.curve.mean[0]!);
     // It trained on the kernel path; the tape and the kernel's threads (training.workers) train it to the same weights.
-    const d = readSnapshot(out, 'latest');
-    for (const [name, training] of [['mixed-tape', { kernel: 'tfjs' }], ['mixed-threads', { workers: 2 }]] as const) {
-      await trainExperiment(experiment(training, MIXED), reg, { outDir: path.join(dir, name), baseDir: dir });
-      const c = readSnapshot(path.join(dir, name), 'latest');
-      for (const k of Object.keys(d.weights)) expectAllClose(flat(c.weights[k]!), flat(d.weights[k]!), 1e-3);
-      disposeSnapshot(c);
-    }
-    disposeSnapshot(d);
+    await expectTapeAndThreadsAgree(reg, out, MIXED, dir, 'mixed');
     expect(tf.memory().numTensors).toBe(before);
   });
 
