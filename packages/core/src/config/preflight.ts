@@ -58,10 +58,11 @@ function perGroupEntries(config: ComponentConfig): Array<{ kind: ComponentKind; 
  * counts as nothing per coordinate.
  */
 function perGroupEstimate(registry: ComponentRegistry, config: ComponentConfig): ComponentEstimate {
-  const parts = perGroupEntries(config).map((g) => (g.kind === 'optimizer' ? {} : estimateOf(registry, g.kind, g.config)));
+  const entries = perGroupEntries(config);
+  const parts = entries.map((g) => (g.kind === 'optimizer' ? {} : estimateOf(registry, g.kind, g.config)));
   const least = (key: 'stepBytes' | 'stateBytes') => Math.min(...parts.map((p) => p[key] ?? 0));
   // A baseline group runs in the kernel on tfjs (BaselineKernel): only the learned groups need kernels.
-  const learned = perGroupEntries(config).flatMap((g, i) => (g.kind === 'optimizer' ? [] : [parts[i]!]));
+  const learned = parts.filter((_, i) => entries[i]!.kind !== 'optimizer');
   const fused = learned.every((p) => p.fusedStepBytes !== undefined) ? Math.min(...learned.map((p) => p.fusedStepBytes!)) : undefined;
   return {
     weights: parts.reduce((n, p) => n + (p.weights ?? 0), 0),
