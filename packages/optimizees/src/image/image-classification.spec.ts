@@ -2,10 +2,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { isUserError, Rng, SPLITS, type NamedTensors, type Split } from '@l2l/core';
-import { clearImageDatasetCache, loadImageDataset, writeImageDataset } from '../data/datasets';
+import { isUserError, Rng, SPLITS, useBackend, type NamedTensors, type Split } from '@l2l/core';
+import { clearImageDatasetCache, loadImageDataset, scalePixels, writeImageDataset } from '../data/datasets';
 import { createMnistMlpFamily } from '../mlp/mnist-mlp';
-import { ImageClassificationData, imageSplitLayout, type ImageRows, type ImageSplitOptions } from './image-classification';
+import { ImageClassificationData, imageSplitLayout, pixelTensor, type ImageRows, type ImageSplitOptions } from './image-classification';
 
 let root: string;
 /**
@@ -177,5 +177,33 @@ describe('mnist-mlp on the split layout', () => {
         tf.dispose(Object.values(b));
       }
     }
+  });
+});
+
+// Last in the file: it switches backends.
+describe.each(['wasm', 'cpu'] as const)('pixelTensor on %s', (backend) => {
+  beforeAll(async () => {
+    await useBackend(backend);
+  });
+
+  it('holds exactly scalePixels\' values (float64 byte / 255, rounded) for every byte, leaving no tensor behind', () => {
+    const bytes = Uint8Array.from({ length: 512 }, (_, i) => (i * 7) % 256);
+    expect(new Set(bytes).size).toBe(256);
+    const before = tf.memory().numTensors;
+    const t = pixelTensor(bytes, 2, 256);
+    expect(t.shape).toEqual([2, 256]);
+    expect(t.dtype).toBe('float32');
+    const got = t.dataSync();
+    t.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    const want = scalePixels(bytes);
+    for (let i = 0; i < bytes.length; i++) {
+      if (got[i] !== want[i]) throw new Error(`byte ${bytes[i]}: ${got[i]} vs ${want[i]}`);
+    }
+    expect(got[bytes.indexOf(51)]).toBe(Math.fround(0.2));
+  });
+
+  it('rejects bytes that are not n × features', () => {
+    expect(() => pixelTensor(new Uint8Array(5), 2, 3)).toThrow(/5 bytes are not 2 × 3/);
   });
 });
