@@ -16,7 +16,8 @@ export interface FusedKernel {
   readonly description: string;
   /**
    * A run over `n` coordinates whose state is what `Optimizer.init` gives, with φ as it is now. `threads` > 1
-   * splits the coordinates over that many threads (same results up to summation order). `parameters`: the
+   * splits the coordinates over that many threads (same results up to summation order; the built-in kernels give the
+   * same bits for any count above one). `parameters`: the
    * parameter tensors along the coordinate axis, in order (what `Optimizer.init` would get as names and
    * groups); kernels that treat every coordinate alike ignore it, a per-group kernel needs it.
    */

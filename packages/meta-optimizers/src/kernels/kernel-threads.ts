@@ -13,10 +13,16 @@ import { HOST_BASE, KernelMemory, kernelModule, type KernelVariant } from './was
  *   OP     what to run: CONFIGURE, FORWARD, BACKWARD, EXIT
  *   ERROR  set by a worker that failed (its message is posted)
  *   READY  number of workers that have instantiated the module
+ *   NEXT   the next chunk of tiles to claim; CHUNKS how many there are (tile-threads.ts)
+ *   TILES, CHUNK_TILES   the run's tiles and the tiles per chunk
+ *   ACC, ACC_STRIDE      the backward pass's first chunk accumulator and the bytes from one to the next
  *   ARGS.. the call's integer arguments; FARGS.. its float arguments (a Float32Array over the same buffer)
- *   per worker w, at WORKER + w·WORKER_STRIDE: its tile range t0, t1 and its scratch pointers cur, scr, acc
+ *   per worker w, at WORKER + w·WORKER_STRIDE: its scratch pointers cur (forward) and scr (backward)
  */
-export const CTRL = { CMD: 0, DONE: 1, OP: 2, ERROR: 3, READY: 4, ARGS: 5, FARGS: 20, WORKER: 32, WORKER_STRIDE: 8 } as const;
+export const CTRL = {
+  CMD: 0, DONE: 1, OP: 2, ERROR: 3, READY: 4, NEXT: 5, CHUNKS: 6, TILES: 7, CHUNK_TILES: 8, ACC: 9, ACC_STRIDE: 10,
+  ARGS: 11, FARGS: 26, WORKER: 32, WORKER_STRIDE: 2,
+} as const;
 export const OPS = { CONFIGURE: 1, FORWARD: 2, BACKWARD: 3, EXIT: 4 } as const;
 /** Most worker threads one instance runs. */
 export const MAX_WORKERS = 63;
@@ -56,6 +62,12 @@ export function instantiate(mod: WebAssembly.Module, memory: WebAssembly.Memory)
     },
   });
   return instance.exports as unknown as LstmStackExports;
+}
+
+/** Runs `chunk(c)` for each chunk c of the current call this thread claims, until none is left. */
+export function claimChunks(i32: Int32Array, chunk: (c: number) => void): void {
+  const count = i32[CTRL.CHUNKS]!;
+  for (let c = Atomics.add(i32, CTRL.NEXT, 1); c < count; c = Atomics.add(i32, CTRL.NEXT, 1)) chunk(c);
 }
 
 /** Worker threads running the same module on an instance's memory. */
@@ -99,6 +111,16 @@ class Workers {
       this.terminate();
       throw new Error('fused kernel: a worker thread could not instantiate the kernel');
     }
+  }
+
+  /**
+   * Runs `op` on every worker with `count` chunks to claim (claimChunks), `chunk` on this thread for the chunks it
+   * claims, and waits for all: whichever thread is free takes the next chunk.
+   */
+  callChunks(op: number, count: number, chunk: (c: number) => void): void {
+    Atomics.store(this.i32, CTRL.NEXT, 0);
+    this.i32[CTRL.CHUNKS] = count;
+    this.call(op, () => claimChunks(this.i32, chunk));
   }
 
   /** Runs `op` on every worker (after the caller filled the arguments), `during` meanwhile on this thread, and waits for all. */

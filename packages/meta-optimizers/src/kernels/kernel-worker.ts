@@ -3,7 +3,8 @@
  * running its share of the tiles on every call the main thread signals through the control block.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { CTRL, instantiate, OPS } from './kernel-threads';
+import { claimChunks, CTRL, instantiate, OPS } from './kernel-threads';
+import { workerChunkRange } from './tile-threads';
 import type { NormalizedHistoryExports } from '../normalized-history/kernel';
 
 interface Init {
@@ -41,16 +42,22 @@ for (;;) {
   try {
     const a = (k: number) => i32[CTRL.ARGS + k]!;
     const fa = (k: number) => f32[CTRL.FARGS + k]!;
-    const [t0, t1, cur, scr, acc] = [i32[me]!, i32[me + 1]!, i32[me + 2]!, i32[me + 3]!, i32[me + 4]!];
+    const [cur, scr] = [i32[me]!, i32[me + 1]!];
+    // Forward and backward passes: the chunks of tiles this thread claims (tile-threads.ts).
+    const chunks = (run: (t0: number, t1: number, acc: number) => void) =>
+      claimChunks(i32, (c) => {
+        const { t0, t1, acc } = workerChunkRange(i32, c);
+        run(t0, t1, acc);
+      });
     if (source === 'normalized-history') {
       // The argument order of normalized-history/kernel.ts's calls.
       const nh = ex as unknown as NormalizedHistoryExports;
       if (op === OPS.CONFIGURE) nh.configure(a(0), a(1), a(2), fa(0), a(3), a(4));
-      else if (op === OPS.FORWARD) nh.forwardStep(t0, t1, a(0), a(1), a(2), a(3), a(4), a(5), a(6), cur);
-      else if (op === OPS.BACKWARD) nh.backward(t0, t1, a(0), a(1), a(2), a(3), a(4), a(5), a(6), scr, acc);
+      else if (op === OPS.FORWARD) chunks((t0, t1) => nh.forwardStep(t0, t1, a(0), a(1), a(2), a(3), a(4), a(5), a(6), cur));
+      else if (op === OPS.BACKWARD) chunks((t0, t1, acc) => nh.backward(t0, t1, a(0), a(1), a(2), a(3), a(4), a(5), a(6), scr, acc));
     } else if (op === OPS.CONFIGURE) ex.configure(a(0), a(1), a(2), a(3), a(4), a(5), a(6), a(7), fa(0), fa(1), fa(2), fa(3));
-    else if (op === OPS.FORWARD) ex.forwardStep(t0, t1, a(0), a(1), a(2), a(3), cur, a(4), a(5), fa(0), fa(1), a(6), a(7), a(8), a(9), fa(2));
-    else if (op === OPS.BACKWARD) ex.backward(t0, t1, a(0), a(1), a(2), a(3), a(4), a(5), scr, acc, a(6), a(7), a(8), fa(0));
+    else if (op === OPS.FORWARD) chunks((t0, t1) => ex.forwardStep(t0, t1, a(0), a(1), a(2), a(3), cur, a(4), a(5), fa(0), fa(1), a(6), a(7), a(8), a(9), fa(2)));
+    else if (op === OPS.BACKWARD) chunks((t0, t1, acc) => ex.backward(t0, t1, a(0), a(1), a(2), a(3), a(4), a(5), scr, acc, a(6), a(7), a(8), fa(0)));
   } catch (e) {
     Atomics.store(i32, CTRL.ERROR, 1);
     parentPort?.postMessage({ error: `worker ${index}: ${(e as Error).message}` });

@@ -215,7 +215,7 @@ describe('the lstm-stack kernel', () => {
     });
   });
 
-  it('store mode (records kept for all, some or none of the tiles) gives the meta-gradients recomputation gives, in 1 and 2 threads', () => {
+  it('store mode (records kept for all, some or none of the tiles) gives the meta-gradients recomputation gives, in 1, 2 and 3 threads', () => {
     const n = 61; // 8 tiles, the last one partial
     const rng = Rng.from(3, 'store');
     // Two unrolls, the second longer (the run makes room again) and continuing the first's state.
@@ -245,14 +245,20 @@ describe('the lstm-stack kernel', () => {
       const flat = (res: typeof reference) => res.flatMap((u) => Object.values(u.grads).flatMap((g) => Array.from(g)));
       const ref = flat(reference);
       expect(Math.max(...ref.map(Math.abs))).toBeGreaterThan(1e-3);
-      // All tiles; 3 tiles in the first unroll and 2 in the second; one tile only — each in 1 and 2 threads.
+      // All tiles; 3 tiles in the first unroll and 2 in the second; one tile only — each in 1, 2 and 3 threads.
+      let threaded: number[] | undefined;
       for (const storeBytes of [1e9, 3.5 * tileBytes(3), 1.2 * tileBytes(3)]) {
-        for (const threads of [1, 2]) {
+        for (const threads of [1, 2, 3]) {
           const got = run(storeBytes, threads);
           expect(got.map((u) => u.theta)).toEqual(reference.map((u) => u.theta));
           const g = flat(got);
-          // One thread: the same arithmetic in the same order; two threads sum their partial gradients.
+          // One thread: the same arithmetic in the same order. Threads sum per-chunk gradients in chunk order: the
+          // same bits for any thread count and store size, within rounding of one thread's sum.
           g.forEach((v, i) => expect(Math.abs(v - ref[i]!)).toBeLessThanOrEqual(threads === 1 ? 0 : 1e-6 * (1 + Math.abs(ref[i]!))));
+          if (threads > 1) {
+            threaded ??= g;
+            expect(g).toEqual(threaded);
+          }
         }
       }
     });

@@ -1,7 +1,8 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { FusedKernel, FusedRun } from '@l2l/core';
 import { acquireInstance, CTRL, type KernelInstance, type LstmStackExports, OPS, releaseInstance } from './kernel-threads';
-import { readWeights, RunState, tileRanges, writeWorkerSlots } from './run-state';
+import { readWeights, RunState } from './run-state';
+import { TileThreads } from './tile-threads';
 import { kernelVariant, type KernelVariant, wasmSimdSupported } from './wasm-module';
 
 /** Coordinates per tile of the kernel (two 4-lane vectors). */
@@ -120,8 +121,8 @@ class LstmStackRun extends RunState implements FusedRun {
   private readonly names: string[];
   private readonly sizes: number[];
   private readonly nw: number;
-  private readonly threads: number;
-  private readonly ranges: Array<[number, number]>;
+  /** How the tiles are spread over threads, with each thread's scratch and the weight-gradient accumulators. */
+  private readonly tiles: TileThreads;
   /** φ as the weights lay it out (row-major), and as the kernel reads it (packWeights). */
   private readonly raw: Area;
   private readonly w: Area;
@@ -131,13 +132,9 @@ class LstmStackRun extends RunState implements FusedRun {
   private readonly moments: Area;
   private readonly init: Area;
   private readonly out: Area;
-  /** Per thread: a scratch record for the forward pass. */
-  private readonly cur: number[];
-  /** Sized by beginUnroll: features and adjoints of the unroll, per-thread scratch and accumulators. */
+  /** Sized by beginUnroll: features and adjoints of the unroll. */
   private xs = 0;
   private adj = 0;
-  private scr: number[] = [];
-  private acc: number[] = [];
   /** Store mode: the records of tiles [0, stored) for unrolls of up to `capacity` steps. */
   private store = 0;
   private stored = 0;
@@ -170,8 +167,6 @@ class LstmStackRun extends RunState implements FusedRun {
       this.names = lstmStackWeightNames(spec);
       this.nt = Math.ceil(coordinates / TILE);
       this.npad = this.nt * TILE;
-      this.threads = Math.max(1, Math.min(Math.floor(threads), this.nt));
-      this.ranges = tileRanges(this.nt, this.threads);
       const stateRows = this.ex.stateRows();
       const area = (floats: number): Area => ({ ptr: this.inst.mem.alloc(floats * 4), floats });
       this.raw = area(this.nw);
@@ -182,18 +177,18 @@ class LstmStackRun extends RunState implements FusedRun {
       this.state = area(this.nt * stateRows * TILE);
       this.moments = area(this.nt * 2 * F * TILE);
       this.init = area(this.nt * stateRows * TILE);
-      this.cur = this.ranges.map(() => this.inst.mem.alloc(this.ex.recordRows() * ROW_BYTES));
+      // One v128 per weight, then ∂L/∂scale's (the softmax head).
+      this.tiles = new TileThreads(this.inst, this.nt, threads, (this.nw + 1) * 16, this.ex.recordRows() * ROW_BYTES);
       // The memory is pooled: clear what a run reads before writing (state, moments, padded gradients).
       for (const a of [this.g, this.state, this.moments]) this.view(a).fill(0);
       // Each weight's extent in the weight area: [input/kernel,] lstm0..lstm{L-1}, output/kernel.
       const bounds = [...(spec.inputUnits > 0 ? [0] : []), ...Array.from({ length: spec.layers + 1 }, (_, l) => this.ex.weightOffset(l)), this.nw];
       this.sizes = this.names.map((_, i) => bounds[i + 1]! - bounds[i]!);
-      if (this.threads > 1) {
-        const workers = this.inst.workers(this.threads - 1);
+      if (this.tiles.threads > 1) {
+        const workers = this.tiles.workers();
         const { i32, f32 } = workers;
         ints.forEach((v, k) => (i32[CTRL.ARGS + k] = v));
         floats.forEach((v, k) => (f32[CTRL.FARGS + k] = v));
-        this.setWorkerSlots();
         workers.call(OPS.CONFIGURE, () => undefined);
       }
       this.reloadWeights();
@@ -205,11 +200,6 @@ class LstmStackRun extends RunState implements FusedRun {
 
   private view(a: Area): Float32Array {
     return this.inst.mem.f32(a.ptr, a.floats);
-  }
-
-  /** Tile ranges and scratch pointers of the worker threads (thread 0 is this one). */
-  private setWorkerSlots(): void {
-    writeWorkerSlots(this.inst.workers(this.threads - 1).i32, this.ranges, this.cur, this.scr, this.acc);
   }
 
   reloadWeights(): void {
@@ -230,13 +220,11 @@ class LstmStackRun extends RunState implements FusedRun {
       const F = featureRows(this.spec);
       this.xs = mem.alloc(length * this.nt * F * ROW_BYTES);
       this.adj = mem.alloc(length * this.npad * 4);
-      this.scr = this.ranges.map(() => mem.alloc(this.ex.scratchBytes(length)));
-      this.acc = this.ranges.map(() => mem.alloc((this.nw + 1) * 16));
+      this.tiles.sizeBackward(this.ex.scratchBytes(length));
       const tileBytes = (length + 1) * this.ex.recordRows() * ROW_BYTES;
       this.stored = Math.min(this.nt, Math.floor(this.storeBytes / tileBytes));
       this.store = this.stored > 0 ? mem.alloc(this.stored * tileBytes) : 0;
       this.capacity = length;
-      if (this.threads > 1) this.setWorkerSlots();
     }
     const stateFloats = this.state.floats;
     new Float32Array(this.inst.mem.memory.buffer).copyWithin(this.init.ptr / 4, this.state.ptr / 4, this.state.ptr / 4 + stateFloats);
@@ -263,20 +251,16 @@ class LstmStackRun extends RunState implements FusedRun {
     // Outside an unroll (evaluation) nothing is recorded: no store either.
     const [store, stored] = this.recorded >= 0 ? [this.store, this.stored] : [0, 0];
     const step = Math.max(this.recorded, 0);
-    const run = () =>
-      ex.forwardStep(
-        this.ranges[0]![0], this.ranges[0]![1], this.g.ptr, this.upd.ptr, this.state.ptr, this.moments.ptr, this.cur[0]!, xs, this.w.ptr, c1, d2,
-        store, stored, step, this.capacity, this.scale,
-      );
-    if (this.threads > 1) {
-      const workers = this.inst.workers(this.threads - 1);
-      const { i32, f32 } = workers;
+    if (this.tiles.threads > 1) {
+      const { i32, f32 } = this.tiles.workers();
       [this.g.ptr, this.upd.ptr, this.state.ptr, this.moments.ptr, xs, this.w.ptr, store, stored, step, this.capacity].forEach((v, k) => (i32[CTRL.ARGS + k] = v));
       f32[CTRL.FARGS] = c1;
       f32[CTRL.FARGS + 1] = d2;
       f32[CTRL.FARGS + 2] = this.scale;
-      workers.call(OPS.FORWARD, run);
-    } else run();
+    }
+    this.tiles.forward(OPS.FORWARD, (t0, t1, cur) =>
+      ex.forwardStep(t0, t1, this.g.ptr, this.upd.ptr, this.state.ptr, this.moments.ptr, cur, xs, this.w.ptr, c1, d2, store, stored, step, this.capacity, this.scale),
+    );
     const upd = this.view(this.upd);
     for (let i = 0; i < n; i++) params[i] = params[i]! + upd[i]!;
     this.stepTaken();
@@ -285,22 +269,18 @@ class LstmStackRun extends RunState implements FusedRun {
   backward(adjoints: readonly Float32Array[]): Record<string, Float32Array> {
     const U = this.checkBackward(adjoints);
     this.inst.mem.writePadded(this.adj, adjoints, this.npad);
-    for (const acc of this.acc) this.inst.mem.f32(acc, (this.nw + 1) * 4).fill(0);
     const { ex, nt } = this;
-    const run = () =>
-      ex.backward(
-        this.ranges[0]![0], this.ranges[0]![1], nt, U, this.init.ptr, this.xs, this.adj, this.w.ptr, this.scr[0]!, this.acc[0]!,
-        this.store, this.stored, this.capacity, this.scale,
-      );
-    if (this.threads > 1) {
-      const workers = this.inst.workers(this.threads - 1);
-      [nt, U, this.init.ptr, this.xs, this.adj, this.w.ptr, this.store, this.stored, this.capacity].forEach((v, k) => (workers.i32[CTRL.ARGS + k] = v));
-      workers.f32[CTRL.FARGS] = this.scale;
-      workers.call(OPS.BACKWARD, run);
-    } else run();
+    if (this.tiles.threads > 1) {
+      const { i32, f32 } = this.tiles.workers();
+      [nt, U, this.init.ptr, this.xs, this.adj, this.w.ptr, this.store, this.stored, this.capacity].forEach((v, k) => (i32[CTRL.ARGS + k] = v));
+      f32[CTRL.FARGS] = this.scale;
+    }
+    this.tiles.backward(OPS.BACKWARD, (t0, t1, scr, acc) =>
+      ex.backward(t0, t1, nt, U, this.init.ptr, this.xs, this.adj, this.w.ptr, scr, acc, this.store, this.stored, this.capacity, this.scale),
+    );
     const out = this.view(this.out);
     out.fill(0);
-    for (const acc of this.acc) ex.reduceAcc(acc, this.out.ptr, this.nw + 1);
+    for (const acc of this.tiles.accumulators) ex.reduceAcc(acc, this.out.ptr, this.nw + 1);
     const result: Record<string, Float32Array> = {};
     let at = 0;
     this.names.forEach((name, i) => {

@@ -1,5 +1,4 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import { CTRL } from './kernel-threads';
 
 /**
  * The bookkeeping every fused run shares (contracts/fused.ts): updates taken, the steps recorded for the current
@@ -60,26 +59,6 @@ export abstract class RunState {
     if (this.disposed) return false;
     this.disposed = true;
     return true;
-  }
-}
-
-/** Each of `threads` threads' tiles [t0, t1) of `nt`: contiguous and as even as can be, thread 0 first. */
-export function tileRanges(nt: number, threads: number): Array<[number, number]> {
-  return Array.from({ length: threads }, (_, i) => [Math.floor((nt * i) / threads), Math.floor((nt * (i + 1)) / threads)] as [number, number]);
-}
-
-/**
- * The worker threads' slots in the control block (kernel-threads.ts CTRL): thread w ≥ 1's tile range and its
- * scratch pointers cur, scr, acc (0 where not allocated yet); thread 0 is the caller's.
- */
-export function writeWorkerSlots(i32: Int32Array, ranges: ReadonlyArray<readonly [number, number]>, cur: readonly number[], scr: readonly number[], acc: readonly number[]): void {
-  for (let w = 1; w < ranges.length; w++) {
-    const base = CTRL.WORKER + CTRL.WORKER_STRIDE * (w - 1);
-    i32[base] = ranges[w]![0];
-    i32[base + 1] = ranges[w]![1];
-    i32[base + 2] = cur[w] ?? 0;
-    i32[base + 3] = scr[w] ?? 0;
-    i32[base + 4] = acc[w] ?? 0;
   }
 }
 

@@ -1,7 +1,8 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { FusedKernel, FusedRun } from '@l2l/core';
 import { acquireInstance, CTRL, type KernelInstance, OPS, releaseInstance } from '../kernels/kernel-threads';
-import { readWeights, RunState, tileRanges, writeWorkerSlots } from '../kernels/run-state';
+import { readWeights, RunState } from '../kernels/run-state';
+import { TileThreads } from '../kernels/tile-threads';
 import { kernelVariant, type KernelVariant, wasmSimdSupported } from '../kernels/wasm-module';
 import type { NormalizedHistoryOptions } from './options';
 
@@ -53,8 +54,6 @@ class NormalizedHistoryRun extends RunState implements FusedRun {
   private readonly npad: number;
   private readonly nw: number;
   private readonly sizes: number[];
-  private readonly threads: number;
-  private readonly ranges: Array<[number, number]>;
   private readonly w: Area;
   private readonly th: Area;
   private readonly g: Area;
@@ -64,13 +63,11 @@ class NormalizedHistoryRun extends RunState implements FusedRun {
   /** The windows at the current unroll's start. */
   private readonly init: Area;
   private readonly out: Area;
-  /** Per thread: the forward pass's scratch. */
-  private readonly cur: number[];
-  /** Sized by beginUnroll: each step's θ and g, the adjoints, per-thread scratch and accumulators. */
+  /** How the tiles are spread over threads, with each thread's scratch and the weight-gradient accumulators. */
+  private readonly tiles: TileThreads;
+  /** Sized by beginUnroll: each step's θ and g, the adjoints. */
   private xs = 0;
   private adj = 0;
-  private scr: number[] = [];
-  private acc: number[] = [];
   /** The current unroll began at the run's first step (its windows were θ₀ and g₀). */
   private firstUnroll = false;
 
@@ -97,8 +94,6 @@ class NormalizedHistoryRun extends RunState implements FusedRun {
       this.sizes = [hidden * (2 * k + 1), (m + 2) * (hidden + 1)];
       this.nt = Math.ceil(coordinates / TILE);
       this.npad = this.nt * TILE;
-      this.threads = Math.max(1, Math.min(Math.floor(threads), this.nt));
-      this.ranges = tileRanges(this.nt, this.threads);
       this.w = area(this.nw);
       this.out = area(this.nw);
       this.th = area(this.npad);
@@ -106,14 +101,13 @@ class NormalizedHistoryRun extends RunState implements FusedRun {
       this.next = area(this.npad);
       this.state = area(this.nt * 2 * k * TILE);
       this.init = area(this.nt * 2 * k * TILE);
-      this.cur = this.ranges.map(() => mem.alloc(this.ex.scratchBytes(0)));
+      this.tiles = new TileThreads(this.inst, this.nt, threads, this.nw * 16, this.ex.scratchBytes(0));
       // The memory is pooled: clear the padding lanes a run reads (parameters and gradients past n).
       for (const a of [this.th, this.g]) this.view(a).fill(0);
-      if (this.threads > 1) {
-        const workers = this.inst.workers(this.threads - 1);
+      if (this.tiles.threads > 1) {
+        const workers = this.tiles.workers();
         [k, hidden, m, ints[3]!, grid.ptr].forEach((v, i) => (workers.i32[CTRL.ARGS + i] = v));
         workers.f32[CTRL.FARGS] = minStep;
-        this.setWorkerSlots();
         workers.call(OPS.CONFIGURE, () => undefined);
       }
       this.reloadWeights();
@@ -127,11 +121,6 @@ class NormalizedHistoryRun extends RunState implements FusedRun {
     return this.inst.mem.f32(a.ptr, a.floats);
   }
 
-  /** Tile ranges and scratch pointers of the worker threads (thread 0 is this one). */
-  private setWorkerSlots(): void {
-    writeWorkerSlots(this.inst.workers(this.threads - 1).i32, this.ranges, this.cur, this.scr, this.acc);
-  }
-
   reloadWeights(): void {
     this.live();
     readWeights(this.weights(), WEIGHT_NAMES, this.sizes, this.view(this.w));
@@ -142,10 +131,8 @@ class NormalizedHistoryRun extends RunState implements FusedRun {
       const mem = this.inst.mem;
       this.xs = mem.alloc(length * this.nt * 2 * ROW_BYTES);
       this.adj = mem.alloc(length * this.npad * 4);
-      this.scr = this.ranges.map(() => mem.alloc(this.ex.scratchBytes(length)));
-      this.acc = this.ranges.map(() => mem.alloc(this.nw * 16));
+      this.tiles.sizeBackward(this.ex.scratchBytes(length));
       this.capacity = length;
-      if (this.threads > 1) this.setWorkerSlots();
     }
     this.firstUnroll = this.updates === 0;
     const f = new Float32Array(this.inst.mem.memory.buffer);
@@ -159,12 +146,10 @@ class NormalizedHistoryRun extends RunState implements FusedRun {
     const xs = this.recorded >= 0 ? this.xs + this.recorded * this.nt * 2 * ROW_BYTES : 0;
     const first = this.updates === 0 ? 1 : 0;
     const { ex } = this;
-    const run = () => ex.forwardStep(this.ranges[0]![0], this.ranges[0]![1], this.th.ptr, this.g.ptr, this.next.ptr, this.state.ptr, xs, this.w.ptr, first, this.cur[0]!);
-    if (this.threads > 1) {
-      const workers = this.inst.workers(this.threads - 1);
-      [this.th.ptr, this.g.ptr, this.next.ptr, this.state.ptr, xs, this.w.ptr, first].forEach((v, i) => (workers.i32[CTRL.ARGS + i] = v));
-      workers.call(OPS.FORWARD, run);
-    } else run();
+    if (this.tiles.threads > 1) {
+      [this.th.ptr, this.g.ptr, this.next.ptr, this.state.ptr, xs, this.w.ptr, first].forEach((v, i) => (this.tiles.workers().i32[CTRL.ARGS + i] = v));
+    }
+    this.tiles.forward(OPS.FORWARD, (t0, t1, cur) => ex.forwardStep(t0, t1, this.th.ptr, this.g.ptr, this.next.ptr, this.state.ptr, xs, this.w.ptr, first, cur));
     params.set(this.inst.mem.f32(this.next.ptr, this.coordinates));
     this.stepTaken();
   }
@@ -173,18 +158,15 @@ class NormalizedHistoryRun extends RunState implements FusedRun {
     const U = this.checkBackward(adjoints);
     const mem = this.inst.mem;
     mem.writePadded(this.adj, adjoints, this.npad);
-    for (const acc of this.acc) mem.f32(acc, this.nw * 4).fill(0);
     const { ex, nt } = this;
     const first = this.firstUnroll ? 1 : 0;
-    const run = () => ex.backward(this.ranges[0]![0], this.ranges[0]![1], nt, U, this.init.ptr, this.xs, this.adj, this.w.ptr, first, this.scr[0]!, this.acc[0]!);
-    if (this.threads > 1) {
-      const workers = this.inst.workers(this.threads - 1);
-      [nt, U, this.init.ptr, this.xs, this.adj, this.w.ptr, first].forEach((v, i) => (workers.i32[CTRL.ARGS + i] = v));
-      workers.call(OPS.BACKWARD, run);
-    } else run();
+    if (this.tiles.threads > 1) {
+      [nt, U, this.init.ptr, this.xs, this.adj, this.w.ptr, first].forEach((v, i) => (this.tiles.workers().i32[CTRL.ARGS + i] = v));
+    }
+    this.tiles.backward(OPS.BACKWARD, (t0, t1, scr, acc) => ex.backward(t0, t1, nt, U, this.init.ptr, this.xs, this.adj, this.w.ptr, first, scr, acc));
     const out = this.view(this.out);
     out.fill(0);
-    for (const acc of this.acc) ex.reduceAcc(acc, this.out.ptr, this.nw);
+    for (const acc of this.tiles.accumulators) ex.reduceAcc(acc, this.out.ptr, this.nw);
     return { [WEIGHT_NAMES[0]]: out.slice(0, this.sizes[0]), [WEIGHT_NAMES[1]]: out.slice(this.sizes[0], this.nw) };
   }
 
