@@ -9,7 +9,11 @@
  * and the path for second derivatives and for optimizers without a kernel.
  *
  * Coordinates are the optimizee's parameter entries flattened in the order of the parameter names, as the
- * engine lays them out; a kernel needs to know nothing about the task.
+ * engine lays them out; a kernel needs to know nothing about the task. An optimizer offers a kernel
+ * (`Optimizer.fused`) only where it gives that optimizer's updates on this layout, threads included: the engine
+ * takes any kernel it is offered (first order), and how coordinates may be split over threads is the kernel's
+ * business (a coordinatewise optimizer's splits them anywhere; the per-group kernel, engine/per-group.ts, splits
+ * its learned groups and runs a baseline group whole).
  */
 export interface FusedKernel {
   /** What runs, for the train output and `l2l list` (`wasm lstm-stack, SIMD + FMA`). */

@@ -8,7 +8,6 @@ import { UserError } from '../../errors';
 import { countCoordinates, disposeTree, type NamedTensors } from '../../tensor-tree';
 import { FusedEpisode } from '../fused';
 import { metaGradient } from '../meta-gradient';
-import { BaselineGroup, PerGroupMetaOptimizer } from '../per-group';
 import { ChunkedMetaGradient, type MetaOptimizerSource } from '../parallel/chunked-meta-gradient';
 import { chunkBounds } from '../parallel/protocol';
 import { backendMemoryLimit, checkUnrollMemory, chunkMemoryEstimate, estimateUnrollMemory } from '../tape-memory';
@@ -24,15 +23,6 @@ export interface TbpttExtras {
 }
 
 /**
- * Whether a kernel's threads may split the meta-optimizer's coordinates: it is coordinatewise, or per-group with
- * every learned group coordinatewise (a baseline group runs whole, on tfjs: BaselineKernel).
- */
-function kernelSplits(meta: MetaOptimizer): boolean {
-  if (meta instanceof PerGroupMetaOptimizer) return meta.groups.every((g) => meta.metas[g] instanceof BaselineGroup || meta.metas[g]!.coordinatewise === true);
-  return meta.coordinatewise === true;
-}
-
-/**
  * Which path computes meta-gradients for `options.kernel`: the meta-optimizer's fused kernel, or the tfjs tape;
  * throws a UserError when "fused" is asked for and cannot run.
  */
@@ -44,9 +34,7 @@ export function choosePath(meta: MetaOptimizer, options: Pick<EstimatorTraining,
     ? 'second derivatives are on'
     : !kernel
       ? `meta-optimizer "${meta.type}" has no fused kernel`
-      : !kernelSplits(meta)
-        ? `meta-optimizer "${meta.type}" is not coordinatewise`
-        : undefined;
+      : undefined;
   const threads = Math.max(1, options.workers ?? 0);
   if (choice === 'tfjs') return { description: 'meta-gradients: tfjs tape (training.kernel "tfjs")' };
   if (why) {
