@@ -154,42 +154,38 @@ const C: usize = memory.data<f32>([
 // @ts-ignore: decorator
 @inline function K(off: usize): v128 { return v128.load(C + off); }
 
+// x·P(x²)/Q(x²) for x clamped to [lo, hi], with the constant block at `at`: lo, hi, P's coefficients from the
+// highest, then Q's (the layout of the tanh block at 0 and of σ's at 240).
 // @ts-ignore: decorator
-@inline function vtanh(x0: v128): v128 {
-  // pmax/pmin keep NaN (the first operand), so NaN inputs stay NaN as in tfjs; ±Inf clamp to ±1.
-  const x = f32x4.pmin(f32x4.pmax(x0, K(0)), K(16));
+@inline function vrational(x0: v128, at: usize): v128 {
+  // pmax/pmin keep NaN (the first operand), so NaN inputs stay NaN as in tfjs; ±Inf clamp to the bounds.
+  const x = f32x4.pmin(f32x4.pmax(x0, K(at)), K(at + 16));
   const x2 = f32x4.mul(x, x);
-  let p = mac(K(48), x2, K(32));
-  p = mac(K(64), x2, p);
-  p = mac(K(80), x2, p);
-  p = mac(K(96), x2, p);
-  p = mac(K(112), x2, p);
-  p = mac(K(128), x2, p);
-  let q = mac(K(160), x2, K(144));
-  q = mac(K(176), x2, q);
-  q = mac(K(192), x2, q);
+  let p = mac(K(at + 48), x2, K(at + 32));
+  p = mac(K(at + 64), x2, p);
+  p = mac(K(at + 80), x2, p);
+  p = mac(K(at + 96), x2, p);
+  p = mac(K(at + 112), x2, p);
+  p = mac(K(at + 128), x2, p);
+  let q = mac(K(at + 160), x2, K(at + 144));
+  q = mac(K(at + 176), x2, q);
+  q = mac(K(at + 192), x2, q);
   return f32x4.div(f32x4.mul(p, x), q);
 }
 
-// σ(x) = ½ + ½·tanh(x/2), with vtanh's rational function rewritten for x instead of x/2: y = x² = 4·(x/2)², so
-// the numerator's coefficients scaled by 1/4, 1, 4, .., 4⁵ and the denominator's by 4³, .., 4⁶ give every Horner
-// step the old one times a power of 2, and the quotient ½·tanh(x/2). Powers of 2 commute with float32 rounding
-// (away from under- and overflow), so the results are bit-identical to ½ + ½·vtanh(x·½), without the multiply
-// by ½ and with an add in place of the final multiply-add: 2 of 13 multiply-pipe operations less per σ.
 // @ts-ignore: decorator
-@inline function vsigmoid(x0: v128): v128 {
-  const x = f32x4.pmin(f32x4.pmax(x0, K(240)), K(256));
-  const y = f32x4.mul(x, x);
-  let p = mac(K(288), y, K(272));
-  p = mac(K(304), y, p);
-  p = mac(K(320), y, p);
-  p = mac(K(336), y, p);
-  p = mac(K(352), y, p);
-  p = mac(K(368), y, p);
-  let q = mac(K(400), y, K(384));
-  q = mac(K(416), y, q);
-  q = mac(K(432), y, q);
-  return f32x4.add(f32x4.div(f32x4.mul(p, x), q), K(208));
+@inline function vtanh(x: v128): v128 {
+  return vrational(x, 0);
+}
+
+// σ(x) = ½ + ½·tanh(x/2), with vtanh's rational function rewritten for x instead of x/2: x² = 4·(x/2)², so the
+// numerator's coefficients scaled by 1/4, 1, 4, .., 4⁵ and the denominator's by 4³, .., 4⁶ give every Horner step
+// the old one times a power of 2, and the quotient ½·tanh(x/2). Powers of 2 commute with float32 rounding (away
+// from under- and overflow), so the results are bit-identical to ½ + ½·vtanh(x·½), without the multiply by ½ and
+// with an add in place of the final multiply-add: 2 of 13 multiply-pipe operations less per σ.
+// @ts-ignore: decorator
+@inline function vsigmoid(x: v128): v128 {
+  return f32x4.add(vrational(x, 240), K(208));
 }
 
 // ELU: x for x > 0, exp(x) − 1 otherwise.
