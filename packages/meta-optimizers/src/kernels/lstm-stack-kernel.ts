@@ -3,7 +3,7 @@ import type { FusedKernel, FusedRun } from '@l2l/core';
 import { acquireInstance, CTRL, type KernelInstance, type LstmStackExports, OPS, releaseInstance } from './kernel-threads';
 import { readWeights, RunState } from './run-state';
 import { TileThreads } from './tile-threads';
-import { kernelVariant, type KernelVariant, wasmSimdSupported } from './wasm-module';
+import { type Area, kernelVariant, type KernelVariant, wasmSimdSupported } from './wasm-module';
 
 /** Coordinates per tile of the kernel (two 4-lane vectors). */
 export const TILE = 8;
@@ -107,10 +107,6 @@ export class LstmStackKernel implements FusedKernel {
   }
 }
 
-interface Area {
-  ptr: number;
-  floats: number;
-}
 
 /** One run of the kernel over n coordinates; see FusedRun. */
 class LstmStackRun extends RunState implements FusedRun {
@@ -159,7 +155,7 @@ class LstmStackRun extends RunState implements FusedRun {
       this.params = { ptr: this.inst.mem.alloc(Math.max(1, F * 6) * 4), floats: F * 6 };
       if (spec.features === 'multiscale') {
         // 1 − β in float64, then float32, as the tfjs path's constants.
-        const p = this.view(this.params);
+        const p = this.inst.mem.view(this.params);
         spec.betas!.forEach(([b1, b2], j) => p.set([b1, b2, 1 - b1, 1 - b2, 0, 0], 6 * j));
       }
       const { ints, floats } = configureArgs(spec, this.params.ptr);
@@ -168,19 +164,18 @@ class LstmStackRun extends RunState implements FusedRun {
       this.nt = Math.ceil(coordinates / TILE);
       this.npad = this.nt * TILE;
       const stateRows = this.ex.stateRows();
-      const area = (floats: number): Area => ({ ptr: this.inst.mem.alloc(floats * 4), floats });
-      this.raw = area(this.nw);
-      this.w = area(this.nw);
-      this.out = area(this.nw + 1);
-      this.g = area(this.npad);
-      this.upd = area(this.npad);
-      this.state = area(this.nt * stateRows * TILE);
-      this.moments = area(this.nt * 2 * F * TILE);
-      this.init = area(this.nt * stateRows * TILE);
+      this.raw = this.inst.mem.area(this.nw);
+      this.w = this.inst.mem.area(this.nw);
+      this.out = this.inst.mem.area(this.nw + 1);
+      this.g = this.inst.mem.area(this.npad);
+      this.upd = this.inst.mem.area(this.npad);
+      this.state = this.inst.mem.area(this.nt * stateRows * TILE);
+      this.moments = this.inst.mem.area(this.nt * 2 * F * TILE);
+      this.init = this.inst.mem.area(this.nt * stateRows * TILE);
       // One v128 per weight, then ∂L/∂scale's (the softmax head).
       this.tiles = new TileThreads(this.inst, this.nt, threads, (this.nw + 1) * 16, this.ex.recordRows() * ROW_BYTES);
       // The memory is pooled: clear what a run reads before writing (state, moments, padded gradients).
-      for (const a of [this.g, this.state, this.moments]) this.view(a).fill(0);
+      for (const a of [this.g, this.state, this.moments]) this.inst.mem.view(a).fill(0);
       // Each weight's extent in the weight area: [input/kernel,] lstm0..lstm{L-1}, output/kernel.
       const bounds = [...(spec.inputUnits > 0 ? [0] : []), ...Array.from({ length: spec.layers + 1 }, (_, l) => this.ex.weightOffset(l)), this.nw];
       this.sizes = this.names.map((_, i) => bounds[i + 1]! - bounds[i]!);
@@ -198,14 +193,11 @@ class LstmStackRun extends RunState implements FusedRun {
     }
   }
 
-  private view(a: Area): Float32Array {
-    return this.inst.mem.f32(a.ptr, a.floats);
-  }
 
   reloadWeights(): void {
     this.live();
     const all = this.weights();
-    readWeights(all, this.names, this.sizes, this.view(this.raw));
+    readWeights(all, this.names, this.sizes, this.inst.mem.view(this.raw));
     this.ex.packWeights(this.raw.ptr, this.w.ptr, this.nw);
     if (this.spec.scaleWeight) {
       const t = all[this.spec.scaleWeight];
@@ -233,7 +225,7 @@ class LstmStackRun extends RunState implements FusedRun {
   step(grads: Float32Array, params: Float32Array): void {
     this.checkStep(grads, params);
     const n = this.coordinates;
-    this.view(this.g).set(grads);
+    this.inst.mem.view(this.g).set(grads);
     const t = this.updates + 1;
     const b1 = this.spec.beta1 ?? 0.9;
     const b2 = this.spec.beta2 ?? 0.999;
@@ -242,7 +234,7 @@ class LstmStackRun extends RunState implements FusedRun {
     const d2 = 1 - b2 ** t;
     if (this.spec.features === 'multiscale') {
       // As the tfjs path: m̂ = m·(1/(1 − β1^t)), v̂ = v·(1/(1 − β2^t)), each factor a float32.
-      const p = this.view(this.params);
+      const p = this.inst.mem.view(this.params);
       this.spec.betas!.forEach(([m1, m2], j) => p.set([1 / (1 - m1 ** t), 1 / (1 - m2 ** t)], 6 * j + 4));
     }
     const F = featureRows(this.spec);
@@ -261,7 +253,7 @@ class LstmStackRun extends RunState implements FusedRun {
     this.tiles.forward(OPS.FORWARD, (t0, t1, cur) =>
       ex.forwardStep(t0, t1, this.g.ptr, this.upd.ptr, this.state.ptr, this.moments.ptr, cur, xs, this.w.ptr, c1, d2, store, stored, step, this.capacity, this.scale),
     );
-    const upd = this.view(this.upd);
+    const upd = this.inst.mem.view(this.upd);
     for (let i = 0; i < n; i++) params[i] = params[i]! + upd[i]!;
     this.stepTaken();
   }
@@ -278,7 +270,7 @@ class LstmStackRun extends RunState implements FusedRun {
     this.tiles.backward(OPS.BACKWARD, (t0, t1, scr, acc) =>
       ex.backward(t0, t1, nt, U, this.init.ptr, this.xs, this.adj, this.w.ptr, scr, acc, this.store, this.stored, this.capacity, this.scale),
     );
-    const out = this.view(this.out);
+    const out = this.inst.mem.view(this.out);
     out.fill(0);
     for (const acc of this.tiles.accumulators) ex.reduceAcc(acc, this.out.ptr, this.nw + 1);
     const result: Record<string, Float32Array> = {};

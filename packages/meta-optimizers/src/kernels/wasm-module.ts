@@ -72,6 +72,12 @@ export function kernelModule(source: string, variant: KernelVariant = kernelVari
 /** First byte the host may use in a kernel's memory: the modules keep their constants below it. */
 export const HOST_BASE = 65536;
 
+/** A block of a kernel's memory: its byte offset and its length in floats. */
+export interface Area {
+  readonly ptr: number;
+  readonly floats: number;
+}
+
 /** A bump allocator over a kernel's shared memory; grows the memory as needed. 64-byte aligned. */
 export class KernelMemory {
   readonly memory: WebAssembly.Memory;
@@ -105,6 +111,16 @@ export class KernelMemory {
 
   f32(ptr: number, n: number): Float32Array {
     return new Float32Array(this.memory.buffer, ptr, n);
+  }
+
+  /** A new block of `floats` floats. */
+  area(floats: number): Area {
+    return { ptr: this.alloc(floats * 4), floats };
+  }
+
+  /** The floats of a block (a view: valid until the memory grows). */
+  view(a: Area): Float32Array {
+    return this.f32(a.ptr, a.floats);
   }
 
   /** Writes rows[t] at ptr + t·stride floats, zero-filling each row's padding up to `stride` (the kernels' tiles). */

@@ -2,7 +2,7 @@ import type * as tf from '@tensorflow/tfjs-core';
 import type { FusedKernel, FusedRun } from '@l2l/core';
 import { acquireInstance, type KernelInstance, releaseInstance } from '../kernels/kernel-threads';
 import { readWeights, RunState } from '../kernels/run-state';
-import { kernelVariant, type KernelVariant, wasmSimdSupported } from '../kernels/wasm-module';
+import { type Area, kernelVariant, type KernelVariant, wasmSimdSupported } from '../kernels/wasm-module';
 
 const TILE = 8;
 const ROW_BYTES = TILE * 4;
@@ -46,10 +46,6 @@ export class MultiscaleAdamMlpKernel implements FusedKernel {
   }
 }
 
-interface Area {
-  ptr: number;
-  floats: number;
-}
 
 class MlpRun extends RunState implements FusedRun {
   private readonly inst: KernelInstance;
@@ -90,15 +86,14 @@ class MlpRun extends RunState implements FusedRun {
       this.nt = Math.ceil(coordinates / TILE);
       this.npad = this.nt * TILE;
       const mem = this.inst.mem;
-      const area = (floats: number): Area => ({ ptr: mem.alloc(floats * 4), floats });
-      this.w = area(this.nw);
-      this.out = area(this.nw + 1);
-      this.g = area(this.npad);
-      this.upd = area(this.npad);
-      this.moments = area(this.nt * 2 * this.k * TILE);
+      this.w = mem.area(this.nw);
+      this.out = mem.area(this.nw + 1);
+      this.g = mem.area(this.npad);
+      this.upd = mem.area(this.npad);
+      this.moments = mem.area(this.nt * 2 * this.k * TILE);
       this.scr = mem.alloc(this.ex.scratchBytes());
       // The memory is pooled: clear what a run reads before writing (moments, padded gradients).
-      for (const a of [this.g, this.moments]) this.view(a).fill(0);
+      for (const a of [this.g, this.moments]) this.inst.mem.view(a).fill(0);
       this.reloadWeights();
     } catch (e) {
       releaseInstance(this.inst);
@@ -106,15 +101,12 @@ class MlpRun extends RunState implements FusedRun {
     }
   }
 
-  private view(a: Area): Float32Array {
-    return this.inst.mem.f32(a.ptr, a.floats);
-  }
 
   reloadWeights(): void {
     this.live();
     const all = this.weights();
     const H = this.hidden;
-    readWeights(all, ['mlp/hidden/kernel', 'mlp/output/kernel'], [H * (this.k + 1), this.k * (H + 1)], this.view(this.w));
+    readWeights(all, ['mlp/hidden/kernel', 'mlp/output/kernel'], [H * (this.k + 1), this.k * (H + 1)], this.inst.mem.view(this.w));
     if (this.fixedLr !== null) this.lr = Math.fround(this.fixedLr);
     else {
       const log = all['lr/log'];
@@ -136,13 +128,13 @@ class MlpRun extends RunState implements FusedRun {
   step(grads: Float32Array, params: Float32Array): void {
     this.checkStep(grads, params);
     const n = this.coordinates;
-    this.view(this.g).set(grads);
+    this.inst.mem.view(this.g).set(grads);
     const t = this.updates + 1;
     // As the tfjs path: m̂ = m·(1/(1 − β1^t)), v̂ = v·(1/(1 − β2^t)), each factor a float32.
     this.betas.forEach(([b1, b2], j) => this.ex.setCorrection(j, 1 / (1 - b1 ** t), 1 / (1 - b2 ** t)));
     const dirs = this.recorded >= 0 ? this.dirs + this.recorded * this.nt * this.k * ROW_BYTES : 0;
     this.ex.forwardStep(0, this.nt, this.g.ptr, this.upd.ptr, this.moments.ptr, dirs, this.w.ptr, this.lr, this.scr);
-    const upd = this.view(this.upd);
+    const upd = this.inst.mem.view(this.upd);
     for (let i = 0; i < n; i++) params[i] = params[i]! + upd[i]!;
     this.stepTaken();
   }
@@ -152,7 +144,7 @@ class MlpRun extends RunState implements FusedRun {
     this.inst.mem.writePadded(this.adj, adjoints, this.npad);
     this.inst.mem.f32(this.acc, (this.nw + 1) * 4).fill(0);
     this.ex.backward(0, this.nt, this.nt, U, this.dirs, this.adj, this.w.ptr, this.lr, this.scr, this.acc);
-    const out = this.view(this.out);
+    const out = this.inst.mem.view(this.out);
     out.fill(0);
     this.ex.reduceAcc(this.acc, this.out.ptr, this.nw + 1);
     const H = this.hidden;

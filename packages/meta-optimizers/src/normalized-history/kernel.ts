@@ -3,7 +3,7 @@ import type { FusedKernel, FusedRun } from '@l2l/core';
 import { acquireInstance, CTRL, type KernelInstance, OPS, releaseInstance } from '../kernels/kernel-threads';
 import { readWeights, RunState } from '../kernels/run-state';
 import { TileThreads } from '../kernels/tile-threads';
-import { kernelVariant, type KernelVariant, wasmSimdSupported } from '../kernels/wasm-module';
+import { type Area, kernelVariant, type KernelVariant, wasmSimdSupported } from '../kernels/wasm-module';
 import type { NormalizedHistoryOptions } from './options';
 
 const TILE = 8;
@@ -42,10 +42,6 @@ export class NormalizedHistoryKernel implements FusedKernel {
   }
 }
 
-interface Area {
-  ptr: number;
-  floats: number;
-}
 
 class NormalizedHistoryRun extends RunState implements FusedRun {
   private readonly inst: KernelInstance;
@@ -85,25 +81,24 @@ class NormalizedHistoryRun extends RunState implements FusedRun {
       const { historySize: k, hidden, magnitudes, minStep, paramInput } = options;
       const m = magnitudes.length;
       const mem = this.inst.mem;
-      const area = (floats: number): Area => ({ ptr: mem.alloc(floats * 4), floats });
       // The grid, each magnitude splatted to a row of the tile.
-      const grid = area(m * TILE);
-      this.view(grid).set(magnitudes.flatMap((v) => new Array<number>(TILE).fill(v)));
+      const grid = mem.area(m * TILE);
+      this.inst.mem.view(grid).set(magnitudes.flatMap((v) => new Array<number>(TILE).fill(v)));
       const ints = [k, hidden, m, paramInput === 'infNorm' ? 1 : 0, grid.ptr];
       this.nw = this.ex.configure(k, hidden, m, minStep, ints[3]!, grid.ptr);
       this.sizes = [hidden * (2 * k + 1), (m + 2) * (hidden + 1)];
       this.nt = Math.ceil(coordinates / TILE);
       this.npad = this.nt * TILE;
-      this.w = area(this.nw);
-      this.out = area(this.nw);
-      this.th = area(this.npad);
-      this.g = area(this.npad);
-      this.next = area(this.npad);
-      this.state = area(this.nt * 2 * k * TILE);
-      this.init = area(this.nt * 2 * k * TILE);
+      this.w = mem.area(this.nw);
+      this.out = mem.area(this.nw);
+      this.th = mem.area(this.npad);
+      this.g = mem.area(this.npad);
+      this.next = mem.area(this.npad);
+      this.state = mem.area(this.nt * 2 * k * TILE);
+      this.init = mem.area(this.nt * 2 * k * TILE);
       this.tiles = new TileThreads(this.inst, this.nt, threads, this.nw * 16, this.ex.scratchBytes(0));
       // The memory is pooled: clear the padding lanes a run reads (parameters and gradients past n).
-      for (const a of [this.th, this.g]) this.view(a).fill(0);
+      for (const a of [this.th, this.g]) this.inst.mem.view(a).fill(0);
       if (this.tiles.threads > 1) {
         const workers = this.tiles.workers();
         [k, hidden, m, ints[3]!, grid.ptr].forEach((v, i) => (workers.i32[CTRL.ARGS + i] = v));
@@ -117,13 +112,10 @@ class NormalizedHistoryRun extends RunState implements FusedRun {
     }
   }
 
-  private view(a: Area): Float32Array {
-    return this.inst.mem.f32(a.ptr, a.floats);
-  }
 
   reloadWeights(): void {
     this.live();
-    readWeights(this.weights(), WEIGHT_NAMES, this.sizes, this.view(this.w));
+    readWeights(this.weights(), WEIGHT_NAMES, this.sizes, this.inst.mem.view(this.w));
   }
 
   beginUnroll(length: number): void {
@@ -141,8 +133,8 @@ class NormalizedHistoryRun extends RunState implements FusedRun {
 
   step(grads: Float32Array, params: Float32Array): void {
     this.checkStep(grads, params);
-    this.view(this.th).set(params);
-    this.view(this.g).set(grads);
+    this.inst.mem.view(this.th).set(params);
+    this.inst.mem.view(this.g).set(grads);
     const xs = this.recorded >= 0 ? this.xs + this.recorded * this.nt * 2 * ROW_BYTES : 0;
     const first = this.updates === 0 ? 1 : 0;
     const { ex } = this;
@@ -164,7 +156,7 @@ class NormalizedHistoryRun extends RunState implements FusedRun {
       [nt, U, this.init.ptr, this.xs, this.adj, this.w.ptr, first].forEach((v, i) => (this.tiles.workers().i32[CTRL.ARGS + i] = v));
     }
     this.tiles.backward(OPS.BACKWARD, (t0, t1, scr, acc) => ex.backward(t0, t1, nt, U, this.init.ptr, this.xs, this.adj, this.w.ptr, first, scr, acc));
-    const out = this.view(this.out);
+    const out = this.inst.mem.view(this.out);
     out.fill(0);
     for (const acc of this.tiles.accumulators) ex.reduceAcc(acc, this.out.ptr, this.nw);
     return { [WEIGHT_NAMES[0]]: out.slice(0, this.sizes[0]), [WEIGHT_NAMES[1]]: out.slice(this.sizes[0], this.nw) };
