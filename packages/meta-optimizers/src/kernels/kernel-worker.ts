@@ -4,7 +4,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { claimChunks, CTRL, instantiate, OPS } from './kernel-threads';
-import { workerChunkRange } from './tile-threads';
+import { chunkOf } from './tile-threads';
 import type { NormalizedHistoryExports } from '../normalized-history/kernel';
 
 interface Init {
@@ -46,7 +46,7 @@ for (;;) {
     // Forward and backward passes: the chunks of tiles this thread claims (tile-threads.ts).
     const chunks = (run: (t0: number, t1: number, acc: number) => void) =>
       claimChunks(i32, (c) => {
-        const { t0, t1, acc } = workerChunkRange(i32, c);
+        const { t0, t1, acc } = chunkOf(i32, c);
         run(t0, t1, acc);
       });
     if (source === 'normalized-history') {

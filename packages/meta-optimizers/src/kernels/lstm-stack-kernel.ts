@@ -107,7 +107,6 @@ export class LstmStackKernel implements FusedKernel {
   }
 }
 
-
 /** One run of the kernel over n coordinates; see FusedRun. */
 class LstmStackRun extends RunState implements FusedRun {
   private readonly inst: KernelInstance;
@@ -192,7 +191,6 @@ class LstmStackRun extends RunState implements FusedRun {
       throw e;
     }
   }
-
 
   reloadWeights(): void {
     this.live();

@@ -70,27 +70,27 @@ export class TileThreads {
     if (this.threads === 1) return here(0, this.nt, this.cur[0]!);
     const workers = this.workers();
     this.writeGeometry(workers.i32);
-    workers.callChunks(op, this.chunks.count, (c) => here(...this.range(c), this.cur[0]!));
+    workers.callChunks(op, this.chunks.count, (c) => {
+      const { t0, t1 } = chunkOf(workers.i32, c);
+      here(t0, t1, this.cur[0]!);
+    });
   }
 
   /** A backward pass, as `forward`, each chunk accumulating into its own accumulator (zeroed first). */
   backward(op: number, here: (t0: number, t1: number, scr: number, acc: number) => void): void {
-    const accs = this.accumulators;
-    this.inst.mem.f32(this.acc, (accs.length * this.accBytes) / 4).fill(0);
+    this.inst.mem.f32(this.acc, (this.accumulators.length * this.accBytes) / 4).fill(0);
     if (this.threads === 1) return here(0, this.nt, this.scr[0]!, this.acc);
     const workers = this.workers();
     this.writeGeometry(workers.i32);
-    workers.callChunks(op, this.chunks.count, (c) => here(...this.range(c), this.scr[0]!, accs[c]!));
+    workers.callChunks(op, this.chunks.count, (c) => {
+      const { t0, t1, acc } = chunkOf(workers.i32, c);
+      here(t0, t1, this.scr[0]!, acc);
+    });
   }
 
   /** The worker threads (started on first use); the caller fills the arguments before a call. */
   workers(): ReturnType<KernelInstance['workers']> {
     return this.inst.workers(this.threads - 1);
-  }
-
-  private range(c: number): [number, number] {
-    const t0 = c * this.chunks.size;
-    return [t0, Math.min(this.nt, t0 + this.chunks.size)];
   }
 
   private writeGeometry(i32: Int32Array): void {
@@ -111,8 +111,8 @@ export class TileThreads {
   }
 }
 
-/** Chunk c's tiles [t0, t1) and accumulator, as a worker reads them from the control block. */
-export function workerChunkRange(i32: Int32Array, c: number): { t0: number; t1: number; acc: number } {
+/** Chunk c's tiles [t0, t1) and accumulator, from the control block (what every thread of a pass reads). */
+export function chunkOf(i32: Int32Array, c: number): { t0: number; t1: number; acc: number } {
   const size = i32[CTRL.CHUNK_TILES]!;
   const t0 = c * size;
   return { t0, t1: Math.min(i32[CTRL.TILES]!, t0 + size), acc: i32[CTRL.ACC]! + c * i32[CTRL.ACC_STRIDE]! };

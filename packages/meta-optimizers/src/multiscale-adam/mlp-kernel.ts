@@ -46,7 +46,6 @@ export class MultiscaleAdamMlpKernel implements FusedKernel {
   }
 }
 
-
 class MlpRun extends RunState implements FusedRun {
   private readonly inst: KernelInstance;
   private readonly ex: MultiscaleMlpExports;
@@ -100,7 +99,6 @@ class MlpRun extends RunState implements FusedRun {
       throw e;
     }
   }
-
 
   reloadWeights(): void {
     this.live();

@@ -42,7 +42,6 @@ export class NormalizedHistoryKernel implements FusedKernel {
   }
 }
 
-
 class NormalizedHistoryRun extends RunState implements FusedRun {
   private readonly inst: KernelInstance;
   private readonly ex: NormalizedHistoryExports;
@@ -111,7 +110,6 @@ class NormalizedHistoryRun extends RunState implements FusedRun {
       throw e;
     }
   }
-
 
   reloadWeights(): void {
     this.live();
