@@ -2,7 +2,9 @@
  * A/B: this checkout's `pnpm bench` against another built checkout's, interleaved in one run, so that both see the
  * same machine (whose load moves by ±30 % from minute to minute here). One JSON object per line: each
  * measurement as `pnpm bench` prints it (with `side`: "A" the other checkout, "B" this one, and `round`), then one
- * summary per workload with the medians over rounds and the ratios A/B of wall and CPU time.
+ * summary per workload with the medians over rounds, the ratios A/B of those medians, and the ratio of each round
+ * (A and B back to back) with its median and range: on a machine whose state drifts, the spread of the per-round
+ * ratios is the honest figure.
  *
  *     git worktree add /tmp/l2l-base 4bcdc53 && (cd /tmp/l2l-base && pnpm install --offline && pnpm build)
  *     node bench/dist/ab.js --base /tmp/l2l-base --rounds 3 --only Q,M,eval [-- args for both benches]
@@ -107,6 +109,9 @@ function main(): void {
       console.log(JSON.stringify({ summary: w, error: 'a side failed every round', A: A.map((x) => x.error), B: B.map((x) => x.error) }));
       continue;
     }
+    const rounds = A.flatMap((x, r) => (ok([x]).length && B[r] && ok([B[r]!]).length ? [[x, B[r]!] as const] : []));
+    const wall = rounds.map(([x, y]) => x.median_s! / y.median_s!);
+    const cpu = rounds.map(([x, y]) => x.cpu_median_s! / y.cpu_median_s!);
     const wallA = median(a.map((x) => x.median_s!));
     const wallB = median(b.map((x) => x.median_s!));
     const cpuA = median(a.map((x) => x.cpu_median_s!));
@@ -119,6 +124,9 @@ function main(): void {
         B: { commit: b[0]!.commit, wall_s: round(wallB), cpu_s: round(cpuB), peak_rss_mb: median(b.map((x) => Number(x.peak_rss_mb))), path: b[0]!.path },
         wall_ratio: round(wallA / wallB),
         cpu_ratio: round(cpuA / cpuB),
+        round_ratios: wall.length
+          ? { wall: wall.map(round), wall_median: round(median(wall)), wall_min: round(Math.min(...wall)), wall_max: round(Math.max(...wall)), cpu_median: round(median(cpu)) }
+          : null,
         rounds: args.rounds,
       }),
     );
