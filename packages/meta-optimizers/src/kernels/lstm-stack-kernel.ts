@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { FusedKernel, FusedRun } from '@l2l/core';
-import { acquireInstance, CTRL, type KernelInstance, type LstmStackExports, OPS, releaseInstance } from './kernel-threads';
+import { acquireInstance, type KernelInstance, type LstmStackExports, OPS, releaseInstance } from './kernel-threads';
 import { readWeights, RunState } from './run-state';
 import { TileThreads } from './tile-threads';
 import { type Area, kernelVariant, type KernelVariant, wasmSimdSupported } from './wasm-module';
@@ -179,11 +179,8 @@ class LstmStackRun extends RunState implements FusedRun {
       const bounds = [...(spec.inputUnits > 0 ? [0] : []), ...Array.from({ length: spec.layers + 1 }, (_, l) => this.ex.weightOffset(l)), this.nw];
       this.sizes = this.names.map((_, i) => bounds[i + 1]! - bounds[i]!);
       if (this.tiles.threads > 1) {
-        const workers = this.tiles.workers();
-        const { i32, f32 } = workers;
-        ints.forEach((v, k) => (i32[CTRL.ARGS + k] = v));
-        floats.forEach((v, k) => (f32[CTRL.FARGS + k] = v));
-        workers.call(OPS.CONFIGURE, () => undefined);
+        this.tiles.setArgs(ints, floats);
+        this.tiles.workers().call(OPS.CONFIGURE, () => undefined);
       }
       this.reloadWeights();
     } catch (e) {
@@ -241,13 +238,7 @@ class LstmStackRun extends RunState implements FusedRun {
     // Outside an unroll (evaluation) nothing is recorded: no store either.
     const [store, stored] = this.recorded >= 0 ? [this.store, this.stored] : [0, 0];
     const step = Math.max(this.recorded, 0);
-    if (this.tiles.threads > 1) {
-      const { i32, f32 } = this.tiles.workers();
-      [this.g.ptr, this.upd.ptr, this.state.ptr, this.moments.ptr, xs, this.w.ptr, store, stored, step, this.capacity].forEach((v, k) => (i32[CTRL.ARGS + k] = v));
-      f32[CTRL.FARGS] = c1;
-      f32[CTRL.FARGS + 1] = d2;
-      f32[CTRL.FARGS + 2] = this.scale;
-    }
+    this.tiles.setArgs([this.g.ptr, this.upd.ptr, this.state.ptr, this.moments.ptr, xs, this.w.ptr, store, stored, step, this.capacity], [c1, d2, this.scale]);
     this.tiles.forward(OPS.FORWARD, (t0, t1, cur) =>
       ex.forwardStep(t0, t1, this.g.ptr, this.upd.ptr, this.state.ptr, this.moments.ptr, cur, xs, this.w.ptr, c1, d2, store, stored, step, this.capacity, this.scale),
     );
@@ -260,11 +251,7 @@ class LstmStackRun extends RunState implements FusedRun {
     const U = this.checkBackward(adjoints);
     this.inst.mem.writePadded(this.adj, adjoints, this.npad);
     const { ex, nt } = this;
-    if (this.tiles.threads > 1) {
-      const { i32, f32 } = this.tiles.workers();
-      [nt, U, this.init.ptr, this.xs, this.adj, this.w.ptr, this.store, this.stored, this.capacity].forEach((v, k) => (i32[CTRL.ARGS + k] = v));
-      f32[CTRL.FARGS] = this.scale;
-    }
+    this.tiles.setArgs([nt, U, this.init.ptr, this.xs, this.adj, this.w.ptr, this.store, this.stored, this.capacity], [this.scale]);
     this.tiles.backward(OPS.BACKWARD, (t0, t1, scr, acc) =>
       ex.backward(t0, t1, nt, U, this.init.ptr, this.xs, this.adj, this.w.ptr, scr, acc, this.store, this.stored, this.capacity, this.scale),
     );

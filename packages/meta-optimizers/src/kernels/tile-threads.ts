@@ -64,7 +64,7 @@ export class TileThreads {
 
   /**
    * A forward pass over all tiles: `here(t0, t1, cur)` on this thread, in one call with one thread; with more, for
-   * the chunks this thread claims while the workers run `op` on theirs (arguments already in the control block).
+   * the chunks this thread claims while the workers run `op` on theirs (arguments already written by `setArgs`).
    */
   forward(op: number, here: (t0: number, t1: number, cur: number) => void): void {
     if (this.threads === 1) return here(0, this.nt, this.cur[0]!);
@@ -88,7 +88,15 @@ export class TileThreads {
     });
   }
 
-  /** The worker threads (started on first use); the caller fills the arguments before a call. */
+  /** Writes a call's integer and float arguments for the workers (nothing to do with one thread). */
+  setArgs(ints: readonly number[], floats: readonly number[] = []): void {
+    if (this.threads === 1) return;
+    const { i32, f32 } = this.workers();
+    ints.forEach((v, k) => (i32[CTRL.ARGS + k] = v));
+    floats.forEach((v, k) => (f32[CTRL.FARGS + k] = v));
+  }
+
+  /** The worker threads (started on first use); `setArgs` fills the arguments before a call. */
   workers(): ReturnType<KernelInstance['workers']> {
     return this.inst.workers(this.threads - 1);
   }

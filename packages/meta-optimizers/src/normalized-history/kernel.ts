@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { FusedKernel, FusedRun } from '@l2l/core';
-import { acquireInstance, CTRL, type KernelInstance, OPS, releaseInstance } from '../kernels/kernel-threads';
+import { acquireInstance, type KernelInstance, OPS, releaseInstance } from '../kernels/kernel-threads';
 import { readWeights, RunState } from '../kernels/run-state';
 import { TileThreads } from '../kernels/tile-threads';
 import { type Area, kernelVariant, type KernelVariant, wasmSimdSupported } from '../kernels/wasm-module';
@@ -99,10 +99,8 @@ class NormalizedHistoryRun extends RunState implements FusedRun {
       // The memory is pooled: clear the padding lanes a run reads (parameters and gradients past n).
       for (const a of [this.th, this.g]) this.inst.mem.view(a).fill(0);
       if (this.tiles.threads > 1) {
-        const workers = this.tiles.workers();
-        [k, hidden, m, ints[3]!, grid.ptr].forEach((v, i) => (workers.i32[CTRL.ARGS + i] = v));
-        workers.f32[CTRL.FARGS] = minStep;
-        workers.call(OPS.CONFIGURE, () => undefined);
+        this.tiles.setArgs([k, hidden, m, ints[3]!, grid.ptr], [minStep]);
+        this.tiles.workers().call(OPS.CONFIGURE, () => undefined);
       }
       this.reloadWeights();
     } catch (e) {
@@ -136,9 +134,7 @@ class NormalizedHistoryRun extends RunState implements FusedRun {
     const xs = this.recorded >= 0 ? this.xs + this.recorded * this.nt * 2 * ROW_BYTES : 0;
     const first = this.updates === 0 ? 1 : 0;
     const { ex } = this;
-    if (this.tiles.threads > 1) {
-      [this.th.ptr, this.g.ptr, this.next.ptr, this.state.ptr, xs, this.w.ptr, first].forEach((v, i) => (this.tiles.workers().i32[CTRL.ARGS + i] = v));
-    }
+    this.tiles.setArgs([this.th.ptr, this.g.ptr, this.next.ptr, this.state.ptr, xs, this.w.ptr, first]);
     this.tiles.forward(OPS.FORWARD, (t0, t1, cur) => ex.forwardStep(t0, t1, this.th.ptr, this.g.ptr, this.next.ptr, this.state.ptr, xs, this.w.ptr, first, cur));
     params.set(this.inst.mem.f32(this.next.ptr, this.coordinates));
     this.stepTaken();
@@ -150,9 +146,7 @@ class NormalizedHistoryRun extends RunState implements FusedRun {
     mem.writePadded(this.adj, adjoints, this.npad);
     const { ex, nt } = this;
     const first = this.firstUnroll ? 1 : 0;
-    if (this.tiles.threads > 1) {
-      [nt, U, this.init.ptr, this.xs, this.adj, this.w.ptr, first].forEach((v, i) => (this.tiles.workers().i32[CTRL.ARGS + i] = v));
-    }
+    this.tiles.setArgs([nt, U, this.init.ptr, this.xs, this.adj, this.w.ptr, first]);
     this.tiles.backward(OPS.BACKWARD, (t0, t1, scr, acc) => ex.backward(t0, t1, nt, U, this.init.ptr, this.xs, this.adj, this.w.ptr, first, scr, acc));
     const out = this.inst.mem.view(this.out);
     out.fill(0);
