@@ -34,13 +34,14 @@ const USAGE = `usage: pnpm bench [--backend wasm|cpu] [--only ${WORKLOADS.join('
                         MS    M with multiscale Adam, mlp combiner (its defaults), instead of the LSTM
                         MSR   the same with the rnn combiner
                         MNH   M with the normalised-history optimizer (its defaults: k 10, 50 hidden units)
+                        MES   M meta-trained by ES (training.estimator es, one antithetic pair: 3 forward passes per unroll)
                         eval  1,000 steps of M with the learned optimizer (no tape)
-  --runs              timed repetitions per workload (default Q 10, M 5, M100 3, M1000 1, MR 5, MS 5, MSR 5, MNH 5, eval 3)
-  --warmup            untimed repetitions first (default Q 2, M 2, M100 1, M1000 1, MR 2, MS 2, MSR 2, MNH 2, eval 1)
+  --runs              timed repetitions per workload (default Q 10, M 5, M100 3, M1000 1, MR 5, MS 5, MSR 5, MNH 5, MES 3, eval 3)
+  --warmup            untimed repetitions first (default Q 2, M 2, M100 1, M1000 1, MR 2, MS 2, MSR 2, MNH 2, MES 1, eval 1)
   --kernel            training.kernel and the evaluation's kernel: auto (default: the fused kernel where the
                         learned optimizer has one), fused, or tfjs (the tape, as before the kernels)
   --checkpoint-every  training.checkpointEvery for Q, M, M100 (0: off; default: off, M100 50 without workers)
-  --workers           training.workers for Q, M, M100, MR (the kernel's tiles, or the tape's coordinates, over N threads); for eval, the kernel's threads
+  --workers           training.workers for Q, M, M100, MR, MES (the kernel's tiles, or the tape's coordinates, over N threads); for eval, the kernel's threads
                         (default 0: none; with 2 or more M100 runs unsegmented unless --checkpoint-every is given)`;
 
 function positiveInt(flag: string, v: string | undefined, min = 1): number {

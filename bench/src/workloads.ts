@@ -31,7 +31,7 @@ import {
 } from '@l2l/meta-optimizers';
 import { createMnistMlpFamily, createQuadraticFamily } from '@l2l/optimizees';
 
-export const WORKLOADS = ['Q', 'M', 'M100', 'M1000', 'MR', 'MS', 'MSR', 'MNH', 'eval'] as const;
+export const WORKLOADS = ['Q', 'M', 'M100', 'M1000', 'MR', 'MS', 'MSR', 'MNH', 'MES', 'eval'] as const;
 export type WorkloadName = (typeof WORKLOADS)[number];
 
 export interface WorkloadSpec {
@@ -58,6 +58,7 @@ export const DEFAULT_SPECS: Record<WorkloadName, WorkloadSpec> = {
   MS: { runs: 5, warmup: 2 },
   MSR: { runs: 5, warmup: 2 },
   MNH: { runs: 5, warmup: 2 },
+  MES: { runs: 3, warmup: 1 },
   eval: { runs: 3, warmup: 1 },
 };
 
@@ -96,6 +97,8 @@ interface Problem {
   multiscale?: 'mlp' | 'rnn';
   /** The normalised-history optimizer (its defaults) instead of the LSTM. */
   normalizedHistory?: boolean;
+  /** training.estimator instead of tbptt. */
+  estimator?: ComponentConfig;
   unroll: number;
 }
 
@@ -119,6 +122,9 @@ function problem(name: WorkloadName): Problem {
       return { family: createMnistMlpFamily({ hidden: [20], activation: 'sigmoid', batchSize: 128 }), lstm: {}, multiscale: 'rnn', unroll: 20 };
     case 'MNH':
       return { family: createMnistMlpFamily({ hidden: [20], activation: 'sigmoid', batchSize: 128 }), lstm: {}, normalizedHistory: true, unroll: 20 };
+    case 'MES':
+      // One antithetic pair per unroll: three forward passes of 20 steps (φ + σz, φ − σz, then φ itself).
+      return { family: createMnistMlpFamily({ hidden: [20], activation: 'sigmoid', batchSize: 128 }), lstm: { preprocessing: 'logAndSign' }, estimator: { type: 'es', options: { samples: 1 } }, unroll: 20 };
   }
 }
 
@@ -223,6 +229,7 @@ export async function measure(name: WorkloadName, backend: BackendChoice, spec: 
       ...(spec.checkpointEvery !== undefined && { checkpointEvery: spec.checkpointEvery }),
       workers: spec.workers ?? 0,
       kernel: spec.kernel ?? 'auto',
+      ...(p.estimator && { estimator: p.estimator }),
     });
     const marks: number[] = [];
     const cpuMarks: NodeJS.CpuUsage[] = [];
@@ -258,8 +265,11 @@ export async function measure(name: WorkloadName, backend: BackendChoice, spec: 
     const cpuIntervals = cpuMarks.map((m, i) => cpuSeconds(m) - cpuSeconds(i === 0 ? cpuStart : cpuMarks[i - 1]!));
     const every = training.checkpointEvery;
     const fused = trainer.fused !== undefined;
-    const what =
-      `seconds per meta-iteration of MetaTrainer: one unroll of ${p.unroll} optimizee steps (${p.rnnprop ? 'RNNprop' : p.multiscale ? `multiscale Adam (${p.multiscale} combiner)` : p.normalizedHistory ? 'normalised-history' : 'LSTM'} updates, minibatch losses ` +
+    const what = p.estimator
+      ? `seconds per meta-iteration of MetaTrainer with training.estimator "${p.estimator.type}" ${JSON.stringify(p.estimator.options)}: 3 forward passes of ${p.unroll} optimizee steps ` +
+        `(LSTM updates, minibatch losses and gradients; φ + σz, φ − σz, then φ) on ${/fused forward/.test(trainer.metaGradientPath) ? 'the fused kernel' : 'tfjs'}, the estimate, and the Adam update of the LSTM weights` +
+        (training.workers ? `; the kernel's tiles in ${training.workers} threads` : '')
+      : `seconds per meta-iteration of MetaTrainer: one unroll of ${p.unroll} optimizee steps (${p.rnnprop ? 'RNNprop' : p.multiscale ? `multiscale Adam (${p.multiscale} combiner)` : p.normalizedHistory ? 'normalised-history' : 'LSTM'} updates, minibatch losses ` +
       'and gradients), its meta-gradient' +
       (fused
         ? ' (fused kernel: forward and first-order backward outside tfjs)'

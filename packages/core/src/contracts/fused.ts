@@ -56,6 +56,25 @@ export interface FusedRun {
    * step, in order), with every gradient input taken as constant: by the meta-optimizer's weight names.
    */
   backward(adjoints: readonly Float32Array[]): Record<string, Float32Array>;
+  /**
+   * A copy of the run's optimizer state now (what `step` reads and writes: hidden states, moments, the update
+   * count; not φ, not an unroll's records). Outside an unroll only. ES and PES start runs of perturbed φ from it.
+   */
+  snapshot(): FusedSnapshot;
+  /**
+   * Makes the run's optimizer state the snapshot's (copied: the snapshot stays usable). Outside an unroll only;
+   * throws for a snapshot of another kind of run, of another architecture or of another coordinate count.
+   */
+  restore(snapshot: FusedSnapshot): void;
   /** Frees the run's memory and threads. */
+  dispose(): void;
+}
+
+/**
+ * A fused run's optimizer state at one moment (FusedRun.snapshot): opaque, restorable into runs of the same
+ * kernel architecture over as many coordinates, whatever their φ and threads. It owns its memory until disposed.
+ */
+export interface FusedSnapshot {
+  readonly coordinates: number;
   dispose(): void;
 }

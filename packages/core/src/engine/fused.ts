@@ -90,23 +90,45 @@ export class FusedEpisode {
   private readonly grads: Float32Array;
   private readonly run: FusedRun;
   private loss: number;
-  private step = 0;
+  private step: number;
 
-  /** Takes ownership of `params` (they are disposed). */
+  /**
+   * `from`: the optimizee's initial parameters (taken over: they are disposed), or an episode to continue from
+   * (copied: its parameters, gradient, loss, step and the kernel's optimizer state, FusedRun.snapshot).
+   */
   constructor(
     private readonly task: Task,
     kernel: FusedKernel,
-    params: NamedTensors,
+    from: NamedTensors | FusedEpisode,
     private readonly batchSeed: number,
-    threads = 1,
+    private readonly threads = 1,
   ) {
-    this.layout = flatLayout(params);
+    if (from instanceof FusedEpisode) {
+      this.layout = from.layout;
+      this.theta = from.theta.slice();
+      this.grads = from.grads.slice();
+      this.loss = from.loss;
+      this.step = from.step;
+      this.run = kernel.open(this.layout.total, { threads, parameters: fusedParameters(task, this.layout) });
+      const snapshot = from.run.snapshot();
+      try {
+        this.run.restore(snapshot);
+      } catch (e) {
+        this.run.dispose();
+        throw e;
+      } finally {
+        snapshot.dispose();
+      }
+      return;
+    }
+    this.layout = flatLayout(from);
     this.theta = new Float32Array(this.layout.total);
     this.grads = new Float32Array(this.layout.total);
+    this.step = 0;
     try {
-      flattenInto(params, this.layout, this.theta);
+      flattenInto(from, this.layout, this.theta);
     } finally {
-      tf.dispose(Object.values(params));
+      tf.dispose(Object.values(from));
     }
     this.run = kernel.open(this.layout.total, { threads, parameters: fusedParameters(task, this.layout) });
     try {
@@ -115,6 +137,14 @@ export class FusedEpisode {
       this.run.dispose();
       throw e;
     }
+  }
+
+  /**
+   * A copy of this episode that `kernel` runs from here (a kernel of the same architecture reading other
+   * weights: ES and PES perturb φ this way); the caller owns it.
+   */
+  fork(kernel: FusedKernel): FusedEpisode {
+    return new FusedEpisode(this.task, kernel, this, this.batchSeed, this.threads);
   }
 
   /** The loss at the current parameters (on the minibatch of the current step). */
@@ -137,22 +167,36 @@ export class FusedEpisode {
    * with φ read afresh from the meta-optimizer.
    */
   unroll(length: number, lossWeights: 'uniform' | 'last'): FusedUnrollResult {
-    const { run, layout } = this;
-    run.reloadWeights();
-    run.beginUnroll(length);
+    this.run.reloadWeights();
+    this.run.beginUnroll(length);
     const adjoints: Float32Array[] = [];
+    const { metaLoss, losses } = this.take(length, lossWeights, (weight) => adjoints.push(weight ? this.grads.slice() : new Float32Array(this.layout.total)));
+    return { metaLoss, grads: this.run.backward(adjoints), losses };
+  }
+
+  /**
+   * `length` updates, forward only (nothing recorded, no meta-gradient): Σ_t w_t f(θ_t) as `unroll` gives it,
+   * and the losses; φ read afresh from the meta-optimizer. ES and PES run on this.
+   */
+  advance(length: number, lossWeights: 'uniform' | 'last'): { metaLoss: number; losses: Float32Array } {
+    this.run.reloadWeights();
+    return this.take(length, lossWeights);
+  }
+
+  /** `length` updates with the loss and gradient after each; `after(w_t)` runs once the gradient at θ_{t+1} is in. */
+  private take(length: number, lossWeights: 'uniform' | 'last', after?: (weight: number) => void): { metaLoss: number; losses: Float32Array } {
     const losses = new Float32Array(length);
     let metaLoss = 0;
     for (let t = 0; t < length; t++) {
-      run.step(this.grads, this.theta);
+      this.run.step(this.grads, this.theta);
       this.step++;
-      this.loss = flatLossAndGrad(this.task, this.theta, layout, this.step, this.batchSeed, this.grads);
+      this.loss = flatLossAndGrad(this.task, this.theta, this.layout, this.step, this.batchSeed, this.grads);
       losses[t] = this.loss;
       const weight = lossWeights === 'uniform' || t === length - 1 ? 1 : 0;
       metaLoss += weight * this.loss;
-      adjoints.push(weight ? this.grads.slice() : new Float32Array(layout.total));
+      after?.(weight);
     }
-    return { metaLoss, grads: run.backward(adjoints), losses };
+    return { metaLoss, losses };
   }
 
   dispose(): void {

@@ -1,11 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { FusedKernel, FusedParameter, FusedRun } from '../contracts/fused';
+import type { FusedKernel, FusedParameter, FusedRun, FusedSnapshot } from '../contracts/fused';
 import type { ComponentConfig, JsonObject } from '../contracts/json';
 import type { MetaOptimizer } from '../contracts/meta-optimizer';
 import type { Optimizer, OptimizerState, StepContext } from '../contracts/optimizer';
 import { DEFAULT_PARAMETER_GROUP, PARAMETER_GROUP_PATTERN, parameterGroupsOf, type TaskFamily } from '../contracts/task';
 import { UserError } from '../errors';
-import { disposeTree, keepTree, type NamedTensors, type TensorTree } from '../tensor-tree';
+import { disposeTree, keepTree, mapTree, type NamedTensors, type TensorTree } from '../tensor-tree';
 
 /*
  * One learned optimizer per parameter group (Andrychowicz et al. 2016, §3.3: on CIFAR-10 one LSTM for the conv
@@ -93,6 +93,18 @@ interface GroupSlice {
   readonly parameters: FusedParameter[];
 }
 
+/** A per-group run's snapshot: its groups' runs' snapshots, in the groups' order. */
+class GroupSnapshot implements FusedSnapshot {
+  constructor(
+    readonly coordinates: number,
+    readonly groups: readonly string[],
+    readonly parts: readonly FusedSnapshot[],
+  ) {}
+  dispose(): void {
+    for (const p of this.parts) p.dispose();
+  }
+}
+
 /** A fused kernel per group: each group's coordinates are gathered into its own run and scattered back. */
 class PerGroupKernel implements FusedKernel {
   readonly description: string;
@@ -166,8 +178,44 @@ class PerGroupKernel implements FusedKernel {
         }
         return out;
       },
+      snapshot() {
+        const parts: FusedSnapshot[] = [];
+        try {
+          for (const r of runs) parts.push(r.run.snapshot());
+        } catch (e) {
+          for (const p of parts) p.dispose();
+          throw e;
+        }
+        return new GroupSnapshot(n, runs.map((r) => r.slice.group), parts);
+      },
+      restore(snapshot) {
+        const groups = runs.map((r) => r.slice.group);
+        if (!(snapshot instanceof GroupSnapshot) || snapshot.coordinates !== n || snapshot.groups.join() !== groups.join()) {
+          throw new Error(`per-group kernel: the snapshot is not of a per-group run over these ${n} coordinates in groups ${groups.join(', ')}`);
+        }
+        runs.forEach((r, i) => r.run.restore(snapshot.parts[i]!));
+      },
       dispose: () => runs.forEach((r) => r.run.dispose()),
     };
+  }
+}
+
+/** A baseline kernel run's snapshot: copies of the optimizer's slots (null before the first step) and its step. */
+class BaselineSnapshot implements FusedSnapshot {
+  private disposed = false;
+  constructor(
+    readonly optimizer: string,
+    readonly coordinates: number,
+    private readonly kept: TensorTree | null,
+    readonly step: number,
+  ) {}
+  get slots(): TensorTree | null {
+    if (this.disposed) throw new Error(`baseline kernel (${this.optimizer}): the snapshot was disposed`);
+    return this.kept;
+  }
+  dispose(): void {
+    if (!this.disposed && this.kept !== null) disposeTree(this.kept);
+    this.disposed = true;
   }
 }
 
@@ -225,6 +273,17 @@ export class BaselineKernel implements FusedKernel {
         step++;
       },
       backward: () => ({}),
+      snapshot: () => new BaselineSnapshot(optimizer.name, n, slots === null ? null : mapTree(slots, (t) => tf.clone(t)), step),
+      restore(snapshot) {
+        if (!(snapshot instanceof BaselineSnapshot) || snapshot.optimizer !== optimizer.name || snapshot.coordinates !== n) {
+          throw new Error(`baseline kernel (${optimizer.name}): the snapshot is not of this optimizer over ${n} coordinates`);
+        }
+        const kept = snapshot.slots;
+        const copy = kept === null ? null : mapTree(kept, (t) => tf.clone(t));
+        if (slots !== null) disposeTree(slots);
+        slots = copy;
+        step = snapshot.step;
+      },
       dispose() {
         if (slots !== null) disposeTree(slots);
         slots = null;

@@ -3,6 +3,8 @@ import type { MetaOptimizer } from '../contracts/meta-optimizer';
 import type { Task } from '../contracts/task';
 import { FusedEpisode } from '../engine/fused';
 import { metaGradient } from '../engine/meta-gradient';
+import { shifted, standardNoise } from '../engine/estimators/common';
+import { FusedForwardPath, type ForwardPath, TfjsForwardPath } from '../engine/estimators/forward-path';
 import { disposeCarry, startRun } from '../engine/unroll';
 import { disposeTree } from '../tensor-tree';
 import { ContractError } from './util';
@@ -96,4 +98,76 @@ export function checkFusedKernel(meta: MetaOptimizer, task: Task, options: Fused
   if (!(out.gradient <= tolerance)) fail(`meta-gradients differ from the tfjs path's by ${out.gradient.toExponential(2)} (relative L2), more than ${tolerance}`);
   if (!(out.loss <= tolerance)) fail(`losses differ from the tfjs path's by ${out.loss.toExponential(2)} (relative), more than ${tolerance}`);
   return out;
+}
+
+export interface ForwardPathCheckOptions {
+  /** Steps per truncation (default 3). */
+  length?: number;
+  /** Consecutive truncations, each with its own perturbation (default 3). */
+  truncations?: number;
+  /** Standard deviation of the perturbations of φ (default 0.01). */
+  sigma?: number;
+  lossWeights?: 'uniform' | 'last';
+  initSeed?: number;
+  batchSeed?: number;
+  /** Threads of the fused runs (default 1). */
+  threads?: number;
+  /** Largest allowed relative difference of an objective value (default 1e-5). */
+  tolerance?: number;
+}
+
+/**
+ * Runs ES/PES-style forward passes of `task` on the tfjs path and on the meta-optimizer's fused kernel
+ * (estimators/forward-path.ts) and compares their objective values: consecutive truncations, each with φ
+ * perturbed by its own σz and continuing from the previous truncation's end (as PES's particles do), then one
+ * with φ itself. On the fused path every truncation starts a new run from a snapshot of the previous one
+ * (FusedRun.snapshot and restore), so this also checks that a kernel's snapshot holds all of its optimizer
+ * state; and it checks that branching leaves a run as it was (the same truncation twice from one run gives the
+ * same bits). Throws a ContractError naming the meta-optimizer; returns the largest relative difference. Leaves
+ * no tensors.
+ */
+export function checkForwardPaths(meta: MetaOptimizer, task: Task, options: ForwardPathCheckOptions = {}): { value: number } {
+  const { length = 3, truncations = 3, sigma = 0.01, lossWeights = 'uniform', initSeed = 1, batchSeed = 2, threads = 1, tolerance = 1e-5 } = options;
+  const fail = (message: string): never => {
+    throw new ContractError(`checkForwardPaths(${meta.type}): ${message}`);
+  };
+  const kernel = meta.optimizer().fused;
+  if (!kernel) fail('its optimizer() has no fused kernel');
+  const objective = { lossWeights, metric: null };
+  const where = 'checkForwardPaths';
+  const run = <R>(path: ForwardPath<R>, twice: boolean): number[] => {
+    const values: number[] = [];
+    let current = path.start(task, task.initParams(initSeed), batchSeed);
+    try {
+      for (let k = 0; k <= truncations; k++) {
+        const weights = k < truncations ? shifted(meta.variables, standardNoise(meta.variables, 1000 + k), sigma) : null;
+        try {
+          const { value, next } = path.forward(task, current, weights, length, batchSeed, objective, where);
+          if (twice) {
+            const again = path.forward(task, current, weights, length, batchSeed, objective, where);
+            path.discard(again.next, current);
+            if (!Object.is(again.value, value)) fail(`truncation ${k} run twice from one run gave ${value} and ${again.value}: branching changed the run`);
+          }
+          path.discard(current, next);
+          current = next;
+          values.push(value);
+        } finally {
+          if (weights) disposeTree(weights);
+        }
+      }
+    } finally {
+      path.dispose(current);
+    }
+    return values;
+  };
+  const reference = run(new TfjsForwardPath(meta, 'tfjs'), false);
+  const fused = run(new FusedForwardPath(meta, kernel!, threads, 'fused'), true);
+  let worst = 0;
+  reference.forEach((b, k) => {
+    const a = fused[k]!;
+    const d = Math.abs(a - b) / Math.max(Math.abs(b), 1e-30);
+    if (!(d <= tolerance)) fail(`truncation ${k}: the fused path's objective is ${a}, the tfjs path's ${b} (relative difference ${d.toExponential(2)}, more than ${tolerance})`);
+    worst = Math.max(worst, d);
+  });
+  return { value: worst };
 }

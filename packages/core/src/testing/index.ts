@@ -14,5 +14,5 @@ export { checkTaskFamily, type TaskFamilyCheckOptions } from './task-family';
 export { checkOptimizer, type OptimizerCheckOptions } from './optimizer';
 export { checkMetaOptimizer, type MetaOptimizerCheckOptions } from './meta-optimizer';
 export { checkPlugin } from './plugin';
-export { checkFusedKernel, type FusedKernelCheckOptions, type FusedKernelComparison } from './fused-kernel';
+export { checkForwardPaths, checkFusedKernel, type ForwardPathCheckOptions, type FusedKernelCheckOptions, type FusedKernelComparison } from './fused-kernel';
 export { checkEstimator } from './estimator';

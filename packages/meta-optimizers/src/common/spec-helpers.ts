@@ -4,7 +4,7 @@
  * gradients frozen, which every learned optimizer's tests run.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { disposeTree, isUserError, Rng, type ComponentRegistry, type MetaOptimizer, type NamedTensors, type OptimizerState, type Task, type TaskFamily, type TensorTree } from '@l2l/core';
+import { disposeTree, isUserError, MetaTrainer, resolveTrainingOptions, Rng, type ComponentRegistry, type EpochReport, type MetaOptimizer, type NamedTensors, type OptimizerState, type Task, type TaskFamily, type TensorTree, type TrainingOptions } from '@l2l/core';
 
 export function randomNamed(rng: Rng, shapes: Record<string, number[]>, std = 1): NamedTensors {
   const out: NamedTensors = {};
@@ -217,4 +217,37 @@ export function leastSquaresTask(n: number, seed: number): Task {
 
 export function familyOf(n: number): TaskFamily {
   return { type: 'least-squares', sample: (seed, split) => ({ family: 'least-squares', split, seed }), build: (c) => leastSquaresTask(n, c.seed) };
+}
+
+/**
+ * One short epoch of meta-training on `familyOf(17)` (2 episodes of 12 steps in unrolls of 4, validation on 2
+ * tasks) with `training` over those defaults: which path ran, the epoch's report and the weights after it.
+ * Frees the meta-optimizer.
+ */
+export async function trainShort(meta: MetaOptimizer, training: Partial<TrainingOptions>): Promise<{ path: string; report: EpochReport; weights: Record<string, Float32Array> }> {
+  const options = resolveTrainingOptions({ epochs: 1, episodesPerEpoch: 2, steps: 12, unroll: 4, validateEvery: 1, validationTasks: 2, ...training });
+  const trainer = new MetaTrainer(familyOf(17), meta, options, 3);
+  try {
+    const report = await trainer.trainEpoch();
+    return { path: trainer.metaGradientPath, report, weights: Object.fromEntries(Object.entries(meta.variables).map(([k, v]) => [k, v.dataSync() as Float32Array])) };
+  } finally {
+    trainer.dispose();
+    meta.dispose();
+  }
+}
+
+/** Expects two trainShort results to agree: every weight within `tol`, and the meta-loss and validation loss to 1e-4 relative. */
+export function expectSameTraining(a: Awaited<ReturnType<typeof trainShort>>, b: Awaited<ReturnType<typeof trainShort>>, tol = 1e-4): void {
+  let weights = 0;
+  for (const [k, w] of Object.entries(b.weights)) {
+    const f = a.weights[k]!;
+    expect(f.length).toBe(w.length);
+    let worst = 0;
+    for (let i = 0; i < w.length; i++) worst = Math.max(worst, Math.abs(f[i]! - w[i]!));
+    expect(worst).toBeLessThan(tol);
+    weights += w.length;
+  }
+  expect(weights).toBeGreaterThan(0);
+  expect(Math.abs(a.report.metaLoss - b.report.metaLoss)).toBeLessThan(1e-4 * Math.abs(b.report.metaLoss));
+  expect(Math.abs(a.report.validationLoss! - b.report.validationLoss!)).toBeLessThan(1e-4 * Math.abs(b.report.validationLoss!));
 }

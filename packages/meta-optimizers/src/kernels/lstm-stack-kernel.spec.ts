@@ -1,13 +1,13 @@
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { applyTrainingTricks, disposeTree, evaluateOptimizer, MetaTrainer, VariableOptimizer, resolveTrainingOptions, Rng, runOptimizer, useBackend, type MetaOptimizer, type NamedTensors, type Task } from '@l2l/core';
-import { checkFusedKernel } from '@l2l/core/testing';
+import { applyTrainingTricks, disposeTree, evaluateOptimizer, MetaTrainer, VariableOptimizer, resolveTrainingOptions, Rng, runOptimizer, useBackend, type FusedKernel, type MetaOptimizer, type NamedTensors, type Task } from '@l2l/core';
+import { checkForwardPaths, checkFusedKernel } from '@l2l/core/testing';
 import { LstmMetaOptimizer } from '../lstm';
 import { RnnpropMetaOptimizer } from '../rnnprop';
 import { kernelMemoryBytes } from './kernel-threads';
 import { relaxedSimdSupported } from './wasm-module';
-import { familyOf, leastSquaresTask } from '../common/spec-helpers';
+import { expectSameTraining, familyOf, leastSquaresTask, trainShort } from '../common/spec-helpers';
 import { LstmStackKernel } from './lstm-stack-kernel';
 
 const withMeta = <M extends MetaOptimizer, T>(meta: M, fn: (m: M) => T): T => {
@@ -56,6 +56,21 @@ describe.each(['wasm', 'cpu'] as const)('the lstm-stack kernel against the tfjs 
       const r = withTask(task, (t) => checkFusedKernel(m, t, { length: 5, unrolls: 2, tolerance: 1e-5 }));
       expect(r.gradientNorm).toBeGreaterThan(1e-3);
     });
+  });
+
+  // ES and PES forward passes: perturbed φ, runs branched from snapshots (the moments of rnnprop's Adam features
+  // and of multiscale's are state too), both loss weightings.
+  it.each([
+    ['lstm', {}, 37, 'uniform', 1],
+    ['lstm', { layers: 3, hidden: 6, k: 5 }, 21, 'last', 1],
+    ['rnnprop', {}, 13, 'uniform', 1],
+    ['rnnprop', { inputUnits: 5, hidden: 6, layers: 1, lr: 0.3 }, 21, 'last', 2],
+  ] as const)('%s %j, %d coordinates, losses %s, %d thread(s): ES/PES forward passes give the tfjs path\'s objectives', (type, options, n, lossWeights, threads) => {
+    const before = tf.memory().numTensors;
+    const meta = type === 'lstm' ? new LstmMetaOptimizer(options as object, 5) : new RnnpropMetaOptimizer(options as object, 5);
+    const r = withMeta(meta, (m) => withTask(leastSquaresTask(n, 3), (task) => checkForwardPaths(m, task, { length: 4, truncations: 3, lossWeights, threads })));
+    expect(r.value).toBeLessThanOrEqual(1e-5);
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it('VariableOptimizer updates variables through the kernel as through tfjs, inside a caller\'s tidy, leaking nothing', () => {
@@ -264,6 +279,68 @@ describe('the lstm-stack kernel', () => {
     });
   });
 
+  it('snapshots restore only into runs of the same architecture and size, outside an unroll, until disposed', () => {
+    withMeta(new LstmMetaOptimizer({}, 1), (lstm) =>
+      withMeta(new RnnpropMetaOptimizer({}, 1), (rnnprop) => {
+        const a = lstm.optimizer().fused!.open(20);
+        const b = lstm.optimizer().fused!.open(20);
+        const other = rnnprop.optimizer().fused!.open(20);
+        const small = lstm.optimizer().fused!.open(19);
+        try {
+          const g = Float32Array.from({ length: 20 }, (_, i) => Math.sin(i));
+          const p = new Float32Array(20);
+          a.step(g, p);
+          const snap = a.snapshot();
+          expect(() => other.restore(snap)).toThrow(/a snapshot of wasm lstm-stack .* cannot be restored into a run of wasm lstm-stack .*"adam"/);
+          expect(() => small.restore(snap)).toThrow(/a snapshot of 20 coordinates cannot be restored into a run of 19/);
+          // b takes a's state: the same gradient then gives the same update, bit for bit.
+          b.restore(snap);
+          const pa = new Float32Array(20);
+          const pb = new Float32Array(20);
+          a.step(g, pa);
+          b.step(g, pb);
+          expect(Array.from(pb)).toEqual(Array.from(pa));
+          b.beginUnroll(2);
+          expect(() => b.snapshot()).toThrow(/snapshot inside an unroll/);
+          expect(() => b.restore(snap)).toThrow(/restore inside an unroll/);
+          snap.dispose();
+          expect(() => a.restore(snap)).toThrow(/the snapshot was disposed/);
+        } finally {
+          for (const r of [a, b, other, small]) r.dispose();
+        }
+      }),
+    );
+  });
+
+  it('checkForwardPaths catches a kernel whose restore forgets the state', () => {
+    withMeta(new RnnpropMetaOptimizer({}, 3), (meta) => {
+      const forget = (kernel: FusedKernel): FusedKernel => ({
+        description: kernel.description,
+        open(n, options) {
+          const run = kernel.open(n, options);
+          return {
+            coordinates: run.coordinates,
+            reloadWeights: () => run.reloadWeights(),
+            beginUnroll: (length) => run.beginUnroll(length),
+            step: (g, p) => run.step(g, p),
+            backward: (adjoints) => run.backward(adjoints),
+            snapshot: () => run.snapshot(),
+            restore: () => {},
+            dispose: () => run.dispose(),
+          };
+        },
+      });
+      const forgetful = Object.create(meta) as MetaOptimizer;
+      (forgetful as { optimizer: MetaOptimizer['optimizer'] }).optimizer = function (weights?: NamedTensors) {
+        const o = meta.optimizer(weights);
+        return { name: o.name, init: (p, groups) => o.init(p, groups), update: (st, g, ctx) => o.update(st, g, ctx), fused: forget(o.fused!) };
+      };
+      withTask(leastSquaresTask(13, 3), (task) => {
+        expect(() => checkForwardPaths(forgetful, task, { length: 3, truncations: 2 })).toThrow(/checkForwardPaths\(rnnprop\): truncation 1: the fused path's objective is/);
+      });
+    });
+  });
+
   it('refuses a malformed L2L_KERNEL_STORE_MB in one line', () => {
     const saved = process.env.L2L_KERNEL_STORE_MB;
     process.env.L2L_KERNEL_STORE_MB = 'lots';
@@ -287,31 +364,28 @@ describe('the lstm-stack kernel', () => {
   });
 
   it('meta-training on the kernel gives the weights the tfjs path gives, and says which path runs', async () => {
-    const train = async (kernel: 'fused' | 'tfjs', type: 'lstm' | 'rnnprop') => {
-      const meta = type === 'lstm' ? new LstmMetaOptimizer({}, 0) : new RnnpropMetaOptimizer({}, 0);
-      const options = resolveTrainingOptions({ epochs: 1, episodesPerEpoch: 2, steps: 12, unroll: 4, validateEvery: 1, validationTasks: 2, kernel });
-      const trainer = new MetaTrainer(familyOf(17), meta, options, 3);
-      try {
-        const report = await trainer.trainEpoch();
-        return { path: trainer.metaGradientPath, report, weights: Object.fromEntries(Object.entries(meta.variables).map(([k, v]) => [k, v.dataSync() as Float32Array])) };
-      } finally {
-        trainer.dispose();
-        meta.dispose();
-      }
-    };
+    const meta = (type: 'lstm' | 'rnnprop') => (type === 'lstm' ? new LstmMetaOptimizer({}, 0) : new RnnpropMetaOptimizer({}, 0));
     for (const type of ['lstm', 'rnnprop'] as const) {
-      const fused = await train('fused', type);
-      const tape = await train('tfjs', type);
+      const fused = await trainShort(meta(type), { kernel: 'fused' });
+      const tape = await trainShort(meta(type), { kernel: 'tfjs' });
       expect(fused.path).toMatch(/fused kernel, wasm lstm-stack/);
       expect(tape.path).toMatch(/tfjs tape/);
-      for (const [k, w] of Object.entries(tape.weights)) {
-        const f = fused.weights[k]!;
-        let worst = 0;
-        for (let i = 0; i < w.length; i++) worst = Math.max(worst, Math.abs(f[i]! - w[i]!));
-        expect(worst).toBeLessThan(1e-4);
+      expectSameTraining(fused, tape);
+    }
+  });
+
+  it('ES and PES meta-train on the kernel (auto, and in 2 threads) to the weights the tfjs path gives, and say so', async () => {
+    for (const type of ['es', 'pes'] as const) {
+      // σ 0.1: an estimate is (L⁺ − L⁻)/(2σ)·z, so the paths' float32 rounding of the losses (~1e-7 relative) reaches
+      // it multiplied by 1/(2σ); checkForwardPaths compares the objectives themselves.
+      const estimator = { type, options: { sigma: 0.1, samples: 2 } };
+      const tape = await trainShort(new LstmMetaOptimizer({}, 0), { estimator, kernel: 'tfjs' });
+      expect(tape.path).toMatch(/, tfjs forward passes \(training\.kernel "tfjs"\)$/);
+      for (const workers of [0, 2]) {
+        const fused = await trainShort(new LstmMetaOptimizer({}, 0), { estimator, kernel: 'auto', workers });
+        expect(fused.path).toMatch(new RegExp(`, fused forward passes \\(wasm lstm-stack \\(SIMD.*\\), ${Math.max(1, workers)} threads?\\)$`));
+        expectSameTraining(fused, tape);
       }
-      expect(Math.abs(fused.report.metaLoss - tape.report.metaLoss)).toBeLessThan(1e-4 * Math.abs(tape.report.metaLoss));
-      expect(Math.abs(fused.report.validationLoss! - tape.report.validationLoss!)).toBeLessThan(1e-4 * Math.abs(tape.report.validationLoss!));
     }
   });
 

@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import type { FusedKernel, FusedRun } from '@l2l/core';
+import type { FusedKernel, FusedRun, FusedSnapshot } from '@l2l/core';
 import { acquireInstance, type KernelInstance, type LstmStackExports, OPS, releaseInstance } from './kernel-threads';
 import { readWeights, RunState } from './run-state';
 import { TileThreads } from './tile-threads';
@@ -267,6 +267,23 @@ class LstmStackRun extends RunState implements FusedRun {
     // update = scale·⟨w, x⟩ with scale = −exp(s): ∂L/∂s = scale·Σ_t ⟨r_t, ⟨w, x⟩_t⟩ (the kernel's last accumulator).
     if (this.spec.scaleWeight) result[this.spec.scaleWeight] = Float32Array.of(this.scale * out[this.nw]!);
     return result;
+  }
+
+  snapshot(): FusedSnapshot {
+    return this.takeSnapshot(this.kind(), this.stateViews());
+  }
+
+  restore(snapshot: FusedSnapshot): void {
+    this.restoreSnapshot(this.kind(), snapshot, this.stateViews());
+  }
+
+  private kind(): string {
+    return `wasm lstm-stack ${JSON.stringify(this.spec)}`;
+  }
+
+  /** The optimizer state: every layer's h and c, and the Adam moments of Adam-like features. */
+  private stateViews(): Float32Array[] {
+    return [this.inst.mem.view(this.state), this.inst.mem.view(this.moments)];
   }
 
   dispose(): void {

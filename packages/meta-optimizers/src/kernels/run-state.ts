@@ -1,4 +1,29 @@
 import type * as tf from '@tensorflow/tfjs-core';
+import type { FusedSnapshot } from '@l2l/core';
+
+/** FusedSnapshot of a run whose state is arrays: copies of them and the update count, tagged with the run's kind. */
+class ArraySnapshot implements FusedSnapshot {
+  private arrays: readonly Float32Array[] | null;
+
+  constructor(
+    /** The kernel and its architecture: a snapshot restores only into a run of the same kind. */
+    readonly kind: string,
+    readonly coordinates: number,
+    readonly updates: number,
+    arrays: readonly Float32Array[],
+  ) {
+    this.arrays = arrays;
+  }
+
+  get state(): readonly Float32Array[] {
+    if (!this.arrays) throw new Error('fused kernel: the snapshot was disposed');
+    return this.arrays;
+  }
+
+  dispose(): void {
+    this.arrays = null;
+  }
+}
 
 /**
  * The bookkeeping every fused run shares (contracts/fused.ts): updates taken, the steps recorded for the current
@@ -52,6 +77,30 @@ export abstract class RunState {
     });
     this.recorded = -1;
     return U;
+  }
+
+  /** A snapshot (FusedRun.snapshot) of the run's state `arrays` and update count; `kind` names the kernel and its architecture. */
+  protected takeSnapshot(kind: string, arrays: readonly Float32Array[]): FusedSnapshot {
+    this.outsideUnroll('snapshot');
+    return new ArraySnapshot(kind, this.coordinates, this.updates, arrays.map((a) => a.slice()));
+  }
+
+  /** Copies a snapshot that takeSnapshot made for the same `kind` into the run's state `arrays`, with its update count. */
+  protected restoreSnapshot(kind: string, snapshot: FusedSnapshot, arrays: readonly Float32Array[]): void {
+    this.outsideUnroll('restore');
+    if (!(snapshot instanceof ArraySnapshot) || snapshot.kind !== kind) {
+      throw new Error(`fused kernel: a snapshot of ${snapshot instanceof ArraySnapshot ? snapshot.kind : 'another kind of run'} cannot be restored into a run of ${kind}`);
+    }
+    if (snapshot.coordinates !== this.coordinates) throw new Error(`fused kernel: a snapshot of ${snapshot.coordinates} coordinates cannot be restored into a run of ${this.coordinates}`);
+    const state = snapshot.state;
+    if (state.length !== arrays.length || state.some((a, i) => a.length !== arrays[i]!.length)) throw new Error(`fused kernel: the snapshot's state does not fit this run of ${kind}`);
+    arrays.forEach((a, i) => a.set(state[i]!));
+    this.updates = snapshot.updates;
+  }
+
+  private outsideUnroll(what: string): void {
+    this.live();
+    if (this.recorded >= 0) throw new Error(`fused kernel: ${what} inside an unroll (after beginUnroll, before backward)`);
   }
 
   /** Marks the run disposed; true the first time. */

@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import type { FusedKernel, FusedRun } from '@l2l/core';
+import type { FusedKernel, FusedRun, FusedSnapshot } from '@l2l/core';
 import { RunState } from '../kernels/run-state';
 
 /**
@@ -125,6 +125,18 @@ class LinearRun extends RunState implements FusedRun {
     const out: Record<string, Float32Array> = { 'combiner/logits': Float32Array.from(dw, (x, j) => w[j]! * (x - mean)) };
     if (this.fixedLr === null) out['lr/log'] = Float32Array.of(-lr * S.reduce((a, s, j) => a + w[j]! * s, 0));
     return out;
+  }
+
+  snapshot(): FusedSnapshot {
+    return this.takeSnapshot(this.kind(), [this.m, this.v]);
+  }
+
+  restore(snapshot: FusedSnapshot): void {
+    this.restoreSnapshot(this.kind(), snapshot, [this.m, this.v]);
+  }
+
+  private kind(): string {
+    return `js multiscale-adam linear ${JSON.stringify({ betas: this.betas, epsilon: this.epsilon })}`;
   }
 
   dispose(): void {

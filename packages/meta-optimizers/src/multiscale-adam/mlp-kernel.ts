@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import type { FusedKernel, FusedRun } from '@l2l/core';
+import type { FusedKernel, FusedRun, FusedSnapshot } from '@l2l/core';
 import { acquireInstance, type KernelInstance, releaseInstance } from '../kernels/kernel-threads';
 import { readWeights, RunState } from '../kernels/run-state';
 import { type Area, kernelVariant, type KernelVariant, wasmSimdSupported } from '../kernels/wasm-module';
@@ -151,6 +151,18 @@ class MlpRun extends RunState implements FusedRun {
     // update = −η·dir with η = exp(log η): ∂L/∂log η = −η·Σ_t ⟨r_t, dir_t⟩.
     if (this.fixedLr === null) result['lr/log'] = Float32Array.of(-this.lr * out[this.nw]!);
     return result;
+  }
+
+  snapshot(): FusedSnapshot {
+    return this.takeSnapshot(this.kind(), [this.inst.mem.view(this.moments)]);
+  }
+
+  restore(snapshot: FusedSnapshot): void {
+    this.restoreSnapshot(this.kind(), snapshot, [this.inst.mem.view(this.moments)]);
+  }
+
+  private kind(): string {
+    return `wasm multiscale-mlp ${JSON.stringify({ betas: this.betas, hidden: this.hidden })}`;
   }
 
   dispose(): void {

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '@l2l/core';
-import { checkFusedKernel } from '@l2l/core/testing';
+import { checkForwardPaths, checkFusedKernel } from '@l2l/core/testing';
 import { leastSquaresTask } from '../common/spec-helpers';
 import { MultiscaleAdamMetaOptimizer } from './multiscale-adam';
 import type { MultiscaleAdamOptions } from './options';
@@ -39,6 +39,30 @@ describe.each(['wasm', 'cpu'] as const)('multiscale-adam\'s rnn-combiner kernel 
         task.dispose();
       }
     });
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe.each(['wasm', 'cpu'] as const)('multiscale-adam\'s combiners\' kernels in ES/PES forward passes on %s', (backend) => {
+  beforeAll(async () => {
+    await useBackend(backend);
+  });
+
+  // The moments of every timescale are the state a snapshot carries (and the LSTM's h and c for the rnn combiner).
+  it.each(['rnn', 'mlp', 'linear'] as const)('the %s combiner gives the tfjs path\'s objectives', (combiner) => {
+    const before = tf.memory().numTensors;
+    const meta = new MultiscaleAdamMetaOptimizer({ combiner }, 3);
+    try {
+      const task = leastSquaresTask(21, 5);
+      try {
+        const r = checkForwardPaths(meta, task, { length: 4, truncations: 3 });
+        expect(r.value).toBeLessThanOrEqual(1e-5);
+      } finally {
+        task.dispose();
+      }
+    } finally {
+      meta.dispose();
+    }
     expect(tf.memory().numTensors).toBe(before);
   });
 });

@@ -16,8 +16,8 @@ import {
   type OptimizerState,
   type Task,
 } from '@l2l/core';
-import { checkFusedKernel } from '@l2l/core/testing';
-import { familyOf, leastSquaresTask } from '../common/spec-helpers';
+import { checkForwardPaths, checkFusedKernel } from '@l2l/core/testing';
+import { expectSameTraining, familyOf, leastSquaresTask, trainShort } from '../common/spec-helpers';
 import { kernelMemoryBytes } from '../kernels/kernel-threads';
 import { metaOptimizersModule } from '../meta-optimizers-module';
 import { NormalizedHistoryKernel } from './kernel';
@@ -79,6 +79,19 @@ describe.each(['wasm', 'cpu'] as const)('the normalized-history kernel against t
       expect(meta.optimizer().fused?.description).toMatch(/^wasm normalized-history \(SIMD/);
       const r = withTask(leastSquaresTask(n, 3), (task) => checkFusedKernel(meta, task, { length, unrolls: 2, lossWeights, tolerance: 1e-5 }));
       expect(r.gradientNorm).toBeGreaterThan(1e-3);
+    });
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  // The windows are the state a snapshot carries; the first truncation starts at the run's first step.
+  it.each([
+    [{ historySize: 5, hidden: 6, minStep: 0.1 }, 13, 'uniform', 1],
+    [{ historySize: 6, hidden: 7, paramInput: 'infNorm', magnitudes: [0, 0.5, 1], minStep: 0.05 }, 21, 'last', 2],
+  ] as const)('%j, %d coordinates, losses %s, %d thread(s): ES/PES forward passes give the tfjs path\'s objectives', (options, n, lossWeights, threads) => {
+    const before = tf.memory().numTensors;
+    withMeta(options as Partial<NormalizedHistoryOptions>, 5, (meta) => {
+      const r = withTask(leastSquaresTask(n, 3), (task) => checkForwardPaths(meta, task, { length: 4, truncations: 3, lossWeights, threads }));
+      expect(r.value).toBeLessThanOrEqual(1e-5);
     });
     expect(tf.memory().numTensors).toBe(before);
   });
@@ -258,31 +271,11 @@ describe('the normalized-history kernel', () => {
   });
 
   it('training.kernel auto meta-trains on the kernel, with the weights the tfjs path gives, and says so', async () => {
-    const train = async (kernel: 'auto' | 'tfjs') => {
-      const meta = new NormalizedHistoryMetaOptimizer({ historySize: 5, hidden: 8 }, 0);
-      const options = resolveTrainingOptions({ epochs: 1, episodesPerEpoch: 2, steps: 12, unroll: 4, validateEvery: 1, validationTasks: 2, kernel });
-      const trainer = new MetaTrainer(familyOf(17), meta, options, 3);
-      try {
-        const report = await trainer.trainEpoch();
-        return { path: trainer.metaGradientPath, report, weights: Object.fromEntries(Object.entries(meta.variables).map(([k, v]) => [k, v.dataSync() as Float32Array])) };
-      } finally {
-        trainer.dispose();
-        meta.dispose();
-      }
-    };
-    const fused = await train('auto');
-    const tape = await train('tfjs');
+    const fused = await trainShort(new NormalizedHistoryMetaOptimizer({ historySize: 5, hidden: 8 }, 0), { kernel: 'auto' });
+    const tape = await trainShort(new NormalizedHistoryMetaOptimizer({ historySize: 5, hidden: 8 }, 0), { kernel: 'tfjs' });
     expect(fused.path).toMatch(/fused kernel, wasm normalized-history/);
     expect(tape.path).toMatch(/tfjs tape/);
-    let moved = 0;
-    for (const [k, w] of Object.entries(tape.weights)) {
-      const f = fused.weights[k]!;
-      for (let i = 0; i < w.length; i++) expect(Math.abs(f[i]! - w[i]!)).toBeLessThan(1e-4);
-      moved += w.length;
-    }
-    expect(moved).toBeGreaterThan(0);
-    expect(Math.abs(fused.report.metaLoss - tape.report.metaLoss)).toBeLessThan(1e-4 * Math.abs(tape.report.metaLoss));
-    expect(Math.abs(fused.report.validationLoss! - tape.report.validationLoss!)).toBeLessThan(1e-4 * Math.abs(tape.report.validationLoss!));
+    expectSameTraining(fused, tape);
   });
 
   it('leaks no tensors and no kernel memory over 200 meta-iterations', async () => {

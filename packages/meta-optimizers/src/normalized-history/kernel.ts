@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import type { FusedKernel, FusedRun } from '@l2l/core';
+import type { FusedKernel, FusedRun, FusedSnapshot } from '@l2l/core';
 import { acquireInstance, type KernelInstance, OPS, releaseInstance } from '../kernels/kernel-threads';
 import { readWeights, RunState } from '../kernels/run-state';
 import { TileThreads } from '../kernels/tile-threads';
@@ -65,6 +65,8 @@ class NormalizedHistoryRun extends RunState implements FusedRun {
   private adj = 0;
   /** The current unroll began at the run's first step (its windows were θ₀ and g₀). */
   private firstUnroll = false;
+  /** The kernel and its architecture, for snapshots. */
+  private readonly kind: string;
 
   constructor(
     options: Readonly<NormalizedHistoryOptions>,
@@ -74,6 +76,7 @@ class NormalizedHistoryRun extends RunState implements FusedRun {
     threads: number,
   ) {
     super(coordinates);
+    this.kind = `wasm normalized-history ${JSON.stringify(options)}`;
     this.inst = acquireInstance('normalized-history', variant);
     try {
       this.ex = this.inst.exports as unknown as NormalizedHistoryExports;
@@ -152,6 +155,15 @@ class NormalizedHistoryRun extends RunState implements FusedRun {
     out.fill(0);
     for (const acc of this.tiles.accumulators) ex.reduceAcc(acc, this.out.ptr, this.nw);
     return { [WEIGHT_NAMES[0]]: out.slice(0, this.sizes[0]), [WEIGHT_NAMES[1]]: out.slice(this.sizes[0], this.nw) };
+  }
+
+  snapshot(): FusedSnapshot {
+    return this.takeSnapshot(this.kind, [this.inst.mem.view(this.state)]);
+  }
+
+  /** The windows; the update count says whether the next step is the first (windows of θ₀ and g₀). */
+  restore(snapshot: FusedSnapshot): void {
+    this.restoreSnapshot(this.kind, snapshot, [this.inst.mem.view(this.state)]);
   }
 
   dispose(): void {

@@ -39,6 +39,7 @@ import {
   type TaskFamily,
 } from '@l2l/core';
 import { adamComponent } from '@l2l/baselines';
+import { checkForwardPaths } from '@l2l/core/testing';
 import { expectAllClose } from '../common/spec-helpers';
 import { lstmComponent } from '../lstm';
 import { perGroupComponent } from './component';
@@ -373,6 +374,16 @@ describe('a baseline for a group (DeepMind\'s simple-multi: an LSTM for conv, Ad
         expectAllClose(Array.from(fused.grads[name]!), g, 1e-3 * scale);
       }
     }
+    expect(tf.memory().numTensors).toBe(before);
+    task.dispose();
+    mixed.dispose();
+  });
+
+  it('ES/PES forward passes on the per-group kernel (the LSTM\'s state and Adam\'s slots in its snapshots) give the tfjs path\'s objectives', () => {
+    const mixed = registry().create('meta-optimizer', MIXED, { seed: 6, baseDir: '.' });
+    const task = family.build(family.sample(2, 'train'));
+    const before = tf.memory().numTensors;
+    for (const threads of [1, 2]) expect(checkForwardPaths(mixed, task, { length: 4, truncations: 3, threads }).value).toBeLessThanOrEqual(1e-5);
     expect(tf.memory().numTensors).toBe(before);
     task.dispose();
     mixed.dispose();

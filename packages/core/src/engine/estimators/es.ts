@@ -3,9 +3,10 @@ import type { MetaOptimizer } from '../../contracts/meta-optimizer';
 import type { Task } from '../../contracts/task';
 import { UserError } from '../../errors';
 import { deriveSeed } from '../../random';
-import { disposeTree, type NamedTensors } from '../../tensor-tree';
-import { disposeCarry, startRun, type Carry } from '../unroll';
-import { accumulate, forward, shifted, standardNoise, toTensors, zeroSums, type Objective } from './common';
+import { countCoordinates, disposeTree, type NamedTensors } from '../../tensor-tree';
+import { accumulate, shifted, standardNoise, toTensors, zeroSums, type Objective } from './common';
+import { FusedForwardPath, type ForwardPath, TfjsForwardPath } from './forward-path';
+import { fusedKernelFor } from './tbptt';
 
 /** Options of the `es` and `pes` estimators (their JSON Schema is in ./index.ts). */
 export interface EsOptions {
@@ -17,23 +18,27 @@ export interface EsOptions {
   readonly metric: string | null;
 }
 
-/** Refuses training options an evolution-strategies estimator has no use for, naming the field. */
-export function checkForwardOnly(type: string, setup: EstimatorSetup): void {
-  const t = setup.training;
-  const why = t.secondDerivatives
-    ? 'training.secondDerivatives (ES needs no derivatives)'
-    : (t.workers ?? 0) > 0
-      ? `training.workers (${t.workers})`
-      : t.kernel === 'fused'
-        ? 'training.kernel "fused"'
-        : t.checkpointEvery
-          ? `training.checkpointEvery (${t.checkpointEvery})`
-          : undefined;
-  if (why) throw new UserError(`training.estimator "${type}" runs forward passes on the tfjs path only, so ${why} does not apply: remove it, or use training.estimator "tbptt"`);
-  if (setup.meta.optimizer.length === 0) {
+/**
+ * Refuses training options an evolution-strategies estimator has no use for, naming the field, and picks where
+ * its forward passes run: the meta-optimizer's fused kernel (training.kernel "auto" or "fused", in
+ * training.workers threads) or tfjs.
+ */
+export function forwardPathFor(type: string, setup: EstimatorSetup): ForwardPath<unknown> {
+  const { meta, training: t } = setup;
+  const why = t.secondDerivatives ? 'training.secondDerivatives (ES needs no derivatives)' : t.checkpointEvery ? `training.checkpointEvery (${t.checkpointEvery})` : undefined;
+  if (why) throw new UserError(`training.estimator "${type}" runs forward passes only, so ${why} does not apply: remove it, or use training.estimator "tbptt"`);
+  if (meta.optimizer.length === 0) {
     // A meta-optimizer whose optimizer() takes no weights would silently evaluate the live φ at every perturbation.
-    throw new UserError(`training.estimator "${type}" needs meta-optimizer "${setup.meta.type}" to build its optimizer from given weights (MetaOptimizer.optimizer(weights))`);
+    throw new UserError(`training.estimator "${type}" needs meta-optimizer "${meta.type}" to build its optimizer from given weights (MetaOptimizer.optimizer(weights))`);
   }
+  const workers = t.workers ?? 0;
+  const { kernel, why: noKernel } = fusedKernelFor(meta, { kernel: t.kernel, secondDerivatives: false });
+  if (!kernel) {
+    if (workers > 0) throw new UserError(`training.estimator "${type}" runs its forward passes on tfjs here (${noKernel}), so training.workers (${workers}) does not apply: set it to 0`);
+    return new TfjsForwardPath(meta, `tfjs forward passes (${noKernel})`) as ForwardPath<unknown>;
+  }
+  const threads = Math.max(1, workers);
+  return new FusedForwardPath(meta, kernel, threads, `fused forward passes (${kernel.description}, ${threads} thread${threads > 1 ? 's' : ''})`) as ForwardPath<unknown>;
 }
 
 export function checkEsOptions(type: string, o: EsOptions): void {
@@ -41,10 +46,12 @@ export function checkEsOptions(type: string, o: EsOptions): void {
   if (!Number.isInteger(o.samples) || o.samples < 1) throw new UserError(`training.estimator "${type}": options.samples must be an integer ≥ 1, got ${o.samples}`);
 }
 
-/** What ES and PES share: checked options, the meta-optimizer and the objective. */
+/** What ES and PES share: checked options, the meta-optimizer, the objective and where the forward passes run. */
 export abstract class ForwardEstimator {
   protected readonly meta: MetaOptimizer;
   protected readonly objective: Objective;
+  protected readonly path: ForwardPath<unknown>;
+  private readonly workers: number;
 
   constructor(
     type: string,
@@ -52,12 +59,25 @@ export abstract class ForwardEstimator {
     readonly options: EsOptions,
   ) {
     checkEsOptions(type, options);
-    checkForwardOnly(type, setup);
+    this.path = forwardPathFor(type, setup);
     this.meta = setup.meta;
+    this.workers = setup.training.workers ?? 0;
     this.objective = { lossWeights: setup.training.lossWeights, metric: options.metric };
   }
 
-  /** Nothing to free: the states hold the tensors. */
+  /** A run of `task` from `params` (taken over) on the estimator's path. */
+  protected start(task: Task, params: NamedTensors, batchSeed: number): unknown {
+    if (this.workers > 0) {
+      const n = countCoordinates(params);
+      if (this.workers > n) {
+        disposeTree(params);
+        throw new UserError(`training.workers (${this.workers}) must not exceed the number of coordinates of the optimizee (${n})`);
+      }
+    }
+    return this.path.start(task, params, batchSeed);
+  }
+
+  /** Nothing to free: the states hold the runs. */
   dispose(): void {}
 }
 
@@ -65,13 +85,15 @@ class EsState implements TruncationState {
   constructor(
     readonly task: Task,
     readonly batchSeed: number,
-    public carry: Carry,
+    private readonly path: ForwardPath<unknown>,
+    public run: unknown,
   ) {}
   get loss(): number {
-    return this.carry.loss.dataSync()[0]!;
+    return this.path.loss(this.run);
   }
   dispose(): void {
-    disposeCarry(this.carry);
+    if (this.run !== undefined) this.path.dispose(this.run);
+    this.run = undefined;
   }
 }
 
@@ -79,9 +101,10 @@ class EsState implements TruncationState {
  * Antithetic evolution strategies over truncated unrolls (as learned_optimization's TruncatedES): for each task
  * and sample, z ~ N(0, I), the truncation runs from the task's state once with φ + σz and once with φ − σz, and
  * (L⁺ − L⁻)/(2σ)·z estimates the gradient of E_z[L(φ + σz)], the Gaussian-smoothed meta-objective of that
- * truncation; the state then advances with the unperturbed φ. Forward passes only, so any meta-objective works
- * (a held-out metric, say) and no tape is kept. Like tbptt it treats the truncation's start as given, so over
- * short truncations it is biased in the same way (PES is not).
+ * truncation; the state then advances with the unperturbed φ. Forward passes only (on the fused kernel where
+ * the meta-optimizer has one), so any meta-objective works (a held-out metric, say) and no tape is kept. Like
+ * tbptt it treats the truncation's start as given, so over short truncations it is biased in the same way (PES
+ * is not).
  */
 export class EsEstimator extends ForwardEstimator implements MetaGradientEstimator<EsState> {
   readonly type = 'es';
@@ -89,15 +112,16 @@ export class EsEstimator extends ForwardEstimator implements MetaGradientEstimat
 
   constructor(setup: EstimatorSetup, options: EsOptions) {
     super('es', setup, options);
-    this.description = `meta-gradients: antithetic ES over truncations (σ ${options.sigma}, ${options.samples} pair${options.samples > 1 ? 's' : ''} per task, objective ${describeObjective(this.objective)}), tfjs forward passes`;
+    this.description = `meta-gradients: antithetic ES over truncations (σ ${options.sigma}, ${options.samples} pair${options.samples > 1 ? 's' : ''} per task, objective ${describeObjective(this.objective)}), ${this.path.description}`;
   }
 
   init(task: Task, params: NamedTensors, batchSeed: number): EsState {
-    return new EsState(task, batchSeed, startRun(task, this.meta.optimizer(), params, batchSeed));
+    return new EsState(task, batchSeed, this.path, this.start(task, params, batchSeed));
   }
 
   estimate(states: EsState[], length: number, seed: number): GradientEstimate {
     const { sigma, samples } = this.options;
+    const { path } = this;
     const variables = this.meta.variables;
     const sums = zeroSums(variables);
     const where = 'training.estimator.options';
@@ -109,8 +133,8 @@ export class EsEstimator extends ForwardEstimator implements MetaGradientEstimat
         for (const sign of [1, -1]) {
           const weights = shifted(variables, z, sign * sigma);
           try {
-            const { value, next } = forward(state.task, this.meta.optimizer(weights), state.carry, length, state.batchSeed, this.objective, where);
-            disposeTree(next, state.carry);
+            const { value, next } = path.forward(state.task, state.run, weights, length, state.batchSeed, this.objective, where);
+            path.discard(next, state.run);
             values.push(value);
           } finally {
             disposeTree(weights);
@@ -118,14 +142,13 @@ export class EsEstimator extends ForwardEstimator implements MetaGradientEstimat
         }
         accumulate(sums, z, (values[0]! - values[1]!) / (2 * sigma));
       }
-      const { value, next } = forward(state.task, this.meta.optimizer(), state.carry, length, state.batchSeed, this.objective, where);
-      disposeTree(state.carry, next);
-      state.carry = next;
+      const { value, next } = path.forward(state.task, state.run, null, length, state.batchSeed, this.objective, where);
+      path.discard(state.run, next);
+      state.run = next;
       metaLosses.push(value);
     });
     return { grads: toTensors(variables, sums, 1 / (states.length * samples)), metaLosses };
   }
-
 }
 
 export function describeObjective(o: Objective): string {

@@ -176,12 +176,12 @@ describe('estimator setup', () => {
     meta.dispose();
   });
 
-  it('ES and PES refuse options that only tbptt uses, naming the field', () => {
+  it('ES and PES refuse what they cannot use, naming the field: derivatives, checkpoints, and threads or "fused" with no kernel', () => {
     const meta = new LearnedRate();
     for (const [over, field] of [
-      [{ secondDerivatives: true }, /training\.secondDerivatives/],
-      [{ workers: 2 }, /training\.workers \(2\)/],
-      [{ kernel: 'fused' as const }, /training\.kernel "fused"/],
+      [{ secondDerivatives: true }, /training\.secondDerivatives \(ES needs no derivatives\)/],
+      [{ workers: 2 }, /runs its forward passes on tfjs here \(meta-optimizer "learned-rate" has no fused kernel\), so training\.workers \(2\) does not apply/],
+      [{ kernel: 'fused' as const }, /training\.kernel is "fused", but meta-optimizer "learned-rate" has no fused kernel/],
       [{ checkpointEvery: 3 }, /training\.checkpointEvery \(3\)/],
     ] as const) {
       let error: unknown;

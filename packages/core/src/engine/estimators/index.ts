@@ -7,6 +7,7 @@ import { TbpttEstimator } from './tbptt';
 
 export * from './common';
 export * from './es';
+export * from './forward-path';
 export * from './pes';
 export * from './tbptt';
 

@@ -2,14 +2,14 @@ import type { EstimatorSetup, GradientEstimate, MetaGradientEstimator, Truncatio
 import type { Task } from '../../contracts/task';
 import { deriveSeed } from '../../random';
 import { disposeTree, type NamedTensors } from '../../tensor-tree';
-import { disposeCarry, startRun, type Carry } from '../unroll';
-import { accumulate, cloneCarry, forward, shifted, standardNoise, toTensors, zeroSums } from './common';
+import { accumulate, shifted, standardNoise, toTensors, zeroSums } from './common';
 import { describeObjective, ForwardEstimator, type EsOptions } from './es';
+import type { ForwardPath } from './forward-path';
 
 /** An antithetic pair of particles: each has run every truncation so far with its own perturbations ±σz. */
 interface Particle {
-  pos: Carry;
-  neg: Carry;
+  pos: unknown;
+  neg: unknown;
   /** Σ z over the truncations so far (PES's accumulated perturbation, in units of σ). */
   readonly xi: Record<string, Float64Array>;
 }
@@ -18,17 +18,18 @@ class PesState implements TruncationState {
   constructor(
     readonly task: Task,
     readonly batchSeed: number,
+    private readonly path: ForwardPath<unknown>,
     readonly particles: Particle[],
   ) {}
   get loss(): number {
     let sum = 0;
-    for (const p of this.particles) sum += p.pos.loss.dataSync()[0]! + p.neg.loss.dataSync()[0]!;
+    for (const p of this.particles) sum += this.path.loss(p.pos) + this.path.loss(p.neg);
     return sum / (2 * this.particles.length);
   }
   dispose(): void {
     for (const p of this.particles) {
-      disposeCarry(p.pos);
-      disposeCarry(p.neg);
+      this.path.dispose(p.pos);
+      this.path.dispose(p.neg);
     }
     this.particles.length = 0;
   }
@@ -48,21 +49,33 @@ export class PesEstimator extends ForwardEstimator implements MetaGradientEstima
 
   constructor(setup: EstimatorSetup, options: EsOptions) {
     super('pes', setup, options);
-    this.description = `meta-gradients: persistent ES (σ ${options.sigma}, ${options.samples} particle pair${options.samples > 1 ? 's' : ''} per task, objective ${describeObjective(this.objective)}), tfjs forward passes`;
+    this.description = `meta-gradients: persistent ES (σ ${options.sigma}, ${options.samples} particle pair${options.samples > 1 ? 's' : ''} per task, objective ${describeObjective(this.objective)}), ${this.path.description}`;
   }
 
   init(task: Task, params: NamedTensors, batchSeed: number): PesState {
-    const start = startRun(task, this.meta.optimizer(), params, batchSeed);
+    const { path } = this;
+    const start = this.start(task, params, batchSeed);
     const particles: Particle[] = [];
     try {
-      for (let j = 0; j < this.options.samples; j++) particles.push({ pos: cloneCarry(start), neg: cloneCarry(start), xi: zeroSums(this.meta.variables) });
+      for (let j = 0; j < this.options.samples; j++) {
+        const pos = path.clone(start);
+        try {
+          particles.push({ pos, neg: path.clone(start), xi: zeroSums(this.meta.variables) });
+        } catch (e) {
+          path.dispose(pos);
+          throw e;
+        }
+      }
     } catch (e) {
-      for (const p of particles) disposeTree([p.pos, p.neg] as never);
+      for (const p of particles) {
+        path.dispose(p.pos);
+        path.dispose(p.neg);
+      }
       throw e;
     } finally {
-      disposeCarry(start);
+      path.dispose(start);
     }
-    return new PesState(task, batchSeed, particles);
+    return new PesState(task, batchSeed, path, particles);
   }
 
   estimate(states: PesState[], length: number, seed: number): GradientEstimate {
@@ -78,9 +91,9 @@ export class PesEstimator extends ForwardEstimator implements MetaGradientEstima
         for (const sign of [1, -1]) {
           const weights = shifted(variables, z, sign * sigma);
           try {
-            const carry = sign > 0 ? p.pos : p.neg;
-            const { value, next } = forward(state.task, this.meta.optimizer(weights), carry, length, state.batchSeed, this.objective, 'training.estimator.options');
-            disposeTree(carry, next);
+            const run = sign > 0 ? p.pos : p.neg;
+            const { value, next } = this.path.forward(state.task, run, weights, length, state.batchSeed, this.objective, 'training.estimator.options');
+            this.path.discard(run, next);
             if (sign > 0) p.pos = next;
             else p.neg = next;
             values.push(value);

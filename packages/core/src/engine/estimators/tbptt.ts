@@ -23,25 +23,30 @@ export interface TbpttExtras {
 }
 
 /**
+ * The meta-optimizer's fused kernel as `options.kernel` asks for it, or why none runs; throws a UserError when
+ * "fused" is asked for and cannot run.
+ */
+export function fusedKernelFor(meta: MetaOptimizer, options: Pick<EstimatorTraining, 'kernel' | 'secondDerivatives'>): { kernel?: FusedKernel; why: string } {
+  const choice = options.kernel ?? 'auto';
+  if (choice === 'tfjs') return { why: 'training.kernel "tfjs"' };
+  const kernel = meta.optimizer().fused;
+  const why = options.secondDerivatives ? 'second derivatives are on' : !kernel ? `meta-optimizer "${meta.type}" has no fused kernel` : undefined;
+  if (why) {
+    if (choice === 'fused') throw new UserError(`training.kernel is "fused", but ${why}: set training.kernel to "auto" or "tfjs"`);
+    return { why };
+  }
+  return { kernel, why: '' };
+}
+
+/**
  * Which path computes meta-gradients for `options.kernel`: the meta-optimizer's fused kernel, or the tfjs tape;
  * throws a UserError when "fused" is asked for and cannot run.
  */
 export function choosePath(meta: MetaOptimizer, options: Pick<EstimatorTraining, 'kernel' | 'secondDerivatives' | 'workers'>): { kernel?: FusedKernel; description: string } {
-  const choice = options.kernel ?? 'auto';
-  const optimizer = choice === 'tfjs' ? undefined : meta.optimizer();
-  const kernel = optimizer?.fused;
-  const why = options.secondDerivatives
-    ? 'second derivatives are on'
-    : !kernel
-      ? `meta-optimizer "${meta.type}" has no fused kernel`
-      : undefined;
+  const { kernel, why } = fusedKernelFor(meta, options);
+  if (!kernel) return { description: `meta-gradients: tfjs tape (${why})` };
   const threads = Math.max(1, options.workers ?? 0);
-  if (choice === 'tfjs') return { description: 'meta-gradients: tfjs tape (training.kernel "tfjs")' };
-  if (why) {
-    if (choice === 'fused') throw new UserError(`training.kernel is "fused", but ${why}: set training.kernel to "auto" or "tfjs"`);
-    return { description: `meta-gradients: tfjs tape (${why})` };
-  }
-  return { kernel, description: `meta-gradients: fused kernel, ${kernel!.description}, first-order, ${threads} thread${threads > 1 ? 's' : ''}` };
+  return { kernel, description: `meta-gradients: fused kernel, ${kernel.description}, first-order, ${threads} thread${threads > 1 ? 's' : ''}` };
 }
 
 /** A task's run under tbptt: a carry on the tape path, or a fused kernel's episode. */
