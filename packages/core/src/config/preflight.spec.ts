@@ -1,3 +1,4 @@
+import { coreComponents } from '../pipeline/estimator-components';
 import { defineComponent } from '../registry/component';
 import { ComponentRegistry } from '../registry/registry';
 import { jsonDepth, parseExperiment, resolveExperiment } from './experiment';
@@ -5,6 +6,7 @@ import { estimateRunMemory, memoryLimit, preflightProblems } from './preflight';
 
 const closed = { type: 'object', additionalProperties: false, properties: { n: { type: 'integer', minimum: 1, default: 10, description: 'Size.' } } };
 const registry = new ComponentRegistry([
+  coreComponents,
   {
     source: 'test',
     components: [
@@ -78,6 +80,22 @@ describe('the pre-flight', () => {
     const long = { steps: 5000, unroll: 5000 };
     expect(preflightProblems(experiment(20_000, 50, long, 'wasm', 'fused-meta'), registry, 'x.json', 'train')).toEqual([]);
     expect(preflightProblems(experiment(20_000, 50, { ...long, kernel: 'tfjs' }, 'wasm', 'fused-meta'), registry, 'x.json', 'train')).toHaveLength(1);
+  });
+
+  it('counts no tape for ES and PES: their runs alive at once, and the weights\' copies and accumulators', () => {
+    // ES: task + 50 weights · 7 floats (φ, Adam's 2 moments, a perturbed φ, the noise, the float64 sums) + 2 runs ·
+    // 100 coordinates · (20 B state + 2 floats) + one step of 800 B.
+    const es = estimateRunMemory(experiment(100, 50, { estimator: { type: 'es' } }), registry).train!;
+    expect(es).toBe(40_000 + 50 * 4 * 7 + 2 * 100 * 28 + 800);
+    // PES with 3 particle pairs: 7 runs, and 3 float64 accumulators of noise.
+    const pes = estimateRunMemory(experiment(100, 50, { estimator: { type: 'pes', options: { samples: 3 } } }), registry).train!;
+    expect(pes).toBe(40_000 + 50 * 4 * (7 + 6) + 7 * 100 * 28 + 800);
+    // The default 4 pairs: 9 runs.
+    expect(estimateRunMemory(experiment(100, 50, { estimator: { type: 'pes' } }), registry).train).toBe(40_000 + 50 * 4 * 15 + 9 * 100 * 28 + 800);
+    // An unroll of 5,000 on 20,000 coordinates, refused on tbptt's tape, fits with ES (no tape, no kernel).
+    const long = { steps: 5000, unroll: 5000 };
+    expect(preflightProblems(experiment(20_000, 50, long), registry, 'x.json', 'train')).toHaveLength(1);
+    expect(preflightProblems(experiment(20_000, 50, { ...long, estimator: { type: 'es' } }), registry, 'x.json', 'train')).toEqual([]);
   });
 
   it('refuses what exceeds the wasm heap, for training and evaluation, naming both', () => {

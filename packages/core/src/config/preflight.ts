@@ -3,6 +3,7 @@ import type { ComponentConfig } from '../contracts/json';
 import type { ComponentEstimate, ComponentKind } from '../registry/component';
 import type { ComponentRegistry } from '../registry/registry';
 import { WASM_MEMORY_LIMIT } from '../engine/tape-memory';
+import { ES_DEFAULTS } from '../engine/estimators';
 import { BASELINE_GROUP_KIND, PER_GROUP_TYPE } from '../engine/per-group';
 import type { ExperimentConfig } from './experiment';
 import { ConfigError } from '../schema/validate';
@@ -111,6 +112,19 @@ export function memoryLimit(backend: string): { bytes: number; what: string } {
   return { bytes: ram, what: `this machine's ${gib(ram)} of RAM` };
 }
 
+/**
+ * For the built-in forward-only estimators (ES, PES), the runs alive at once and the float64 accumulators of
+ * accumulated noise: ES a task's run and one branch from it; PES 2·samples particles and the next truncation of
+ * one of them, and one accumulator per particle pair. Undefined for tbptt and for a plugin's estimator, which
+ * the pre-flight sizes as a tape.
+ */
+function forwardOnlyRuns(estimator: ComponentConfig | undefined): { runs: number; accumulators: number } | undefined {
+  const type = estimator?.type;
+  if (type !== 'es' && type !== 'pes') return undefined;
+  const samples = Number((estimator!.options as { samples?: number } | undefined)?.samples ?? ES_DEFAULTS.samples);
+  return type === 'es' ? { runs: 2, accumulators: 0 } : { runs: 2 * samples + 1, accumulators: samples };
+}
+
 /** The lower bounds behind the pre-flight, in bytes (exported for tests and messages). */
 export function estimateRunMemory(experiment: ExperimentConfig, registry: ComponentRegistry, measured: PreflightOverrides['measured'] = {}): { train: number | null; evaluation: number } {
   const opt = estimateOf(registry, 'optimizee', experiment.optimizee, measured.optimizee);
@@ -127,9 +141,18 @@ export function estimateRunMemory(experiment: ExperimentConfig, registry: Compon
   // A fused kernel (training.kernel auto or fused, first order) keeps no tape: per step only what its estimate
   // says, and the optimizee's loss and gradient run untaped, one step at a time.
   const fused = meta.fusedStepBytes !== undefined && t.kernel !== 'tfjs' && !t.secondDerivatives;
+  const forwardRuns = forwardOnlyRuns(t.estimator);
   const train = !experiment.metaOptimizer
     ? null
-    : fused
+    : forwardRuns
+      ? // ES and PES keep no tape on either path: φ, Adam's moments, a perturbed φ, the noise (float32) and the
+        // estimate's sums (float64), PES's accumulated noise per particle pair (float64), and their runs (a state,
+        // the parameters and their gradient per coordinate), one optimizee step at a time.
+        (opt.bytes ?? 0) +
+        weights * FLOAT * (7 + 2 * forwardRuns.accumulators) +
+        forwardRuns.runs * coordinates * ((meta.stateBytes ?? 0) + 2 * FLOAT) +
+        (opt.stepBytes ?? 0)
+      : fused
       ? (opt.bytes ?? 0) + 4 * weights * FLOAT + coordinates * (2 * (meta.stateBytes ?? 0) + t.unroll * meta.fusedStepBytes! + 2 * FLOAT) + (opt.stepBytes ?? 0)
       : (opt.bytes ?? 0) +
         4 * weights * FLOAT + // weights, meta-gradient, Adam's two moments

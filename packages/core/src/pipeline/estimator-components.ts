@@ -31,14 +31,14 @@ export const coreComponents: ComponentContribution = {
     defineComponent<EsOptions>()({
       kind: 'estimator',
       type: 'es',
-      description: 'Antithetic evolution strategies over truncated unrolls: forward passes only, any meta-objective; biased over short truncations like tbptt.',
+      description: 'Antithetic evolution strategies over truncated unrolls: forward passes only (on the fused kernel where the meta-optimizer has one), any meta-objective; biased over short truncations like tbptt.',
       schema: esSchema('the ES smoothing scale'),
       create: (options) => BUILTIN_ESTIMATORS.es(options),
     }),
     defineComponent<EsOptions>()({
       kind: 'estimator',
       type: 'pes',
-      description: 'Persistent evolution strategies (Vicol et al. 2021): unbiased over the whole episode from truncated unrolls, forward passes only; more variance the more truncations.',
+      description: 'Persistent evolution strategies (Vicol et al. 2021): unbiased over the whole episode from truncated unrolls, forward passes only (on the fused kernel where the meta-optimizer has one); more variance the more truncations.',
       schema: esSchema('the PES smoothing scale'),
       create: (options) => BUILTIN_ESTIMATORS.pes(options),
     }),
