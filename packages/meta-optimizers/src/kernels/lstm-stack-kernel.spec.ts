@@ -389,9 +389,9 @@ describe('the lstm-stack kernel', () => {
     }
   });
 
-  it('refuses more threads (training.workers) than coordinates, in the words of the tfjs path', async () => {
+  it.each([undefined, { type: 'es' }, { type: 'pes' }])('refuses more threads (training.workers) than coordinates, in the words of the tfjs path (estimator %j)', async (estimator) => {
     await withMeta(new LstmMetaOptimizer({ hidden: 3 }, 0), async (m) => {
-      const t = new MetaTrainer(familyOf(5), m, resolveTrainingOptions({ workers: 6, epochs: 1, episodesPerEpoch: 1, steps: 2, unroll: 2, kernel: 'fused' }), 0);
+      const t = new MetaTrainer(familyOf(5), m, resolveTrainingOptions({ workers: 6, epochs: 1, episodesPerEpoch: 1, steps: 2, unroll: 2, kernel: 'fused', ...(estimator && { estimator }) }), 0);
       try {
         await expect(t.trainEpoch()).rejects.toThrow('training.workers (6) must not exceed the number of coordinates of the optimizee (5)');
       } finally {
@@ -426,6 +426,29 @@ describe('the lstm-stack kernel', () => {
       meta.dispose();
     }
     expect(10 * 4 * 5).toBe(200);
+    expect(new Set(counts.slice(1)).size).toBe(1);
+    expect(new Set(bytes.slice(1)).size).toBe(1);
+  });
+
+  it.each(['es', 'pes'] as const)('%s on the kernel (runs branched every truncation) leaks no tensors and no kernel memory over 100 meta-iterations, in 2 threads', async (type) => {
+    const meta = new LstmMetaOptimizer({ hidden: 6 }, 0);
+    const estimator = { type, options: { samples: 2 } };
+    const options = resolveTrainingOptions({ epochs: 5, episodesPerEpoch: 4, steps: 10, unroll: 2, validateEvery: 5, validationTasks: 1, kernel: 'fused', workers: 2, estimator });
+    const trainer = new MetaTrainer(familyOf(23), meta, options, 1);
+    const counts: number[] = [];
+    const bytes: number[] = [];
+    try {
+      expect(trainer.metaGradientPath).toMatch(/fused forward passes \(wasm lstm-stack .*, 2 threads\)$/);
+      for (let e = 0; e < 5; e++) {
+        await trainer.trainEpoch();
+        counts.push(tf.memory().numTensors);
+        bytes.push(kernelMemoryBytes());
+      }
+    } finally {
+      trainer.dispose();
+      meta.dispose();
+    }
+    expect(5 * 4 * 5).toBe(100);
     expect(new Set(counts.slice(1)).size).toBe(1);
     expect(new Set(bytes.slice(1)).size).toBe(1);
   });
