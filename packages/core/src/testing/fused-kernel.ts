@@ -114,6 +114,8 @@ export interface ForwardPathCheckOptions {
   threads?: number;
   /** Largest allowed relative difference of an objective value (default 1e-5). */
   tolerance?: number;
+  /** The objective: null (default) for the truncation's losses, or `fullLoss` or a task metric at its end. */
+  metric?: string | null;
 }
 
 /**
@@ -127,13 +129,13 @@ export interface ForwardPathCheckOptions {
  * no tensors.
  */
 export function checkForwardPaths(meta: MetaOptimizer, task: Task, options: ForwardPathCheckOptions = {}): { value: number } {
-  const { length = 3, truncations = 3, sigma = 0.01, lossWeights = 'uniform', initSeed = 1, batchSeed = 2, threads = 1, tolerance = 1e-5 } = options;
+  const { length = 3, truncations = 3, sigma = 0.01, lossWeights = 'uniform', initSeed = 1, batchSeed = 2, threads = 1, tolerance = 1e-5, metric = null } = options;
   const fail = (message: string): never => {
     throw new ContractError(`checkForwardPaths(${meta.type}): ${message}`);
   };
   const kernel = meta.optimizer().fused;
   if (!kernel) fail('its optimizer() has no fused kernel');
-  const objective = { lossWeights, metric: null };
+  const objective = { lossWeights, metric };
   const where = 'checkForwardPaths';
   const run = <R>(path: ForwardPath<R>, twice: boolean): number[] => {
     const values: number[] = [];

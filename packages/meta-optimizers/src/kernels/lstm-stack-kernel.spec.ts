@@ -73,6 +73,23 @@ describe.each(['wasm', 'cpu'] as const)('the lstm-stack kernel against the tfjs 
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  it('ES/PES forward passes with a held-out objective (fullLoss at the truncation\'s end) give the tfjs path\'s', () => {
+    const before = tf.memory().numTensors;
+    withMeta(new RnnpropMetaOptimizer({}, 5), (m) =>
+      withTask(leastSquaresTask(21, 3), (task) => {
+        // The loss over all 64 rows of the least-squares problem, at the parameters a truncation ends with.
+        const rows = tf.range(0, 64, 1, 'int32');
+        try {
+          const full: Task = { ...task, fullLoss: (params) => tf.tidy(() => task.loss(params, { rows }).dataSync()[0]!) };
+          expect(checkForwardPaths(m, full, { length: 4, truncations: 3, metric: 'fullLoss' }).value).toBeLessThanOrEqual(1e-5);
+        } finally {
+          rows.dispose();
+        }
+      }),
+    );
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('VariableOptimizer updates variables through the kernel as through tfjs, inside a caller\'s tidy, leaking nothing', () => {
     for (const meta of [new LstmMetaOptimizer({}, 1), new RnnpropMetaOptimizer({}, 1)]) {
       withMeta(meta, (m) => {
