@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { applyTrainingTricks, disposeTree, evaluateOptimizer, MetaTrainer, VariableOptimizer, resolveTrainingOptions, Rng, runOptimizer, useBackend, type FusedKernel, type MetaOptimizer, type NamedTensors, type Task } from '@l2l/core';
+import { applyTrainingTricks, disposeTree, evaluateOptimizer, MetaTrainer, VariableOptimizer, resolveTrainingOptions, Rng, runOptimizer, useBackend, type FusedKernel, type MetaOptimizer, type NamedTensors, type Task, type TrainingOptions } from '@l2l/core';
 import { checkForwardPaths, checkFusedKernel } from '@l2l/core/testing';
 import { LstmMetaOptimizer } from '../lstm';
 import { RnnpropMetaOptimizer } from '../rnnprop';
@@ -427,46 +427,40 @@ describe('the lstm-stack kernel', () => {
     });
   });
 
-  it('leaks no tensors and no kernel memory over 200 meta-iterations', async () => {
+  /**
+   * `epochs` epochs of 4 episodes of 5 unrolls (20 meta-iterations each) on the kernel with `training`: the path
+   * that ran, and the live tensors and kernel memory after each epoch.
+   */
+  const leakRun = async (epochs: number, training: Partial<TrainingOptions> = {}) => {
     const meta = new LstmMetaOptimizer({ hidden: 6 }, 0);
-    const options = resolveTrainingOptions({ epochs: 10, episodesPerEpoch: 4, steps: 10, unroll: 2, validateEvery: 5, validationTasks: 1, kernel: 'fused' });
+    const options = resolveTrainingOptions({ epochs, episodesPerEpoch: 4, steps: 10, unroll: 2, validateEvery: 5, validationTasks: 1, kernel: 'fused', ...training });
     const trainer = new MetaTrainer(familyOf(23), meta, options, 1);
     const counts: number[] = [];
     const bytes: number[] = [];
     try {
-      for (let e = 0; e < 10; e++) {
+      for (let e = 0; e < epochs; e++) {
         await trainer.trainEpoch();
         counts.push(tf.memory().numTensors);
         bytes.push(kernelMemoryBytes());
       }
+      return { path: trainer.metaGradientPath, counts, bytes };
     } finally {
       trainer.dispose();
       meta.dispose();
     }
-    expect(10 * 4 * 5).toBe(200);
+  };
+
+  it('leaks no tensors and no kernel memory over 200 meta-iterations', async () => {
+    const { counts, bytes } = await leakRun(10);
+    expect(counts).toHaveLength(200 / 20);
     expect(new Set(counts.slice(1)).size).toBe(1);
     expect(new Set(bytes.slice(1)).size).toBe(1);
   });
 
   it.each(['es', 'pes'] as const)('%s on the kernel (runs branched every truncation) leaks no tensors and no kernel memory over 100 meta-iterations, in 2 threads', async (type) => {
-    const meta = new LstmMetaOptimizer({ hidden: 6 }, 0);
-    const estimator = { type, options: { samples: 2 } };
-    const options = resolveTrainingOptions({ epochs: 5, episodesPerEpoch: 4, steps: 10, unroll: 2, validateEvery: 5, validationTasks: 1, kernel: 'fused', workers: 2, estimator });
-    const trainer = new MetaTrainer(familyOf(23), meta, options, 1);
-    const counts: number[] = [];
-    const bytes: number[] = [];
-    try {
-      expect(trainer.metaGradientPath).toMatch(/fused forward passes \(wasm lstm-stack .*, 2 threads\)$/);
-      for (let e = 0; e < 5; e++) {
-        await trainer.trainEpoch();
-        counts.push(tf.memory().numTensors);
-        bytes.push(kernelMemoryBytes());
-      }
-    } finally {
-      trainer.dispose();
-      meta.dispose();
-    }
-    expect(5 * 4 * 5).toBe(100);
+    const { path: ran, counts, bytes } = await leakRun(5, { workers: 2, estimator: { type, options: { samples: 2 } } });
+    expect(ran).toMatch(/fused forward passes \(wasm lstm-stack .*, 2 threads\)$/);
+    expect(counts).toHaveLength(100 / 20);
     expect(new Set(counts.slice(1)).size).toBe(1);
     expect(new Set(bytes.slice(1)).size).toBe(1);
   });

@@ -3,9 +3,19 @@ import type { Optimizer } from '../../contracts/optimizer';
 import type { Task } from '../../contracts/task';
 import { UserError } from '../../errors';
 import { Rng } from '../../random';
-import { disposeTree, mapTree, type NamedTensors } from '../../tensor-tree';
+import { countCoordinates, disposeTree, mapTree, type NamedTensors } from '../../tensor-tree';
 import { untaped } from '../tape';
 import { unroll, type Carry } from '../unroll';
+
+/** Refuses more threads than the optimizee has coordinates (freeing `params`, which the caller handed over). */
+export function checkThreads(workers: number, params: NamedTensors): void {
+  if (workers <= 0) return;
+  const n = countCoordinates(params);
+  if (workers > n) {
+    disposeTree(params);
+    throw new UserError(`training.workers (${workers}) must not exceed the number of coordinates of the optimizee (${n})`);
+  }
+}
 
 /** Adds `grads` into `sum` name by name (taking them over: they are disposed or kept in `sum`). */
 export function addInto(sum: NamedTensors, grads: NamedTensors): void {

@@ -3,8 +3,8 @@ import type { MetaOptimizer } from '../../contracts/meta-optimizer';
 import type { Task } from '../../contracts/task';
 import { UserError } from '../../errors';
 import { deriveSeed } from '../../random';
-import { countCoordinates, disposeTree, type NamedTensors } from '../../tensor-tree';
-import { accumulate, shifted, standardNoise, toTensors, zeroSums, type Objective } from './common';
+import { disposeTree, type NamedTensors } from '../../tensor-tree';
+import { accumulate, checkThreads, shifted, standardNoise, toTensors, zeroSums, type Objective } from './common';
 import { FusedForwardPath, type ForwardPath, TfjsForwardPath } from './forward-path';
 import { fusedKernelFor } from './tbptt';
 
@@ -67,13 +67,7 @@ export abstract class ForwardEstimator {
 
   /** A run of `task` from `params` (taken over) on the estimator's path. */
   protected start(task: Task, params: NamedTensors, batchSeed: number): unknown {
-    if (this.workers > 0) {
-      const n = countCoordinates(params);
-      if (this.workers > n) {
-        disposeTree(params);
-        throw new UserError(`training.workers (${this.workers}) must not exceed the number of coordinates of the optimizee (${n})`);
-      }
-    }
+    checkThreads(this.workers, params);
     return this.path.start(task, params, batchSeed);
   }
 

@@ -5,14 +5,14 @@ import type { MetaOptimizer } from '../../contracts/meta-optimizer';
 import type { Optimizer } from '../../contracts/optimizer';
 import type { Task } from '../../contracts/task';
 import { UserError } from '../../errors';
-import { countCoordinates, disposeTree, type NamedTensors } from '../../tensor-tree';
+import { disposeTree, type NamedTensors } from '../../tensor-tree';
 import { FusedEpisode } from '../fused';
 import { metaGradient } from '../meta-gradient';
 import { ChunkedMetaGradient, type MetaOptimizerSource } from '../parallel/chunked-meta-gradient';
 import { chunkBounds } from '../parallel/protocol';
 import { backendMemoryLimit, checkUnrollMemory, chunkMemoryEstimate, estimateUnrollMemory } from '../tape-memory';
 import { disposeCarry, startRun, type Carry } from '../unroll';
-import { addInto, scaleInPlace } from './common';
+import { addInto, checkThreads, scaleInPlace } from './common';
 
 /** The extras (EstimatorSetup.extras) tbptt reads. */
 export interface TbpttExtras {
@@ -116,11 +116,7 @@ export class TbpttEstimator implements MetaGradientEstimator<TbpttState> {
   init(task: Task, params: NamedTensors, batchSeed: number): TbpttState {
     const workers = this.training.workers ?? 0;
     if (this.fused) {
-      const n = countCoordinates(params);
-      if (workers > n) {
-        disposeTree(params);
-        throw new UserError(`training.workers (${workers}) must not exceed the number of coordinates of the optimizee (${n})`);
-      }
+      checkThreads(workers, params);
       return new TbpttState(task, batchSeed, undefined, new FusedEpisode(task, this.fused, params, batchSeed, Math.max(1, workers)));
     }
     return new TbpttState(task, batchSeed, startRun(task, this.meta.optimizer(), params, batchSeed));
