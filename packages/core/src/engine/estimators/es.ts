@@ -35,10 +35,10 @@ export function forwardPathFor(type: string, setup: EstimatorSetup): ForwardPath
   const { kernel, why: noKernel } = fusedKernelFor(meta, { kernel: t.kernel, secondDerivatives: false });
   if (!kernel) {
     if (workers > 0) throw new UserError(`training.estimator "${type}" runs its forward passes on tfjs here (${noKernel}), so training.workers (${workers}) does not apply: set it to 0`);
-    return new TfjsForwardPath(meta, `tfjs forward passes (${noKernel})`) as ForwardPath<unknown>;
+    return new TfjsForwardPath(meta, `tfjs forward passes (${noKernel})`);
   }
   const threads = Math.max(1, workers);
-  return new FusedForwardPath(meta, kernel, threads, `fused forward passes (${kernel.description}, ${threads} thread${threads > 1 ? 's' : ''})`) as ForwardPath<unknown>;
+  return new FusedForwardPath(meta, kernel, threads, `fused forward passes (${kernel.description}, ${threads} thread${threads > 1 ? 's' : ''})`);
 }
 
 export function checkEsOptions(type: string, o: EsOptions): void {
