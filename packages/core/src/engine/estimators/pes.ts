@@ -55,26 +55,17 @@ export class PesEstimator extends ForwardEstimator implements MetaGradientEstima
   init(task: Task, params: NamedTensors, batchSeed: number): PesState {
     const { path } = this;
     const start = this.start(task, params, batchSeed);
-    const particles: Particle[] = [];
+    // Two copies of the start per particle pair (pos, neg), freed together if one fails.
+    const runs: unknown[] = [];
     try {
-      for (let j = 0; j < this.options.samples; j++) {
-        const pos = path.clone(start);
-        try {
-          particles.push({ pos, neg: path.clone(start), xi: zeroSums(this.meta.variables) });
-        } catch (e) {
-          path.dispose(pos);
-          throw e;
-        }
-      }
+      for (let j = 0; j < 2 * this.options.samples; j++) runs.push(path.clone(start));
     } catch (e) {
-      for (const p of particles) {
-        path.dispose(p.pos);
-        path.dispose(p.neg);
-      }
+      for (const r of runs) path.dispose(r);
       throw e;
     } finally {
       path.dispose(start);
     }
+    const particles = Array.from({ length: this.options.samples }, (_, j): Particle => ({ pos: runs[2 * j], neg: runs[2 * j + 1], xi: zeroSums(this.meta.variables) }));
     return new PesState(task, batchSeed, path, particles);
   }
 
