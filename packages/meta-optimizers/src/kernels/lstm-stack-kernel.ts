@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import type { FusedKernel, FusedRun, FusedSnapshot } from '@l2l/core';
+import type { FusedKernel, FusedRun } from '@l2l/core';
 import { acquireInstance, type KernelInstance, type LstmStackExports, OPS, releaseInstance } from './kernel-threads';
 import { readWeights, RunState } from './run-state';
 import { TileThreads } from './tile-threads';
@@ -269,20 +269,12 @@ class LstmStackRun extends RunState implements FusedRun {
     return result;
   }
 
-  snapshot(): FusedSnapshot {
-    return this.takeSnapshot(this.kind(), this.stateViews());
-  }
-
-  restore(snapshot: FusedSnapshot): void {
-    this.restoreSnapshot(this.kind(), snapshot, this.stateViews());
-  }
-
-  private kind(): string {
+  protected stateKind(): string {
     return `wasm lstm-stack ${JSON.stringify(this.spec)}`;
   }
 
-  /** The optimizer state: every layer's h and c, and the Adam moments of Adam-like features. */
-  private stateViews(): Float32Array[] {
+  /** Every layer's h and c, and the Adam moments of Adam-like features. */
+  protected stateArrays(): Float32Array[] {
     return [this.inst.mem.view(this.state), this.inst.mem.view(this.moments)];
   }
 

@@ -79,15 +79,23 @@ export abstract class RunState {
     return U;
   }
 
-  /** A snapshot (FusedRun.snapshot) of the run's state `arrays` and update count; `kind` names the kernel and its architecture. */
-  protected takeSnapshot(kind: string, arrays: readonly Float32Array[]): FusedSnapshot {
+  /** The kernel and its architecture: a snapshot restores only into a run of the same kind. */
+  protected abstract stateKind(): string;
+
+  /** The optimizer state that `step` reads and writes (views of it: snapshots copy, restore writes into them). */
+  protected abstract stateArrays(): Float32Array[];
+
+  /** FusedRun.snapshot: copies of the state arrays and the update count. */
+  snapshot(): FusedSnapshot {
     this.outsideUnroll('snapshot');
-    return new ArraySnapshot(kind, this.coordinates, this.updates, arrays.map((a) => a.slice()));
+    return new ArraySnapshot(this.stateKind(), this.coordinates, this.updates, this.stateArrays().map((a) => a.slice()));
   }
 
-  /** Copies a snapshot that takeSnapshot made for the same `kind` into the run's state `arrays`, with its update count. */
-  protected restoreSnapshot(kind: string, snapshot: FusedSnapshot, arrays: readonly Float32Array[]): void {
+  /** FusedRun.restore: a snapshot of a run of the same kind and size into the state arrays, with its update count. */
+  restore(snapshot: FusedSnapshot): void {
     this.outsideUnroll('restore');
+    const kind = this.stateKind();
+    const arrays = this.stateArrays();
     if (!(snapshot instanceof ArraySnapshot) || snapshot.kind !== kind) {
       throw new Error(`fused kernel: a snapshot of ${snapshot instanceof ArraySnapshot ? snapshot.kind : 'another kind of run'} cannot be restored into a run of ${kind}`);
     }

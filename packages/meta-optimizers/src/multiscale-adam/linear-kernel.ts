@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import type { FusedKernel, FusedRun, FusedSnapshot } from '@l2l/core';
+import type { FusedKernel, FusedRun } from '@l2l/core';
 import { RunState } from '../kernels/run-state';
 
 /**
@@ -127,16 +127,12 @@ class LinearRun extends RunState implements FusedRun {
     return out;
   }
 
-  snapshot(): FusedSnapshot {
-    return this.takeSnapshot(this.kind(), [this.m, this.v]);
-  }
-
-  restore(snapshot: FusedSnapshot): void {
-    this.restoreSnapshot(this.kind(), snapshot, [this.m, this.v]);
-  }
-
-  private kind(): string {
+  protected stateKind(): string {
     return `js multiscale-adam linear ${JSON.stringify({ betas: this.betas, epsilon: this.epsilon })}`;
+  }
+
+  protected stateArrays(): Float32Array[] {
+    return [this.m, this.v];
   }
 
   dispose(): void {

@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import type { FusedKernel, FusedRun, FusedSnapshot } from '@l2l/core';
+import type { FusedKernel, FusedRun } from '@l2l/core';
 import { acquireInstance, type KernelInstance, releaseInstance } from '../kernels/kernel-threads';
 import { readWeights, RunState } from '../kernels/run-state';
 import { type Area, kernelVariant, type KernelVariant, wasmSimdSupported } from '../kernels/wasm-module';
@@ -153,16 +153,12 @@ class MlpRun extends RunState implements FusedRun {
     return result;
   }
 
-  snapshot(): FusedSnapshot {
-    return this.takeSnapshot(this.kind(), [this.inst.mem.view(this.moments)]);
-  }
-
-  restore(snapshot: FusedSnapshot): void {
-    this.restoreSnapshot(this.kind(), snapshot, [this.inst.mem.view(this.moments)]);
-  }
-
-  private kind(): string {
+  protected stateKind(): string {
     return `wasm multiscale-mlp ${JSON.stringify({ betas: this.betas, hidden: this.hidden })}`;
+  }
+
+  protected stateArrays(): Float32Array[] {
+    return [this.inst.mem.view(this.moments)];
   }
 
   dispose(): void {

@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import type { FusedKernel, FusedRun, FusedSnapshot } from '@l2l/core';
+import type { FusedKernel, FusedRun } from '@l2l/core';
 import { acquireInstance, type KernelInstance, OPS, releaseInstance } from '../kernels/kernel-threads';
 import { readWeights, RunState } from '../kernels/run-state';
 import { TileThreads } from '../kernels/tile-threads';
@@ -157,13 +157,13 @@ class NormalizedHistoryRun extends RunState implements FusedRun {
     return { [WEIGHT_NAMES[0]]: out.slice(0, this.sizes[0]), [WEIGHT_NAMES[1]]: out.slice(this.sizes[0], this.nw) };
   }
 
-  snapshot(): FusedSnapshot {
-    return this.takeSnapshot(this.kind, [this.inst.mem.view(this.state)]);
+  protected stateKind(): string {
+    return this.kind;
   }
 
   /** The windows; the update count says whether the next step is the first (windows of θ₀ and g₀). */
-  restore(snapshot: FusedSnapshot): void {
-    this.restoreSnapshot(this.kind, snapshot, [this.inst.mem.view(this.state)]);
+  protected stateArrays(): Float32Array[] {
+    return [this.inst.mem.view(this.state)];
   }
 
   dispose(): void {
