@@ -27,7 +27,7 @@ class ArraySnapshot implements FusedSnapshot {
 
 /**
  * The bookkeeping every fused run shares (contracts/fused.ts): updates taken, the steps recorded for the current
- * unroll, its capacity, and the argument checks, with messages that name the kernel.
+ * unroll, its capacity, the argument checks, with messages that name the kernel, and snapshots of the state.
  */
 export abstract class RunState {
   /** Updates taken so far (bias corrections use it). */

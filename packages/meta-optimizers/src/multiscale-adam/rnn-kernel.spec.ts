@@ -51,18 +51,14 @@ describe.each(['wasm', 'cpu'] as const)('multiscale-adam\'s combiners\' kernels 
   // The moments of every timescale are the state a snapshot carries (and the LSTM's h and c for the rnn combiner).
   it.each(['rnn', 'mlp', 'linear'] as const)('the %s combiner gives the tfjs path\'s objectives', (combiner) => {
     const before = tf.memory().numTensors;
-    const meta = new MultiscaleAdamMetaOptimizer({ combiner }, 3);
-    try {
+    withMeta({ combiner }, 3, (meta) => {
       const task = leastSquaresTask(21, 5);
       try {
-        const r = checkForwardPaths(meta, task, { length: 4, truncations: 3 });
-        expect(r.value).toBeLessThanOrEqual(1e-5);
+        expect(checkForwardPaths(meta, task, { length: 4, truncations: 3 }).value).toBeLessThanOrEqual(1e-5);
       } finally {
         task.dispose();
       }
-    } finally {
-      meta.dispose();
-    }
+    });
     expect(tf.memory().numTensors).toBe(before);
   });
 });
