@@ -12,7 +12,7 @@ module.exports = {
   },
   moduleNameMapper: {
     '^@l2l/core/testing$': '<rootDir>/packages/core/src/testing/index.ts',
-    '^@l2l/(core|optimizees|meta-optimizers|baselines|pretrained|cli)$': '<rootDir>/packages/$1/src/index.ts',
+    '^@l2l/(core|optimizees|meta-optimizers|baselines|pretrained|cli|distributed)$': '<rootDir>/packages/$1/src/index.ts',
   },
   setupFiles: ['<rootDir>/packages/core/jest.setup.js'],
   testTimeout: 120000,

@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import type { ContainerModule } from 'inversify';
-import { errorProblems, installedPlugins, isUserError, type PluginTrust } from '@l2l/core';
+import { errorProblems, installedPlugins, isUserError, type PluginEntry, type PluginTrust } from '@l2l/core';
 import { builtinModules, createWorkspace, loadExperiment, openExperiment, type ExperimentWorkspace, type LoadedExperiment, type Workspace } from './workspace';
 
 /** Where the CLI writes: raw text, as `process.stdout.write` takes it. */
@@ -40,6 +40,8 @@ export interface CliContext {
   openExperiment(configFile: string, options?: { plugins?: boolean }): ExperimentWorkspace;
   /** `openExperiment` plus full validation: what `train` and `eval` start from. */
   loadExperiment(configFile: string): LoadedExperiment;
+  /** The built-in modules plus `plugins` resolved from `baseDir` (an experiment that arrived without its file). */
+  workspaceFor(plugins: readonly PluginEntry[] | undefined, baseDir: string, where: string): Workspace;
 }
 
 /** A command's registration: adds itself (options, help, action) to the program. */
@@ -103,5 +105,6 @@ export function createContext(options: MainOptions = {}, verbose = false, trust:
       configFile ? openExperiment(configFile, { cwd, modules, trust }) : createWorkspace({ baseDir: cwd, modules, trust, plugins: installedPlugins(cwd), where: 'package.json' }),
     openExperiment: (configFile, o) => openExperiment(configFile, { cwd, modules, trust, plugins: o?.plugins }),
     loadExperiment: (configFile) => loadExperiment(configFile, { cwd, modules, trust }),
+    workspaceFor: (plugins, baseDir, where) => createWorkspace({ plugins: [...(plugins ?? [])], baseDir, where, modules, trust }),
   };
 }

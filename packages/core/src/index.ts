@@ -7,6 +7,7 @@ export * from './contracts/optimizer';
 export * from './contracts/fused';
 export * from './contracts/meta-optimizer';
 export * from './contracts/estimator';
+export * from './contracts/population';
 export * from './tensor-tree';
 export * from './random';
 export * from './errors';

@@ -2,13 +2,17 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { describeBackend, preflightExperiment, preflightNote, trainExperiment, useBackend, UserError, type BackendChoice, type EpochReport } from '@l2l/core';
+import { checkRedisUrl, DEFAULT_QUEUE, RedisPopulationSource } from '@l2l/distributed';
 import type { CliContext } from '../context';
-import { backendOption } from '../options';
+import { backendOption, positiveInt } from '../options';
 import { prepareLockedOutput } from '../output';
 import { createProgress, formatDuration, formatLoss, noProgress, type Progress } from '../progress';
 
 interface TrainOptions {
   out: string;
+  redis?: string;
+  shards?: number;
+  queue?: string;
   resume?: boolean;
   force?: boolean;
   backend?: BackendChoice;
@@ -29,6 +33,9 @@ export function registerTrain(program: Command, ctx: CliContext): void {
     .requiredOption('-o, --out <dir>', 'checkpoint directory')
     .option('--resume', 'continue the run in --out from its latest/ checkpoint (training.epochs may be raised)')
     .option('--force', 'discard a previous run in --out and start afresh (only a directory l2l wrote: one holding anything else is refused)')
+    .option('--redis <url>', 'distribute each episode\'s tasks (training.tasksPerStep) over `l2l worker` processes through this Redis (redis://host:port)')
+    .option('--shards <n>', 'with --redis: shards per episode (default: one per task, which gives the weights of a run in one process bit for bit)', positiveInt)
+    .option('--queue <name>', 'with --redis: the BullMQ queue workers listen on', DEFAULT_QUEUE)
     .addOption(backendOption())
     .addHelpText(
       'after',
@@ -36,6 +43,8 @@ export function registerTrain(program: Command, ctx: CliContext): void {
     )
     .action(async (file: string, opts: TrainOptions) => {
       if (opts.resume && opts.force) throw new UserError('--resume and --force exclude each other');
+      if (!opts.redis && opts.shards !== undefined) throw new UserError('--shards needs --redis (the Redis the workers listen on)');
+      if (opts.redis) checkRedisUrl(opts.redis);
       const ws = ctx.loadExperiment(file);
       const experiment = ws.experiment;
       preflightExperiment(experiment, ws.registry, file, 'train');
@@ -65,7 +74,20 @@ export function registerTrain(program: Command, ctx: CliContext): void {
             `epoch ${r.epoch}/${t.epochs}  meta-loss ${formatLoss(r.metaLoss)}  final loss ${formatLoss(r.finalLoss)}${validation}${skipped}  ${r.seconds.toFixed(1)}s  ETA ${formatDuration(eta)}`,
           );
         };
+        const population =
+          opts.redis === undefined
+            ? undefined
+            : new RedisPopulationSource({
+                redis: opts.redis,
+                experiment,
+                baseDir: ws.baseDir,
+                backend: backend.name,
+                ...(opts.shards !== undefined && { shards: opts.shards }),
+                ...(opts.queue !== undefined && { queue: opts.queue }),
+                onNotice: (m) => progress.line(`notice: ${m}`),
+              });
         const result = await trainExperiment(experiment, ws.registry, {
+          population,
           outDir,
           resume: opts.resume && !startOver,
           baseDir: ws.baseDir,

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { trainingProblems, type TrainingOptions } from './options';
-import type { EstimatorFactory, MetaGradientEstimator, TruncationState } from '../contracts/estimator';
+import type { EstimatorFactory, GradientEstimate, MetaGradientEstimator, TruncationState } from '../contracts/estimator';
+import type { Population, PopulationSource } from '../contracts/population';
 import type { MetaOptimizer } from '../contracts/meta-optimizer';
 import type { Optimizer } from '../contracts/optimizer';
 import type { FusedKernel } from '../contracts/fused';
@@ -84,6 +85,8 @@ export interface TrainerParts {
   estimator?: EstimatorFactory;
   /** The outer optimizer of φ, built from `training.outerOptimizer`; default: Adam with `training.learningRate`. */
   outerOptimizer?: Optimizer;
+  /** Where each episode's tasks live; default: here (`openPopulation`). @l2l/distributed puts them on workers. */
+  population?: PopulationSource;
 }
 
 /**
@@ -105,6 +108,7 @@ export class MetaTrainer {
   readonly estimator: MetaGradientEstimator;
   /** Which path computes meta-gradients, in words (`l2l train` prints it). */
   readonly metaGradientPath: string;
+  private readonly population?: PopulationSource;
 
   /**
    * `workerSource` says how worker threads rebuild the meta-optimizer; needed only with `training.workers` > 0
@@ -145,7 +149,8 @@ export class MetaTrainer {
       },
       extras: extras as Record<string, unknown>,
     });
-    this.metaGradientPath = this.estimator.description;
+    this.population = parts.population;
+    this.metaGradientPath = parts.population ? `${this.estimator.description}; ${parts.population.description}` : this.estimator.description;
     this.adam = parts.outerOptimizer ? new FunctionalOuter(parts.outerOptimizer) : new MetaAdam(options.learningRate);
   }
 
@@ -169,31 +174,48 @@ export class MetaTrainer {
     return i === 0 ? deriveSeed(this.seed, label, epoch, episode) : deriveSeed(this.seed, label, epoch, episode, i);
   }
 
-  /** One episode; returns the meta-losses of its unrolls and its final optimizee loss, or null if it was skipped. */
-  private episode(epoch: number, episode: number, onUnroll: (u: number, metaLoss: number) => void): { metaLosses: number[]; finalLoss: number } | null {
-    const { options } = this;
+  /**
+   * Tasks [first, end) of an episode's population (all `training.tasksPerStep` of them by default), built from
+   * the run's seeds, with the estimator's truncation states: what an episode trains on here, and what a
+   * distributed worker (@l2l/distributed) holds of it.
+   */
+  openPopulation(epoch: number, episode: number, first = 0, end = this.options.tasksPerStep ?? 1): Population {
     const tasks: Task[] = [];
     const configs: TaskConfig[] = [];
     const states: TruncationState[] = [];
     try {
-      for (let i = 0; i < (options.tasksPerStep ?? 1); i++) {
+      for (let i = first; i < end; i++) {
         const taskConfig = this.family.sample(this.taskSeed('train-task', epoch, episode, i), 'train');
         // Training tricks (random scaling, convex combination) wrap the task; off by default, never in validation.
-        const task = applyTrainingTricks(this.family.build(taskConfig), options, this.taskSeed('train-tricks', epoch, episode, i));
+        const task = applyTrainingTricks(this.family.build(taskConfig), this.options, this.taskSeed('train-tricks', epoch, episode, i));
         tasks.push(task);
         configs.push(taskConfig);
         const params = task.initParams(this.taskSeed('train-init', epoch, episode, i));
         states.push(this.estimator.init(task, params, this.taskSeed('train-batch', epoch, episode, i)));
       }
+    } catch (e) {
+      for (const s of states) s.dispose();
+      for (const t of tasks) t.dispose();
+      throw e;
+    }
+    return new LocalPopulation(configs, tasks, states, this.estimator, this.meta.variables);
+  }
+
+  /** One episode; returns the meta-losses of its unrolls and its final optimizee loss, or null if it was skipped. */
+  private async episode(epoch: number, episode: number, onUnroll: (u: number, metaLoss: number) => void): Promise<{ metaLosses: number[]; finalLoss: number } | null> {
+    const { options } = this;
+    const population = await (this.population ? this.population.open(epoch, episode) : this.openPopulation(epoch, episode));
+    try {
       const metaLosses: number[] = [];
       for (let u = 0; u < this.unrollsPerEpisode; u++) {
         const length = Math.min(options.unroll, options.steps - u * options.unroll);
-        const { grads: named, metaLosses: losses } = this.estimator.estimate(states, length, deriveSeed(this.seed, 'estimator', epoch, episode, u));
+        const { grads: named, metaLosses: losses } = await population.estimate(this.meta.variables, length, deriveSeed(this.seed, 'estimator', epoch, episode, u));
         const metaLoss = losses.reduce((a, b) => a + b, 0) / losses.length;
-        const finite = Number.isFinite(metaLoss) && allFinite(Object.values(named)) && states.every((s) => Number.isFinite(s.loss));
+        const finite = Number.isFinite(metaLoss) && allFinite(Object.values(named)) && population.losses().every((l) => Number.isFinite(l));
         if (!finite) {
           disposeTree(named);
           const where = `epoch ${epoch + 1}, episode ${episode + 1}, unroll ${u + 1}`;
+          const { configs } = population;
           const on = configs.length === 1 ? `task ${JSON.stringify(configs[0])}` : `tasks ${JSON.stringify(configs)}`;
           const message = `non-finite meta-loss or meta-gradient (${metaLoss}) at ${where} on ${on}`;
           if (options.nonFinite === 'stop') throw new UserError(`meta-training stopped: ${message}`);
@@ -209,10 +231,10 @@ export class MetaTrainer {
         metaLosses.push(metaLoss);
         onUnroll(u, metaLoss);
       }
-      return { metaLosses, finalLoss: states.reduce((a, s) => a + s.loss, 0) / states.length };
+      const finals = population.losses();
+      return { metaLosses, finalLoss: finals.reduce((a, b) => a + b, 0) / finals.length };
     } finally {
-      for (const s of states) s.dispose();
-      for (const t of tasks) t.dispose();
+      await population.dispose();
     }
   }
 
@@ -227,7 +249,7 @@ export class MetaTrainer {
     let skipped = 0;
     let done = 0;
     for (let e = 0; e < episodesPerEpoch; e++) {
-      const r = this.episode(epoch, e, (u, metaLoss) => {
+      const r = await this.episode(epoch, e, (u, metaLoss) => {
         done++;
         this.events.onUnroll?.({ epoch, episode: e, unroll: u, unrollsPerEpisode: this.unrollsPerEpisode, metaLoss, done, total });
       });
@@ -294,9 +316,40 @@ export class MetaTrainer {
     this.adam.restore(state.adamStep, adamTensors, this.meta.variables);
   }
 
-  /** Frees the outer optimizer's state and the estimator (worker threads: await `chunked.dispose()` to see them gone). */
+  /** Frees the outer optimizer's state, the estimator and the population source (worker threads: await `chunked.dispose()` to see them gone). */
   dispose(): void {
     this.adam.dispose();
     this.estimator.dispose();
+    void this.population?.close?.();
+  }
+}
+
+/** An episode's tasks held in this process with their estimator's truncation states. */
+class LocalPopulation implements Population {
+  constructor(
+    readonly configs: readonly TaskConfig[],
+    private readonly tasks: readonly Task[],
+    private readonly states: readonly TruncationState[],
+    private readonly estimator: MetaGradientEstimator,
+    private readonly variables: Readonly<Record<string, tf.Variable>>,
+  ) {}
+
+  estimate(phi: NamedTensors, length: number, seed: number): GradientEstimate {
+    // The estimator differentiates the meta-optimizer's variables: a φ from elsewhere (a worker's) is set there.
+    for (const [name, v] of Object.entries(this.variables)) {
+      const value = phi[name];
+      if (!value) throw new Error(`population: φ has no weight "${name}"`);
+      if (value !== v) v.assign(value);
+    }
+    return this.estimator.estimate([...this.states], length, seed);
+  }
+
+  losses(): number[] {
+    return this.states.map((s) => s.loss);
+  }
+
+  dispose(): void {
+    for (const s of this.states) s.dispose();
+    for (const t of this.tasks) t.dispose();
   }
 }

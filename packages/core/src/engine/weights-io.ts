@@ -57,8 +57,12 @@ export function encodeWeights(tensors: NamedTensors): { manifest: WeightsManifes
   return { manifest: { format: 'l2l-weights', version: 1, weights: specs }, data: Buffer.concat(chunks) };
 }
 
-/** What `encodeWeights` made, back as tensors the caller owns; errors name `where` (the files, or a config). */
-export function decodeWeights(manifest: WeightsManifest, data: Uint8Array, where: { manifest: string; data: string }): NamedTensors {
+/**
+ * What `encodeWeights` made, back as tensors the caller owns; errors name `where` (the files, or a config).
+ * Non-finite values are refused (a corrupt checkpoint) unless `finite` is false (a meta-gradient in transit,
+ * which the trainer checks itself).
+ */
+export function decodeWeights(manifest: WeightsManifest, data: Uint8Array, where: { manifest: string; data: string }, options: { finite?: boolean } = {}): NamedTensors {
   if ((manifest as { format?: unknown })?.format !== 'l2l-weights') throw new UserError(`${where.manifest}: not an l2l weights manifest`);
   validateWithSchema(manifestSchema, manifest, where.manifest);
   const names = new Set<string>();
@@ -77,7 +81,7 @@ export function decodeWeights(manifest: WeightsManifest, data: Uint8Array, where
     const size = w.shape.reduce((a, b) => a * b, 1);
     const copy = data.buffer.slice(data.byteOffset + offset, data.byteOffset + offset + 4 * size);
     const values = w.dtype === 'int32' ? new Int32Array(copy) : new Float32Array(copy);
-    if (values instanceof Float32Array) {
+    if (values instanceof Float32Array && options.finite !== false) {
       const bad = values.findIndex((x) => !Number.isFinite(x));
       if (bad >= 0) {
         disposeTree(out);

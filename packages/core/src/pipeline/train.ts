@@ -2,6 +2,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseExperiment, readJsonFile, resolveExperiment, type ExperimentConfig } from '../config/experiment';
 import type { MetaOptimizer } from '../contracts/meta-optimizer';
+import type { PopulationSource } from '../contracts/population';
+import type { TaskFamily } from '../contracts/task';
 import { UserError } from '../errors';
 import { deriveSeed } from '../random';
 import type { ComponentRegistry } from '../registry/registry';
@@ -26,6 +28,8 @@ export interface TrainRunOptions {
   workerSource?: MetaOptimizerSource;
   /** The experiment file: what errors and pre-flight messages name (default "experiment"). */
   where?: string;
+  /** Where episodes' tasks live (MetaTrainer's parts.population); default: in this process. */
+  population?: PopulationSource;
 }
 
 export interface TrainRunResult {
@@ -96,13 +100,24 @@ export function trainerParts(experiment: ExperimentConfig, registry: ComponentRe
   };
 }
 
+/** What `createTrainer` builds: the trainer and the parts it was built from (freed by `dispose`). */
+export interface BuiltTrainer {
+  readonly trainer: MetaTrainer;
+  readonly meta: MetaOptimizer;
+  readonly family: TaskFamily;
+  dispose(): void;
+}
+
 /**
- * Meta-trains an experiment's meta-optimizer on its optimizee family and keeps a checkpoint directory:
- * experiment.json, log.csv, latest/ after every epoch and best/ at every validation improvement.
+ * An experiment's optimizee family, meta-optimizer and MetaTrainer, checked (parameter groups, pre-flight) as
+ * `l2l train` checks them: what `trainExperiment` trains and what a distributed worker (@l2l/distributed)
+ * rebuilds to hold its share of each episode.
  */
-export async function trainExperiment(experiment: ExperimentConfig, registry: ComponentRegistry, options: TrainRunOptions): Promise<TrainRunResult> {
-  const { outDir } = options;
-  const logFile = path.join(outDir, 'log.csv');
+export function createTrainer(
+  experiment: ExperimentConfig,
+  registry: ComponentRegistry,
+  options: Pick<TrainRunOptions, 'baseDir' | 'events' | 'workerSource' | 'where' | 'population'>,
+): BuiltTrainer {
   const family = registry.create('optimizee', experiment.optimizee, { seed: deriveSeed(experiment.seed, 'optimizee'), baseDir: options.baseDir });
   const meta = createMetaOptimizer(experiment, registry, options.baseDir);
   const workerSource = options.workerSource ?? (registry.rebuild && { ...registry.rebuild, baseDir: options.baseDir });
@@ -110,11 +125,24 @@ export async function trainExperiment(experiment: ExperimentConfig, registry: Co
   try {
     checkParameterGroups(meta, family, `${options.where ? `${options.where}: ` : ''}metaOptimizer`);
     preflightBuilt(experiment, registry, options.where ?? 'experiment', 'train', family, meta);
-    trainer = new MetaTrainer(family, meta, experiment.training, experiment.seed, options.events, workerSource, trainerParts(experiment, registry, options.baseDir));
+    const parts = { ...trainerParts(experiment, registry, options.baseDir), ...(options.population && { population: options.population }) };
+    trainer = new MetaTrainer(family, meta, experiment.training, experiment.seed, options.events, workerSource, parts);
   } catch (e) {
     disposeQuietly(() => meta.dispose(), () => family.dispose?.());
     throw e;
   }
+  return { trainer, meta, family, dispose: () => disposeQuietly(() => trainer.dispose(), () => meta.dispose(), () => family.dispose?.()) };
+}
+
+/**
+ * Meta-trains an experiment's meta-optimizer on its optimizee family and keeps a checkpoint directory:
+ * experiment.json, log.csv, latest/ after every epoch and best/ at every validation improvement.
+ */
+export async function trainExperiment(experiment: ExperimentConfig, registry: ComponentRegistry, options: TrainRunOptions): Promise<TrainRunResult> {
+  const { outDir } = options;
+  const logFile = path.join(outDir, 'log.csv');
+  const built = createTrainer(experiment, registry, options);
+  const { trainer, meta } = built;
   let rows: LogRow[] = [];
   try {
     removeStaleTemporaries(outDir);
@@ -172,6 +200,6 @@ export async function trainExperiment(experiment: ExperimentConfig, registry: Co
     };
   } finally {
     // A failure while freeing (a wasm heap already out of bounds, say) must not hide the error that got us here.
-    disposeQuietly(() => trainer.dispose(), () => meta.dispose(), () => family.dispose?.());
+    built.dispose();
   }
 }

@@ -1,0 +1,71 @@
+import * as path from 'node:path';
+import type { Command } from 'commander';
+import { InvalidArgumentError } from 'commander';
+import { DEFAULT_QUEUE, startWorker } from '@l2l/distributed';
+import type { BackendChoice } from '@l2l/core';
+import type { CliContext } from '../context';
+import { backendOption, positiveInt } from '../options';
+
+interface WorkerOptions {
+  redis: string;
+  queue: string;
+  concurrency: number;
+  baseDir?: string;
+  lockSeconds: number;
+  backend?: BackendChoice;
+}
+
+function positiveSeconds(value: string): number {
+  const n = Number(value);
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(value) || !(n > 0)) throw new InvalidArgumentError('must be a positive number of seconds');
+  return n;
+}
+
+/** `l2l worker --redis <url>`: holds shards of the episodes of distributed runs (`l2l train --redis`). */
+export function registerWorker(program: Command, ctx: CliContext): void {
+  program
+    .command('worker')
+    .summary('hold shards of distributed meta-training runs (l2l train --redis)')
+    .description(
+      'Take episode shards of `l2l train --redis` runs from Redis and compute their meta-gradient estimates: the run\'s ' +
+        'experiment is rebuilt here (its plugins resolved from the learner\'s directory or --base-dir), each truncation ' +
+        'runs at the φ the learner publishes, and the estimate goes back to it. Start as many workers, on as many ' +
+        'machines, as there are shards to hold; a worker that dies has its shards taken over by another after ' +
+        '--lock-seconds. Runs until Ctrl-C or SIGTERM, which let the current truncation finish.',
+    )
+    .requiredOption('--redis <url>', 'Redis of the learner, redis://host:port')
+    .option('--queue <name>', 'BullMQ queue the learner puts shards on', DEFAULT_QUEUE)
+    .option('--concurrency <n>', 'shards this process holds at once (they take turns on its thread)', positiveInt, 1)
+    .option('--base-dir <dir>', "directory the experiment's relative paths and plugins resolve from (default: the learner's)")
+    .option('--lock-seconds <s>', 'how long a shard of a dead worker waits before another takes it over; must exceed the longest truncation', positiveSeconds, 30)
+    .addOption(backendOption())
+    .action(async (opts: WorkerOptions) => {
+      const worker = await startWorker({
+        redis: opts.redis,
+        queue: opts.queue,
+        concurrency: opts.concurrency,
+        lockSeconds: opts.lockSeconds,
+        ...(opts.baseDir && { baseDir: path.resolve(ctx.cwd, opts.baseDir) }),
+        ...(opts.backend && { backend: opts.backend }),
+        registry: (info, baseDir) => ctx.workspaceFor(info.experiment.plugins, baseDir, "the run's experiment").registry,
+        onShard: ({ job, what, detail }) => {
+          const tasks = job.end - job.first === 1 ? `task ${job.first}` : `tasks ${job.first}..${job.end - 1}`;
+          const line = `run ${job.run.slice(0, 8)} epoch ${job.epoch + 1} episode ${job.episode + 1} shard ${job.shard} (${tasks}): ${what === 'start' ? 'started' : detail}`;
+          if (what === 'failed') ctx.err(line);
+          else ctx.out(line);
+        },
+      });
+      ctx.out(`worker: waiting for shards on ${opts.redis}, queue "${opts.queue}", ${opts.concurrency} at a time (Ctrl-C stops)`);
+      await new Promise<void>((resolve) => {
+        const stop = (): void => {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+          resolve();
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      });
+      ctx.out('worker: stopping after the current truncation');
+      await worker.close();
+    });
+}

@@ -1,0 +1,5 @@
+export { RedisPopulationSource, type LearnerOptions } from './learner';
+export { startWorker, type DistributedWorker, type ShardEvent, type WorkerOptions } from './worker';
+export { checkRedisUrl, connectRedis } from './redis';
+export { DEFAULT_PREFIX, DEFAULT_QUEUE, shardRange, type RunInfo, type ShardJob } from './protocol';
+export { decodeMessage, encodeMessage } from './wire';

@@ -1,0 +1,275 @@
+import { randomUUID } from 'node:crypto';
+import * as tf from '@tensorflow/tfjs-core';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import {
+  disposeTree,
+  UserError,
+  type ExperimentConfig,
+  type GradientEstimate,
+  type NamedTensors,
+  type Population,
+  type PopulationSource,
+  type TaskConfig,
+} from '@l2l/core';
+import { connectRedis, duplicateConnection } from './redis';
+import {
+  ALIVE_TTL_S,
+  DEFAULT_PREFIX,
+  DEFAULT_QUEUE,
+  EPISODE_TTL_S,
+  RunKeys,
+  shardJobId,
+  shardRange,
+  STOP,
+  type EstimateMeta,
+  type RunInfo,
+  type ShardJob,
+} from './protocol';
+import { decodeMessage, encodeMessage, numbersIn } from './wire';
+
+interface Connection {
+  redis: Redis;
+  /** For BLPOP, which holds its connection while it waits. */
+  blocking: Redis;
+  queue: Queue;
+  queueConnection: Redis;
+}
+
+export interface LearnerOptions {
+  /** redis:// URL of the Redis the workers listen on. */
+  redis: string;
+  /** The resolved experiment the workers rebuild (its training.tasksPerStep tasks are split into shards). */
+  experiment: ExperimentConfig;
+  /** Directory relative paths and plugins resolve from (workers use it unless given their own). */
+  baseDir: string;
+  /** The tfjs backend this process runs on (`tf.getBackend()` by default); workers use the same. */
+  backend?: string;
+  /** Shards per episode, each one BullMQ job; default: one per task (the estimate is then bit-identical). */
+  shards?: number;
+  queue?: string;
+  prefix?: string;
+  /** Seconds of waiting for a shard's estimate before giving up with an error (default 600). */
+  timeoutSeconds?: number;
+  /** Seconds of waiting before the first notice of what the shards are waiting for (default 10). */
+  noticeSeconds?: number;
+  /** Called with a notice (shards no worker has taken, say) while waiting. */
+  onNotice?(message: string): void;
+}
+
+/**
+ * The learner's side of distributed meta-training: each episode's tasks are split into shards, one BullMQ job
+ * each, which `startWorker` processes hold; per truncation the learner publishes φ and collects each shard's
+ * estimate, and MetaTrainer applies their average as it would its own. With one task per shard (the default)
+ * the average is made as the built-in estimators make it, so a run gives bit for bit the weights of the same
+ * run in one process.
+ */
+export class RedisPopulationSource implements PopulationSource {
+  readonly description: string;
+  readonly run = randomUUID();
+  private readonly keys: RunKeys;
+  private readonly tasks: number;
+  private readonly shards: number;
+  private connection?: Promise<Connection>;
+  private heartbeat?: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(private readonly options: LearnerOptions) {
+    this.tasks = options.experiment.training.tasksPerStep ?? 1;
+    const shards = options.shards ?? this.tasks;
+    if (!Number.isInteger(shards) || shards < 1) throw new UserError(`--shards must be an integer ≥ 1, got ${shards}`);
+    if (shards > this.tasks) {
+      throw new UserError(`--shards (${shards}) must not exceed training.tasksPerStep (${this.tasks}): a shard holds at least one task`);
+    }
+    this.shards = shards;
+    this.keys = new RunKeys(options.prefix ?? DEFAULT_PREFIX, this.run);
+    const per = this.tasks === shards ? 'one task each' : `${this.tasks} tasks in all`;
+    this.description = `tasks on workers: ${shards} shard${shards === 1 ? '' : 's'} (${per}) per episode, held at once by \`l2l worker\` slots, over ${options.redis}, queue "${this.queueName}"`;
+  }
+
+  private get queueName(): string {
+    return this.options.queue ?? DEFAULT_QUEUE;
+  }
+
+  /** Connects, publishes the run and starts the heartbeat, once. */
+  private connect(): Promise<Connection> {
+    this.connection ??= (async () => {
+      const redis = await connectRedis(this.options.redis, `l2l-learner-${this.run}`);
+      const blocking = duplicateConnection(redis);
+      const queueConnection = duplicateConnection(redis);
+      const queue = new Queue<ShardJob>(this.queueName, { connection: queueConnection, prefix: this.keys.prefix });
+      queue.on('error', () => {});
+      const info: RunInfo = {
+        experiment: this.options.experiment as RunInfo['experiment'],
+        baseDir: this.options.baseDir,
+        backend: this.options.backend ?? tf.getBackend(),
+      };
+      await redis.set(this.keys.info, JSON.stringify(info));
+      await redis.set(this.keys.alive, '1', 'EX', ALIVE_TTL_S);
+      this.heartbeat = setInterval(() => void redis.set(this.keys.alive, '1', 'EX', ALIVE_TTL_S).catch(() => {}), (ALIVE_TTL_S * 1000) / 3);
+      this.heartbeat.unref();
+      return { redis, blocking, queue, queueConnection };
+    })();
+    return this.connection;
+  }
+
+  async open(epoch: number, episode: number): Promise<Population> {
+    if (this.closed) throw new Error('RedisPopulationSource: closed');
+    const c = await this.connect();
+    const jobs = Array.from({ length: this.shards }, (_, shard) => {
+      const [first, end] = shardRange(this.tasks, this.shards, shard);
+      const data: ShardJob = { run: this.run, prefix: this.keys.prefix, epoch, episode, shard, first, end };
+      return { name: 'episode-shard', data, opts: { jobId: shardJobId(this.run, epoch, episode, shard), attempts: 1, removeOnComplete: true, removeOnFail: 1000 } };
+    });
+    await c.queue.addBulk(jobs);
+    return new RemotePopulation(this, c, epoch, episode);
+  }
+
+  /** What RemotePopulation reads of its source. */
+  get setup(): { keys: RunKeys; tasks: number; shards: number; options: LearnerOptions } {
+    return { keys: this.keys, tasks: this.tasks, shards: this.shards, options: this.options };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    if (!this.connection) return;
+    const c = await this.connection.catch(() => null);
+    if (!c) return;
+    // Workers holding a job of this run see it gone and let go.
+    await c.redis.del(this.keys.alive, this.keys.info).catch(() => {});
+    await c.queue.close().catch(() => {});
+    // BullMQ leaves a connection it was given open.
+    for (const r of [c.queueConnection, c.blocking, c.redis]) r.disconnect();
+  }
+}
+
+/** An episode whose shards are held by workers. */
+class RemotePopulation implements Population {
+  /** The tasks' configs as the workers sampled them (sent with every estimate). */
+  configs: readonly TaskConfig[] = [];
+  private unroll = 0;
+  private last: number[];
+  private disposed = false;
+
+  constructor(
+    private readonly source: RedisPopulationSource,
+    private readonly c: Connection,
+    private readonly epoch: number,
+    private readonly episode: number,
+  ) {
+    this.last = new Array(source.setup.tasks).fill(NaN);
+  }
+
+  async estimate(phi: NamedTensors, length: number, seed: number): Promise<GradientEstimate> {
+    const { keys, shards, tasks } = this.source.setup;
+    const u = this.unroll++;
+    const message = encodeMessage(phi, { length, seed });
+    const tx = this.c.redis.multi().hset(keys.phi(this.epoch, this.episode), String(u), message);
+    for (let s = 0; s < shards; s++) tx.rpush(keys.wake(this.epoch, this.episode, s), String(u));
+    await tx.exec();
+    const parts = await this.collect(u);
+    // The built-in estimators' average: Σ over tasks in order, then × 1/n. A shard's estimate is the mean of its
+    // tasks, so it counts n_s times (exactly the task's own gradient when n_s = 1).
+    const sum: NamedTensors = {};
+    const metaLosses: number[] = [];
+    const losses: number[] = [];
+    const configs: TaskConfig[] = [];
+    try {
+      for (let s = 0; s < shards; s++) {
+        const { tensors, meta } = decodeMessage<EstimateMeta>(parts[s]!, `shard ${s}'s estimate for unroll ${u + 1}`);
+        const [first, end] = shardRange(tasks, shards, s);
+        if (meta.metaLosses.length !== end - first || meta.losses.length !== end - first || meta.configs.length !== end - first) {
+          disposeTree(tensors);
+          throw new Error(`shard ${s} sent ${meta.metaLosses.length} meta-losses for ${end - first} tasks`);
+        }
+        metaLosses.push(...numbersIn(meta.metaLosses, `shard ${s}'s meta-losses`));
+        losses.push(...numbersIn(meta.losses, `shard ${s}'s losses`));
+        configs.push(...meta.configs);
+        for (const [name, g] of Object.entries(tensors)) {
+          const weighted = end - first === 1 ? g : tf.mul(g, end - first);
+          if (weighted !== g) g.dispose();
+          const prev = sum[name];
+          sum[name] = prev ? tf.add(prev, weighted) : weighted;
+          if (prev) {
+            prev.dispose();
+            weighted.dispose();
+          }
+        }
+      }
+      if (tasks > 1) {
+        for (const [name, t] of Object.entries(sum)) {
+          sum[name] = tf.mul(t, 1 / tasks);
+          t.dispose();
+        }
+      }
+    } catch (e) {
+      disposeTree(sum);
+      throw e;
+    }
+    this.last = losses;
+    this.configs = configs;
+    return { grads: sum, metaLosses };
+  }
+
+  /** Waits for every shard's estimate of unroll u (raw messages by shard). */
+  private async collect(u: number): Promise<Buffer[]> {
+    const { keys, shards, options } = this.source.setup;
+    const got = new Map<number, Buffer>();
+    const started = Date.now();
+    const timeout = (options.timeoutSeconds ?? 600) * 1000;
+    let nextNotice = (options.noticeSeconds ?? 10) * 1000;
+    const doneKey = keys.done(this.epoch, this.episode, u);
+    while (got.size < shards) {
+      const popped = await this.c.blocking.blpop(doneKey, 1);
+      if (popped) {
+        const s = Number(popped[1]);
+        if (!got.has(s)) {
+          const buf = await this.c.redis.hgetBuffer(keys.results(this.epoch, this.episode, u), String(s));
+          if (buf) got.set(s, buf);
+        }
+        continue;
+      }
+      const missing = Array.from({ length: shards }, (_, s) => s).filter((s) => !got.has(s));
+      const states = await Promise.all(missing.map(async (s) => [s, await this.c.queue.getJob(shardJobId(this.source.run, this.epoch, this.episode, s))] as const));
+      for (const [s, job] of states) {
+        if (job && (await job.getState()) === 'failed') {
+          throw new UserError(`distributed: shard ${s} of epoch ${this.epoch + 1}, episode ${this.episode + 1} failed on a worker: ${job.failedReason}`);
+        }
+      }
+      const waited = Date.now() - started;
+      if (waited >= timeout) {
+        throw new UserError(`distributed: no estimate from shard(s) ${missing.join(', ')} for unroll ${u + 1} of epoch ${this.epoch + 1}, episode ${this.episode + 1} in ${Math.round(waited / 1000)} s (are workers running? l2l worker --redis ${options.redis})`);
+      }
+      if (waited >= nextNotice) {
+        nextNotice *= 2;
+        const by = await Promise.all(states.map(async ([s, job]) => [s, job ? await job.getState() : 'gone'] as const));
+        const queued = by.filter(([, state]) => state === 'waiting' || state === 'prioritized').map(([s]) => s);
+        const where = `unroll ${u + 1}, epoch ${this.epoch + 1}, episode ${this.episode + 1}`;
+        const message =
+          queued.length > 0 && queued.length < shards
+            ? `shard(s) ${queued.join(', ')} wait for a worker while the others hold theirs: all ${shards} shards of an episode are held at once, so start more \`l2l worker --redis ${options.redis}\` processes or give them a larger --concurrency (waited ${Math.round(waited / 1000)} s, ${where})`
+            : `waited ${Math.round(waited / 1000)} s for shard(s) ${by.map(([s, state]) => `${s} (${state})`).join(', ')} (${where}); start workers with: l2l worker --redis ${options.redis}`;
+        options.onNotice?.(message);
+      }
+    }
+    return Array.from({ length: shards }, (_, s) => got.get(s)!);
+  }
+
+  losses(): number[] {
+    return this.last;
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    const { keys, shards } = this.source.setup;
+    const tx = this.c.redis.multi().hset(keys.phi(this.epoch, this.episode), STOP, '1').expire(keys.phi(this.epoch, this.episode), EPISODE_TTL_S);
+    for (let s = 0; s < shards; s++) tx.rpush(keys.wake(this.epoch, this.episode, s), STOP).expire(keys.wake(this.epoch, this.episode, s), EPISODE_TTL_S);
+    for (let u = 0; u < this.unroll; u++) {
+      tx.expire(keys.results(this.epoch, this.episode, u), EPISODE_TTL_S).del(keys.done(this.epoch, this.episode, u));
+    }
+    await tx.exec().catch(() => {});
+  }
+}

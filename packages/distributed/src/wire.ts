@@ -1,0 +1,42 @@
+import { decodeWeights, encodeWeights, UserError, type JsonValue, type NamedTensors, type WeightsManifest } from '@l2l/core';
+
+/*
+ * Named tensors with a JSON header in one Redis value: a 4-byte little-endian header length, the header
+ * ({manifest, meta}: core's weights manifest and whatever the message adds), then the tensors' bytes.
+ */
+
+export function encodeMessage(tensors: NamedTensors, meta: JsonValue): Buffer {
+  const { manifest, data } = encodeWeights(tensors);
+  const header = Buffer.from(JSON.stringify({ manifest, meta }), 'utf8');
+  const size = Buffer.alloc(4);
+  size.writeUInt32LE(header.length, 0);
+  return Buffer.concat([size, header, data]);
+}
+
+/** Numbers as strings, so NaN and ±Infinity (which JSON lacks) survive; `String` round-trips every float exactly. */
+export function numbersOut(xs: readonly number[]): string[] {
+  return xs.map(String);
+}
+
+/** The inverse of `numbersOut`; anything but such a string is an error naming `where`. */
+export function numbersIn(xs: unknown, where: string): number[] {
+  if (!Array.isArray(xs) || xs.some((x) => typeof x !== 'string' || (Number.isNaN(Number(x)) && x !== 'NaN'))) {
+    throw new UserError(`${where}: expected a list of numbers as strings`);
+  }
+  return xs.map(Number);
+}
+
+/** What `encodeMessage` made: tensors the caller owns (non-finite values pass: the trainer checks them) and meta. */
+export function decodeMessage<M extends JsonValue>(buffer: Buffer, where: string): { tensors: NamedTensors; meta: M } {
+  if (buffer.length < 4) throw new UserError(`${where}: a message of ${buffer.length} bytes is too short`);
+  const size = buffer.readUInt32LE(0);
+  if (4 + size > buffer.length) throw new UserError(`${where}: the header claims ${size} bytes, the message has ${buffer.length - 4}`);
+  let header: { manifest: WeightsManifest; meta: M };
+  try {
+    header = JSON.parse(buffer.subarray(4, 4 + size).toString('utf8'));
+  } catch (e) {
+    throw new UserError(`${where}: the header is not JSON (${(e as Error).message})`);
+  }
+  const tensors = decodeWeights(header.manifest, buffer.subarray(4 + size), { manifest: `${where} (header)`, data: `${where} (data)` }, { finite: false });
+  return { tensors, meta: header.meta };
+}

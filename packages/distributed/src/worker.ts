@@ -1,0 +1,189 @@
+import { Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import {
+  createTrainer,
+  disposeTree,
+  useBackend,
+  UserError,
+  type BackendChoice,
+  type BuiltTrainer,
+  type ComponentRegistry,
+} from '@l2l/core';
+import { connectRedis, duplicateConnection } from './redis';
+import { DEFAULT_PREFIX, DEFAULT_QUEUE, RunKeys, STOP, type PhiMeta, type RunInfo, type ShardJob } from './protocol';
+import { decodeMessage, encodeMessage, numbersOut } from './wire';
+
+export interface WorkerOptions {
+  /** redis:// URL of the learner's Redis. */
+  redis: string;
+  queue?: string;
+  prefix?: string;
+  /** Shards this process holds at once (they take turns on its thread); default 1. */
+  concurrency?: number;
+  /** The component registry a run's experiment is built with (its plugins, resolved from `baseDir`). */
+  registry(info: RunInfo, baseDir: string): ComponentRegistry;
+  /** Directory relative paths and plugins resolve from; default: the learner's. */
+  baseDir?: string;
+  /** tfjs backend; default: the learner's (what makes a shard's estimate the one the learner would make). */
+  backend?: BackendChoice;
+  /**
+   * Seconds a job's lock lives without renewal (BullMQ's lockDuration, default 30): a worker killed mid-episode
+   * has its shard taken over by another after about this long. It must exceed the longest truncation, during
+   * which this process's thread computes and renews nothing.
+   */
+  lockSeconds?: number;
+  /** Told of each shard this worker starts and ends. */
+  onShard?(event: ShardEvent): void;
+}
+
+export interface ShardEvent {
+  job: ShardJob;
+  what: 'start' | 'done' | 'skipped' | 'failed';
+  /** Unrolls computed (done), why it was skipped, or the error (failed). */
+  detail: string;
+}
+
+/** A running worker: `close` lets it finish its current truncation, then stops it and frees what it built. */
+export interface DistributedWorker {
+  close(): Promise<void>;
+}
+
+interface CachedRun {
+  built: BuiltTrainer;
+  active: number;
+}
+
+/**
+ * Starts a worker process's share of distributed meta-training: it takes episode shards from the BullMQ queue,
+ * rebuilds each run's experiment once (its optimizee family, meta-optimizer and estimator, as `l2l train` builds
+ * them), and per truncation waits for the learner's φ, computes its tasks' estimate with the engine's own
+ * population (MetaTrainer.openPopulation) and sends it back. A shard taken over after a crash is replayed from
+ * the episode's start with the φ the learner published; estimates already delivered are kept, not replaced.
+ */
+export async function startWorker(options: WorkerOptions): Promise<DistributedWorker> {
+  const concurrency = options.concurrency ?? 1;
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new UserError(`--concurrency must be an integer ≥ 1, got ${concurrency}`);
+  const lockSeconds = options.lockSeconds ?? 30;
+  if (!(lockSeconds > 0)) throw new UserError(`--lock-seconds must be a positive number, got ${lockSeconds}`);
+  const redis = await connectRedis(options.redis, 'l2l-worker');
+  const runs = new Map<string, Promise<CachedRun | null>>();
+
+  async function runFor(keys: RunKeys): Promise<CachedRun | null> {
+    let entry = runs.get(keys.run);
+    if (!entry) {
+      entry = (async () => {
+        const text = await redis.get(keys.info);
+        if (text === null) return null;
+        const info = JSON.parse(text) as RunInfo;
+        // One run at a time: a new learner's run replaces an idle older one.
+        for (const [id, other] of runs) {
+          if (id === keys.run) continue; // this very entry: awaiting it would wait forever
+          const r = await other.catch(() => null);
+          if (!r || r.active === 0) {
+            runs.delete(id);
+            r?.built.dispose();
+          }
+        }
+        await useBackend(options.backend ?? (info.backend as BackendChoice));
+        const baseDir = options.baseDir ?? info.baseDir;
+        const built = createTrainer(info.experiment, options.registry(info, baseDir), { baseDir, where: `run ${keys.run}` });
+        return { built, active: 0 };
+      })();
+      runs.set(keys.run, entry);
+      // A failed build is not cached: the next job of the run tries again (and fails the same way, visibly).
+      entry.catch(() => runs.delete(keys.run));
+    }
+    return entry;
+  }
+
+  async function processShard(job: Job<ShardJob>): Promise<string> {
+    const d = job.data;
+    const keys = new RunKeys(d.prefix, d.run);
+    const phiKey = keys.phi(d.epoch, d.episode);
+    if (await redis.hexists(phiKey, STOP)) return 'skipped: the episode is over';
+    const run = await runFor(keys);
+    if (!run) return 'skipped: the run is gone';
+    options.onShard?.({ job: d, what: 'start', detail: '' });
+    run.active++;
+    const blocking = duplicateConnection(redis);
+    const population = run.built.trainer.openPopulation(d.epoch, d.episode, d.first, d.end);
+    try {
+      for (let u = 0; ; u++) {
+        const message = await waitPhi(blocking, keys, d, u);
+        if (message === STOP) return `done: ${u} unrolls`;
+        const { tensors: phi, meta } = decodeMessage<PhiMeta>(message, `φ for unroll ${u + 1}`);
+        let estimate;
+        try {
+          estimate = await population.estimate(phi, meta.length, meta.seed);
+        } finally {
+          disposeTree(phi);
+        }
+        let out: Buffer;
+        try {
+          out = encodeMessage(estimate.grads, { metaLosses: numbersOut(estimate.metaLosses), losses: numbersOut(population.losses()), configs: [...population.configs] });
+        } finally {
+          disposeTree(estimate.grads);
+        }
+        await redis
+          .multi()
+          .hsetnx(keys.results(d.epoch, d.episode, u), String(d.shard), out)
+          .rpush(keys.done(d.epoch, d.episode, u), String(d.shard))
+          .exec();
+        await job.updateProgress(u + 1);
+      }
+    } finally {
+      await population.dispose();
+      run.active--;
+      blocking.disconnect();
+    }
+  }
+
+  /** φ for unroll u of the job's episode, or STOP; throws when the learner is gone. */
+  async function waitPhi(blocking: Redis, keys: RunKeys, d: ShardJob, u: number): Promise<Buffer | typeof STOP> {
+    const phiKey = keys.phi(d.epoch, d.episode);
+    for (;;) {
+      const buf = await redis.hgetBuffer(phiKey, String(u));
+      if (buf) return buf;
+      if (await redis.hexists(phiKey, STOP)) return STOP;
+      if (!(await redis.exists(keys.alive))) throw new UserError(`the learner of run ${d.run} is gone (no heartbeat)`);
+      await blocking.blpop(keys.wake(d.epoch, d.episode, d.shard), 2);
+    }
+  }
+
+  const workerConnection = duplicateConnection(redis);
+  const worker = new Worker<ShardJob, string>(
+    options.queue ?? DEFAULT_QUEUE,
+    async (job) => {
+      try {
+        const detail = await processShard(job);
+        options.onShard?.({ job: job.data, what: detail.startsWith('skipped') ? 'skipped' : 'done', detail });
+        return detail;
+      } catch (e) {
+        options.onShard?.({ job: job.data, what: 'failed', detail: (e as Error)?.message ?? String(e) });
+        throw e;
+      }
+    },
+    {
+      connection: workerConnection,
+      prefix: options.prefix ?? DEFAULT_PREFIX,
+      concurrency,
+      lockDuration: lockSeconds * 1000,
+      stalledInterval: (lockSeconds * 1000) / 2,
+      // A shard whose worker died is taken over (replayed) rather than failed, up to a few times.
+      maxStalledCount: 5,
+    },
+  );
+  worker.on('error', () => {});
+  await worker.waitUntilReady();
+
+  return {
+    async close() {
+      await worker.close();
+      for (const entry of runs.values()) (await entry.catch(() => null))?.built.dispose();
+      runs.clear();
+      // BullMQ leaves a connection it was given open.
+      workerConnection.disconnect();
+      redis.disconnect();
+    },
+  };
+}
