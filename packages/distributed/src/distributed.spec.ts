@@ -1,5 +1,4 @@
 import * as os from 'node:os';
-import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   ComponentRegistry,
@@ -68,8 +67,8 @@ describe('distributed meta-training over Redis', () => {
   const workers: DistributedWorker[] = [];
   const events: ShardEvent[] = [];
 
-  async function worker(concurrency = 1, lockSeconds = 30): Promise<DistributedWorker> {
-    const w = await startWorker({ redis: redis.url, concurrency, lockSeconds, registry: () => registry, onShard: (e) => events.push(e) });
+  async function worker(concurrency = 1, workerRegistry = registry): Promise<DistributedWorker> {
+    const w = await startWorker({ redis: redis.url, concurrency, registry: () => workerRegistry, onShard: (e) => events.push(e) });
     workers.push(w);
     return w;
   }
@@ -101,5 +100,63 @@ describe('distributed meta-training over Redis', () => {
     expect(new Set(done.map((e) => `${e.job.episode}/${e.job.shard}`)).size).toBe(6);
     tf.dispose([...Object.values(local), ...Object.values(remote)]);
     expect(tf.memory().numTensors).toBe(before - Object.keys(local).length);
+  });
+
+  it('splits a population into shards of several tasks: ES gives the one-process weights to float32 rounding', async () => {
+    const exp = experiment({ tasksPerStep: 4, estimator: { type: 'es', options: { sigma: 0.1, samples: 2 } } });
+    const local = await trainOneEpoch(exp);
+    await worker(2);
+    const remote = await trainOneEpoch(exp, new RedisPopulationSource({ redis: redis.url, experiment: exp, baseDir, shards: 2 }));
+    // Each shard averages its two tasks and the learner weighs the averages back: float32 rounding apart, the same.
+    expect(maxRelDiff(local, remote)).toBeLessThan(1e-5);
+    let moved = 0;
+    const untrained = createTrainer(exp, registry, { baseDir });
+    const start = untrained.meta.getWeights();
+    untrained.dispose();
+    for (const name of Object.keys(local)) moved = Math.max(moved, tf.tidy(() => tf.max(tf.abs(tf.sub(local[name]!, start[name]!))).dataSync()[0]!));
+    expect(moved).toBeGreaterThan(1e-4); // the comparison is not of untrained weights
+    tf.dispose([...Object.values(local), ...Object.values(remote), ...Object.values(start)]);
+  });
+
+  it('reports a shard that fails on a worker as one line naming the shard and the worker\'s reason', async () => {
+    // A worker without the optimizee's package cannot rebuild the experiment.
+    await worker(2, createContainer(metaOptimizersModule, baselinesModule).get(ComponentRegistry));
+    const exp = experiment({ tasksPerStep: 2 });
+    const error = await trainOneEpoch(exp, new RedisPopulationSource({ redis: redis.url, experiment: exp, baseDir })).catch((e) => e);
+    expect(isUserError(error)).toBe(true);
+    expect(error.message).toMatch(/^distributed: shard [01] of epoch 1, episode 1 failed on a worker: .*unknown optimizee type "quadratic"/);
+    expect(error.message).not.toContain('\n');
+  });
+
+  it('says what it waits for when no worker takes the shards, and gives up after timeoutSeconds', async () => {
+    const exp = experiment({ tasksPerStep: 2 });
+    const notices: string[] = [];
+    const started = Date.now();
+    const error = await trainOneEpoch(
+      exp,
+      new RedisPopulationSource({ redis: redis.url, experiment: exp, baseDir, timeoutSeconds: 3, noticeSeconds: 1, queue: 'nobody-listens', onNotice: (m) => notices.push(m) }),
+    ).catch((e) => e);
+    expect(isUserError(error)).toBe(true);
+    expect(error.message).toBe(`distributed: no estimate from shard(s) 0, 1 for unroll 1 of epoch 1, episode 1 in 3 s (are workers running? l2l worker --redis ${redis.url})`);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(notices[0]).toMatch(/^waited [12] s for shard\(s\) 0 \(waiting\), 1 \(waiting\) \(unroll 1, epoch 1, episode 1\); start workers with: l2l worker --redis /);
+  });
+
+  it('names a shard stuck behind the others when the workers have fewer slots than an episode has shards', async () => {
+    await worker(1);
+    const exp = experiment({ tasksPerStep: 2 });
+    const notices: string[] = [];
+    const error = await trainOneEpoch(exp, new RedisPopulationSource({ redis: redis.url, experiment: exp, baseDir, timeoutSeconds: 3, noticeSeconds: 1, onNotice: (m) => notices.push(m) })).catch((e) => e);
+    expect(isUserError(error)).toBe(true);
+    expect(notices[0]).toMatch(/^shard\(s\) [01] wait for a worker while the others hold theirs: all 2 shards of an episode are held at once, so start more `l2l worker --redis .*` processes or give them a larger --concurrency/);
+  });
+
+  it('refuses more shards than tasks, and a Redis it cannot reach, in one line', async () => {
+    const exp = experiment({ tasksPerStep: 2 });
+    expect(() => new RedisPopulationSource({ redis: redis.url, experiment: exp, baseDir, shards: 3 })).toThrow('--shards (3) must not exceed training.tasksPerStep (2): a shard holds at least one task');
+    const error = await trainOneEpoch(exp, new RedisPopulationSource({ redis: 'redis://127.0.0.1:1', experiment: exp, baseDir })).catch((e) => e);
+    expect(isUserError(error)).toBe(true);
+    expect(error.message).toBe('cannot reach Redis at redis://127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1');
+    await expect(startWorker({ redis: 'http://127.0.0.1:1', registry: () => registry })).rejects.toThrow('--redis: "http://127.0.0.1:1" is not a redis:// or rediss:// URL');
   });
 });

@@ -57,8 +57,11 @@ export interface MetaGradientEstimator<S extends TruncationState = TruncationSta
   /**
    * The next `length` optimizee steps of every state, and the estimate of the meta-gradient over them; the
    * states advance. Everything random is drawn from `seed`, so a run is reproducible.
+   * `firstTask` is the index of `states[0]` in the episode's population (0 unless the population is split into
+   * shards, as @l2l/distributed does): randomness drawn per task is keyed by that index, so a shard draws what
+   * the whole population would have drawn for its tasks.
    */
-  estimate(states: S[], length: number, seed: number): GradientEstimate;
+  estimate(states: S[], length: number, seed: number, firstTask?: number): GradientEstimate;
   /** Frees what the estimator holds (worker threads, say); states are disposed by their owner. */
   dispose(): void;
 }

@@ -198,7 +198,7 @@ export class MetaTrainer {
       for (const t of tasks) t.dispose();
       throw e;
     }
-    return new LocalPopulation(configs, tasks, states, this.estimator, this.meta.variables);
+    return new LocalPopulation(configs, tasks, states, this.estimator, this.meta.variables, first);
   }
 
   /** One episode; returns the meta-losses of its unrolls and its final optimizee loss, or null if it was skipped. */
@@ -332,6 +332,8 @@ class LocalPopulation implements Population {
     private readonly states: readonly TruncationState[],
     private readonly estimator: MetaGradientEstimator,
     private readonly variables: Readonly<Record<string, tf.Variable>>,
+    /** Index of the first task in the episode's population (the estimator keys per-task randomness by it). */
+    private readonly first: number,
   ) {}
 
   estimate(phi: NamedTensors, length: number, seed: number): GradientEstimate {
@@ -341,7 +343,7 @@ class LocalPopulation implements Population {
       if (!value) throw new Error(`population: φ has no weight "${name}"`);
       if (value !== v) v.assign(value);
     }
-    return this.estimator.estimate([...this.states], length, seed);
+    return this.estimator.estimate([...this.states], length, seed, this.first);
   }
 
   losses(): number[] {

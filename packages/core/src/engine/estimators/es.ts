@@ -113,7 +113,7 @@ export class EsEstimator extends ForwardEstimator implements MetaGradientEstimat
     return new EsState(task, batchSeed, this.path, this.start(task, params, batchSeed));
   }
 
-  estimate(states: EsState[], length: number, seed: number): GradientEstimate {
+  estimate(states: EsState[], length: number, seed: number, firstTask = 0): GradientEstimate {
     const { sigma, samples } = this.options;
     const { path } = this;
     const variables = this.meta.variables;
@@ -122,7 +122,7 @@ export class EsEstimator extends ForwardEstimator implements MetaGradientEstimat
     const metaLosses: number[] = [];
     states.forEach((state, i) => {
       for (let j = 0; j < samples; j++) {
-        const z = standardNoise(variables, deriveSeed(seed, 'es', i, j));
+        const z = standardNoise(variables, deriveSeed(seed, 'es', firstTask + i, j));
         const values: number[] = [];
         for (const sign of [1, -1]) {
           const weights = shifted(variables, z, sign * sigma);

@@ -69,7 +69,7 @@ export class PesEstimator extends ForwardEstimator implements MetaGradientEstima
     return new PesState(task, batchSeed, path, particles);
   }
 
-  estimate(states: PesState[], length: number, seed: number): GradientEstimate {
+  estimate(states: PesState[], length: number, seed: number, firstTask = 0): GradientEstimate {
     const { sigma, samples } = this.options;
     const variables = this.meta.variables;
     const sums = zeroSums(variables);
@@ -77,7 +77,7 @@ export class PesEstimator extends ForwardEstimator implements MetaGradientEstima
     states.forEach((state, i) => {
       let meanLoss = 0;
       state.particles.forEach((p, j) => {
-        const z = standardNoise(variables, deriveSeed(seed, 'pes', i, j));
+        const z = standardNoise(variables, deriveSeed(seed, 'pes', firstTask + i, j));
         const values: number[] = [];
         for (const sign of [1, -1]) {
           const weights = shifted(variables, z, sign * sigma);
