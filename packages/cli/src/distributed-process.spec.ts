@@ -1,0 +1,94 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { startRedisServer, type TestRedis } from '../../distributed/src/redis-server.fixture';
+
+/**
+ * `l2l train --redis` with `l2l worker` processes: the checkpoint equals a run in one process bit for bit, and a
+ * worker killed with -9 in the middle of an episode has its shards replayed by another worker, with the same result.
+ */
+const BIN = path.resolve(__dirname, '../dist/bin.js');
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'l2l-distributed-'));
+const children: ChildProcess[] = [];
+let redis: TestRedis;
+
+const experiment = {
+  name: 'distributed',
+  backend: 'wasm',
+  seed: 11,
+  optimizee: { type: 'quadratic', options: { dims: 10, batch: 32 } },
+  metaOptimizer: { type: 'lstm', options: { layers: 2, hidden: 20 } },
+  training: { epochs: 2, episodesPerEpoch: 6, steps: 60, unroll: 20, learningRate: 0.01, validateEvery: 2, validationTasks: 2, tasksPerStep: 2 },
+};
+
+beforeAll(async () => {
+  if (!fs.existsSync(BIN)) throw new Error(`${BIN} is missing: build first (pnpm build)`);
+  redis = await startRedisServer();
+  fs.writeFileSync(path.join(root, 'exp.json'), JSON.stringify(experiment));
+});
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  await redis?.stop();
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+/** A child l2l process whose output is collected; `lines` resolves when a line matching `re` appears. */
+function l2l(args: string[]): { child: ChildProcess; output: () => string; line(re: RegExp): Promise<void>; exit: Promise<number | null> } {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let text = '';
+  const waiters: Array<[RegExp, () => void]> = [];
+  const onData = (d: Buffer) => {
+    text += d.toString();
+    for (const w of waiters.splice(0)) (w[0].test(text) ? w[1] : () => waiters.push(w))();
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  return {
+    child,
+    output: () => text,
+    line: (re) => new Promise<void>((resolve) => (re.test(text) ? resolve() : waiters.push([re, resolve]))),
+    exit: new Promise((resolve) => child.on('exit', (code) => resolve(code))),
+  };
+}
+
+function weights(dir: string): Buffer {
+  return fs.readFileSync(path.join(root, dir, 'latest', 'weights.bin'));
+}
+
+it('a worker killed with -9 mid-episode: another replays its shards and the run ends as one in one process, bit for bit', async () => {
+  const local = spawnSync(process.execPath, [BIN, 'train', 'exp.json', '--out', 'local'], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+  expect(local.status).toBe(0);
+
+  const first = l2l(['worker', '--redis', redis.url, '--concurrency', '2', '--lock-seconds', '1']);
+  await first.line(/waiting for shards/);
+  const learner = l2l(['train', 'exp.json', '--out', 'remote', '--redis', redis.url]);
+  // Killed once it has finished an episode's shards and started the next: mid-run, in the middle of an episode.
+  await first.line(/episode 2 shard \d \(task \d\): started/);
+  first.child.kill('SIGKILL');
+  await first.exit;
+  const second = l2l(['worker', '--redis', redis.url, '--concurrency', '2', '--lock-seconds', '1']);
+  expect(await learner.exit).toBe(0);
+  expect(learner.output()).toMatch(/tasks on workers: 2 shards \(one task each\) per episode/);
+  expect(Buffer.compare(weights('remote'), weights('local'))).toBe(0);
+  // The second worker took over the killed worker's shards of episode 2 and finished the run.
+  expect(second.output()).toMatch(/epoch 1 episode 2 shard 0 \(task 0\): done: 3 unrolls/);
+  expect(second.output()).toMatch(/epoch 2 episode 6 shard 1 \(task 1\): done: 3 unrolls/);
+  second.child.kill('SIGTERM');
+  expect(await second.exit).toBe(0);
+  expect(second.output()).toMatch(/worker: stopping after the current truncation\n$/);
+});
+
+it('l2l worker and l2l train --redis refuse a Redis they cannot reach, and --shards without --redis, in one line', () => {
+  const run = (args: string[]) => spawnSync(process.execPath, [BIN, ...args], { cwd: root, encoding: 'utf8', timeout: 30_000 });
+  const worker = run(['worker', '--redis', 'redis://127.0.0.1:1']);
+  expect(worker.status).toBe(1);
+  expect(worker.stderr).toBe('cannot reach Redis at redis://127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1\n');
+  const train = run(['train', 'exp.json', '--out', 'nowhere', '--redis', 'http://127.0.0.1:1']);
+  expect(train.status).toBe(1);
+  expect(train.stderr).toBe('--redis: "http://127.0.0.1:1" is not a redis:// or rediss:// URL\n');
+  const shards = run(['train', 'exp.json', '--out', 'nowhere', '--shards', '2']);
+  expect(shards.status).toBe(1);
+  expect(shards.stderr).toBe('--shards needs --redis (the Redis the workers listen on)\n');
+});
