@@ -12,7 +12,7 @@ import { listPretrained } from '@l2l/pretrained';
  * machine without it, L2L_INSTALL_TEST=0 skips it.
  */
 const root = path.join(__dirname, '..', '..', '..');
-const PACKAGES = ['core', 'optimizees', 'meta-optimizers', 'baselines', 'pretrained', 'cli'];
+const PACKAGES = ['core', 'optimizees', 'meta-optimizers', 'baselines', 'pretrained', 'distributed', 'cli'];
 // Without NODE_PATH: pnpm's jest shim points it at the workspace's whole store, which would hide a missing dependency.
 const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_PATH'));
 const run = (cmd: string, args: string[], cwd: string) => execFileSync(cmd, args, { cwd, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 600_000 });
