@@ -2,7 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { startRedisServer, type TestRedis } from '../../distributed/src/redis-server.fixture';
+import { startLocalRedis, type LocalRedis } from '@l2l/distributed';
 
 /**
  * `l2l train --redis` with `l2l worker` processes: the checkpoint equals a run in one process bit for bit, and a
@@ -11,7 +11,7 @@ import { startRedisServer, type TestRedis } from '../../distributed/src/redis-se
 const BIN = path.resolve(__dirname, '../dist/bin.js');
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'l2l-distributed-'));
 const children: ChildProcess[] = [];
-let redis: TestRedis;
+let redis: LocalRedis;
 
 const experiment = {
   name: 'distributed',
@@ -24,7 +24,7 @@ const experiment = {
 
 beforeAll(async () => {
   if (!fs.existsSync(BIN)) throw new Error(`${BIN} is missing: build first (pnpm build)`);
-  redis = await startRedisServer();
+  redis = await startLocalRedis();
   fs.writeFileSync(path.join(root, 'exp.json'), JSON.stringify(experiment));
 });
 afterAll(async () => {

@@ -15,7 +15,7 @@ import { baselinesModule } from '@l2l/baselines';
 import { metaOptimizersModule } from '@l2l/meta-optimizers';
 import { optimizeesModule } from '@l2l/optimizees';
 import { RedisPopulationSource } from './learner';
-import { startRedisServer, type TestRedis } from './redis-server.fixture';
+import { startLocalRedis, type LocalRedis } from './local-redis';
 import { startWorker, type DistributedWorker, type ShardEvent } from './worker';
 
 const registry = createContainer(optimizeesModule, metaOptimizersModule, baselinesModule).get(ComponentRegistry);
@@ -63,7 +63,7 @@ function maxRelDiff(a: NamedTensors, b: NamedTensors): number {
 }
 
 describe('distributed meta-training over Redis', () => {
-  let redis: TestRedis;
+  let redis: LocalRedis;
   const workers: DistributedWorker[] = [];
   const events: ShardEvent[] = [];
 
@@ -75,7 +75,7 @@ describe('distributed meta-training over Redis', () => {
 
   beforeAll(async () => {
     await useBackend('cpu');
-    redis = await startRedisServer();
+    redis = await startLocalRedis();
   });
   afterEach(async () => {
     await Promise.all(workers.splice(0).map((w) => w.close()));

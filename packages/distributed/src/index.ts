@@ -3,3 +3,4 @@ export { startWorker, type DistributedWorker, type ShardEvent, type WorkerOption
 export { checkRedisUrl, connectRedis } from './redis';
 export { DEFAULT_PREFIX, DEFAULT_QUEUE, shardRange, type RunInfo, type ShardJob } from './protocol';
 export { decodeMessage, encodeMessage } from './wire';
+export { startLocalRedis, type LocalRedis } from './local-redis';

@@ -49,7 +49,9 @@ export async function checkEstimator(definition: ComponentDefinition, opts: Chec
   const factory = attempt(fail, 'create', () => definition.create(options, ctx)) as EstimatorFactory;
   if (!factory || typeof factory.create !== 'function') fail('create must return an EstimatorFactory ({ type, create(setup) })');
   if (factory.type !== definition.type) fail(`the factory's type is ${show(factory.type)}, expected "${definition.type}"`);
-  const run = () => {
+  // sharded: each task estimated on its own with its index as firstTask (what @l2l/distributed's shards do), the
+  // two estimates averaged as the learner averages them.
+  const run = (sharded = false) => {
     const meta = probeMeta();
     const q = testQuadratic({ w: [3, 2], b: [4] });
     const task: Task = {
@@ -69,7 +71,9 @@ export async function checkEstimator(definition: ComponentDefinition, opts: Chec
     try {
       for (let i = 0; i < 2; i++) states.push(attempt(fail, 'init', () => estimator.init(task, task.initParams(i), i)));
       for (let k = 0; k < 2; k++) {
-        const { grads, metaLosses } = attempt(fail, 'estimate', () => estimator.estimate(states, 3, 17 + k));
+        const { grads, metaLosses } = sharded
+          ? attempt(fail, 'estimate (one task at a time, with firstTask)', () => averaged(states.map((s, i) => estimator.estimate([s], 3, 17 + k, i))))
+          : attempt(fail, 'estimate', () => estimator.estimate(states, 3, 17 + k));
         checkEstimate(fail, meta, grads, metaLosses, states);
         out.push([...metaLosses, ...Object.keys(meta.variables).flatMap((n) => [...grads[n]!.dataSync()])]);
         tf.dispose(Object.values(grads));
@@ -87,6 +91,22 @@ export async function checkEstimator(definition: ComponentDefinition, opts: Chec
   const first = run();
   if (numTensors() !== start) fail(`${numTensors() - start} tensor(s) are still allocated after the states and the estimator are disposed`);
   if (!deepEqual(run(), first)) fail('the same seeds gave different estimates: everything random must come from the seed passed to estimate');
+  const sharded = run(true);
+  if (!closeRows(sharded, first, 1e-5)) {
+    fail('estimating the tasks one at a time (as shards do, with firstTask) gave other estimates than all at once: randomness drawn per task must be keyed by firstTask + its position in states');
+  }
+}
+
+/** The mean of per-task estimates, their meta-losses in order. */
+function averaged(parts: Array<{ grads: NamedTensors; metaLosses: number[] }>): { grads: NamedTensors; metaLosses: number[] } {
+  const grads: NamedTensors = {};
+  for (const name of Object.keys(parts[0]!.grads)) grads[name] = tf.tidy(() => tf.div(tf.addN(parts.map((p) => p.grads[name]!)), parts.length));
+  parts.forEach((p) => tf.dispose(Object.values(p.grads)));
+  return { grads, metaLosses: parts.flatMap((p) => p.metaLosses) };
+}
+
+function closeRows(a: number[][], b: number[][], rel: number): boolean {
+  return a.length === b.length && a.every((row, i) => row.length === b[i]!.length && row.every((x, j) => Math.abs(x - b[i]![j]!) <= rel * Math.max(1, Math.abs(b[i]![j]!))));
 }
 
 function checkEstimate(fail: Fail, meta: MetaOptimizer, grads: NamedTensors, metaLosses: number[], states: TruncationState[]): void {

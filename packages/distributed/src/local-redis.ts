@@ -2,8 +2,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as net from 'node:net';
 import { Redis } from 'ioredis';
 
-/** A throwaway redis-server on a free loopback port (tests start their own; .ci/run installs the binary). */
-export interface TestRedis {
+/** A throwaway redis-server on a free loopback port: what the tests and `bench/` start (.ci/run installs it). */
+export interface LocalRedis {
   readonly url: string;
   readonly port: number;
   stop(): Promise<void>;
@@ -20,7 +20,8 @@ function freePort(): Promise<number> {
   });
 }
 
-export async function startRedisServer(): Promise<TestRedis> {
+/** Starts `redis-server` (from PATH) without persistence on a free 127.0.0.1 port; `stop` ends it. */
+export async function startLocalRedis(): Promise<LocalRedis> {
   if (spawnSync('redis-server', ['--version']).error) {
     throw new Error('redis-server is not installed: apt-get install redis-server (.ci/run installs it)');
   }
