@@ -1,5 +1,6 @@
 import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
+import { Queue } from 'bullmq';
 import {
   ComponentRegistry,
   createContainer,
@@ -96,7 +97,7 @@ describe('distributed meta-training over Redis', () => {
     // Closing lets the last episode's shards see its end. Both workers took shards: 3 per episode, 2 episodes.
     await Promise.all(workers.splice(0).map((w) => w.close()));
     const done = events.filter((e) => e.what === 'done');
-    expect(done.map((e) => e.detail)).toEqual(new Array(6).fill('done: 2 unrolls'));
+    expect(done.map((e) => e.detail)).toEqual(new Array(6).fill('2 unrolls'));
     expect(new Set(done.map((e) => `${e.job.episode}/${e.job.shard}`)).size).toBe(6);
     tf.dispose([...Object.values(local), ...Object.values(remote)]);
     expect(tf.memory().numTensors).toBe(before - Object.keys(local).length);
@@ -148,6 +149,10 @@ describe('distributed meta-training over Redis', () => {
     const notices: string[] = [];
     const error = await trainOneEpoch(exp, new RedisPopulationSource({ redis: redis.url, experiment: exp, baseDir, timeoutSeconds: 3, noticeSeconds: 1, onNotice: (m) => notices.push(m) })).catch((e) => e);
     expect(isUserError(error)).toBe(true);
+    // The episode's end took the shard no worker had taken off the queue.
+    const left = await new Queue('l2l', { connection: { url: redis.url }, prefix: 'l2l' });
+    expect(await left.getWaitingCount()).toBe(0);
+    await left.close();
     expect(notices[0]).toMatch(/^shard\(s\) [01] wait for a worker while the others hold theirs: all 2 shards of an episode are held at once, so start more `l2l worker --redis .*` processes or give them a larger --concurrency/);
   });
 
@@ -158,5 +163,18 @@ describe('distributed meta-training over Redis', () => {
     expect(isUserError(error)).toBe(true);
     expect(error.message).toBe('cannot reach Redis at redis://127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1');
     await expect(startWorker({ redis: 'http://127.0.0.1:1', registry: () => registry })).rejects.toThrow('--redis: "http://127.0.0.1:1" is not a redis:// or rediss:// URL');
+  });
+
+  it('lets go of a shard whose learner is gone, and skips shards a gone learner left in the queue', async () => {
+    const exp = experiment({ tasksPerStep: 2 });
+    const source = new RedisPopulationSource({ redis: redis.url, experiment: exp, baseDir });
+    await worker(1);
+    await source.open(0, 0); // two shards queued; the worker takes one and waits for φ
+    while (!events.some((e) => e.what === 'start')) await new Promise((r) => setTimeout(r, 20));
+    await source.close(); // what a learner's heartbeat stopping looks like, sooner
+    const ofRun = () => events.filter((e) => e.job.run === source.run && e.what !== 'start');
+    while (ofRun().length < 2) await new Promise((r) => setTimeout(r, 20));
+    const ends = ofRun().map((e) => `${e.what}: ${e.detail}`);
+    expect(ends).toEqual([`failed: the learner of run ${source.run} is gone (no heartbeat)`, 'skipped: the learner is gone']);
   });
 });

@@ -18,6 +18,7 @@ import {
   DEFAULT_PREFIX,
   DEFAULT_QUEUE,
   EPISODE_TTL_S,
+  INFO_TTL_S,
   RunKeys,
   shardJobId,
   shardRange,
@@ -104,9 +105,11 @@ export class RedisPopulationSource implements PopulationSource {
         baseDir: this.options.baseDir,
         backend: this.options.backend ?? tf.getBackend(),
       };
-      await redis.set(this.keys.info, JSON.stringify(info));
+      // The info outlives a learner killed with -9 by at most INFO_TTL_S; the heartbeat keeps both alive.
+      await redis.set(this.keys.info, JSON.stringify(info), 'EX', INFO_TTL_S);
       await redis.set(this.keys.alive, '1', 'EX', ALIVE_TTL_S);
-      this.heartbeat = setInterval(() => void redis.set(this.keys.alive, '1', 'EX', ALIVE_TTL_S).catch(() => {}), (ALIVE_TTL_S * 1000) / 3);
+      const beat = () => redis.multi().set(this.keys.alive, '1', 'EX', ALIVE_TTL_S).expire(this.keys.info, INFO_TTL_S).exec();
+      this.heartbeat = setInterval(() => void beat().catch(() => {}), (ALIVE_TTL_S * 1000) / 3);
       this.heartbeat.unref();
       return { redis, blocking, queue, queueConnection };
     })();
@@ -151,6 +154,8 @@ class RemotePopulation implements Population {
   configs: readonly TaskConfig[] = [];
   private unroll = 0;
   private last: number[];
+  /** Shards that have sent an estimate: the others may still wait in the queue when the episode ends early. */
+  private readonly delivered = new Set<number>();
   private disposed = false;
 
   constructor(
@@ -227,7 +232,10 @@ class RemotePopulation implements Population {
         const s = Number(popped[1]);
         if (!got.has(s)) {
           const buf = await this.c.redis.hgetBuffer(keys.results(this.epoch, this.episode, u), String(s));
-          if (buf) got.set(s, buf);
+          if (buf) {
+            got.set(s, buf);
+            this.delivered.add(s);
+          }
         }
         continue;
       }
@@ -271,5 +279,11 @@ class RemotePopulation implements Population {
       tx.expire(keys.results(this.epoch, this.episode, u), EPISODE_TTL_S).del(keys.done(this.epoch, this.episode, u));
     }
     await tx.exec().catch(() => {});
+    // An episode cut short (an error, a timeout) may leave shards no worker took: take them off the queue.
+    for (let s = 0; s < shards; s++) {
+      if (this.delivered.has(s)) continue;
+      const job = await this.c.queue.getJob(shardJobId(this.source.run, this.epoch, this.episode, s)).catch(() => undefined);
+      if (job && (await job.getState().catch(() => '')) === 'waiting') await job.remove().catch(() => {});
+    }
   }
 }

@@ -20,6 +20,8 @@ export const DEFAULT_QUEUE = 'l2l';
 export const DEFAULT_PREFIX = 'l2l';
 /** Seconds the learner's `alive` key lives without a refresh. */
 export const ALIVE_TTL_S = 15;
+/** Seconds a run's info lives without a heartbeat (longer than `alive`: a late worker still learns what it was). */
+export const INFO_TTL_S = 3600;
 /** Seconds an episode's keys live after the learner is done with them (a late replay still finds them). */
 export const EPISODE_TTL_S = 600;
 

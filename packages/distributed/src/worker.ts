@@ -39,7 +39,7 @@ export interface WorkerOptions {
 export interface ShardEvent {
   job: ShardJob;
   what: 'start' | 'done' | 'skipped' | 'failed';
-  /** Unrolls computed (done), why it was skipped, or the error (failed). */
+  /** Unrolls computed ("3 unrolls"), why it was skipped, or the error (failed); empty at the start. */
   detail: string;
 }
 
@@ -96,13 +96,15 @@ export async function startWorker(options: WorkerOptions): Promise<DistributedWo
     return entry;
   }
 
-  async function processShard(job: Job<ShardJob>): Promise<string> {
+  async function processShard(job: Job<ShardJob>): Promise<{ what: 'done' | 'skipped'; detail: string }> {
     const d = job.data;
     const keys = new RunKeys(d.prefix, d.run);
     const phiKey = keys.phi(d.epoch, d.episode);
-    if (await redis.hexists(phiKey, STOP)) return 'skipped: the episode is over';
+    if (await redis.hexists(phiKey, STOP)) return { what: 'skipped', detail: 'the episode is over' };
+    // A shard left in the queue by a learner that died: nothing to build it for.
+    if (!(await redis.exists(keys.alive))) return { what: 'skipped', detail: 'the learner is gone' };
     const run = await runFor(keys);
-    if (!run) return 'skipped: the run is gone';
+    if (!run) return { what: 'skipped', detail: 'the run is gone' };
     options.onShard?.({ job: d, what: 'start', detail: '' });
     run.active++;
     const blocking = duplicateConnection(redis);
@@ -110,7 +112,7 @@ export async function startWorker(options: WorkerOptions): Promise<DistributedWo
     try {
       for (let u = 0; ; u++) {
         const message = await waitPhi(blocking, keys, d, u);
-        if (message === STOP) return `done: ${u} unrolls`;
+        if (message === STOP) return { what: 'done', detail: `${u} unroll${u === 1 ? '' : 's'}` };
         const { tensors: phi, meta } = decodeMessage<PhiMeta>(message, `φ for unroll ${u + 1}`);
         let estimate;
         try {
@@ -155,9 +157,9 @@ export async function startWorker(options: WorkerOptions): Promise<DistributedWo
     options.queue ?? DEFAULT_QUEUE,
     async (job) => {
       try {
-        const detail = await processShard(job);
-        options.onShard?.({ job: job.data, what: detail.startsWith('skipped') ? 'skipped' : 'done', detail });
-        return detail;
+        const { what, detail } = await processShard(job);
+        options.onShard?.({ job: job.data, what, detail });
+        return `${what}: ${detail}`;
       } catch (e) {
         options.onShard?.({ job: job.data, what: 'failed', detail: (e as Error)?.message ?? String(e) });
         throw e;

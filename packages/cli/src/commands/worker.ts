@@ -50,7 +50,7 @@ export function registerWorker(program: Command, ctx: CliContext): void {
         registry: (info, baseDir) => ctx.workspaceFor(info.experiment.plugins, baseDir, "the run's experiment").registry,
         onShard: ({ job, what, detail }) => {
           const tasks = job.end - job.first === 1 ? `task ${job.first}` : `tasks ${job.first}..${job.end - 1}`;
-          const line = `run ${job.run.slice(0, 8)} epoch ${job.epoch + 1} episode ${job.episode + 1} shard ${job.shard} (${tasks}): ${what === 'start' ? 'started' : detail}`;
+          const line = `run ${job.run.slice(0, 8)} epoch ${job.epoch + 1} episode ${job.episode + 1} shard ${job.shard} (${tasks}): ${what === 'start' ? 'started' : `${what}: ${detail}`}`;
           if (what === 'failed') ctx.err(line);
           else ctx.out(line);
         },
