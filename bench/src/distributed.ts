@@ -88,7 +88,7 @@ void (async () => {
     }
     console.log(
       JSON.stringify({
-        what: `one MNIST meta-training epoch (${EPISODES} episodes × 60 steps, unroll 20, tasksPerStep ${WORKERS}, lstm 2×20, wasm, one validation task), per round: one thread, ${WORKERS} threads, learner + ${WORKERS} worker processes over a local Redis; the workers' first round includes loading MNIST`,
+        what: `one MNIST meta-training epoch (${EPISODES} episodes × 60 steps, unroll 20, tasksPerStep ${WORKERS}, lstm 2×20, wasm, one validation task), per round: one thread, ${WORKERS} threads, learner + ${WORKERS} worker processes over a local Redis; each round is a new learner run, which the workers rebuild (MNIST loaded, the experiment built) inside their CPU time`,
         rows,
       }),
     );
