@@ -22,10 +22,23 @@ const experiment = {
   training: { epochs: 2, episodesPerEpoch: 6, steps: 60, unroll: 20, learningRate: 0.01, validateEvery: 2, validationTasks: 2, tasksPerStep: 2 },
 };
 
+const EXAMPLE = path.resolve(__dirname, '../../../examples/plugin-rosenbrock');
+
 beforeAll(async () => {
   if (!fs.existsSync(BIN)) throw new Error(`${BIN} is missing: build first (pnpm build)`);
   redis = await startLocalRedis();
   fs.writeFileSync(path.join(root, 'exp.json'), JSON.stringify(experiment));
+  // A project with the example plugin installed, for runs whose experiment lists it.
+  fs.mkdirSync(path.join(root, 'node_modules'));
+  fs.symlinkSync(EXAMPLE, path.join(root, 'node_modules', 'l2l-plugin-rosenbrock'), 'dir');
+  const withPlugin = {
+    ...experiment,
+    plugins: ['l2l-plugin-rosenbrock'],
+    optimizee: { type: 'rosenbrock', options: { dims: 3 } },
+    evaluation: { baselines: [] },
+    training: { ...experiment.training, epochs: 1, episodesPerEpoch: 2 },
+  };
+  fs.writeFileSync(path.join(root, 'plugin.json'), JSON.stringify(withPlugin));
 });
 afterAll(async () => {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
@@ -74,7 +87,7 @@ it('a worker killed with -9 mid-episode: another replays its shards and the run 
   expect(Buffer.compare(weights('remote'), weights('local'))).toBe(0);
   // The second worker took over the killed worker's shards of episode 2 and finished the run.
   expect(second.output()).toMatch(/epoch 1 episode 2 shard 0 \(task 0\): done: 3 unrolls/);
-  expect(second.output()).toMatch(/epoch 2 episode 6 shard 1 \(task 1\): done: 3 unrolls/);
+  await second.line(/epoch 2 episode 6 shard 1 \(task 1\): done: 3 unrolls/);
   second.child.kill('SIGTERM');
   expect(await second.exit).toBe(0);
   expect(second.output()).toMatch(/worker: stopping after the current truncation\n$/);
@@ -91,4 +104,28 @@ it('l2l worker and l2l train --redis refuse a Redis they cannot reach, and --sha
   const shards = run(['train', 'exp.json', '--out', 'nowhere', '--shards', '2']);
   expect(shards.status).toBe(1);
   expect(shards.stderr).toBe('--shards needs --redis (the Redis the workers listen on)\n');
+});
+
+it("a worker loads the plugins a run's experiment lists only with --trust-plugins", async () => {
+  const plain = l2l(['worker', '--redis', redis.url, '--concurrency', '2', '--queue', 'plugins']);
+  await plain.line(/waiting for shards/);
+  const refused = spawnSync(process.execPath, [BIN, 'train', 'plugin.json', '--out', 'refused', '--redis', redis.url, '--queue', 'plugins'], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+  expect(refused.status).toBe(1);
+  expect(refused.stderr).toMatch(
+    /^distributed: shard [01] of epoch 1, episode 1 failed on a worker: the run's experiment lists plugins \(l2l-plugin-rosenbrock\): this worker loads plugins only with --trust-plugins \(plugins are code, chosen by whoever writes to the Redis\)\n$/,
+  );
+  plain.child.kill('SIGTERM');
+  await plain.exit;
+  const trusting = l2l(['worker', '--redis', redis.url, '--concurrency', '2', '--queue', 'plugins', '--trust-plugins']);
+  await trusting.line(/waiting for shards/);
+  const local = spawnSync(process.execPath, [BIN, 'train', 'plugin.json', '--out', 'plugin-local'], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+  expect(local.status).toBe(0);
+  const remote = spawnSync(process.execPath, [BIN, 'train', 'plugin.json', '--out', 'plugin-remote', '--redis', redis.url, '--queue', 'plugins'], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+  expect(remote.stderr).toBe('');
+  expect(remote.status).toBe(0);
+  expect(Buffer.compare(weights('plugin-remote'), weights('plugin-local'))).toBe(0);
+  // The last shard ends when it sees the episode over, which may be after the learner has exited.
+  await trusting.line(/epoch 1 episode 2 shard 1 \(task 1\): done: 3 unrolls/);
+  trusting.child.kill('SIGTERM');
+  await trusting.exit;
 });

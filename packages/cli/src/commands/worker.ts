@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { DEFAULT_QUEUE, startWorker } from '@l2l/distributed';
-import type { BackendChoice } from '@l2l/core';
+import { UserError, type BackendChoice } from '@l2l/core';
 import type { CliContext } from '../context';
 import { backendOption, positiveInt } from '../options';
 
@@ -13,6 +13,7 @@ interface WorkerOptions {
   baseDir?: string;
   lockSeconds: number;
   backend?: BackendChoice;
+  trustPlugins?: boolean;
 }
 
 function positiveSeconds(value: string): number {
@@ -38,6 +39,7 @@ export function registerWorker(program: Command, ctx: CliContext): void {
     .option('--concurrency <n>', 'shards this process holds at once (they take turns on its thread)', positiveInt, 1)
     .option('--base-dir <dir>', "directory the experiment's relative paths and plugins resolve from (default: the learner's)")
     .option('--lock-seconds <s>', 'how long a shard of a dead worker waits before another takes it over; must exceed the longest truncation', positiveSeconds, 30)
+    .option('--trust-plugins', "load the plugins a run's experiment lists (plugins are code, and whoever can write to the Redis chooses them); without it such runs fail on this worker")
     .addOption(backendOption())
     .action(async (opts: WorkerOptions) => {
       const worker = await startWorker({
@@ -47,7 +49,14 @@ export function registerWorker(program: Command, ctx: CliContext): void {
         lockSeconds: opts.lockSeconds,
         ...(opts.baseDir && { baseDir: path.resolve(ctx.cwd, opts.baseDir) }),
         ...(opts.backend && { backend: opts.backend }),
-        registry: (info, baseDir) => ctx.workspaceFor(info.experiment.plugins, baseDir, "the run's experiment").registry,
+        registry: (info, baseDir) => {
+          const plugins = info.experiment.plugins ?? [];
+          if (plugins.length > 0 && !opts.trustPlugins) {
+            const names = plugins.map((p) => (typeof p === 'string' ? p : p[0])).join(', ');
+            throw new UserError(`the run's experiment lists plugins (${names}): this worker loads plugins only with --trust-plugins (plugins are code, chosen by whoever writes to the Redis)`);
+          }
+          return ctx.workspaceFor(plugins, baseDir, "the run's experiment").registry;
+        },
         onShard: ({ job, what, detail }) => {
           const tasks = job.end - job.first === 1 ? `task ${job.first}` : `tasks ${job.first}..${job.end - 1}`;
           const line = `run ${job.run.slice(0, 8)} epoch ${job.epoch + 1} episode ${job.episode + 1} shard ${job.shard} (${tasks}): ${what === 'start' ? 'started' : `${what}: ${detail}`}`;
