@@ -129,3 +129,26 @@ it("a worker loads the plugins a run's experiment lists only with --trust-plugin
   trusting.child.kill('SIGTERM');
   await trusting.exit;
 });
+
+it('the learner killed with -9 mid-run: --resume with --redis ends as the run in one process, bit for bit', async () => {
+  if (!fs.existsSync(path.join(root, 'local', 'latest'))) {
+    expect(spawnSync(process.execPath, [BIN, 'train', 'exp.json', '--out', 'local'], { cwd: root, encoding: 'utf8', timeout: 120_000 }).status).toBe(0);
+  }
+  const worker = l2l(['worker', '--redis', redis.url, '--concurrency', '2', '--queue', 'resume']);
+  await worker.line(/waiting for shards/);
+  const first = l2l(['train', 'exp.json', '--out', 'resumed', '--redis', redis.url, '--queue', 'resume']);
+  await first.line(/epoch 1\/2/); // epoch 1's checkpoint is written
+  await worker.line(/epoch 2 episode 2 shard \d \(task \d\): started/);
+  first.child.kill('SIGKILL');
+  await first.exit;
+  // The worker lets go of the dead learner's shards once its heartbeat is gone; the new run waits for that.
+  const resumed = spawnSync(process.execPath, [BIN, 'train', 'exp.json', '--out', 'resumed', '--resume', '--redis', redis.url, '--queue', 'resume'], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+  expect(resumed.status).toBe(0);
+  expect(resumed.stdout).toMatch(/epochs 2\.\.2/);
+  expect(Buffer.compare(weights('resumed'), weights('local'))).toBe(0);
+  // (Read after spawnSync, which held this process's event loop: wait for the lines to arrive.)
+  await worker.line(/epoch 2 episode 2 shard \d \(task \d\): failed: the learner of run [0-9a-f-]+ is gone \(no heartbeat\)/);
+  await worker.line(/epoch 2 episode 6 shard 1 \(task 1\): done: 3 unrolls/);
+  worker.child.kill('SIGTERM');
+  await worker.exit;
+});
