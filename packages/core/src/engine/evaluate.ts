@@ -2,7 +2,8 @@ import type { Optimizer } from '../contracts/optimizer';
 import type { TaskFamily } from '../contracts/task';
 import { deriveSeed } from '../random';
 import { runOptimizer } from './run';
-import { runSteps, type Steps } from './steps';
+import { awaitStep, runSteps, type Steps } from './steps';
+import type { OptimizerSpec, RunOutcome, RunRequest, RunSource } from '../contracts/runs';
 
 export interface Stats {
   mean: number;
@@ -66,6 +67,8 @@ export interface EvaluateOptions {
   threads?: number;
   /** Called after each task. */
   onTask?: (done: number, total: number) => void;
+  /** Run the tasks there (all at once), with `spec` rebuilding the optimizer: the same runs, elsewhere. */
+  remote?: { source: RunSource; spec: OptimizerSpec };
 }
 
 /** The held-out task `i` of an evaluation: the same for every optimizer, so comparisons are fair. */
@@ -79,6 +82,23 @@ export function evaluationRun(seed: number, i: number) {
 
 const finiteOrNull = (x: number | undefined): number | null => (x !== undefined && Number.isFinite(x) ? x : null);
 const statsOf = (xs: PerTask): Stats => meanStd(xs.filter((x): x is number => x !== null));
+
+/** One run of a request in this process (what a distributed worker does with it too). */
+export function runRequest(family: TaskFamily, optimizer: Optimizer, request: RunRequest): RunOutcome {
+  const task = family.build(family.sample(request.taskSeed, request.split));
+  try {
+    return runOptimizer(task, optimizer, {
+      steps: request.steps,
+      initSeed: request.initSeed,
+      batchSeed: request.batchSeed,
+      metrics: request.metrics,
+      fullLoss: request.metrics,
+      threads: request.threads,
+    });
+  } finally {
+    task.dispose();
+  }
+}
 
 /**
  * Runs `optimizer` on `tasks` held-out (test-split) tasks for `steps` steps; keeps every task's final loss
@@ -96,31 +116,31 @@ export function* evaluateOptimizerSteps(family: TaskFamily, optimizer: Optimizer
   const fullLoss: PerTask = [];
   const metricValues: Record<string, PerTask> = {};
   let diverged = 0;
-  for (let i = 0; i < options.tasks; i++) {
+  const add = (i: number, r: RunOutcome): void => {
+    const finite = Number.isFinite(r.losses[r.losses.length - 1]!);
+    if (finite) curves.push(r.losses);
+    else diverged++;
+    perTask.final.push(finiteOrNull(r.losses[options.steps]));
+    perTask.finalMean.push(finite ? finiteOrNull(lastStepsMean(r.losses, options.steps)) : null);
+    fullLoss.push(finite ? finiteOrNull(r.fullLoss) : null);
+    for (const [k, v] of Object.entries(r.metrics ?? {})) (metricValues[k] ??= Array<number | null>(i).fill(null)).push(finite ? finiteOrNull(v) : null);
+    for (const v of Object.values(metricValues)) if (v.length === i) v.push(null);
+  };
+  const request = (i: number): RunRequest => {
     const seeds = evaluationRun(options.seed, i);
-    const task = family.build(family.sample(seeds.task, 'test'));
-    try {
-      const r = runOptimizer(task, optimizer, {
-        steps: options.steps,
-        initSeed: seeds.init,
-        batchSeed: seeds.batch,
-        metrics: options.metrics,
-        fullLoss: options.metrics,
-        threads: options.threads,
-      });
-      const finite = Number.isFinite(r.losses[r.losses.length - 1]!);
-      if (finite) curves.push(r.losses);
-      else diverged++;
-      perTask.final.push(finiteOrNull(r.losses[options.steps]));
-      perTask.finalMean.push(finite ? finiteOrNull(lastStepsMean(r.losses, options.steps)) : null);
-      fullLoss.push(finite ? finiteOrNull(r.fullLoss) : null);
-      for (const [k, v] of Object.entries(r.metrics ?? {})) (metricValues[k] ??= Array<number | null>(i).fill(null)).push(finite ? finiteOrNull(v) : null);
-      for (const v of Object.values(metricValues)) if (v.length === i) v.push(null);
-    } finally {
-      task.dispose();
+    return { split: 'test', taskSeed: seeds.task, initSeed: seeds.init, batchSeed: seeds.batch, steps: options.steps, metrics: options.metrics, threads: options.threads };
+  };
+  if (options.remote) {
+    const { source, spec } = options.remote;
+    const outcomes = yield* awaitStep(source.runAll(Array.from({ length: options.tasks }, (_, i) => ({ optimizer: spec, request: request(i) }))));
+    outcomes.forEach((r, i) => add(i, r));
+    options.onTask?.(options.tasks, options.tasks);
+  } else {
+    for (let i = 0; i < options.tasks; i++) {
+      add(i, runRequest(family, optimizer, request(i)));
+      options.onTask?.(i + 1, options.tasks);
+      yield;
     }
-    options.onTask?.(i + 1, options.tasks);
-    yield;
   }
   const mean: number[] = [];
   const std: number[] = [];

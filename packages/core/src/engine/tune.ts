@@ -2,14 +2,17 @@ import type { Optimizer } from '../contracts/optimizer';
 import type { TaskFamily } from '../contracts/task';
 import { UserError } from '../errors';
 import { deriveSeed } from '../random';
-import { runOptimizer } from './run';
-import { runSteps, type Steps } from './steps';
+import type { OptimizerSpec, RunOutcome, RunRequest, RunSource } from '../contracts/runs';
+import { runRequest } from './evaluate';
+import { awaitStep, runSteps, type Steps } from './steps';
 
 export interface TuningOptions {
   learningRates: number[];
   tasks: number;
   steps: number;
   seed: number;
+  /** Run the grid there (all at once), `spec(learningRate)` rebuilding the optimizer: the same runs, elsewhere. */
+  remote?: { source: RunSource; spec: (learningRate: number) => OptimizerSpec };
 }
 
 export interface TuningResult {
@@ -32,25 +35,38 @@ export function tuneLearningRate(family: TaskFamily, make: (learningRate: number
 export function* tuneLearningRateSteps(family: TaskFamily, make: (learningRate: number) => Optimizer, options: TuningOptions): Steps<TuningResult> {
   if (options.learningRates.length === 0) throw new UserError('tuning: learningRates is empty');
   const grid: TuningResult['grid'] = [];
-  for (const learningRate of options.learningRates) {
-    const optimizer = make(learningRate);
-    let sum = 0;
-    for (let i = 0; i < options.tasks && Number.isFinite(sum); i++) {
-      const task = family.build(family.sample(deriveSeed(options.seed, 'tune-task', i), 'train'));
-      try {
-        const { losses } = runOptimizer(task, optimizer, {
-          steps: options.steps,
-          initSeed: deriveSeed(options.seed, 'tune-init', i),
-          batchSeed: deriveSeed(options.seed, 'tune-batch', i),
-        });
-        const final = losses[losses.length - 1]!;
-        sum += Number.isFinite(final) ? final : Infinity;
-      } finally {
-        task.dispose();
+  const request = (i: number): RunRequest => ({
+    split: 'train',
+    taskSeed: deriveSeed(options.seed, 'tune-task', i),
+    initSeed: deriveSeed(options.seed, 'tune-init', i),
+    batchSeed: deriveSeed(options.seed, 'tune-batch', i),
+    steps: options.steps,
+  });
+  const finalOf = (r: RunOutcome) => {
+    const final = r.losses[r.losses.length - 1]!;
+    return Number.isFinite(final) ? final : Infinity;
+  };
+  if (options.remote) {
+    // Every grid point on every task at once; a diverged run makes its point's mean Infinity, as below.
+    const { source, spec } = options.remote;
+    const runs = options.learningRates.flatMap((lr) => Array.from({ length: options.tasks }, (_, i) => ({ optimizer: spec(lr), request: request(i) })));
+    const outcomes = yield* awaitStep(source.runAll(runs));
+    options.learningRates.forEach((learningRate, k) => {
+      let sum = 0;
+      for (let i = 0; i < options.tasks; i++) sum += finalOf(outcomes[k * options.tasks + i]!);
+      grid.push({ learningRate, meanFinalLoss: sum / options.tasks });
+    });
+  } else {
+    for (const learningRate of options.learningRates) {
+      const optimizer = make(learningRate);
+      let sum = 0;
+      // Once a run diverged the point's mean is Infinity: its remaining tasks are skipped.
+      for (let i = 0; i < options.tasks && Number.isFinite(sum); i++) {
+        sum += finalOf(runRequest(family, optimizer, request(i)));
+        yield;
       }
-      yield;
+      grid.push({ learningRate, meanFinalLoss: sum / options.tasks });
     }
-    grid.push({ learningRate, meanFinalLoss: sum / options.tasks });
   }
   const best = grid.reduce((a, b) => (b.meanFinalLoss < a.meanFinalLoss ? b : a));
   const sorted = grid.map((g) => g.learningRate).sort((a, b) => a - b);

@@ -3,6 +3,8 @@ import * as path from 'node:path';
 import type { ExperimentConfig } from '../config/experiment';
 import type { ComponentConfig, JsonObject } from '../contracts/json';
 import type { MetaOptimizer } from '../contracts/meta-optimizer';
+import type { OptimizerSpec, RunSource } from '../contracts/runs';
+import { disposeTree, type NamedTensors } from '../tensor-tree';
 import { checkParameterGroups } from '../engine/per-group';
 import type { TaskFamily } from '../contracts/task';
 import { disposeSnapshot, loadSnapshotWeights, readSnapshot, toCsv, writeFileAtomic } from '../engine/checkpoint';
@@ -54,6 +56,11 @@ export interface EvaluateRunOptions {
   onProgress?: (what: string, done: number, total: number) => void;
   /** What pre-flight messages start with (the config file); default "experiment". */
   where?: string;
+  /**
+   * Where the runs happen; default: here, one after another. A run source (@l2l/distributed) runs each batch
+   * (a tuning grid, an optimizer's evaluation tasks) at once elsewhere: needs `evaluateExperimentAsync`.
+   */
+  runs?: RunSource;
 }
 
 function* evaluateBaselines(
@@ -70,8 +77,10 @@ function* evaluateBaselines(
   for (const [i, baseline] of evaluation.baselines.entries()) {
     const label = `evaluation.baselines[${i}]`;
     const base = registry.resolveOptions('optimizer', baseline, '', label);
-    const make = (learningRate: number) =>
-      registry.create('optimizer', { type: baseline.type, options: { ...(base as JsonObject), learningRate } }, { seed: 0, baseDir: options.baseDir }, '', label);
+    const config = (learningRate: number) => ({ type: baseline.type, options: { ...(base as JsonObject), learningRate } });
+    const make = (learningRate: number) => registry.create('optimizer', config(learningRate), { seed: 0, baseDir: options.baseDir }, '', label);
+    const spec = (learningRate: number): OptimizerSpec => ({ kind: 'optimizer', name: baseline.type, config: config(learningRate) });
+    const source = options.runs;
     let learningRate = base.learningRate as number;
     if (evaluation.tuning.learningRates.length > 0) {
       options.onProgress?.(`tuning ${baseline.type}`, 0, 1);
@@ -80,6 +89,7 @@ function* evaluateBaselines(
         tasks: evaluation.tuning.tasks,
         steps: evaluation.tuning.steps ?? steps,
         seed: deriveSeed(experiment.seed, 'tuning'),
+        ...(source && { remote: { source, spec } }),
       });
       tuning.push({ baseline, result });
       learningRate = result.best;
@@ -90,6 +100,7 @@ function* evaluateBaselines(
       seed: deriveSeed(experiment.seed, 'evaluation'),
       metrics: true,
       onTask: (done, total) => options.onProgress?.(baseline.type, done, total),
+      ...(source && { remote: { source, spec: spec(learningRate) } }),
     });
     results.push({ ...r, learningRate });
   }
@@ -122,6 +133,7 @@ function* evaluateExperimentSteps(experiment: ExperimentConfig, registry: Compon
     const checkpoints = [...(options.checkpoint ? [options.checkpoint] : []), ...(options.checkpoints ?? [])];
     for (const checkpoint of checkpoints) {
       const snapshot = readSnapshot(checkpoint);
+      let weights: NamedTensors | undefined;
       let meta: MetaOptimizer;
       try {
         meta = registry.create('meta-optimizer', snapshot.metaOptimizer, { seed: 0, baseDir: options.baseDir }, path.join(snapshot.dir ?? checkpoint, 'meta-optimizer.json'));
@@ -132,6 +144,9 @@ function* evaluateExperimentSteps(experiment: ExperimentConfig, registry: Compon
       try {
         checkParameterGroups(meta, family, `${path.join(snapshot.dir ?? checkpoint, 'meta-optimizer.json')}: metaOptimizer`);
         loadSnapshotWeights(meta, snapshot);
+        // Remote runs rebuild the learned optimizer from its config and φ.
+        weights = options.runs ? meta.getWeights() : undefined;
+        const remote = options.runs && weights ? { source: options.runs, spec: { kind: 'learned' as const, name: meta.type, metaOptimizer: meta.config(), weights } } : undefined;
         optimizers.push(
           yield* evaluateOptimizerSteps(family, meta.optimizer(), 'learned', {
             steps,
@@ -140,11 +155,13 @@ function* evaluateExperimentSteps(experiment: ExperimentConfig, registry: Compon
             metrics: true,
             threads: options.threads ?? Math.max(1, experiment.training.workers ?? 0),
             onTask: (done, total) => options.onProgress?.(meta.type, done, total),
+            ...(remote && { remote }),
           }),
         );
       } finally {
         disposeSnapshot(snapshot);
         meta.dispose();
+        if (weights) disposeTree(weights);
       }
     }
     const { results, tuning } = yield* evaluateBaselines(experiment, registry, family, steps, tasks, options);
