@@ -152,3 +152,25 @@ it('the learner killed with -9 mid-run: --resume with --redis ends as the run in
   worker.child.kill('SIGTERM');
   await worker.exit;
 });
+
+it('l2l eval --redis: the tuning and evaluation runs on workers give the results.json of l2l eval in one process', async () => {
+  if (!fs.existsSync(path.join(root, 'local', 'latest'))) {
+    expect(spawnSync(process.execPath, [BIN, 'train', 'exp.json', '--out', 'local'], { cwd: root, encoding: 'utf8', timeout: 120_000 }).status).toBe(0);
+  }
+  const evalArgs = ['eval', 'exp.json', '--optimizer', 'local', '--steps', '30', '--tasks', '6'];
+  const here = spawnSync(process.execPath, [BIN, ...evalArgs, '--out', 'eval-here'], { cwd: root, encoding: 'utf8', timeout: 300_000 });
+  expect(here.status).toBe(0);
+  const workers = [l2l(['worker', '--redis', redis.url, '--queue', 'eval']), l2l(['worker', '--redis', redis.url, '--queue', 'eval'])];
+  for (const w of workers) await w.line(/waiting for shards and runs/);
+  const there = l2l([...evalArgs, '--out', 'eval-there', '--redis', redis.url, '--queue', 'eval']);
+  expect(await there.exit).toBe(0);
+  expect(there.output()).toMatch(/runs on workers: one BullMQ job per run over redis:\/\/127\.0\.0\.1:\d+, queue "eval"/);
+  const read = (dir: string) => JSON.parse(fs.readFileSync(path.join(root, dir, 'results.json'), 'utf8'), (k, v) => (k === 'seconds' ? undefined : v));
+  expect(read('eval-there')).toEqual(read('eval-here'));
+  // Both workers took runs.
+  for (const w of workers) {
+    await w.line(/evaluation runs/);
+    w.child.kill('SIGTERM');
+    expect(await w.exit).toBe(0);
+  }
+});

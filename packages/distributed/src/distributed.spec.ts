@@ -1,10 +1,14 @@
 import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import { Queue } from 'bullmq';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import {
   ComponentRegistry,
   createContainer,
   createTrainer,
+  evaluateExperimentAsync,
+  trainExperiment,
   isUserError,
   parseExperiment,
   resolveExperiment,
@@ -17,7 +21,8 @@ import { metaOptimizersModule } from '@l2l/meta-optimizers';
 import { optimizeesModule } from '@l2l/optimizees';
 import { RedisPopulationSource } from './learner';
 import { startLocalRedis, type LocalRedis } from './local-redis';
-import { startWorker, type DistributedWorker, type ShardEvent } from './worker';
+import { RedisRunSource } from './run-source';
+import { startWorker, type DistributedWorker, type RunEvent, type ShardEvent } from './worker';
 
 const registry = createContainer(optimizeesModule, metaOptimizersModule, baselinesModule).get(ComponentRegistry);
 const baseDir = os.tmpdir();
@@ -67,9 +72,10 @@ describe('distributed meta-training over Redis', () => {
   let redis: LocalRedis;
   const workers: DistributedWorker[] = [];
   const events: ShardEvent[] = [];
+  const runEvents: RunEvent[] = [];
 
   async function worker(concurrency = 1, workerRegistry = registry): Promise<DistributedWorker> {
-    const w = await startWorker({ redis: redis.url, concurrency, registry: () => workerRegistry, onShard: (e) => events.push(e) });
+    const w = await startWorker({ redis: redis.url, concurrency, registry: () => workerRegistry, onShard: (e) => events.push(e), onRun: (e) => runEvents.push(e) });
     workers.push(w);
     return w;
   }
@@ -81,6 +87,7 @@ describe('distributed meta-training over Redis', () => {
   afterEach(async () => {
     await Promise.all(workers.splice(0).map((w) => w.close()));
     events.length = 0;
+    runEvents.length = 0;
   });
   afterAll(async () => {
     await redis?.stop();
@@ -176,5 +183,67 @@ describe('distributed meta-training over Redis', () => {
     while (ofRun().length < 2) await new Promise((r) => setTimeout(r, 20));
     const ends = ofRun().map((e) => `${e.what}: ${e.detail}`);
     expect(ends).toEqual([`failed: the learner of run ${source.run} is gone (no heartbeat)`, 'skipped: the learner is gone']);
+  });
+
+  describe('evaluation runs on workers', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'l2l-distributed-eval-'));
+    afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+    /** The experiment with a tuning grid, and a checkpoint of its learned optimizer (one short epoch). */
+    async function withCheckpoint(): Promise<ExperimentConfig> {
+      const raw = {
+        name: 'distributed-eval',
+        backend: 'cpu',
+        seed: 5,
+        optimizee: { type: 'quadratic', options: { dims: 5, batch: 8 } },
+        metaOptimizer: { type: 'lstm', options: { layers: 2, hidden: 5 } },
+        training: { epochs: 1, episodesPerEpoch: 1, steps: 6, unroll: 3, learningRate: 0.01, validateEvery: 1, validationTasks: 1 },
+        evaluation: { steps: 12, tasks: 4, baselines: [{ type: 'sgd' }, { type: 'adam' }], tuning: { learningRates: [0.001, 0.01, 0.1, 1e6], tasks: 2 } },
+      };
+      const exp = resolveExperiment(parseExperiment(raw, 'test'), registry, 'test');
+      if (!fs.existsSync(path.join(dir, 'run', 'latest'))) await trainExperiment(exp, registry, { outDir: path.join(dir, 'run'), baseDir });
+      return exp;
+    }
+
+    const withoutSeconds = (r: unknown) => JSON.parse(JSON.stringify(r, (k, v) => (k === 'seconds' ? undefined : v)));
+
+    it('give the results of evaluating in one process, number for number (a learned optimizer, tuned baselines, a diverging grid point)', async () => {
+      const exp = await withCheckpoint();
+      const local = await evaluateExperimentAsync(exp, registry, { checkpoint: path.join(dir, 'run'), baseDir });
+      const before = tf.memory().numTensors;
+      await worker(1);
+      await worker(1);
+      const source = new RedisRunSource({ redis: redis.url, experiment: exp, baseDir });
+      try {
+        const remote = await evaluateExperimentAsync(exp, registry, { checkpoint: path.join(dir, 'run'), baseDir, runs: source });
+        expect(withoutSeconds(remote)).toEqual(withoutSeconds(local));
+      } finally {
+        await source.close();
+      }
+      // Nothing left behind here, nor by the (in-process) workers once closed.
+      await Promise.all(workers.splice(0).map((w) => w.close()));
+      expect(tf.memory().numTensors).toBe(before);
+      // 4 learned runs, 2 baselines × (4 learning rates × 2 tuning tasks + 4 evaluation tasks).
+      expect(runEvents.filter((e) => e.what === 'done')).toHaveLength(4 + 2 * (4 * 2 + 4));
+      // The 1e6 learning rate diverges: the grid says so in both, and tuning picks another.
+      expect(local.tuning[0]!.result.grid.at(-1)!.meanFinalLoss).toBe(Infinity);
+    });
+
+    it('report a run that fails on a worker in one line, and withdraw the runs no worker has taken', async () => {
+      const exp = await withCheckpoint();
+      await worker(1, createContainer(metaOptimizersModule, baselinesModule).get(ComponentRegistry));
+      const source = new RedisRunSource({ redis: redis.url, experiment: exp, baseDir });
+      try {
+        const error = await evaluateExperimentAsync(exp, registry, { baseDir, runs: source }).catch((e) => e);
+        expect(isUserError(error)).toBe(true);
+        expect(error.message).toMatch(/^distributed: a run of sgd on train task \d+ failed on a worker: .*unknown optimizee type "quadratic"/);
+      } finally {
+        await source.close();
+      }
+      const queue = new Queue('l2l', { connection: { url: redis.url }, prefix: 'l2l' });
+      await new Promise((r) => setTimeout(r, 200));
+      expect(await queue.getWaitingCount()).toBe(0);
+      await queue.close();
+    });
   });
 });

@@ -1,61 +1,20 @@
-import { randomUUID } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
-import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import {
   disposeTree,
   UserError,
-  type ExperimentConfig,
   type GradientEstimate,
   type NamedTensors,
   type Population,
   type PopulationSource,
   type TaskConfig,
 } from '@l2l/core';
-import { connectRedis, duplicateConnection } from './redis';
-import {
-  ALIVE_TTL_S,
-  DEFAULT_PREFIX,
-  DEFAULT_QUEUE,
-  EPISODE_TTL_S,
-  INFO_TTL_S,
-  RunKeys,
-  shardJobId,
-  shardRange,
-  STOP,
-  type EstimateMeta,
-  type RunInfo,
-  type ShardJob,
-} from './protocol';
+import { EPISODE_TTL_S, RunKeys, shardJobId, shardRange, STOP, type EstimateMeta, type ShardJob } from './protocol';
+import { RunSession, type Connection, type SessionOptions } from './session';
 import { decodeMessage, encodeMessage, numbersIn } from './wire';
 
-interface Connection {
-  redis: Redis;
-  /** For BLPOP, which holds its connection while it waits. */
-  blocking: Redis;
-  queue: Queue;
-  queueConnection: Redis;
-}
-
-export interface LearnerOptions {
-  /** redis:// URL of the Redis the workers listen on. */
-  redis: string;
-  /** The resolved experiment the workers rebuild (its training.tasksPerStep tasks are split into shards). */
-  experiment: ExperimentConfig;
-  /** Directory relative paths and plugins resolve from (workers use it unless given their own). */
-  baseDir: string;
-  /** The tfjs backend this process runs on (`tf.getBackend()` by default); workers use the same. */
-  backend?: string;
+export interface LearnerOptions extends SessionOptions {
   /** Shards per episode, each one BullMQ job; default: one per task (the estimate is then bit-identical). */
   shards?: number;
-  queue?: string;
-  prefix?: string;
-  /** Seconds of waiting for a shard's estimate before giving up with an error (default 600). */
-  timeoutSeconds?: number;
-  /** Seconds of waiting before the first notice of what the shards are waiting for (default 10). */
-  noticeSeconds?: number;
-  /** Called with a notice (shards no worker has taken, say) while waiting. */
-  onNotice?(message: string): void;
 }
 
 /**
@@ -67,13 +26,9 @@ export interface LearnerOptions {
  */
 export class RedisPopulationSource implements PopulationSource {
   readonly description: string;
-  readonly run = randomUUID();
-  private readonly keys: RunKeys;
+  private readonly session: RunSession;
   private readonly tasks: number;
   private readonly shards: number;
-  private connection?: Promise<Connection>;
-  private heartbeat?: NodeJS.Timeout;
-  private closed = false;
 
   constructor(private readonly options: LearnerOptions) {
     this.tasks = options.experiment.training.tasksPerStep ?? 1;
@@ -83,45 +38,21 @@ export class RedisPopulationSource implements PopulationSource {
       throw new UserError(`--shards (${shards}) must not exceed training.tasksPerStep (${this.tasks}): a shard holds at least one task`);
     }
     this.shards = shards;
-    this.keys = new RunKeys(options.prefix ?? DEFAULT_PREFIX, this.run);
+    this.session = new RunSession(options);
     const per = this.tasks === shards ? 'one task each' : `${this.tasks} tasks in all`;
-    this.description = `tasks on workers: ${shards} shard${shards === 1 ? '' : 's'} (${per}) per episode, held at once by \`l2l worker\` slots, over ${options.redis}, queue "${this.queueName}"`;
+    this.description = `tasks on workers: ${shards} shard${shards === 1 ? '' : 's'} (${per}) per episode, held at once by \`l2l worker\` slots, over ${options.redis}, queue "${this.session.queueName}"`;
   }
 
-  private get queueName(): string {
-    return this.options.queue ?? DEFAULT_QUEUE;
-  }
-
-  /** Connects, publishes the run and starts the heartbeat, once. */
-  private connect(): Promise<Connection> {
-    this.connection ??= (async () => {
-      const redis = await connectRedis(this.options.redis, `l2l-learner-${this.run}`);
-      const blocking = duplicateConnection(redis);
-      const queueConnection = duplicateConnection(redis);
-      const queue = new Queue<ShardJob>(this.queueName, { connection: queueConnection, prefix: this.keys.prefix });
-      queue.on('error', () => {});
-      const info: RunInfo = {
-        experiment: this.options.experiment as RunInfo['experiment'],
-        baseDir: this.options.baseDir,
-        backend: this.options.backend ?? tf.getBackend(),
-      };
-      // The info outlives a learner killed with -9 by at most INFO_TTL_S; the heartbeat keeps both alive.
-      await redis.set(this.keys.info, JSON.stringify(info), 'EX', INFO_TTL_S);
-      await redis.set(this.keys.alive, '1', 'EX', ALIVE_TTL_S);
-      const beat = () => redis.multi().set(this.keys.alive, '1', 'EX', ALIVE_TTL_S).expire(this.keys.info, INFO_TTL_S).exec();
-      this.heartbeat = setInterval(() => void beat().catch(() => {}), (ALIVE_TTL_S * 1000) / 3);
-      this.heartbeat.unref();
-      return { redis, blocking, queue, queueConnection };
-    })();
-    return this.connection;
+  /** The run id workers see (job data, log lines). */
+  get run(): string {
+    return this.session.run;
   }
 
   async open(epoch: number, episode: number): Promise<Population> {
-    if (this.closed) throw new Error('RedisPopulationSource: closed');
-    const c = await this.connect();
+    const c = await this.session.connect();
     const jobs = Array.from({ length: this.shards }, (_, shard) => {
       const [first, end] = shardRange(this.tasks, this.shards, shard);
-      const data: ShardJob = { run: this.run, prefix: this.keys.prefix, epoch, episode, shard, first, end };
+      const data: ShardJob = { run: this.run, prefix: this.session.keys.prefix, epoch, episode, shard, first, end };
       return { name: 'episode-shard', data, opts: { jobId: shardJobId(this.run, epoch, episode, shard), attempts: 1, removeOnComplete: true, removeOnFail: 1000 } };
     });
     await c.queue.addBulk(jobs);
@@ -130,21 +61,11 @@ export class RedisPopulationSource implements PopulationSource {
 
   /** What RemotePopulation reads of its source. */
   get setup(): { keys: RunKeys; tasks: number; shards: number; options: LearnerOptions } {
-    return { keys: this.keys, tasks: this.tasks, shards: this.shards, options: this.options };
+    return { keys: this.session.keys, tasks: this.tasks, shards: this.shards, options: this.options };
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    if (this.heartbeat) clearInterval(this.heartbeat);
-    if (!this.connection) return;
-    const c = await this.connection.catch(() => null);
-    if (!c) return;
-    // Workers holding a job of this run see it gone and let go.
-    await c.redis.del(this.keys.alive, this.keys.info).catch(() => {});
-    await c.queue.close().catch(() => {});
-    // BullMQ leaves a connection it was given open.
-    for (const r of [c.queueConnection, c.blocking, c.redis]) r.disconnect();
+  close(): Promise<void> {
+    return this.session.close();
   }
 }
 

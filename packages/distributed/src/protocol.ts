@@ -1,4 +1,4 @@
-import type { ExperimentConfig, JsonObject, TaskConfig } from '@l2l/core';
+import type { ComponentConfig, ExperimentConfig, JsonObject, RunRequest, TaskConfig } from '@l2l/core';
 
 /*
  * What the learner and its workers say to each other through Redis, next to BullMQ's own keys. One learner
@@ -12,6 +12,8 @@ import type { ExperimentConfig, JsonObject, TaskConfig } from '@l2l/core';
  *   <prefix>:run:<run>:res:<epoch>:<ep>:<u>        hash: shard → its estimate (message: mean meta-gradient, meta
  *                                          {metaLosses, losses}); written once (HSETNX), so a replay changes nothing
  *   <prefix>:run:<run>:done:<epoch>:<ep>:<u>       list: shards whose estimate for u is in (the learner's wake-up)
+ *   <prefix>:run:<run>:opt:<k>             an optimizer evaluation runs rebuild (message: φ of a learned one, meta
+ *                                          its spec without φ); a run job names it by k
  */
 
 /** The BullMQ queue workers take episode shards from, unless told otherwise. */
@@ -45,6 +47,25 @@ export interface ShardJob extends JsonObject {
   /** Tasks [first, end) of the episode's population. */
   first: number;
   end: number;
+}
+
+/** One BullMQ job of an evaluation or tuning: one run. */
+export interface RunJob extends JsonObject {
+  run: string;
+  prefix: string;
+  /** Which stored optimizer (RunKeys.optimizer). */
+  optimizer: number;
+  request: RunRequest & JsonObject;
+}
+
+/** meta of a stored optimizer: its spec without φ. */
+export type StoredSpec = { kind: 'optimizer'; name: string; config: ComponentConfig } | { kind: 'learned'; name: string; metaOptimizer: ComponentConfig };
+
+/** A job's return value: the run's outcome, with the losses' float32 bytes in base64 and numbers as strings. */
+export interface OutcomeJson extends JsonObject {
+  losses: string;
+  metrics: Record<string, string> | null;
+  fullLoss: string | null;
 }
 
 /** meta of a φ message. */
@@ -90,6 +111,9 @@ export class RunKeys {
   }
   done(epoch: number, episode: number, unroll: number): string {
     return `${this.base}:done:${epoch}:${episode}:${unroll}`;
+  }
+  optimizer(k: number): string {
+    return `${this.base}:opt:${k}`;
   }
 }
 

@@ -1,4 +1,5 @@
-import { decodeWeights, encodeWeights, UserError, type JsonValue, type NamedTensors, type WeightsManifest } from '@l2l/core';
+import { decodeWeights, encodeWeights, UserError, type JsonValue, type NamedTensors, type RunOutcome, type WeightsManifest } from '@l2l/core';
+import type { OutcomeJson } from './protocol';
 
 /*
  * Named tensors with a JSON header in one Redis value: a 4-byte little-endian header length, the header
@@ -39,4 +40,25 @@ export function decodeMessage<M extends JsonValue>(buffer: Buffer, where: string
   }
   const tensors = decodeWeights(header.manifest, buffer.subarray(4 + size), { manifest: `${where} (header)`, data: `${where} (data)` }, { finite: false });
   return { tensors, meta: header.meta };
+}
+
+/** A run's outcome as a job's JSON return value (exact: the losses' float32 bytes, numbers as strings). */
+export function outcomeOut(r: RunOutcome): OutcomeJson {
+  return {
+    losses: Buffer.from(r.losses.buffer, r.losses.byteOffset, r.losses.byteLength).toString('base64'),
+    metrics: r.metrics ? Object.fromEntries(Object.entries(r.metrics).map(([k, v]) => [k, String(v)])) : null,
+    fullLoss: r.fullLoss === undefined ? null : String(r.fullLoss),
+  };
+}
+
+/** The inverse of `outcomeOut`; errors name `where`. */
+export function outcomeIn(json: unknown, where: string): RunOutcome {
+  const o = json as OutcomeJson;
+  if (!o || typeof o.losses !== 'string') throw new UserError(`${where}: not a run's outcome`);
+  const bytes = Buffer.from(o.losses, 'base64');
+  if (bytes.length % 4 !== 0) throw new UserError(`${where}: the losses are not float32 values`);
+  const losses = new Float32Array(bytes.length / 4);
+  new Uint8Array(losses.buffer).set(bytes);
+  const metrics = o.metrics ? Object.fromEntries(Object.entries(o.metrics).map(([k, v]) => [k, numbersIn([v], `${where}: metric ${k}`)[0]!])) : undefined;
+  return { losses, ...(metrics && { metrics }), ...(o.fullLoss !== null && o.fullLoss !== undefined && { fullLoss: numbersIn([o.fullLoss], `${where}: fullLoss`)[0]! }) };
 }

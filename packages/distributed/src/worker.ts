@@ -2,16 +2,21 @@ import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
   createTrainer,
+  deriveSeed,
   disposeTree,
+  runRequest,
   useBackend,
   UserError,
   type BackendChoice,
   type BuiltTrainer,
   type ComponentRegistry,
+  type JsonValue,
+  type Optimizer,
+  type TaskFamily,
 } from '@l2l/core';
 import { connectRedis, duplicateConnection } from './redis';
-import { DEFAULT_PREFIX, DEFAULT_QUEUE, RunKeys, STOP, type PhiMeta, type RunInfo, type ShardJob } from './protocol';
-import { decodeMessage, encodeMessage, numbersOut } from './wire';
+import { DEFAULT_PREFIX, DEFAULT_QUEUE, RunKeys, STOP, type OutcomeJson, type PhiMeta, type RunInfo, type RunJob, type ShardJob, type StoredSpec } from './protocol';
+import { decodeMessage, encodeMessage, numbersOut, outcomeOut } from './wire';
 
 export interface WorkerOptions {
   /** redis:// URL of the learner's Redis. */
@@ -34,6 +39,8 @@ export interface WorkerOptions {
   lockSeconds?: number;
   /** Told of each shard this worker starts and ends. */
   onShard?(event: ShardEvent): void;
+  /** Told of each evaluation or tuning run this worker ends. */
+  onRun?(event: RunEvent): void;
 }
 
 export interface ShardEvent {
@@ -48,9 +55,75 @@ export interface DistributedWorker {
   close(): Promise<void>;
 }
 
-interface CachedRun {
-  built: BuiltTrainer;
-  active: number;
+export interface RunEvent {
+  job: RunJob;
+  what: 'done' | 'skipped' | 'failed';
+  /** The run's steps (done), why it was skipped, or the error (failed). */
+  detail: string;
+}
+
+/** What a worker built of a learner's run, lazily: the trainer for shards, the family and optimizers for runs. */
+class WorkerRun {
+  active = 0;
+  private built?: BuiltTrainer;
+  private family?: TaskFamily;
+  private readonly optimizers = new Map<number, Promise<{ optimizer: Optimizer; dispose(): void }>>();
+
+  constructor(
+    private readonly keys: RunKeys,
+    private readonly info: RunInfo,
+    private readonly registry: ComponentRegistry,
+    private readonly baseDir: string,
+  ) {}
+
+  trainer(): BuiltTrainer['trainer'] {
+    this.built ??= createTrainer(this.info.experiment, this.registry, { baseDir: this.baseDir, where: `run ${this.keys.run}` });
+    return this.built.trainer;
+  }
+
+  /** The experiment's optimizee family, seeded as `l2l eval` seeds it. */
+  runFamily(): TaskFamily {
+    const { experiment } = this.info;
+    this.family ??= this.registry.create('optimizee', experiment.optimizee, { seed: deriveSeed(experiment.seed, 'optimizee'), baseDir: this.baseDir }, '', 'optimizee');
+    return this.family;
+  }
+
+  /** Stored optimizer k, rebuilt once: a registered one from its config, a learned one from its config and φ. */
+  optimizer(k: number, redis: Redis): Promise<Optimizer> {
+    let entry = this.optimizers.get(k);
+    if (!entry) {
+      entry = (async () => {
+        const buf = await redis.getBuffer(this.keys.optimizer(k));
+        if (!buf) throw new UserError(`run ${this.keys.run}: optimizer ${k} is gone from Redis`);
+        const { tensors, meta } = decodeMessage<JsonValue>(buf, `optimizer ${k}`);
+        const spec = meta as unknown as StoredSpec;
+        const ctx = { seed: 0, baseDir: this.baseDir };
+        try {
+          if (spec.kind === 'optimizer') return { optimizer: this.registry.create('optimizer', spec.config, ctx, '', spec.name), dispose: () => {} };
+          const meta = this.registry.create('meta-optimizer', spec.metaOptimizer, ctx, '', spec.name);
+          try {
+            meta.setWeights(tensors);
+          } catch (e) {
+            meta.dispose();
+            throw e;
+          }
+          return { optimizer: meta.optimizer(), dispose: () => meta.dispose() };
+        } finally {
+          disposeTree(tensors);
+        }
+      })();
+      this.optimizers.set(k, entry);
+      entry.catch(() => this.optimizers.delete(k));
+    }
+    return entry.then((e) => e.optimizer);
+  }
+
+  async dispose(): Promise<void> {
+    for (const entry of this.optimizers.values()) (await entry.catch(() => null))?.dispose();
+    this.optimizers.clear();
+    this.built?.dispose();
+    this.family?.dispose?.();
+  }
 }
 
 /**
@@ -66,9 +139,9 @@ export async function startWorker(options: WorkerOptions): Promise<DistributedWo
   const lockSeconds = options.lockSeconds ?? 30;
   if (!(lockSeconds > 0)) throw new UserError(`--lock-seconds must be a positive number, got ${lockSeconds}`);
   const redis = await connectRedis(options.redis, 'l2l-worker');
-  const runs = new Map<string, Promise<CachedRun | null>>();
+  const runs = new Map<string, Promise<WorkerRun | null>>();
 
-  async function runFor(keys: RunKeys): Promise<CachedRun | null> {
+  async function runFor(keys: RunKeys): Promise<WorkerRun | null> {
     let entry = runs.get(keys.run);
     if (!entry) {
       entry = (async () => {
@@ -81,13 +154,12 @@ export async function startWorker(options: WorkerOptions): Promise<DistributedWo
           const r = await other.catch(() => null);
           if (!r || r.active === 0) {
             runs.delete(id);
-            r?.built.dispose();
+            await r?.dispose();
           }
         }
         await useBackend(options.backend ?? (info.backend as BackendChoice));
         const baseDir = options.baseDir ?? info.baseDir;
-        const built = createTrainer(info.experiment, options.registry(info, baseDir), { baseDir, where: `run ${keys.run}` });
-        return { built, active: 0 };
+        return new WorkerRun(keys, info, options.registry(info, baseDir), baseDir);
       })();
       runs.set(keys.run, entry);
       // A failed build is not cached: the next job of the run tries again (and fails the same way, visibly).
@@ -108,7 +180,14 @@ export async function startWorker(options: WorkerOptions): Promise<DistributedWo
     options.onShard?.({ job: d, what: 'start', detail: '' });
     run.active++;
     const blocking = duplicateConnection(redis);
-    const population = run.built.trainer.openPopulation(d.epoch, d.episode, d.first, d.end);
+    let population;
+    try {
+      population = run.trainer().openPopulation(d.epoch, d.episode, d.first, d.end);
+    } catch (e) {
+      run.active--;
+      blocking.disconnect();
+      throw e;
+    }
     try {
       for (let u = 0; ; u++) {
         const message = await waitPhi(blocking, keys, d, u);
@@ -140,6 +219,22 @@ export async function startWorker(options: WorkerOptions): Promise<DistributedWo
     }
   }
 
+  async function processRun(job: Job<RunJob>): Promise<{ what: 'done' | 'skipped'; detail: string; outcome?: OutcomeJson }> {
+    const d = job.data;
+    const keys = new RunKeys(d.prefix, d.run);
+    if (!(await redis.exists(keys.alive))) return { what: 'skipped', detail: 'the learner is gone' };
+    const run = await runFor(keys);
+    if (!run) return { what: 'skipped', detail: 'the run is gone' };
+    run.active++;
+    try {
+      const optimizer = await run.optimizer(d.optimizer, redis);
+      const outcome = runRequest(run.runFamily(), optimizer, d.request);
+      return { what: 'done', detail: `${d.request.steps} steps`, outcome: outcomeOut(outcome) };
+    } finally {
+      run.active--;
+    }
+  }
+
   /** φ for unroll u of the job's episode, or STOP; throws when the learner is gone. */
   async function waitPhi(blocking: Redis, keys: RunKeys, d: ShardJob, u: number): Promise<Buffer | typeof STOP> {
     const phiKey = keys.phi(d.epoch, d.episode);
@@ -153,15 +248,27 @@ export async function startWorker(options: WorkerOptions): Promise<DistributedWo
   }
 
   const workerConnection = duplicateConnection(redis);
-  const worker = new Worker<ShardJob, string>(
+  const worker = new Worker<ShardJob | RunJob, string | OutcomeJson>(
     options.queue ?? DEFAULT_QUEUE,
     async (job) => {
+      if (job.name === 'run') {
+        const runJob = job as Job<RunJob>;
+        try {
+          const { what, detail, outcome } = await processRun(runJob);
+          options.onRun?.({ job: runJob.data, what, detail });
+          return outcome ?? `${what}: ${detail}`;
+        } catch (e) {
+          options.onRun?.({ job: runJob.data, what: 'failed', detail: (e as Error)?.message ?? String(e) });
+          throw e;
+        }
+      }
+      const shardJob = job as Job<ShardJob>;
       try {
-        const { what, detail } = await processShard(job);
-        options.onShard?.({ job: job.data, what, detail });
+        const { what, detail } = await processShard(shardJob);
+        options.onShard?.({ job: shardJob.data, what, detail });
         return `${what}: ${detail}`;
       } catch (e) {
-        options.onShard?.({ job: job.data, what: 'failed', detail: (e as Error)?.message ?? String(e) });
+        options.onShard?.({ job: shardJob.data, what: 'failed', detail: (e as Error)?.message ?? String(e) });
         throw e;
       }
     },
@@ -181,7 +288,7 @@ export async function startWorker(options: WorkerOptions): Promise<DistributedWo
   return {
     async close() {
       await worker.close();
-      for (const entry of runs.values()) (await entry.catch(() => null))?.built.dispose();
+      for (const entry of runs.values()) await (await entry.catch(() => null))?.dispose();
       runs.clear();
       // BullMQ leaves a connection it was given open.
       workerConnection.disconnect();

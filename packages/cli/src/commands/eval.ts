@@ -5,6 +5,7 @@ import { comparisonSentences, comparisonTable, describeBackend, evaluateExperime
 import type { CliContext } from '../context';
 import { resolveCheckpoint } from '@l2l/pretrained';
 import { backendOption, positiveInt } from '../options';
+import { checkRedisUrl, DEFAULT_QUEUE, RedisRunSource } from '@l2l/distributed';
 import { prepareLockedOutput } from '../output';
 import { lossCurvesSvg } from '../report/plot';
 
@@ -15,6 +16,8 @@ interface EvalOptions {
   tasks?: number;
   threads?: number;
   backend?: BackendChoice;
+  redis?: string;
+  queue: string;
 }
 
 /** `l2l eval <config> --optimizer <checkpoint> --out <dir>`: learned optimizer vs tuned baselines. */
@@ -38,6 +41,8 @@ export function registerEval(program: Command, ctx: CliContext): void {
     .option('--steps <n>', 'optimizee steps per run (default: evaluation.steps)', positiveInt)
     .option('--tasks <n>', 'number of held-out (test-split) tasks (default: evaluation.tasks)', positiveInt)
     .option('--threads <n>', 'threads of a learned optimizer\'s fused kernel (default: training.workers, else 1); the losses do not change', positiveInt)
+    .option('--redis <url>', 'run the tuning and evaluation runs as jobs on `l2l worker` processes through this Redis (redis://host:port): the same results')
+    .option('--queue <name>', 'with --redis: the BullMQ queue workers listen on', DEFAULT_QUEUE)
     .addOption(backendOption())
     .addHelpText(
       'after',
@@ -51,6 +56,7 @@ export function registerEval(program: Command, ctx: CliContext): void {
       ].join('\n'),
     )
     .action(async (file: string, opts: EvalOptions) => {
+      if (opts.redis) checkRedisUrl(opts.redis);
       const ws = ctx.loadExperiment(file);
       preflightExperiment(ws.experiment, ws.registry, file, 'eval', { steps: opts.steps, tasks: opts.tasks });
       const note = preflightNote(ws.experiment, ws.registry, 'eval');
@@ -58,13 +64,19 @@ export function registerEval(program: Command, ctx: CliContext): void {
       // Every output location is checked before the evaluation runs, not after.
       // Locked like a training run's: two evaluations into one directory would mix their files.
       const { dir: outDir, release } = prepareLockedOutput(path.resolve(ctx.cwd, opts.out), 'eval', { shown: opts.out, onLost: (m) => ctx.err(`warning: ${m}`) });
+      let runs: RedisRunSource | undefined;
       try {
         const backend = await useBackend(opts.backend ?? ws.experiment.backend);
         ctx.out(describeBackend(backend));
         const checkpoints = (opts.optimizer ?? []).map((p) => resolveCheckpoint(p, ctx.cwd));
         let last = '';
+        runs = opts.redis
+          ? new RedisRunSource({ redis: opts.redis, queue: opts.queue, experiment: ws.experiment, baseDir: ws.baseDir, backend: backend.name, onNotice: (m) => ctx.err(`notice: ${m}`) })
+          : undefined;
+        if (runs) ctx.out(runs.description);
         // Async: the event loop gets a turn after every run, so Ctrl-C and SIGTERM stop it within one run.
         const results = await evaluateExperimentAsync(ws.experiment, ws.registry, {
+          ...(runs && { runs }),
           checkpoints,
           baseDir: ws.baseDir,
           where: file,
@@ -78,6 +90,8 @@ export function registerEval(program: Command, ctx: CliContext): void {
             void total;
           },
         });
+        await runs?.close();
+        runs = undefined;
         results.backend = backend.name;
         for (const { baseline, result } of results.tuning) {
           if (result.atEdge) {
@@ -101,6 +115,7 @@ export function registerEval(program: Command, ctx: CliContext): void {
         }
         ctx.out(`results in ${path.relative(ctx.cwd, outDir) || '.'}: results.json, curves.csv, results.md, loss-curves.svg`);
       } finally {
+        await runs?.close();
         release();
       }
     });

@@ -26,13 +26,14 @@ function positiveSeconds(value: string): number {
 export function registerWorker(program: Command, ctx: CliContext): void {
   program
     .command('worker')
-    .summary('hold shards of distributed meta-training runs (l2l train --redis)')
+    .summary('hold shards of distributed meta-training runs and evaluation runs (l2l train/eval --redis)')
     .description(
       'Take episode shards of `l2l train --redis` runs from Redis and compute their meta-gradient estimates: the run\'s ' +
         'experiment is rebuilt here (its plugins resolved from the learner\'s directory or --base-dir), each truncation ' +
         'runs at the φ the learner publishes, and the estimate goes back to it. Start as many workers, on as many ' +
         'machines, as there are shards to hold; a worker that dies has its shards taken over by another after ' +
-        '--lock-seconds. Runs until Ctrl-C or SIGTERM, which let the current truncation finish.',
+        '--lock-seconds. It also takes the runs of `l2l eval --redis` (one tuning or evaluation run per job). Runs until ' +
+        'Ctrl-C or SIGTERM, which let the current truncation or run finish.',
     )
     .requiredOption('--redis <url>', 'Redis of the learner, redis://host:port')
     .option('--queue <name>', 'BullMQ queue the learner puts shards on', DEFAULT_QUEUE)
@@ -42,6 +43,7 @@ export function registerWorker(program: Command, ctx: CliContext): void {
     .option('--trust-plugins', "load the plugins a run's experiment lists (plugins are code, and whoever can write to the Redis chooses them); without it such runs fail on this worker")
     .addOption(backendOption())
     .action(async (opts: WorkerOptions) => {
+      const runIds = new Set<string>();
       const worker = await startWorker({
         redis: opts.redis,
         queue: opts.queue,
@@ -57,6 +59,14 @@ export function registerWorker(program: Command, ctx: CliContext): void {
           }
           return ctx.workspaceFor(plugins, baseDir, "the run's experiment").registry;
         },
+        onRun: ({ job, what, detail }) => {
+          // Runs are many and short: a line for a run id's first, and for every failure.
+          if (what === 'failed') ctx.err(`run ${job.run.slice(0, 8)}: a run of optimizer ${job.optimizer} on ${job.request.split} task ${job.request.taskSeed} failed: ${detail}`);
+          else if (!runIds.has(job.run)) {
+            runIds.add(job.run);
+            ctx.out(`run ${job.run.slice(0, 8)}: evaluation runs (${what === 'done' ? 'the first done' : `the first ${what}: ${detail}`})`);
+          }
+        },
         onShard: ({ job, what, detail }) => {
           const tasks = job.end - job.first === 1 ? `task ${job.first}` : `tasks ${job.first}..${job.end - 1}`;
           const line = `run ${job.run.slice(0, 8)} epoch ${job.epoch + 1} episode ${job.episode + 1} shard ${job.shard} (${tasks}): ${what === 'start' ? 'started' : `${what}: ${detail}`}`;
@@ -64,7 +74,7 @@ export function registerWorker(program: Command, ctx: CliContext): void {
           else ctx.out(line);
         },
       });
-      ctx.out(`worker: waiting for shards on ${opts.redis}, queue "${opts.queue}", ${opts.concurrency} at a time (Ctrl-C stops)`);
+      ctx.out(`worker: waiting for shards and runs on ${opts.redis}, queue "${opts.queue}", ${opts.concurrency} at a time (Ctrl-C stops)`);
       await new Promise<void>((resolve) => {
         const stop = (): void => {
           process.off('SIGINT', stop);
