@@ -66,13 +66,25 @@ function l2l(args: string[]): { child: ChildProcess; output: () => string; line(
   };
 }
 
+const runSync = (args: string[], timeout = 120_000) => spawnSync(process.execPath, [BIN, ...args], { cwd: root, encoding: 'utf8', timeout });
+
+/** The run of exp.json in one process, which several tests compare with (made once). */
+function localRun(): void {
+  if (!fs.existsSync(path.join(root, 'local', 'latest'))) expect(runSync(['train', 'exp.json', '--out', 'local']).status).toBe(0);
+}
+
+/** Stops an `l2l worker` as Ctrl-C would; it exits cleanly. */
+async function stop(worker: ReturnType<typeof l2l>): Promise<void> {
+  worker.child.kill('SIGTERM');
+  expect(await worker.exit).toBe(0);
+}
+
 function weights(dir: string): Buffer {
   return fs.readFileSync(path.join(root, dir, 'latest', 'weights.bin'));
 }
 
 it('a worker killed with -9 mid-episode: another replays its shards and the run ends as one in one process, bit for bit', async () => {
-  const local = spawnSync(process.execPath, [BIN, 'train', 'exp.json', '--out', 'local'], { cwd: root, encoding: 'utf8', timeout: 120_000 });
-  expect(local.status).toBe(0);
+  localRun();
 
   const first = l2l(['worker', '--redis', redis.url, '--concurrency', '2', '--lock-seconds', '1']);
   await first.line(/waiting for shards/);
@@ -88,13 +100,12 @@ it('a worker killed with -9 mid-episode: another replays its shards and the run 
   // The second worker took over the killed worker's shards of episode 2 and finished the run.
   expect(second.output()).toMatch(/epoch 1 episode 2 shard 0 \(task 0\): done: 3 unrolls/);
   await second.line(/epoch 2 episode 6 shard 1 \(task 1\): done: 3 unrolls/);
-  second.child.kill('SIGTERM');
-  expect(await second.exit).toBe(0);
+  await stop(second);
   expect(second.output()).toMatch(/worker: stopping after the current truncation\n$/);
 });
 
 it('l2l worker and l2l train --redis refuse a Redis they cannot reach, and --shards without --redis, in one line', () => {
-  const run = (args: string[]) => spawnSync(process.execPath, [BIN, ...args], { cwd: root, encoding: 'utf8', timeout: 30_000 });
+  const run = (args: string[]) => runSync(args, 30_000);
   const worker = run(['worker', '--redis', 'redis://127.0.0.1:1']);
   expect(worker.status).toBe(1);
   expect(worker.stderr).toBe('cannot reach Redis at redis://127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1\n');
@@ -109,31 +120,27 @@ it('l2l worker and l2l train --redis refuse a Redis they cannot reach, and --sha
 it("a worker loads the plugins a run's experiment lists only with --trust-plugins", async () => {
   const plain = l2l(['worker', '--redis', redis.url, '--concurrency', '2', '--queue', 'plugins']);
   await plain.line(/waiting for shards/);
-  const refused = spawnSync(process.execPath, [BIN, 'train', 'plugin.json', '--out', 'refused', '--redis', redis.url, '--queue', 'plugins'], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+  const refused = runSync(['train', 'plugin.json', '--out', 'refused', '--redis', redis.url, '--queue', 'plugins'], 60_000);
   expect(refused.status).toBe(1);
   expect(refused.stderr).toMatch(
     /^distributed: shard [01] of epoch 1, episode 1 failed on a worker: the run's experiment lists plugins \(l2l-plugin-rosenbrock\): this worker loads plugins only with --trust-plugins \(plugins are code, chosen by whoever writes to the Redis\)\n$/,
   );
-  plain.child.kill('SIGTERM');
-  await plain.exit;
+  await stop(plain);
   const trusting = l2l(['worker', '--redis', redis.url, '--concurrency', '2', '--queue', 'plugins', '--trust-plugins']);
   await trusting.line(/waiting for shards/);
-  const local = spawnSync(process.execPath, [BIN, 'train', 'plugin.json', '--out', 'plugin-local'], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+  const local = runSync(['train', 'plugin.json', '--out', 'plugin-local'], 60_000);
   expect(local.status).toBe(0);
-  const remote = spawnSync(process.execPath, [BIN, 'train', 'plugin.json', '--out', 'plugin-remote', '--redis', redis.url, '--queue', 'plugins'], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+  const remote = runSync(['train', 'plugin.json', '--out', 'plugin-remote', '--redis', redis.url, '--queue', 'plugins'], 60_000);
   expect(remote.stderr).toBe('');
   expect(remote.status).toBe(0);
   expect(Buffer.compare(weights('plugin-remote'), weights('plugin-local'))).toBe(0);
   // The last shard ends when it sees the episode over, which may be after the learner has exited.
   await trusting.line(/epoch 1 episode 2 shard 1 \(task 1\): done: 3 unrolls/);
-  trusting.child.kill('SIGTERM');
-  await trusting.exit;
+  await stop(trusting);
 });
 
 it('the learner killed with -9 mid-run: --resume with --redis ends as the run in one process, bit for bit', async () => {
-  if (!fs.existsSync(path.join(root, 'local', 'latest'))) {
-    expect(spawnSync(process.execPath, [BIN, 'train', 'exp.json', '--out', 'local'], { cwd: root, encoding: 'utf8', timeout: 120_000 }).status).toBe(0);
-  }
+  localRun();
   const worker = l2l(['worker', '--redis', redis.url, '--concurrency', '2', '--queue', 'resume']);
   await worker.line(/waiting for shards/);
   const first = l2l(['train', 'exp.json', '--out', 'resumed', '--redis', redis.url, '--queue', 'resume']);
@@ -142,23 +149,20 @@ it('the learner killed with -9 mid-run: --resume with --redis ends as the run in
   first.child.kill('SIGKILL');
   await first.exit;
   // The worker lets go of the dead learner's shards once its heartbeat is gone; the new run waits for that.
-  const resumed = spawnSync(process.execPath, [BIN, 'train', 'exp.json', '--out', 'resumed', '--resume', '--redis', redis.url, '--queue', 'resume'], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+  const resumed = runSync(['train', 'exp.json', '--out', 'resumed', '--resume', '--redis', redis.url, '--queue', 'resume'], 120_000);
   expect(resumed.status).toBe(0);
   expect(resumed.stdout).toMatch(/epochs 2\.\.2/);
   expect(Buffer.compare(weights('resumed'), weights('local'))).toBe(0);
   // (Read after spawnSync, which held this process's event loop: wait for the lines to arrive.)
   await worker.line(/epoch 2 episode 2 shard \d \(task \d\): failed: the learner of run [0-9a-f-]+ is gone \(no heartbeat\)/);
   await worker.line(/epoch 2 episode 6 shard 1 \(task 1\): done: 3 unrolls/);
-  worker.child.kill('SIGTERM');
-  await worker.exit;
+  await stop(worker);
 });
 
 it('l2l eval --redis: the tuning and evaluation runs on workers give the results.json of l2l eval in one process', async () => {
-  if (!fs.existsSync(path.join(root, 'local', 'latest'))) {
-    expect(spawnSync(process.execPath, [BIN, 'train', 'exp.json', '--out', 'local'], { cwd: root, encoding: 'utf8', timeout: 120_000 }).status).toBe(0);
-  }
+  localRun();
   const evalArgs = ['eval', 'exp.json', '--optimizer', 'local', '--steps', '30', '--tasks', '6'];
-  const here = spawnSync(process.execPath, [BIN, ...evalArgs, '--out', 'eval-here'], { cwd: root, encoding: 'utf8', timeout: 300_000 });
+  const here = runSync([...evalArgs, '--out', 'eval-here'], 300_000);
   expect(here.status).toBe(0);
   const workers = [l2l(['worker', '--redis', redis.url, '--queue', 'eval']), l2l(['worker', '--redis', redis.url, '--queue', 'eval'])];
   for (const w of workers) await w.line(/waiting for shards and runs/);
@@ -170,7 +174,34 @@ it('l2l eval --redis: the tuning and evaluation runs on workers give the results
   // Both workers took runs.
   for (const w of workers) {
     await w.line(/evaluation runs/);
-    w.child.kill('SIGTERM');
-    expect(await w.exit).toBe(0);
+    await stop(w);
   }
+});
+
+it('l2l report --train --redis trains and evaluates on workers: the checkpoint and results of a report in one process', async () => {
+  const toy = {
+    name: 'toy',
+    backend: 'wasm',
+    seed: 3,
+    optimizee: { type: 'quadratic', options: { dims: 3, batch: 2 } },
+    metaOptimizer: { type: 'lstm', options: { hidden: 4 } },
+    training: { epochs: 1, episodesPerEpoch: 2, steps: 6, unroll: 3, validateEvery: 1, validationTasks: 2 },
+    evaluation: { steps: 5, tasks: 3, baselines: [{ type: 'sgd' }, { type: 'adam' }], tuning: { learningRates: [0.01, 0.1, 1], tasks: 2 } },
+  };
+  fs.writeFileSync(path.join(root, 'toy.json'), JSON.stringify(toy));
+  for (const n of ['here', 'there']) {
+    const spec = { title: 'Toy', description: 'Tiny.', checkpoint: { dir: `runs/toy-${n}`, config: 'toy.json' }, results: `runs/report-${n}`, out: `docs-${n}`, tasks: 3, evaluations: [{ name: 'toy', title: 'Toy', config: 'toy.json' }] };
+    fs.writeFileSync(path.join(root, `report-${n}.json`), JSON.stringify(spec));
+  }
+  const here = runSync(['report', 'report-here.json', '--train'], 300_000);
+  expect(here.status).toBe(0);
+  const worker = l2l(['worker', '--redis', redis.url, '--queue', 'report']);
+  await worker.line(/waiting for shards and runs/);
+  const there = l2l(['report', 'report-there.json', '--train', '--redis', redis.url, '--queue', 'report']);
+  expect(await there.exit).toBe(0);
+  expect(Buffer.compare(fs.readFileSync(path.join(root, 'runs/toy-there/latest/weights.bin')), fs.readFileSync(path.join(root, 'runs/toy-here/latest/weights.bin')))).toBe(0);
+  const results = (n: string) => JSON.parse(fs.readFileSync(path.join(root, `runs/report-${n}/toy/results.json`), 'utf8'), (k, v) => (k === 'seconds' ? undefined : v));
+  expect(results('there')).toEqual(results('here'));
+  await worker.line(/evaluation runs/);
+  await stop(worker);
 });

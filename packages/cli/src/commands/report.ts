@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { describeBackend, useBackend, UserError, type BackendChoice } from '@l2l/core';
+import { checkRedisUrl, DEFAULT_QUEUE } from '@l2l/distributed';
 import type { CliContext } from '../context';
 import { backendOption } from '../options';
 import { prepareSharedOutput } from '../output';
@@ -15,6 +16,8 @@ interface ReportOptions {
   baselinesOnly?: boolean;
   learnedOnly?: boolean;
   backend?: BackendChoice;
+  redis?: string;
+  queue: string;
 }
 
 /** The command line as the user could type it again (what the page says made it). */
@@ -58,6 +61,8 @@ export function registerReport(program: Command, ctx: CliContext): void {
     .option('--only <name...>', 'run only these evaluations; collect the others from an earlier report')
     .option('--baselines-only', 'only run the tuned baselines of the evaluations (or of --only\'s) and keep them for later reports; no checkpoint needed, no page')
     .option('--learned-only', 'only run the checkpoints\' learned optimizers on the evaluations (or on --only\'s) and keep them for later reports; no baselines, no page (beside a --baselines-only run, on another core)')
+    .option('--redis <url>', 'train (--train) and evaluate on `l2l worker` processes through this Redis (redis://host:port), as l2l train/eval --redis do')
+    .option('--queue <name>', 'with --redis: the BullMQ queue workers listen on', DEFAULT_QUEUE)
     .addOption(backendOption())
     .addHelpText(
       'after',
@@ -93,6 +98,7 @@ export function registerReport(program: Command, ctx: CliContext): void {
       const backend = await useBackend(backendChoice);
       ctx.out(describeBackend(backend));
       const result = await runReport(spec, {
+        ...(opts.redis && { distributed: { redis: checkRedisUrl(opts.redis), queue: opts.queue } }),
         outDir: out,
         train: opts.train === true,
         collect: opts.collect === true,

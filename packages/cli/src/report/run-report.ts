@@ -15,6 +15,7 @@ import {
   type ExperimentConfig,
   type OptimizerResult,
 } from '@l2l/core';
+import { RedisPopulationSource, RedisRunSource } from '@l2l/distributed';
 import { prepareLockedOutput } from '../output';
 import type { LoadedExperiment } from '../workspace';
 import { renderReportPage, trainingStability, type EvaluationRunInfo, type GitState, type LearnedRunInfo, type ReportEvaluationPage, type TrainingSummary } from './page';
@@ -46,6 +47,18 @@ export interface ReportRunOptions {
   log(line: string): void;
   /** Wall clock (injectable for tests); default Date.now. */
   now?: () => number;
+  /** Train and evaluate on `l2l worker` processes through this Redis (l2l train/eval --redis). */
+  distributed?: { redis: string; queue: string };
+}
+
+/** Runs `evaluate` with a run source on the workers when the report is distributed, closing it after. */
+async function withRuns<T>(ws: LoadedExperiment, experiment: ExperimentConfig, options: Pick<ReportRunOptions, 'distributed' | 'backend' | 'log'>, evaluate: (runs?: RedisRunSource) => Promise<T>): Promise<T> {
+  const runs = options.distributed && new RedisRunSource({ ...options.distributed, experiment, baseDir: ws.baseDir, backend: options.backend.name, onNotice: (m) => options.log(`notice: ${m}`) });
+  try {
+    return await evaluate(runs);
+  } finally {
+    await runs?.close();
+  }
 }
 
 export interface ReportRunResult {
@@ -137,7 +150,7 @@ async function baselineRun(
   dir: string,
   steps: number,
   tasks: number,
-  options: Pick<ReportRunOptions, 'backend' | 'log'> & { git: GitState; now: () => number },
+  options: Pick<ReportRunOptions, 'backend' | 'log' | 'distributed'> & { git: GitState; now: () => number },
 ): Promise<BaselineRun & { reused: boolean }> {
   const file = path.join(dir, 'baselines.json');
   const key = baselineKey(ws.experiment, steps, tasks, options.backend.name);
@@ -150,7 +163,9 @@ async function baselineRun(
   }
   const t0 = options.now();
   const loadBefore = os.loadavg()[0]!;
-  const results = await evaluateExperimentAsync(ws.experiment, ws.registry, { baseDir: ws.baseDir, steps, tasks, onProgress: progress(options.log) });
+  const results = await withRuns(ws, ws.experiment, options, (runs) =>
+    evaluateExperimentAsync(ws.experiment, ws.registry, { baseDir: ws.baseDir, steps, tasks, onProgress: progress(options.log), ...(runs && { runs }) }),
+  );
   results.backend = options.backend.name;
   const seconds = (options.now() - t0) / 1000;
   const run: BaselineRun = {
@@ -213,7 +228,7 @@ async function learnedRun(
   snapshotDir: string,
   steps: number,
   tasks: number,
-  options: Pick<ReportRunOptions, 'backend' | 'log'> & { git: GitState; now: () => number; baseDir: string },
+  options: Pick<ReportRunOptions, 'backend' | 'log' | 'distributed'> & { git: GitState; now: () => number; baseDir: string },
 ): Promise<LearnedRun & { reused: boolean }> {
   const { name } = checkpoint;
   const file = path.join(dir, `learned-${name}.json`);
@@ -229,13 +244,16 @@ async function learnedRun(
   const loadBefore = os.loadavg()[0]!;
   const learnedOnly = { ...ws.experiment, evaluation: { ...ws.experiment.evaluation, baselines: [] } };
   const show = progress(options.log);
-  const evaluated = await evaluateExperimentAsync(learnedOnly, ws.registry, {
-    checkpoint: snapshotDir,
-    baseDir: ws.baseDir,
-    steps,
-    tasks,
-    onProgress: (_what, done) => show(name, done),
-  });
+  const evaluated = await withRuns(ws, learnedOnly, options, (runs) =>
+    evaluateExperimentAsync(learnedOnly, ws.registry, {
+      checkpoint: snapshotDir,
+      baseDir: ws.baseDir,
+      steps,
+      tasks,
+      onProgress: (_what, done) => show(name, done),
+      ...(runs && { runs }),
+    }),
+  );
   const [result] = evaluated.optimizers;
   const run: LearnedRun = {
     key,
@@ -348,9 +366,13 @@ export async function runReport(spec: LoadedReportSpec, options: ReportRunOption
       options.log(`training ${shown(c.dir)} with ${shown(c.config!)}...`);
       const t0 = now();
       const startedAt = new Date(t0).toISOString();
+      const population =
+        options.distributed &&
+        new RedisPopulationSource({ ...options.distributed, experiment: ws.experiment, baseDir: ws.baseDir, backend: options.backend.name, onNotice: (m) => options.log(`notice: ${m}`) });
       const result = await trainExperiment(ws.experiment, ws.registry, {
         outDir: c.dir,
         baseDir: ws.baseDir,
+        ...(population && { population }),
         events: { onEpoch: (r) => options.log(`  epoch ${r.epoch}/${ws.experiment.training.epochs}: final loss ${r.finalLoss.toPrecision(4)}${r.validationLoss === undefined ? '' : `, validation ${r.validationLoss.toPrecision(4)}`}`) },
       });
       const info: TrainingRunInfo = { dir: rel(c.dir), seconds: (now() - t0) / 1000, epochs: result.epochs, startedAt, git, command: options.command };
