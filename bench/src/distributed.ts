@@ -5,13 +5,17 @@
  * (C) by a learner here and --workers worker processes (distributed-worker.js) over a local redis-server. Prints
  * one JSON line per run and a summary: wall and CPU seconds (the learner's, and the workers' from /proc), and
  * whether C's weights equal A's bit for bit. Needs redis-server on PATH.
+ *
+ * With `--eval`: the quadratic demo's evaluation instead (experiments/quadratic.json, pretrained:quadratic-lstm,
+ * 100 test tasks, 4 baselines tuned on 13 learning rates × 10 tasks), (A) in this process, (C) as runs on the
+ * workers, and whether C's results equal A's (timing fields aside). Run from the repository root.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { baselinesModule } from '@l2l/baselines';
-import { ComponentRegistry, createContainer, createTrainer, parseExperiment, resolveExperiment, useBackend, type ExperimentConfig, type PopulationSource } from '@l2l/core';
-import { RedisPopulationSource, startLocalRedis } from '@l2l/distributed';
+import { ComponentRegistry, createContainer, createTrainer, evaluateExperimentAsync, parseExperiment, resolveExperiment, useBackend, type ExperimentConfig, type PopulationSource } from '@l2l/core';
+import { RedisPopulationSource, RedisRunSource, startLocalRedis } from '@l2l/distributed';
 import { metaOptimizersModule } from '@l2l/meta-optimizers';
 import { optimizeesModule } from '@l2l/optimizees';
 
@@ -22,6 +26,7 @@ function arg(name: string, fallback: number): number {
 const WORKERS = arg('workers', 2);
 const ROUNDS = arg('rounds', 2);
 const EPISODES = arg('episodes', 3);
+const EVAL = process.argv.includes('--eval');
 
 const registry = createContainer(optimizeesModule, metaOptimizersModule, baselinesModule).get(ComponentRegistry);
 
@@ -61,6 +66,38 @@ async function train(exp: ExperimentConfig, population?: PopulationSource): Prom
   }
 }
 
+/** The quadratic demo's evaluation, here and on the workers, per round. */
+async function evaluations(url: string, workers: ChildProcess[], rows: Array<Record<string, unknown>>): Promise<void> {
+  const file = path.resolve('experiments/quadratic.json');
+  const exp = resolveExperiment(parseExperiment(JSON.parse(fs.readFileSync(file, 'utf8')), file), registry, file);
+  const options = { checkpoint: path.resolve('packages/pretrained/checkpoints/quadratic-lstm'), baseDir: path.dirname(file) };
+  const timed = async (runs?: RedisRunSource) => {
+    const cpu0 = process.cpuUsage();
+    const t0 = process.hrtime.bigint();
+    const results = await evaluateExperimentAsync(exp, registry, { ...options, ...(runs && { runs }) });
+    const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+    const c = process.cpuUsage(cpu0);
+    await runs?.close();
+    return { wall, cpu: (c.user + c.system) / 1e6, json: JSON.stringify(results, (k, v) => (k === 'seconds' ? undefined : v)) };
+  };
+  for (let r = 1; r <= ROUNDS; r++) {
+    const a = await timed();
+    rows.push({ round: r, how: 'eval in one process', wall_s: a.wall, cpu_s: a.cpu });
+    console.log(JSON.stringify(rows.at(-1)));
+    const before = workers.map((w) => procCpu(w.pid!));
+    const c = await timed(new RedisRunSource({ redis: url, experiment: exp, baseDir: options.baseDir }));
+    const workersCpu = workers.reduce((s, w, i) => s + procCpu(w.pid!) - before[i]!, 0);
+    rows.push({ round: r, how: `eval runs on ${WORKERS} worker processes`, wall_s: c.wall, cpu_s: c.cpu, workers_cpu_s: workersCpu, same_results: c.json === a.json });
+    console.log(JSON.stringify(rows.at(-1)));
+  }
+  console.log(
+    JSON.stringify({
+      what: `the quadratic demo's evaluation (experiments/quadratic.json, pretrained:quadratic-lstm; 100 test tasks, 4 baselines tuned on 13 learning rates × 10 tasks), per round: in one process, then as runs on ${WORKERS} worker processes over a local Redis (each round a new learner run, which the workers rebuild)`,
+      rows,
+    }),
+  );
+}
+
 void (async () => {
   await useBackend('wasm');
   const redis = await startLocalRedis();
@@ -72,6 +109,10 @@ void (async () => {
       await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
     }
     const rows: Array<Record<string, unknown>> = [];
+    if (EVAL) {
+      await evaluations(redis.url, workers, rows);
+      return;
+    }
     for (let r = 1; r <= ROUNDS; r++) {
       const a = await train(experiment(0));
       rows.push({ round: r, how: 'one process, one thread', wall_s: a.wall, cpu_s: a.cpu });

@@ -63,6 +63,9 @@ export class RunSession {
       const queueConnection = duplicateConnection(redis);
       const queue = new Queue(this.queueName, { connection: queueConnection, prefix: this.keys.prefix });
       queue.on('error', () => {});
+      // Job.waitUntilFinished adds a 'closing' listener to the queue per waiting job (removed when it ends):
+      // hundreds of evaluation runs wait at once.
+      queue.setMaxListeners(0);
       const info: RunInfo = {
         experiment: this.options.experiment as RunInfo['experiment'],
         baseDir: this.options.baseDir,
