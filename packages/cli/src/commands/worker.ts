@@ -39,7 +39,7 @@ export function registerWorker(program: Command, ctx: CliContext): void {
     .option('--queue <name>', 'BullMQ queue the learner puts shards on', DEFAULT_QUEUE)
     .option('--concurrency <n>', 'shards this process holds at once (they take turns on its thread)', positiveInt, 1)
     .option('--base-dir <dir>', "directory the experiment's relative paths and plugins resolve from (default: the learner's)")
-    .option('--lock-seconds <s>', 'how long a shard of a dead worker waits before another takes it over; must exceed the longest truncation', positiveSeconds, 30)
+    .option('--lock-seconds <s>', 'how long a shard or run of a dead worker waits before another takes it over; must exceed the longest truncation or evaluation run, during which the worker renews nothing', positiveSeconds, 30)
     .option('--trust-plugins', "load the plugins a run's experiment lists (plugins are code, and whoever can write to the Redis chooses them); without it such runs fail on this worker")
     .addOption(backendOption())
     .action(async (opts: WorkerOptions) => {
