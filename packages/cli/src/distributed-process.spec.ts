@@ -205,3 +205,16 @@ it('l2l report --train --redis trains and evaluates on workers: the checkpoint a
   await worker.line(/evaluation runs/);
   await stop(worker);
 });
+
+it('l2l train --redis --async trains on workers without waiting for each other; its flags need --redis and --async', async () => {
+  const worker = l2l(['worker', '--redis', redis.url, '--concurrency', '2', '--queue', 'async']);
+  await worker.line(/waiting for shards and runs/);
+  const trained = runSync(['train', 'exp.json', '--out', 'async', '--redis', redis.url, '--queue', 'async', '--async', '--staleness', '1']);
+  expect(trained.stderr).toBe('');
+  expect(trained.status).toBe(0);
+  expect(trained.stdout).toMatch(/asynchronous: 2 population jobs on workers, 1 estimate per outer step, staleness ≤ 1, over redis:\/\/127\.0\.0\.1:\d+, queue "async" \(not reproducible bit for bit\)/);
+  expect(trained.stdout).toMatch(/done: 2 epochs; best validation [0-9.e+-]+ at epoch \d/);
+  await stop(worker);
+  expect(runSync(['train', 'exp.json', '--out', 'x', '--async'], 30_000).stderr).toBe('--async needs --redis (the Redis the workers listen on)\n');
+  expect(runSync(['train', 'exp.json', '--out', 'x', '--redis', redis.url, '--staleness', '2'], 30_000).stderr).toBe('--staleness and --gradients-per-step need --async\n');
+});

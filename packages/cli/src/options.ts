@@ -9,6 +9,14 @@ export function positiveInt(value: string): number {
   return n;
 }
 
+/** A count that may be zero, in decimal digits only. */
+export function nonNegativeInt(value: string): number {
+  if (!/^[0-9]+$/.test(value)) throw new InvalidArgumentError('must be an integer ≥ 0 written in decimal digits');
+  const n = Number(value);
+  if (!Number.isSafeInteger(n)) throw new InvalidArgumentError('must be an integer ≥ 0 (and below 2^53)');
+  return n;
+}
+
 /** `--backend`, checked by commander (an unknown backend is a malformed command line: exit 2). */
 export function backendOption(): Option {
   return new Option('--backend <backend>', 'tfjs backend, overriding the config').choices([...BACKEND_CHOICES]);

@@ -21,6 +21,7 @@ import { metaOptimizersModule } from '@l2l/meta-optimizers';
 import { optimizeesModule } from '@l2l/optimizees';
 import { RedisPopulationSource } from './learner';
 import { startLocalRedis, type LocalRedis } from './local-redis';
+import { AsyncPopulationSource } from './async-learner';
 import { RedisRunSource } from './run-source';
 import { startWorker, type DistributedWorker, type RunEvent, type ShardEvent } from './worker';
 
@@ -244,6 +245,48 @@ describe('distributed meta-training over Redis', () => {
       await new Promise((r) => setTimeout(r, 200));
       expect(await queue.getWaitingCount()).toBe(0);
       await queue.close();
+    });
+  });
+
+  describe('asynchronous training', () => {
+    it('applies estimates as they come, none staler than the bound, and trains (two workers, one closed mid-run)', async () => {
+      const exp = experiment({ tasksPerStep: 2, episodesPerEpoch: 4, epochs: 1 });
+      const before = tf.memory().numTensors;
+      const first = await worker(1);
+      await worker(1);
+      const source = new AsyncPopulationSource({ redis: redis.url, experiment: exp, baseDir, staleness: 1 });
+      const built = createTrainer(exp, registry, { baseDir, population: source });
+      const start = built.meta.getWeights();
+      let unrolls = 0;
+      const closing: Array<Promise<void>> = [];
+      built.trainer.events.onUnroll = () => {
+        // One worker goes away after a few outer steps; the other carries on alone.
+        if (++unrolls === 3) closing.push(first.close());
+      };
+      try {
+        const report = await built.trainer.trainEpoch();
+        expect(Number.isFinite(report.metaLoss)).toBe(true);
+        const end = built.meta.getWeights();
+        expect(maxRelDiff(start, end)).toBeGreaterThan(1e-4);
+        tf.dispose([...Object.values(end)]);
+      } finally {
+        tf.dispose(Object.values(start));
+        built.dispose();
+        await source.close();
+        await Promise.all(closing);
+      }
+      // 4 episodes × 2 truncations, one estimate each; none computed at a φ more than 1 step old.
+      expect(source.stats.applied).toBe(8);
+      expect(source.stats.byStaleness.length).toBeLessThanOrEqual(2);
+      await Promise.all(workers.splice(0).map((w) => w.close()));
+      expect(tf.memory().numTensors).toBe(before);
+    });
+
+    it('refuses a staleness or a batch that is not a count, in one line', () => {
+      const exp = experiment({ tasksPerStep: 2 });
+      expect(() => new AsyncPopulationSource({ redis: redis.url, experiment: exp, baseDir, staleness: -1 })).toThrow('--staleness must be an integer ≥ 0, got -1');
+      expect(() => new AsyncPopulationSource({ redis: redis.url, experiment: exp, baseDir, gradientsPerStep: 0 })).toThrow('--gradients-per-step must be an integer ≥ 1, got 0');
+      expect(() => new AsyncPopulationSource({ redis: redis.url, experiment: exp, baseDir, shards: 3 })).toThrow('--shards must be an integer from 1 to training.tasksPerStep (2), got 3');
     });
   });
 });

@@ -12,6 +12,10 @@ import type { ComponentConfig, ExperimentConfig, JsonObject, RunRequest, TaskCon
  *   <prefix>:run:<run>:res:<epoch>:<ep>:<u>        hash: shard → its estimate (message: mean meta-gradient, meta
  *                                          {metaLosses, losses}); written once (HSETNX), so a replay changes nothing
  *   <prefix>:run:<run>:done:<epoch>:<ep>:<u>       list: shards whose estimate for u is in (the learner's wake-up)
+ *   <prefix>:run:<run>:async:phi            asynchronous training: the latest φ (message: φ, meta {version})
+ *   <prefix>:run:<run>:async:grads          list of estimates (message: mean meta-gradient, meta AsyncEstimateMeta)
+ *   <prefix>:run:<run>:async:wake:<shard>   list: wake-ups of a population job when φ changes or training ends
+ *   <prefix>:run:<run>:async:stop           set when the learner is done
  *   <prefix>:run:<run>:opt:<k>             an optimizer evaluation runs rebuild (message: φ of a learned one, meta
  *                                          its spec without φ); a run job names it by k
  */
@@ -68,6 +72,22 @@ export interface OutcomeJson extends JsonObject {
   fullLoss: string | null;
 }
 
+/** One BullMQ job of asynchronous training: a shard's tasks, trained episode after episode until the learner stops. */
+export interface PopulationJob extends JsonObject {
+  run: string;
+  prefix: string;
+  shard: number;
+  /** Tasks [first, end) of each of its episodes' populations. */
+  first: number;
+  end: number;
+}
+
+/** meta of an asynchronous estimate: the φ version it was computed at, and what EstimateMeta says. */
+export interface AsyncEstimateMeta extends EstimateMeta {
+  version: number;
+  shard: number;
+}
+
 /** meta of a φ message. */
 export interface PhiMeta extends JsonObject {
   length: number;
@@ -114,6 +134,18 @@ export class RunKeys {
   }
   optimizer(k: number): string {
     return `${this.base}:opt:${k}`;
+  }
+  get asyncPhi(): string {
+    return `${this.base}:async:phi`;
+  }
+  get asyncGrads(): string {
+    return `${this.base}:async:grads`;
+  }
+  asyncWake(shard: number): string {
+    return `${this.base}:async:wake:${shard}`;
+  }
+  get asyncStop(): string {
+    return `${this.base}:async:stop`;
   }
 }
 

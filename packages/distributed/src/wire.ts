@@ -62,3 +62,15 @@ export function outcomeIn(json: unknown, where: string): RunOutcome {
   const metrics = o.metrics ? Object.fromEntries(Object.entries(o.metrics).map(([k, v]) => [k, numbersIn([v], `${where}: metric ${k}`)[0]!])) : undefined;
   return { losses, ...(metrics && { metrics }), ...(o.fullLoss !== null && o.fullLoss !== undefined && { fullLoss: numbersIn([o.fullLoss], `${where}: fullLoss`)[0]! }) };
 }
+
+/** The `version` in a message's header, without decoding its tensors (0 when it has none). */
+export function decodeVersion(buffer: Buffer): number {
+  if (buffer.length < 4) return 0;
+  const size = buffer.readUInt32LE(0);
+  try {
+    const v = JSON.parse(buffer.subarray(4, 4 + size).toString('utf8'))?.meta?.version;
+    return typeof v === 'number' ? v : 0;
+  } catch {
+    return 0;
+  }
+}

@@ -15,8 +15,8 @@ import {
   type TaskFamily,
 } from '@l2l/core';
 import { connectRedis, duplicateConnection } from './redis';
-import { DEFAULT_PREFIX, DEFAULT_QUEUE, RunKeys, STOP, type OutcomeJson, type PhiMeta, type RunInfo, type RunJob, type ShardJob, type StoredSpec } from './protocol';
-import { decodeMessage, encodeMessage, numbersOut, outcomeOut } from './wire';
+import { DEFAULT_PREFIX, DEFAULT_QUEUE, RunKeys, STOP, type AsyncEstimateMeta, type OutcomeJson, type PhiMeta, type PopulationJob, type RunInfo, type RunJob, type ShardJob, type StoredSpec } from './protocol';
+import { decodeMessage, decodeVersion, encodeMessage, numbersOut, outcomeOut } from './wire';
 
 export interface WorkerOptions {
   /** redis:// URL of the learner's Redis. */
@@ -41,6 +41,8 @@ export interface WorkerOptions {
   onShard?(event: ShardEvent): void;
   /** Told of each evaluation or tuning run this worker ends. */
   onRun?(event: RunEvent): void;
+  /** Told of an asynchronous population job that failed. */
+  onPopulation?(event: { job: PopulationJob; detail: string }): void;
 }
 
 export interface ShardEvent {
@@ -75,6 +77,11 @@ class WorkerRun {
     private readonly registry: ComponentRegistry,
     private readonly baseDir: string,
   ) {}
+
+  /** The experiment's seed (what asynchronous population jobs derive their estimators' seeds from). */
+  get seed(): number {
+    return this.info.experiment.seed;
+  }
 
   trainer(): BuiltTrainer['trainer'] {
     this.built ??= createTrainer(this.info.experiment, this.registry, { baseDir: this.baseDir, where: `run ${this.keys.run}` });
@@ -235,6 +242,72 @@ export async function startWorker(options: WorkerOptions): Promise<DistributedWo
     }
   }
 
+  /**
+   * Asynchronous training's population job: the shard's tasks, episode after episode, one truncation per new φ the
+   * learner publishes (never twice at one φ), each estimate tagged with its φ's version; an episode whose estimate
+   * is not finite ends (the learner drops or skips it) and the next starts. Ends when the learner stops.
+   */
+  async function processPopulation(job: Job<PopulationJob>): Promise<{ what: 'done' | 'skipped'; detail: string }> {
+    const d = job.data;
+    const keys = new RunKeys(d.prefix, d.run);
+    if (!(await redis.exists(keys.alive))) return { what: 'skipped', detail: 'the learner is gone' };
+    const run = await runFor(keys);
+    if (!run) return { what: 'skipped', detail: 'the run is gone' };
+    const trainer = run.trainer();
+    const { steps, unroll } = trainer.options;
+    const seed = run.seed;
+    run.active++;
+    const blocking = duplicateConnection(redis);
+    let used = 0;
+    let truncations = 0;
+    try {
+      for (let episode = 0; ; episode++) {
+        const population = trainer.openPopulation(0, episode, d.first, d.end);
+        try {
+          for (let u = 0; u < trainer.unrollsPerEpisode; u++) {
+            const latest = await waitNewerPhi(blocking, keys, d.shard, d.run, used);
+            if (latest === STOP) return { what: 'done', detail: `${truncations} truncations` };
+            const { tensors: phi, meta } = decodeMessage<{ version: number }>(latest, 'the latest φ');
+            used = meta.version;
+            let estimate;
+            try {
+              estimate = await population.estimate(phi, Math.min(unroll, steps - u * unroll), deriveSeed(seed, 'async-estimator', d.shard, episode, u));
+            } finally {
+              disposeTree(phi);
+            }
+            const finite = estimate.metaLosses.every(Number.isFinite) && population.losses().every(Number.isFinite);
+            let out: Buffer;
+            try {
+              const meta: AsyncEstimateMeta = { version: used, shard: d.shard, metaLosses: numbersOut(estimate.metaLosses), losses: numbersOut(population.losses()), configs: [...population.configs] };
+              out = encodeMessage(estimate.grads, meta);
+            } finally {
+              disposeTree(estimate.grads);
+            }
+            await redis.rpush(keys.asyncGrads, out);
+            truncations++;
+            if (!finite) break;
+          }
+        } finally {
+          await population.dispose();
+        }
+      }
+    } finally {
+      run.active--;
+      blocking.disconnect();
+    }
+  }
+
+  /** The latest φ once its version is above `used`, or STOP; throws when the learner is gone. */
+  async function waitNewerPhi(blocking: Redis, keys: RunKeys, shard: number, run: string, used: number): Promise<Buffer | typeof STOP> {
+    for (;;) {
+      if (await redis.exists(keys.asyncStop)) return STOP;
+      const buf = await redis.getBuffer(keys.asyncPhi);
+      if (buf && decodeVersion(buf) > used) return buf;
+      if (!(await redis.exists(keys.alive))) throw new UserError(`the learner of run ${run} is gone (no heartbeat)`);
+      await blocking.blpop(keys.asyncWake(shard), 2);
+    }
+  }
+
   /** φ for unroll u of the job's episode, or STOP; throws when the learner is gone. */
   async function waitPhi(blocking: Redis, keys: RunKeys, d: ShardJob, u: number): Promise<Buffer | typeof STOP> {
     const phiKey = keys.phi(d.epoch, d.episode);
@@ -251,6 +324,16 @@ export async function startWorker(options: WorkerOptions): Promise<DistributedWo
   const worker = new Worker<ShardJob | RunJob, string | OutcomeJson>(
     options.queue ?? DEFAULT_QUEUE,
     async (job) => {
+      if (job.name === 'population') {
+        const populationJob = job as Job<PopulationJob>;
+        try {
+          const { what, detail } = await processPopulation(populationJob);
+          return `${what}: ${detail}`;
+        } catch (e) {
+          options.onPopulation?.({ job: populationJob.data, detail: (e as Error)?.message ?? String(e) });
+          throw e;
+        }
+      }
       if (job.name === 'run') {
         const runJob = job as Job<RunJob>;
         try {

@@ -2,9 +2,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { describeBackend, preflightExperiment, preflightNote, trainExperiment, useBackend, UserError, type BackendChoice, type EpochReport } from '@l2l/core';
-import { checkRedisUrl, DEFAULT_QUEUE, RedisPopulationSource } from '@l2l/distributed';
+import { AsyncPopulationSource, checkRedisUrl, DEFAULT_QUEUE, RedisPopulationSource } from '@l2l/distributed';
 import type { CliContext } from '../context';
-import { backendOption, positiveInt } from '../options';
+import { backendOption, nonNegativeInt, positiveInt } from '../options';
 import { prepareLockedOutput } from '../output';
 import { createProgress, formatDuration, formatLoss, noProgress, type Progress } from '../progress';
 
@@ -13,6 +13,9 @@ interface TrainOptions {
   redis?: string;
   shards?: number;
   queue?: string;
+  async?: boolean;
+  staleness?: number;
+  gradientsPerStep?: number;
   resume?: boolean;
   force?: boolean;
   backend?: BackendChoice;
@@ -36,6 +39,9 @@ export function registerTrain(program: Command, ctx: CliContext): void {
     .option('--redis <url>', 'distribute each episode\'s tasks (training.tasksPerStep) over `l2l worker` processes through this Redis (redis://host:port)')
     .option('--shards <n>', 'with --redis: shards per episode (default: one per task, which gives the weights of a run in one process bit for bit)', positiveInt)
     .option('--queue <name>', 'with --redis: the BullMQ queue workers listen on', DEFAULT_QUEUE)
+    .option('--async', 'with --redis: asynchronous training: each shard trains its tasks episode after episode on a worker and the learner applies estimates as they come (no shard waits for another; not reproducible bit for bit)')
+    .option('--staleness <n>', 'with --async: drop estimates computed at a φ more than n outer steps old (default: the number of shards)', nonNegativeInt)
+    .option('--gradients-per-step <n>', 'with --async: estimates averaged per outer step (default 1)', positiveInt)
     .addOption(backendOption())
     .addHelpText(
       'after',
@@ -44,6 +50,8 @@ export function registerTrain(program: Command, ctx: CliContext): void {
     .action(async (file: string, opts: TrainOptions) => {
       if (opts.resume && opts.force) throw new UserError('--resume and --force exclude each other');
       if (!opts.redis && opts.shards !== undefined) throw new UserError('--shards needs --redis (the Redis the workers listen on)');
+      if (!opts.redis && opts.async) throw new UserError('--async needs --redis (the Redis the workers listen on)');
+      if (!opts.async && (opts.staleness !== undefined || opts.gradientsPerStep !== undefined)) throw new UserError('--staleness and --gradients-per-step need --async');
       if (opts.redis) checkRedisUrl(opts.redis);
       const ws = ctx.loadExperiment(file);
       const experiment = ws.experiment;
@@ -74,18 +82,20 @@ export function registerTrain(program: Command, ctx: CliContext): void {
             `epoch ${r.epoch}/${t.epochs}  meta-loss ${formatLoss(r.metaLoss)}  final loss ${formatLoss(r.finalLoss)}${validation}${skipped}  ${r.seconds.toFixed(1)}s  ETA ${formatDuration(eta)}`,
           );
         };
-        const population =
-          opts.redis === undefined
-            ? undefined
-            : new RedisPopulationSource({
-                redis: opts.redis,
-                experiment,
-                baseDir: ws.baseDir,
-                backend: backend.name,
-                ...(opts.shards !== undefined && { shards: opts.shards }),
-                ...(opts.queue !== undefined && { queue: opts.queue }),
-                onNotice: (m) => progress.line(`notice: ${m}`),
-              });
+        const session = opts.redis && {
+          redis: opts.redis,
+          experiment,
+          baseDir: ws.baseDir,
+          backend: backend.name,
+          ...(opts.shards !== undefined && { shards: opts.shards }),
+          ...(opts.queue !== undefined && { queue: opts.queue }),
+          onNotice: (m: string) => progress.line(`notice: ${m}`),
+        };
+        const population = !session
+          ? undefined
+          : opts.async
+            ? new AsyncPopulationSource({ ...session, ...(opts.staleness !== undefined && { staleness: opts.staleness }), ...(opts.gradientsPerStep !== undefined && { gradientsPerStep: opts.gradientsPerStep }) })
+            : new RedisPopulationSource(session);
         const result = await trainExperiment(experiment, ws.registry, {
           population,
           outDir,

@@ -67,6 +67,7 @@ export function registerWorker(program: Command, ctx: CliContext): void {
             ctx.out(`run ${job.run.slice(0, 8)}: evaluation runs (${what === 'done' ? 'the first done' : `the first ${what}: ${detail}`})`);
           }
         },
+        onPopulation: ({ job, detail }) => ctx.err(`run ${job.run.slice(0, 8)} asynchronous shard ${job.shard}: failed: ${detail}`),
         onShard: ({ job, what, detail }) => {
           const tasks = job.end - job.first === 1 ? `task ${job.first}` : `tasks ${job.first}..${job.end - 1}`;
           const line = `run ${job.run.slice(0, 8)} epoch ${job.epoch + 1} episode ${job.episode + 1} shard ${job.shard} (${tasks}): ${what === 'start' ? 'started' : `${what}: ${detail}`}`;
