@@ -4,7 +4,8 @@
  * validation task) trained (A) in this process on one thread, (B) in this process with training.workers threads,
  * (C) by a learner here and --workers worker processes (distributed-worker.js) over a local redis-server. Prints
  * one JSON line per run and a summary: wall and CPU seconds (the learner's, and the workers' from /proc), and
- * whether C's weights equal A's bit for bit. Needs redis-server on PATH.
+ * whether C's weights equal A's bit for bit; then (D) the same on the workers, asynchronously (AsyncPopulationSource:
+ * not the same weights; its meta-loss and validation loss beside the others'). Needs redis-server on PATH.
  *
  * With `--eval`: the quadratic demo's evaluation instead (experiments/quadratic.json, pretrained:quadratic-lstm,
  * 100 test tasks, 4 baselines tuned on 13 learning rates × 10 tasks), (A) in this process, (C) as runs on the
@@ -15,7 +16,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { baselinesModule } from '@l2l/baselines';
 import { ComponentRegistry, createContainer, createTrainer, evaluateExperimentAsync, parseExperiment, resolveExperiment, useBackend, type ExperimentConfig, type PopulationSource } from '@l2l/core';
-import { RedisPopulationSource, RedisRunSource, startLocalRedis } from '@l2l/distributed';
+import { AsyncPopulationSource, RedisPopulationSource, RedisRunSource, startLocalRedis } from '@l2l/distributed';
 import { metaOptimizersModule } from '@l2l/meta-optimizers';
 import { optimizeesModule } from '@l2l/optimizees';
 
@@ -48,18 +49,18 @@ function procCpu(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime (fields 14, 15), in clock ticks of 1/100 s
 }
 
-async function train(exp: ExperimentConfig, population?: PopulationSource): Promise<{ wall: number; cpu: number; weights: Buffer }> {
+async function train(exp: ExperimentConfig, population?: PopulationSource): Promise<{ wall: number; cpu: number; weights: Buffer; metaLoss: number; validation: number }> {
   const built = createTrainer(exp, registry, { baseDir: process.cwd(), ...(population && { population }) });
   try {
     const cpu0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
-    await built.trainer.trainEpoch();
+    const report = await built.trainer.trainEpoch();
     const wall = Number(process.hrtime.bigint() - t0) / 1e9;
     const c = process.cpuUsage(cpu0);
     const w = built.meta.getWeights();
     const weights = Buffer.concat(Object.keys(w).sort().map((k) => Buffer.from((w[k]!.dataSync() as Float32Array).buffer)));
     for (const t of Object.values(w)) t.dispose();
-    return { wall, cpu: (c.user + c.system) / 1e6, weights };
+    return { wall, cpu: (c.user + c.system) / 1e6, weights, metaLoss: report.metaLoss, validation: report.validationLoss ?? NaN };
   } finally {
     built.dispose();
     await population?.close?.();
@@ -115,7 +116,7 @@ void (async () => {
     }
     for (let r = 1; r <= ROUNDS; r++) {
       const a = await train(experiment(0));
-      rows.push({ round: r, how: 'one process, one thread', wall_s: a.wall, cpu_s: a.cpu });
+      rows.push({ round: r, how: 'one process, one thread', wall_s: a.wall, cpu_s: a.cpu, meta_loss: a.metaLoss, validation_loss: a.validation });
       console.log(JSON.stringify(rows.at(-1)));
       const b = await train(experiment(WORKERS));
       rows.push({ round: r, how: `one process, ${WORKERS} threads`, wall_s: b.wall, cpu_s: b.cpu });
@@ -124,12 +125,18 @@ void (async () => {
       const exp = experiment(0);
       const c = await train(exp, new RedisPopulationSource({ redis: redis.url, experiment: exp, baseDir: process.cwd() }));
       const workersCpu = workers.reduce((s, w, i) => s + procCpu(w.pid!) - before[i]!, 0);
-      rows.push({ round: r, how: `learner + ${WORKERS} worker processes`, wall_s: c.wall, cpu_s: c.cpu, workers_cpu_s: workersCpu, same_weights_as_one_thread: Buffer.compare(a.weights, c.weights) === 0 });
+      rows.push({ round: r, how: `learner + ${WORKERS} worker processes`, wall_s: c.wall, cpu_s: c.cpu, workers_cpu_s: workersCpu, same_weights_as_one_thread: Buffer.compare(a.weights, c.weights) === 0, meta_loss: c.metaLoss, validation_loss: c.validation });
+      console.log(JSON.stringify(rows.at(-1)));
+      // Asynchronous: the same outer steps, estimates applied as they come (not the same weights).
+      const before2 = workers.map((w) => procCpu(w.pid!));
+      const d = await train(exp, new AsyncPopulationSource({ redis: redis.url, experiment: exp, baseDir: process.cwd() }));
+      const workersCpu2 = workers.reduce((s, w, i) => s + procCpu(w.pid!) - before2[i]!, 0);
+      rows.push({ round: r, how: `learner + ${WORKERS} worker processes, asynchronous`, wall_s: d.wall, cpu_s: d.cpu, workers_cpu_s: workersCpu2, meta_loss: d.metaLoss, validation_loss: d.validation });
       console.log(JSON.stringify(rows.at(-1)));
     }
     console.log(
       JSON.stringify({
-        what: `one MNIST meta-training epoch (${EPISODES} episodes × 60 steps, unroll 20, tasksPerStep ${WORKERS}, lstm 2×20, wasm, one validation task), per round: one thread, ${WORKERS} threads, learner + ${WORKERS} worker processes over a local Redis; each round is a new learner run, which the workers rebuild (MNIST loaded, the experiment built) inside their CPU time`,
+        what: `one MNIST meta-training epoch (${EPISODES} episodes × 60 steps, unroll 20, tasksPerStep ${WORKERS}, lstm 2×20, wasm, one validation task), per round: one thread, ${WORKERS} threads, learner + ${WORKERS} worker processes over a local Redis, then the same asynchronously; each round is a new learner run, which the workers rebuild (MNIST loaded, the experiment built) inside their CPU time`,
         rows,
       }),
     );
