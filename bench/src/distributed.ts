@@ -127,11 +127,11 @@ void (async () => {
       const workersCpu = workers.reduce((s, w, i) => s + procCpu(w.pid!) - before[i]!, 0);
       rows.push({ round: r, how: `learner + ${WORKERS} worker processes`, wall_s: c.wall, cpu_s: c.cpu, workers_cpu_s: workersCpu, same_weights_as_one_thread: Buffer.compare(a.weights, c.weights) === 0, meta_loss: c.metaLoss, validation_loss: c.validation });
       console.log(JSON.stringify(rows.at(-1)));
-      // Asynchronous: the same outer steps, estimates applied as they come (not the same weights).
+      // Asynchronous: the same outer steps, each averaging as many estimates as C's (not the same weights).
       const before2 = workers.map((w) => procCpu(w.pid!));
-      const d = await train(exp, new AsyncPopulationSource({ redis: redis.url, experiment: exp, baseDir: process.cwd() }));
+      const d = await train(exp, new AsyncPopulationSource({ redis: redis.url, experiment: exp, baseDir: process.cwd(), gradientsPerStep: WORKERS }));
       const workersCpu2 = workers.reduce((s, w, i) => s + procCpu(w.pid!) - before2[i]!, 0);
-      rows.push({ round: r, how: `learner + ${WORKERS} worker processes, asynchronous`, wall_s: d.wall, cpu_s: d.cpu, workers_cpu_s: workersCpu2, meta_loss: d.metaLoss, validation_loss: d.validation });
+      rows.push({ round: r, how: `learner + ${WORKERS} worker processes, asynchronous, ${WORKERS} estimates per step`, wall_s: d.wall, cpu_s: d.cpu, workers_cpu_s: workersCpu2, meta_loss: d.metaLoss, validation_loss: d.validation });
       console.log(JSON.stringify(rows.at(-1)));
     }
     console.log(
