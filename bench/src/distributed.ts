@@ -129,9 +129,10 @@ void (async () => {
       console.log(JSON.stringify(rows.at(-1)));
       // Asynchronous: the same outer steps, each averaging as many estimates as C's (not the same weights).
       const before2 = workers.map((w) => procCpu(w.pid!));
-      const d = await train(exp, new AsyncPopulationSource({ redis: redis.url, experiment: exp, baseDir: process.cwd(), gradientsPerStep: WORKERS }));
+      const asynchronous = new AsyncPopulationSource({ redis: redis.url, experiment: exp, baseDir: process.cwd(), gradientsPerStep: WORKERS });
+      const d = await train(exp, asynchronous);
       const workersCpu2 = workers.reduce((s, w, i) => s + procCpu(w.pid!) - before2[i]!, 0);
-      rows.push({ round: r, how: `learner + ${WORKERS} worker processes, asynchronous, ${WORKERS} estimates per step`, wall_s: d.wall, cpu_s: d.cpu, workers_cpu_s: workersCpu2, meta_loss: d.metaLoss, validation_loss: d.validation });
+      rows.push({ round: r, how: `learner + ${WORKERS} worker processes, asynchronous, ${WORKERS} estimates per step`, wall_s: d.wall, cpu_s: d.cpu, workers_cpu_s: workersCpu2, meta_loss: d.metaLoss, validation_loss: d.validation, applied_by_staleness: asynchronous.stats.byStaleness, dropped: asynchronous.stats.dropped, same_weights_as_one_thread: Buffer.compare(a.weights, d.weights) === 0 });
       console.log(JSON.stringify(rows.at(-1)));
     }
     console.log(
