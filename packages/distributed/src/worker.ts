@@ -139,6 +139,8 @@ class WorkerRun {
  * them), and per truncation waits for the learner's φ, computes its tasks' estimate with the engine's own
  * population (MetaTrainer.openPopulation) and sends it back. A shard taken over after a crash is replayed from
  * the episode's start with the φ the learner published; estimates already delivered are kept, not replaced.
+ * It also takes asynchronous training's population jobs (AsyncPopulationSource) and evaluation runs
+ * (RedisRunSource), rebuilding for those the family and the optimizer.
  */
 export async function startWorker(options: WorkerOptions): Promise<DistributedWorker> {
   const concurrency = options.concurrency ?? 1;
