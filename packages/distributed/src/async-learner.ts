@@ -1,5 +1,4 @@
-import * as tf from '@tensorflow/tfjs-core';
-import { disposeTree, UserError, type GradientEstimate, type NamedTensors, type Population, type PopulationSource, type TaskConfig } from '@l2l/core';
+import { addInto, disposeTree, scaleInPlace, UserError, type GradientEstimate, type NamedTensors, type Population, type PopulationSource, type TaskConfig } from '@l2l/core';
 import { shardRange, type AsyncEstimateMeta, type PopulationJob } from './protocol';
 import { RunSession, type Connection, type SessionOptions } from './session';
 import { decodeMessage, encodeMessage, numbersIn } from './wire';
@@ -113,21 +112,15 @@ export class AsyncPopulationSource implements PopulationSource {
         this.stats.applied++;
         this.stats.byStaleness[age] = (this.stats.byStaleness[age] ?? 0) + 1;
         const n = meta.metaLosses.length;
-        for (const [name, g] of Object.entries(tensors)) {
-          const prev = sum[name];
-          sum[name] = prev ? tf.add(prev, tf.mul(g, n)) : tf.mul(g, n);
-          prev?.dispose();
-          g.dispose();
-        }
+        // Weighted by its tasks, as the synchronous learner (and the estimators) average.
+        scaleInPlace(tensors, n);
+        addInto(sum, tensors);
         weight += n;
         metaLosses.push(...numbersIn(meta.metaLosses, 'meta-losses'));
         losses.push(...numbersIn(meta.losses, 'losses'));
         configs.push(...meta.configs);
       }
-      for (const [name, t] of Object.entries(sum)) {
-        sum[name] = tf.mul(t, 1 / weight);
-        t.dispose();
-      }
+      scaleInPlace(sum, 1 / weight);
     } catch (e) {
       disposeTree(sum);
       throw e;

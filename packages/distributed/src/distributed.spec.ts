@@ -275,6 +275,25 @@ describe('distributed meta-training over Redis', () => {
       expect(tf.memory().numTensors).toBe(before);
     });
 
+    it('averages several estimates per outer step without leaving tensors behind', async () => {
+      const exp = experiment({ tasksPerStep: 2, episodesPerEpoch: 2, epochs: 1 });
+      const before = tf.memory().numTensors;
+      await worker(1);
+      await worker(1);
+      const source = new AsyncPopulationSource({ redis: redis.url, experiment: exp, baseDir, gradientsPerStep: 2 });
+      const built = createTrainer(exp, registry, { baseDir, population: source });
+      try {
+        expect(Number.isFinite((await built.trainer.trainEpoch()).metaLoss)).toBe(true);
+      } finally {
+        built.dispose();
+        await source.close();
+      }
+      // 2 episodes × 2 truncations, two estimates each.
+      expect(source.stats.applied).toBe(8);
+      await Promise.all(workers.splice(0).map((w) => w.close()));
+      expect(tf.memory().numTensors).toBe(before);
+    });
+
     it('refuses a staleness or a batch that is not a count, in one line', () => {
       const exp = experiment({ tasksPerStep: 2 });
       expect(() => new AsyncPopulationSource({ redis: redis.url, experiment: exp, baseDir, staleness: -1 })).toThrow('--staleness must be an integer ≥ 0, got -1');

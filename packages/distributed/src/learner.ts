@@ -1,6 +1,7 @@
-import * as tf from '@tensorflow/tfjs-core';
 import {
+  addInto,
   disposeTree,
+  scaleInPlace,
   UserError,
   type GradientEstimate,
   type NamedTensors,
@@ -96,8 +97,7 @@ class RemotePopulation implements Population {
     for (let s = 0; s < shards; s++) tx.rpush(keys.wake(this.epoch, this.episode, s), String(u));
     await tx.exec();
     const parts = await this.collect(u);
-    // The built-in estimators' average: Σ over tasks in order, then × 1/n. A shard's estimate is the mean of its
-    // tasks, so it counts n_s times (exactly the task's own gradient when n_s = 1).
+    // The built-in estimators' average, with their own addInto and scaleInPlace: Σ over tasks in order, then × 1/n.
     const sum: NamedTensors = {};
     const metaLosses: number[] = [];
     const losses: number[] = [];
@@ -113,23 +113,11 @@ class RemotePopulation implements Population {
         metaLosses.push(...numbersIn(meta.metaLosses, `shard ${s}'s meta-losses`));
         losses.push(...numbersIn(meta.losses, `shard ${s}'s losses`));
         configs.push(...meta.configs);
-        for (const [name, g] of Object.entries(tensors)) {
-          const weighted = end - first === 1 ? g : tf.mul(g, end - first);
-          if (weighted !== g) g.dispose();
-          const prev = sum[name];
-          sum[name] = prev ? tf.add(prev, weighted) : weighted;
-          if (prev) {
-            prev.dispose();
-            weighted.dispose();
-          }
-        }
+        // A shard's estimate is the mean of its tasks: it counts n_s times (scaleInPlace leaves n_s = 1 as it is).
+        scaleInPlace(tensors, end - first);
+        addInto(sum, tensors);
       }
-      if (tasks > 1) {
-        for (const [name, t] of Object.entries(sum)) {
-          sum[name] = tf.mul(t, 1 / tasks);
-          t.dispose();
-        }
-      }
+      scaleInPlace(sum, 1 / tasks);
     } catch (e) {
       disposeTree(sum);
       throw e;
