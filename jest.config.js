@@ -1,4 +1,8 @@
 /** One jest run over every package. Tests import workspace packages from source, so one copy of each loads. */
+// The webgpu specs' software device (Dawn on Mesa's EGL) needs this in the workers' real environment: inside a
+// test file process.env is a copy that native code never reads.
+process.env.EGL_PLATFORM ??= 'surfaceless';
+
 /** @type {import('jest').Config} */
 module.exports = {
   testEnvironment: 'node',

@@ -24,7 +24,8 @@ interface Args {
 
 const USAGE = `usage: pnpm bench [--backend wasm|cpu] [--only ${WORKLOADS.join(',')}] [--runs N] [--warmup N] [--checkpoint-every N|0] [--workers N] [--kernel auto|tfjs|fused]
 
-  --backend           tfjs backend (default wasm; cpu, or tensorflow where tfjs-node is installed)
+  --backend           tfjs backend (default wasm; cpu; tensorflow where tfjs-node is installed; webgpu where
+                        webgpu and @tensorflow/tfjs-backend-webgpu are, on a GPU or Mesa's software device)
   --only              workloads to run, comma-separated (default all):
                         Q     128 quadratics × 10 dims, LSTM 2×20, unroll 20
                         M     MNIST MLP 784-20-10 sigmoid, batch 128, LSTM 2×20 logAndSign, unroll 20

@@ -9,8 +9,9 @@ import {
   countCoordinates,
   disposeTree,
   MetaTrainer,
+  readsSynchronously,
   resolveTrainingOptions,
-  runOptimizer,
+  runOptimizerAsync,
   useBackend,
   type BackendChoice,
   type ComponentConfig,
@@ -186,7 +187,7 @@ export async function measure(name: WorkloadName, backend: BackendChoice, spec: 
           const start = performance.now();
           const cpu = process.cpuUsage();
           // Warm-up runs are short: they only bring kernels and the heap up.
-          runOptimizer(task, optimizer, {
+          await runOptimizerAsync(task, optimizer, {
             steps: r < spec.warmup ? 50 : steps,
             initSeed: r,
             batchSeed: r,
@@ -211,7 +212,8 @@ export async function measure(name: WorkloadName, backend: BackendChoice, spec: 
         steps,
         wasmHeapMb: heap,
         kernelMemoryMb: kernelMb,
-        path: optimizer.fused && spec.kernel !== 'tfjs' ? `fused kernel, ${optimizer.fused.description}` : 'tfjs',
+        // runOptimizer's choice: the kernel only where the backend reads synchronously (not on webgpu).
+        path: optimizer.fused && spec.kernel !== 'tfjs' && readsSynchronously() ? `fused kernel, ${optimizer.fused.description}` : 'tfjs',
         what:
           `seconds for ${steps} steps of the MNIST MLP with the learned LSTM optimizer (runOptimizer: minibatch, loss and gradient, LSTM update; no tape)` +
           (spec.workers ? `; the kernel's tiles in ${spec.workers} threads` : ''),

@@ -16,10 +16,10 @@ describe('meta-training the LSTM on a small conv net', () => {
     const lstm = registry.create('meta-optimizer', { type: 'lstm', options: { hidden: 8 } }, ctx);
     const training = resolveTrainingOptions({ epochs: 5, episodesPerEpoch: 2, steps: 16, unroll: 4, learningRate: 0.02, validationTasks: 3, validateEvery: 100 });
     const trainer = new MetaTrainer(family, lstm, training, 0);
-    const before = trainer.validate();
+    const before = await trainer.validate();
     const reports = [];
     for (let e = 0; e < training.epochs; e++) reports.push(await trainer.trainEpoch());
-    const after = trainer.validate();
+    const after = await trainer.validate();
     expect(Number.isFinite(before)).toBe(true);
     expect(after).toBeLessThan(0.9 * before);
     trainer.dispose();

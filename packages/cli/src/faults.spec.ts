@@ -98,7 +98,7 @@ configFaults.push(
   ['lstm hidden 0', (c) => void (c.metaOptimizer.options.hidden = 0), /metaOptimizer \(meta-optimizer "lstm"\): hidden must be an integer ≥ 1, got 0/],
   ['lstm layers 1.5', (c) => void (c.metaOptimizer.options.layers = 1.5), /layers must be an integer ≥ 1, got 1\.5/],
   ['an unknown lstm option', (c) => void (c.metaOptimizer.options.hiden = 4), /unknown field "hiden"/],
-  ['backend "webgl" in the config', (c) => void (c.backend = 'webgl'), /backend must be one of "auto", "wasm", "cpu", "tensorflow", got "webgl"/],
+  ['backend "webgl" in the config', (c) => void (c.backend = 'webgl'), /backend must be one of "auto", "wasm", "cpu", "tensorflow", "webgpu", got "webgl"/],
   ['a negative seed', (c) => void (c.seed = -1), /seed must be an integer ≥ 0, got -1/],
   ['a fractional seed', (c) => void (c.seed = 0.5), /seed must be an integer ≥ 0, got 0\.5/],
   ['plugins that are a string', (c) => void (c.plugins = 'x'), /plugins must be an array/],

@@ -12,10 +12,10 @@ describe('meta-training the LSTM on MNIST', () => {
     const lstm = registry.create('meta-optimizer', { type: 'lstm', options: { hidden: 8 } }, ctx);
     const training = resolveTrainingOptions({ epochs: 6, episodesPerEpoch: 3, steps: 20, unroll: 5, learningRate: 0.02, validationTasks: 4, validateEvery: 100 });
     const trainer = new MetaTrainer(family, lstm, training, 0);
-    const before = trainer.validate();
+    const before = await trainer.validate();
     const reports = [];
     for (let e = 0; e < training.epochs; e++) reports.push(await trainer.trainEpoch());
-    const after = trainer.validate();
+    const after = await trainer.validate();
     expect(Number.isFinite(before)).toBe(true);
     expect(after).toBeLessThan(0.9 * before);
     expect(reports[reports.length - 1]!.metaLoss).toBeLessThan(reports[0]!.metaLoss);

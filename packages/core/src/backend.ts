@@ -6,18 +6,21 @@ import '../vendor/register-gradients.js';
 import '@tensorflow/tfjs-backend-cpu';
 import { UserError } from './errors';
 import { registerWasmKernels } from './wasm-kernels';
+import { setUpWebGpu, webGpuDevice } from './webgpu';
 
-export type BackendChoice = 'auto' | 'wasm' | 'cpu' | 'tensorflow';
-export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'wasm', 'cpu', 'tensorflow'];
+export type BackendChoice = 'auto' | 'wasm' | 'cpu' | 'tensorflow' | 'webgpu';
+export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'wasm', 'cpu', 'tensorflow', 'webgpu'];
 
 export interface BackendInfo {
   /** What was asked for. */
   readonly choice: BackendChoice;
-  /** tfjs's name of the backend now in use (`wasm`, `cpu`, `tensorflow`). */
+  /** tfjs's name of the backend now in use (`wasm`, `cpu`, `tensorflow`, `webgpu`). */
   readonly name: string;
   /** The npm package that provides it. */
   readonly package: string;
   readonly tfjsVersion: string;
+  /** webgpu: the adapter, and whether it is a software device. */
+  readonly device?: { readonly description: string; readonly software: boolean };
 }
 
 /** Loads a module by name; injectable so tests can simulate packages that are (not) installed. */
@@ -38,11 +41,26 @@ const CANDIDATES: Record<Exclude<BackendChoice, 'auto'>, Candidate> = {
   },
   wasm: { name: 'wasm', packages: ['@tensorflow/tfjs-backend-wasm'], install: 'npm install @tensorflow/tfjs-backend-wasm' },
   cpu: { name: 'cpu', packages: ['@tensorflow/tfjs-backend-cpu'], install: 'npm install @tensorflow/tfjs-backend-cpu' },
+  // Never chosen by auto: it reads tensors only asynchronously, and on a software device it is slow.
+  webgpu: {
+    name: 'webgpu',
+    packages: ['@tensorflow/tfjs-backend-webgpu'],
+    install: `npm install webgpu @tensorflow/tfjs-backend-webgpu@${tf.version_core} (Node 20.19 or later)`,
+  },
 };
 
 async function tryCandidate(c: Candidate, load: ModuleLoader): Promise<{ pkg: string } | { error: string }> {
   const failures: string[] = [];
   for (const pkg of c.packages) {
+    if (c.name === 'webgpu') {
+      // navigator.gpu must be there when tfjs's webgpu backend is imported: it registers only then.
+      try {
+        await setUpWebGpu(load);
+      } catch (e) {
+        failures.push((e as Error).message);
+        continue;
+      }
+    }
     try {
       load(pkg);
     } catch (e) {
@@ -83,7 +101,10 @@ export async function useBackend(choice: BackendChoice = 'auto', load: ModuleLoa
   for (const name of order) {
     const c = CANDIDATES[name];
     const result = await tryCandidate(c, load);
-    if ('pkg' in result) return { choice, name: c.name, package: result.pkg, tfjsVersion: tf.version_core };
+    if ('pkg' in result) {
+      const device = c.name === 'webgpu' ? webGpuDevice() : undefined;
+      return { choice, name: c.name, package: result.pkg, tfjsVersion: tf.version_core, ...(device && { device: { description: device.description, software: device.software } }) };
+    }
     errors.push(`${name}: ${result.error}`);
     if (choice !== 'auto') {
       throw new UserError(`backend "${name}" cannot load (${result.error}); install it with: ${c.install}`);
@@ -94,5 +115,14 @@ export async function useBackend(choice: BackendChoice = 'auto', load: ModuleLoa
 
 /** One line for logs: `backend: wasm (@tensorflow/tfjs-backend-wasm, tfjs-core 4.22.0)`. */
 export function describeBackend(info: BackendInfo): string {
-  return `backend: ${info.name} (${info.package}, tfjs-core ${info.tfjsVersion}${info.choice === 'auto' ? ', chosen by auto' : ''})`;
+  const device = info.device ? `; ${info.device.software ? 'software device (no GPU adapter found): ' : 'device: '}${info.device.description}` : '';
+  return `backend: ${info.name} (${info.package}, tfjs-core ${info.tfjsVersion}${info.choice === 'auto' ? ', chosen by auto' : ''}${device})`;
+}
+
+/**
+ * Whether the backend in use reads tensors synchronously (`dataSync`). tfjs's webgpu backend in Node cannot
+ * (its synchronous read goes through a canvas): code that must run there reads with `await tensor.data()`.
+ */
+export function readsSynchronously(): boolean {
+  return tf.getBackend() !== 'webgpu';
 }

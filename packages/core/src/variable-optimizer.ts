@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { readsSynchronously } from './backend';
 import type { FusedRun } from './contracts/fused';
 import type { Optimizer, OptimizerState } from './contracts/optimizer';
 import { flatLayout, flattenInto, fusedParameters, unflatten, type FlatLayout } from './engine/fused';
@@ -96,7 +97,8 @@ export class VariableOptimizer {
     if (entries.length === 0) throw new Error('VariableOptimizer: no variables to optimize');
     this.variables = Object.fromEntries(entries);
     const groups = groupVariables(this.variables, options.groups, 'VariableOptimizer');
-    if (optimizer.fused && options.kernel !== 'tfjs') {
+    // The kernel takes the gradients on the host; on webgpu the tfjs update keeps them on the device.
+    if (optimizer.fused && options.kernel !== 'tfjs' && readsSynchronously()) {
       const layout = flatLayout(this.variables);
       const parameters = fusedParameters({ parameterGroups: groups && (() => groups) }, layout);
       this.fused = { run: optimizer.fused.open(layout.total, { parameters }), layout, steps: 0 };
@@ -119,6 +121,27 @@ export class VariableOptimizer {
    * values written back into the variables. Returns the loss before the update.
    */
   minimize(loss: () => tf.Scalar): number {
+    if (!readsSynchronously()) throw new Error(`VariableOptimizer.minimize returns the loss as a number, which the ${tf.getBackend()} backend cannot read synchronously: use minimizeAsync`);
+    const value = this.update(loss);
+    try {
+      return value.dataSync()[0]!;
+    } finally {
+      value.dispose();
+    }
+  }
+
+  /** `minimize` on any backend: the same update, the loss read asynchronously (what webgpu needs). */
+  async minimizeAsync(loss: () => tf.Scalar): Promise<number> {
+    const value = this.update(loss);
+    try {
+      return (await value.data())[0]!;
+    } finally {
+      value.dispose();
+    }
+  }
+
+  /** One update; returns the loss before it (the caller disposes it). */
+  private update(loss: () => tf.Scalar): tf.Scalar {
     const vars = Object.values(this.variables);
     const { value, grads } = tf.variableGrads(loss, vars);
     try {
@@ -126,9 +149,12 @@ export class VariableOptimizer {
       for (const [name, v] of Object.entries(this.variables)) if (grads[v.name]) byName[name] = grads[v.name]!;
       if (this.fused) this.fusedUpdate(byName);
       else this.state = updateVariables(this.optimizer, this.variables, this.state, byName, value);
-      return value.dataSync()[0]!;
+      return value;
+    } catch (e) {
+      value.dispose();
+      throw e;
     } finally {
-      tf.dispose([value, ...Object.values(grads)]);
+      tf.dispose(Object.values(grads));
     }
   }
 

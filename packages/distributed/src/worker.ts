@@ -4,7 +4,9 @@ import {
   createTrainer,
   deriveSeed,
   disposeTree,
-  runRequest,
+  readable,
+  runRequestSteps,
+  runStepsAsync,
   useBackend,
   UserError,
   type BackendChoice,
@@ -210,6 +212,7 @@ export async function startWorker(options: WorkerOptions): Promise<DistributedWo
         }
         let out: Buffer;
         try {
+          await readable(...Object.values(estimate.grads));
           out = encodeMessage(estimate.grads, { metaLosses: numbersOut(estimate.metaLosses), losses: numbersOut(population.losses()), configs: [...population.configs] });
         } finally {
           disposeTree(estimate.grads);
@@ -237,7 +240,7 @@ export async function startWorker(options: WorkerOptions): Promise<DistributedWo
     run.active++;
     try {
       const optimizer = await run.optimizer(d.optimizer, redis);
-      const outcome = runRequest(run.runFamily(), optimizer, d.request);
+      const outcome = await runStepsAsync(runRequestSteps(run.runFamily(), optimizer, d.request));
       return { what: 'done', detail: `${d.request.steps} steps`, outcome: outcomeOut(outcome) };
     } finally {
       run.active--;
@@ -280,6 +283,7 @@ export async function startWorker(options: WorkerOptions): Promise<DistributedWo
             const finite = estimate.metaLosses.every(Number.isFinite) && population.losses().every(Number.isFinite);
             let out: Buffer;
             try {
+              await readable(...Object.values(estimate.grads));
               const meta: AsyncEstimateMeta = { version: used, shard: d.shard, metaLosses: numbersOut(estimate.metaLosses), losses: numbersOut(population.losses()), configs: [...population.configs] };
               out = encodeMessage(estimate.grads, meta);
             } finally {

@@ -60,8 +60,10 @@ export interface MetaGradientEstimator<S extends TruncationState = TruncationSta
    * `firstTask` is the index of `states[0]` in the episode's population (0 unless the population is split into
    * shards, as @l2l/distributed does): randomness drawn per task is keyed by that index, so a shard draws what
    * the whole population would have drawn for its tasks.
+   * May return a promise: on a backend that reads tensors only asynchronously (webgpu) an estimator awaits
+   * `tensor.data()`; the states' `loss` must be readable synchronously once it resolves.
    */
-  estimate(states: S[], length: number, seed: number, firstTask?: number): GradientEstimate;
+  estimate(states: S[], length: number, seed: number, firstTask?: number): GradientEstimate | Promise<GradientEstimate>;
   /** Frees what the estimator holds (worker threads, say); states are disposed by their owner. */
   dispose(): void;
 }

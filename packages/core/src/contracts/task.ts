@@ -49,13 +49,14 @@ export interface Task {
   /**
    * Held-out metrics of trained parameters; optional. A metric named `test…` (testLoss, testAccuracy)
    * must be measured on data no task of any split trains on (for image data sets: the official test set).
+   * A promise where the backend reads only asynchronously (webgpu); a number elsewhere keeps sync callers working.
    */
-  metrics?(params: NamedTensors): Record<string, number>;
+  metrics?(params: NamedTensors): Record<string, number> | Promise<Record<string, number>>;
   /**
    * The loss of `params` over all the data this task's minibatches are drawn from (not one minibatch);
-   * optional, for tasks that can compute it. Deterministic tasks return their loss.
+   * optional, for tasks that can compute it. Deterministic tasks return their loss. A promise as for `metrics`.
    */
-  fullLoss?(params: NamedTensors): number;
+  fullLoss?(params: NamedTensors): number | Promise<number>;
   /**
    * Which group each parameter belongs to, by parameter name (every name `initParams` returns, no other);
    * optional. Group names are kebab-case (`conv`, `fc`, `layer-0`); every task of a family reports the same

@@ -187,9 +187,9 @@ describe('MetaTrainer', () => {
   it('lowers the validation loss on the tiny family', async () => {
     const meta = new TinyMeta(Math.log(0.02), 0);
     const trainer = new MetaTrainer(new TinyFamily(3), meta, training({ epochs: 6, learningRate: 0.05, validateEvery: 6 }), 1);
-    const before = trainer.validate();
+    const before = await trainer.validate();
     for (let e = 0; e < 6; e++) await trainer.trainEpoch();
-    const after = trainer.validate();
+    const after = await trainer.validate();
     expect(after).toBeLessThan(0.8 * before);
     trainer.dispose();
     meta.dispose();
@@ -209,7 +209,7 @@ describe('MetaTrainer', () => {
     await trainer.trainEpoch();
     expect(new Set(built)).toEqual(new Set(['train', 'validation']));
     built.length = 0;
-    trainer.validate();
+    await trainer.validate();
     expect(built).toEqual(['validation', 'validation', 'validation']);
     built.length = 0;
     evaluateOptimizer(family, meta.optimizer(), 'learned', { steps: 2, tasks: 2, seed: 0 });

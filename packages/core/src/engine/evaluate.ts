@@ -1,7 +1,7 @@
 import type { Optimizer } from '../contracts/optimizer';
 import type { TaskFamily } from '../contracts/task';
 import { deriveSeed } from '../random';
-import { runOptimizer } from './run';
+import { runOptimizerSteps } from './run';
 import { awaitStep, runSteps, type Steps } from './steps';
 import type { OptimizerSpec, RunOutcome, RunRequest, RunSource } from '../contracts/runs';
 
@@ -85,9 +85,14 @@ const statsOf = (xs: PerTask): Stats => meanStd(xs.filter((x): x is number => x 
 
 /** One run of a request in this process (what a distributed worker does with it too). */
 export function runRequest(family: TaskFamily, optimizer: Optimizer, request: RunRequest): RunOutcome {
+  return runSteps(runRequestSteps(family, optimizer, request));
+}
+
+/** `runRequest` as Steps: it yields only to wait for reads on a backend that reads asynchronously (webgpu). */
+export function* runRequestSteps(family: TaskFamily, optimizer: Optimizer, request: RunRequest): Steps<RunOutcome> {
   const task = family.build(family.sample(request.taskSeed, request.split));
   try {
-    return runOptimizer(task, optimizer, {
+    return yield* runOptimizerSteps(task, optimizer, {
       steps: request.steps,
       initSeed: request.initSeed,
       batchSeed: request.batchSeed,
@@ -137,7 +142,7 @@ export function* evaluateOptimizerSteps(family: TaskFamily, optimizer: Optimizer
     options.onTask?.(options.tasks, options.tasks);
   } else {
     for (let i = 0; i < options.tasks; i++) {
-      add(i, runRequest(family, optimizer, request(i)));
+      add(i, yield* runRequestSteps(family, optimizer, request(i)));
       options.onTask?.(i + 1, options.tasks);
       yield;
     }

@@ -13,7 +13,7 @@ import { builtinEstimator } from './estimators';
 import { TbpttEstimator, type TbpttExtras } from './estimators/tbptt';
 import { MetaAdam } from './meta-adam';
 import { FunctionalOuter, type OuterOptimizer } from './outer-optimizer';
-import { runOptimizer } from './run';
+import { runOptimizerAsync } from './run';
 import type { ChunkedMetaGradient, MetaOptimizerSource } from './parallel/chunked-meta-gradient';
 import { applyTrainingTricks } from './tricks';
 
@@ -60,17 +60,24 @@ export interface TrainerState {
   skipped: number;
 }
 
-function allFinite(values: tf.Tensor[]): boolean {
+/** A scalar computed by `f` (inside tidy), read on any backend. */
+async function readScalar(f: () => tf.Scalar): Promise<number> {
+  const t = tf.tidy(f);
+  try {
+    return (await t.data())[0]!;
+  } finally {
+    t.dispose();
+  }
+}
+
+async function allFinite(values: tf.Tensor[]): Promise<boolean> {
   if (values.length === 0) return true;
-  return tf.tidy(() => {
-    const sums = values.map((v) => tf.sum(v));
-    return Number.isFinite(tf.sum(tf.stack(sums)).dataSync()[0]);
-  });
+  return Number.isFinite(await readScalar(() => tf.sum(tf.stack(values.map((v) => tf.sum(v)))) as tf.Scalar));
 }
 
 /** Scales `grads` so their global L2 norm is at most `maxNorm` (in place in the map). */
-function clipByGlobalNorm(grads: NamedTensors, maxNorm: number): void {
-  const norm = tf.tidy(() => Math.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))).dataSync()[0]!));
+async function clipByGlobalNorm(grads: NamedTensors, maxNorm: number): Promise<void> {
+  const norm = Math.sqrt(await readScalar(() => tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))) as tf.Scalar));
   if (norm <= maxNorm) return;
   for (const k of Object.keys(grads)) {
     const old = grads[k]!;
@@ -211,7 +218,7 @@ export class MetaTrainer {
         const length = Math.min(options.unroll, options.steps - u * options.unroll);
         const { grads: named, metaLosses: losses } = await population.estimate(this.meta.variables, length, deriveSeed(this.seed, 'estimator', epoch, episode, u));
         const metaLoss = losses.reduce((a, b) => a + b, 0) / losses.length;
-        const finite = Number.isFinite(metaLoss) && allFinite(Object.values(named)) && population.losses().every((l) => Number.isFinite(l));
+        const finite = Number.isFinite(metaLoss) && (await allFinite(Object.values(named))) && population.losses().every((l) => Number.isFinite(l));
         if (!finite) {
           disposeTree(named);
           const where = `epoch ${epoch + 1}, episode ${episode + 1}, unroll ${u + 1}`;
@@ -223,7 +230,7 @@ export class MetaTrainer {
           return null;
         }
         try {
-          if (options.gradClipNorm !== null) clipByGlobalNorm(named, options.gradClipNorm);
+          if (options.gradClipNorm !== null) await clipByGlobalNorm(named, options.gradClipNorm);
           this.adam.apply(this.meta.variables, named);
         } finally {
           disposeTree(named);
@@ -269,7 +276,7 @@ export class MetaTrainer {
     const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
     const report: EpochReport = { epoch: epoch + 1, metaLoss: mean(metaLosses), finalLoss: mean(finals), skipped, seconds: (Date.now() - started) / 1000 };
     if (this.state.epoch % this.options.validateEvery === 0 || this.state.epoch === this.options.epochs) {
-      const v = this.validate();
+      const v = await this.validate();
       report.validationLoss = v;
       if (Number.isFinite(v) && (this.state.bestValidation === null || v < this.state.bestValidation)) {
         this.state.bestValidation = v;
@@ -285,7 +292,7 @@ export class MetaTrainer {
    * Mean loss of the learned optimizer over `validationTasks` validation-split tasks (never test tasks, which
    * are for evaluation only): the average over all `steps` steps, or the last step's loss with lossWeights "last".
    */
-  validate(): number {
+  async validate(): Promise<number> {
     const optimizer = this.meta.optimizer();
     const kernel = this.options.kernel === 'tfjs' ? 'tfjs' : 'auto';
     const threads = Math.max(1, this.options.workers ?? 0);
@@ -293,7 +300,7 @@ export class MetaTrainer {
     for (let i = 0; i < this.options.validationTasks; i++) {
       const task = this.family.build(this.family.sample(deriveSeed(this.seed, 'validation-task', i), 'validation'));
       try {
-        const { losses } = runOptimizer(task, optimizer, {
+        const { losses } = await runOptimizerAsync(task, optimizer, {
           steps: this.options.steps,
           initSeed: deriveSeed(this.seed, 'validation-init', i),
           batchSeed: deriveSeed(this.seed, 'validation-batch', i),
@@ -336,7 +343,7 @@ class LocalPopulation implements Population {
     private readonly first: number,
   ) {}
 
-  estimate(phi: NamedTensors, length: number, seed: number): GradientEstimate {
+  async estimate(phi: NamedTensors, length: number, seed: number): Promise<GradientEstimate> {
     // The estimator differentiates the meta-optimizer's variables: a φ from elsewhere (a worker's) is set there.
     for (const [name, v] of Object.entries(this.variables)) {
       const value = phi[name];

@@ -1,3 +1,6 @@
+import type * as tf from '@tensorflow/tfjs-core';
+import { readsSynchronously } from '../backend';
+
 /*
  * Long synchronous computations (tuning grids, evaluations over many tasks) written once as generators that
  * yield between runs, and driven either to the end at once (`runSteps`) or with a turn of the event loop at each
@@ -16,7 +19,11 @@ export function runSteps<T>(steps: Steps<T>): T {
   for (;;) {
     const r = steps.next();
     if (r.done) return r.value;
-    if (r.value) throw new Error('runSteps: this computation waits for work elsewhere (a run source): drive it with runStepsAsync');
+    if (r.value) {
+      throw new Error(
+        `runSteps: this computation waits for work elsewhere (a run source)${readsSynchronously() ? '' : ' or for the backend\'s asynchronous reads (webgpu)'}: drive it with runStepsAsync`,
+      );
+    }
   }
 }
 
@@ -48,4 +55,31 @@ export async function runStepsAsync<T>(steps: Steps<T>): Promise<T> {
       r = steps.next();
     }
   }
+}
+
+/**
+ * Inside a Steps generator: makes `tensors` readable with `dataSync`. A no-op where the backend reads
+ * synchronously; on webgpu it waits for their data once (tfjs keeps a copy on the host), so the code that
+ * follows reads as everywhere else. Driven by `runSteps`, that wait is an error that says to use runStepsAsync.
+ */
+export function* readStep(...tensors: tf.Tensor[]): Generator<Promise<unknown>, void, unknown> {
+  if (!readsSynchronously()) yield Promise.all(tensors.map((t) => t.data()));
+}
+
+/** Inside a Steps generator: `value`, or what it resolves to when it is a promise (a task's asynchronous metrics). */
+export function* settle<T>(value: T | Promise<T>): Generator<Promise<unknown>, T, unknown> {
+  return value instanceof Promise ? ((yield value) as T) : value;
+}
+
+/** `readStep` for async code: resolves once `tensors` are readable with `dataSync` on the backend in use. */
+export async function readable(...tensors: tf.Tensor[]): Promise<void> {
+  if (!readsSynchronously()) await Promise.all(tensors.map((t) => t.data()));
+}
+
+/**
+ * Runs `steps` synchronously where the backend reads synchronously, and with `runStepsAsync` where it does not
+ * (webgpu): what a Task's `metrics` and `fullLoss` return, so that sync callers on cpu and wasm keep a number.
+ */
+export function runWhereReadable<T>(steps: Steps<T>): T | Promise<T> {
+  return readsSynchronously() ? runSteps(steps) : runStepsAsync(steps);
 }

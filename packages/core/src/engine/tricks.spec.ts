@@ -126,7 +126,7 @@ describe('randomScaling', () => {
     const before = tf.memory().numTensors;
     const task = randomScaling(cubicTask(disposed), 1, 5);
     const p = task.initParams(1);
-    const m = task.metrics!(p);
+    const m = task.metrics!(p) as Record<string, number>;
     expect(m.a0).toBeCloseTo(p.a!.dataSync()[0]! * expectedScales(5, 1, 'a', 3)[0]!, 5);
     const wrong = { a: tf.zeros([4]), b: tf.zeros([2, 1]) };
     expect(() => task.loss(wrong, {})).toThrow(/"a" has shape \[4\], but it was \[3\]/);
@@ -242,7 +242,7 @@ describe('MetaTrainer with training tricks', () => {
 
     // Validation ignores the tricks: same weights, same validation loss with and without them.
     const plain = new MetaTrainer(new TinyFamily(3), meta, training(), 3);
-    expect(plain.validate()).toBe(trainer.validate());
+    expect(await plain.validate()).toBe(await trainer.validate());
     // Training differs: the tricks change the episodes.
     const metaA = new TinyMeta();
     const metaB = new TinyMeta();

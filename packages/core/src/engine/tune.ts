@@ -3,7 +3,7 @@ import type { TaskFamily } from '../contracts/task';
 import { UserError } from '../errors';
 import { deriveSeed } from '../random';
 import type { OptimizerSpec, RunOutcome, RunRequest, RunSource } from '../contracts/runs';
-import { runRequest } from './evaluate';
+import { runRequestSteps } from './evaluate';
 import { awaitStep, runSteps, type Steps } from './steps';
 
 export interface TuningOptions {
@@ -62,7 +62,7 @@ export function* tuneLearningRateSteps(family: TaskFamily, make: (learningRate: 
       let sum = 0;
       // Once a run diverged the point's mean is Infinity: its remaining tasks are skipped.
       for (let i = 0; i < options.tasks && Number.isFinite(sum); i++) {
-        sum += finalOf(runRequest(family, optimizer, request(i)));
+        sum += finalOf(yield* runRequestSteps(family, optimizer, request(i)));
         yield;
       }
       grid.push({ learningRate, meanFinalLoss: sum / options.tasks });

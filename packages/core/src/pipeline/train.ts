@@ -8,6 +8,7 @@ import { UserError } from '../errors';
 import { deriveSeed } from '../random';
 import type { ComponentRegistry } from '../registry/registry';
 import { disposeQuietly, disposeSnapshot, hasSnapshot, loadSnapshotWeights, readSnapshot, removeStaleTemporaries, toCsv, writeExperiment, writeFileAtomic, writeSnapshot } from '../engine/checkpoint';
+import { readable } from '../engine/steps';
 import { MetaTrainer, type EpochReport, type TrainerEvents, type TrainerParts } from '../engine/meta-trainer';
 import type { MetaOptimizerSource } from '../engine/parallel/chunked-meta-gradient';
 import { preflightBuilt } from './measure';
@@ -183,6 +184,8 @@ export async function trainExperiment(experiment: ExperimentConfig, registry: Co
       const weights = meta.getWeights();
       const adam = trainer.adam.state().tensors;
       try {
+        // On webgpu the snapshot's synchronous reads need the values on the host first.
+        await readable(...Object.values(weights), ...Object.values(adam));
         if (report.best) writeSnapshot(outDir, 'best', { metaOptimizer: meta.config(), weights });
         writeSnapshot(outDir, 'latest', { metaOptimizer: meta.config(), weights, trainer: { ...trainer.state }, adam });
       } finally {

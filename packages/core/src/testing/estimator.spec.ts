@@ -17,8 +17,8 @@ function es(broken: { touchesWeights?: boolean; dropsWeight?: boolean; unseeded?
           type: 'spec-es',
           description: inner.description,
           init: (task, params, batchSeed) => inner.init(task, params, batchSeed),
-          estimate: (states, length, seed, firstTask) => {
-            const r = inner.estimate(states, length, broken.unseeded ? Math.floor(Math.random() * 1e9) : seed, broken.ignoresFirstTask ? 0 : firstTask);
+          estimate: async (states, length, seed, firstTask) => {
+            const r = await inner.estimate(states, length, broken.unseeded ? Math.floor(Math.random() * 1e9) : seed, broken.ignoresFirstTask ? 0 : firstTask);
             if (broken.touchesWeights) for (const v of Object.values(setup.meta.variables)) v.assign(tf.add(v, 0.1));
             if (broken.dropsWeight) {
               const [first] = Object.keys(r.grads);

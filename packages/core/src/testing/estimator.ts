@@ -1,11 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { EstimatorFactory, TruncationState } from '../contracts/estimator';
+import type { EstimatorFactory, GradientEstimate, TruncationState } from '../contracts/estimator';
 import type { MetaOptimizer } from '../contracts/meta-optimizer';
 import type { Optimizer } from '../contracts/optimizer';
 import type { Task } from '../contracts/task';
 import type { ComponentDefinition } from '../registry/component';
 import { cloneNamed, type NamedTensors } from '../tensor-tree';
-import { attempt, numTensors, prepare, show, snapshotNamed, deepEqual, testQuadratic, type CheckOptions, type Fail } from './util';
+import { attempt, attemptAsync, numTensors, prepare, show, snapshotNamed, deepEqual, testQuadratic, type CheckOptions, type Fail } from './util';
 
 /** θ ← θ − lr·(g + k·m), m ← 0.5m + g: a two-weight learned optimizer to estimate meta-gradients for. */
 function probeMeta(): MetaOptimizer {
@@ -51,7 +51,7 @@ export async function checkEstimator(definition: ComponentDefinition, opts: Chec
   if (factory.type !== definition.type) fail(`the factory's type is ${show(factory.type)}, expected "${definition.type}"`);
   // sharded: each task estimated on its own with its index as firstTask (what @l2l/distributed's shards do), the
   // two estimates averaged as the learner averages them.
-  const run = (sharded = false) => {
+  const run = async (sharded = false) => {
     const meta = probeMeta();
     const q = testQuadratic({ w: [3, 2], b: [4] });
     const task: Task = {
@@ -72,8 +72,12 @@ export async function checkEstimator(definition: ComponentDefinition, opts: Chec
       for (let i = 0; i < 2; i++) states.push(attempt(fail, 'init', () => estimator.init(task, task.initParams(i), i)));
       for (let k = 0; k < 2; k++) {
         const { grads, metaLosses } = sharded
-          ? attempt(fail, 'estimate (one task at a time, with firstTask)', () => averaged(states.map((s, i) => estimator.estimate([s], 3, 17 + k, i))))
-          : attempt(fail, 'estimate', () => estimator.estimate(states, 3, 17 + k));
+          ? await attemptAsync(fail, 'estimate (one task at a time, with firstTask)', async () => {
+              const parts: GradientEstimate[] = [];
+              for (const [i, s] of states.entries()) parts.push(await estimator.estimate([s], 3, 17 + k, i));
+              return averaged(parts);
+            })
+          : await attemptAsync(fail, 'estimate', () => estimator.estimate(states, 3, 17 + k));
         checkEstimate(fail, meta, grads, metaLosses, states);
         out.push([...metaLosses, ...Object.keys(meta.variables).flatMap((n) => [...grads[n]!.dataSync()])]);
         tf.dispose(Object.values(grads));
@@ -88,10 +92,10 @@ export async function checkEstimator(definition: ComponentDefinition, opts: Chec
     return out;
   };
   const start = numTensors();
-  const first = run();
+  const first = await run();
   if (numTensors() !== start) fail(`${numTensors() - start} tensor(s) are still allocated after the states and the estimator are disposed`);
-  if (!deepEqual(run(), first)) fail('the same seeds gave different estimates: everything random must come from the seed passed to estimate');
-  const sharded = run(true);
+  if (!deepEqual(await run(), first)) fail('the same seeds gave different estimates: everything random must come from the seed passed to estimate');
+  const sharded = await run(true);
   if (!closeRows(sharded, first, 1e-5)) {
     fail('estimating the tasks one at a time (as shards do, with firstTask) gave other estimates than all at once: randomness drawn per task must be keyed by firstTask + its position in states');
   }

@@ -41,6 +41,16 @@ export function attempt<T>(fail: Fail, doing: string, fn: () => T): T {
   }
 }
 
+/** `attempt` for work that may be asynchronous: a rejection becomes a contract failure too. */
+export async function attemptAsync<T>(fail: Fail, doing: string, fn: () => T | Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof ContractError) throw e;
+    return fail(`${doing} threw: ${(e as Error)?.message ?? String(e)}`);
+  }
+}
+
 /**
  * Registers the definition alone in a fresh registry (the same rules as a real one: kind, kebab-case
  * type, description, closed and described schema) and resolves the check's options against its schema.

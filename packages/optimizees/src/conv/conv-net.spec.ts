@@ -206,7 +206,7 @@ describe('conv-net', () => {
     const vars = names.map((n) => tf.variable(params[n]!, true, `conv-net-spec-${n}`));
     disposeNamed(params);
     params = Object.fromEntries(names.map((n, i) => [n, vars[i]!]));
-    const initial = task.metrics(params);
+    const initial = task.metrics(params) as Record<string, number>;
     const before = tf.memory().numTensors;
     let first = 0;
     let last = 0;
@@ -220,7 +220,7 @@ describe('conv-net', () => {
       if (step === 0) expect(tf.memory().numTensors).toBeGreaterThan(before); // Adam's slots
     }
     const after = tf.memory().numTensors;
-    const trained = task.metrics(params);
+    const trained = task.metrics(params) as Record<string, number>;
     expect(tf.memory().numTensors).toBe(after);
     expect(last).toBeLessThan(0.7 * first);
     expect(trained.testLoss!).toBeLessThan(0.7 * initial.testLoss!);

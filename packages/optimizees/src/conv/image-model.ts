@@ -53,12 +53,12 @@ export class ImageModelTask<M extends ImageModel> implements Task {
   }
 
   /** Accuracy and mean cross-entropy on the official test images, which no task trains on. */
-  metrics(params: NamedTensors): Record<string, number> {
+  metrics(params: NamedTensors): Record<string, number> | Promise<Record<string, number>> {
     return this.data.testMetrics((x) => this.architecture.logits(params, x));
   }
 
   /** Mean cross-entropy over every image this task's minibatches are drawn from. */
-  fullLoss(params: NamedTensors): number {
+  fullLoss(params: NamedTensors): number | Promise<number> {
     return this.data.fullLoss(this.config.split, (x) => this.architecture.logits(params, x));
   }
 

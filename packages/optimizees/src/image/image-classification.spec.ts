@@ -112,7 +112,7 @@ describe('ImageClassificationData', () => {
     // Logits (x0, 0, 0.1): class 0 when the pixel is above 0.1.
     const logitsOf = (x: tf.Tensor2D) => tf.concat([tf.slice(x, [0, 0], [-1, 1]), tf.zerosLike(tf.slice(x, [0, 0], [-1, 1])), tf.fill([x.shape[0], 1], 0.1)], 1) as tf.Tensor2D;
     const before = tf.memory().numTensors;
-    const m = data().testMetrics(logitsOf);
+    const m = data().testMetrics(logitsOf) as { testAccuracy: number; testLoss: number };
     expect(tf.memory().numTensors).toBe(before);
     let correct = 0;
     let loss = 0;
@@ -137,7 +137,7 @@ describe('mnist-mlp on the split layout', () => {
   const family = () => createMnistMlpFamily({ dataset: 'idx', path: dir, hidden: [], batchSize: 32 });
 
   it('a test-split task never reads a validation or training image; its metrics never read an image it trained on', () => {
-    const score = jest.spyOn(ImageClassificationData.prototype, 'score');
+    const score = jest.spyOn(ImageClassificationData.prototype, 'scoreSteps');
     try {
       const task = family().build(family().sample(7, 'test'));
       const params = task.initParams(0);
@@ -149,7 +149,7 @@ describe('mnist-mlp on the split layout', () => {
       }
       expect([...trained].sort()).toEqual([22, 23]);
 
-      const m = task.metrics(params);
+      const m = task.metrics(params) as Record<string, number>;
       const read = score.mock.calls.map(([rows]) => rows);
       expect(read.map(span)).toEqual([['test', 0, TEST]]);
       for (const r of read) for (const p of r.pixels) expect(p).toBeGreaterThanOrEqual(200); // the test file only

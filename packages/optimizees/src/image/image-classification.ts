@@ -22,7 +22,7 @@
  * ```
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { deriveSeed, isSplit, UserError, type Batch, type JsonSchema, type Rng, type Split, type TaskConfig } from '@l2l/core';
+import { deriveSeed, isSplit, readStep, runSteps, runWhereReadable, UserError, type Batch, type JsonSchema, type Rng, type Split, type Steps, type TaskConfig } from '@l2l/core';
 import type { ImageDataset } from '../data/datasets';
 
 /** Options every image family takes (spread `IMAGE_SPLIT_SCHEMA_PROPERTIES` into its schema). */
@@ -173,14 +173,24 @@ export class ImageClassificationData {
 
   /** Accuracy and mean softmax cross-entropy of `logitsOf` over every image of `rows`, in chunks; leaves no tensor behind. */
   score(rows: ImageRows, logitsOf: (images: tf.Tensor2D) => tf.Tensor2D): { accuracy: number; loss: number } {
+    return runSteps(this.scoreSteps(rows, logitsOf));
+  }
+
+  /** `score` as Steps: it yields to wait for each chunk's values where the backend reads asynchronously (webgpu). */
+  *scoreSteps(rows: ImageRows, logitsOf: (images: tf.Tensor2D) => tf.Tensor2D): Steps<{ accuracy: number; loss: number }> {
     const { features, classes } = this.dataset;
     let correct = 0;
     let lossSum = 0;
     for (let start = 0; start < rows.count; start += SCORE_CHUNK) {
       const n = Math.min(SCORE_CHUNK, rows.count - start);
       const logp = tf.tidy(() => tf.logSoftmax(logitsOf(pixelTensor(rows.pixels.subarray(start * features, (start + n) * features), n, features))));
-      const values = logp.dataSync();
-      logp.dispose();
+      let values: tf.TypedArray;
+      try {
+        yield* readStep(logp);
+        values = logp.dataSync();
+      } finally {
+        logp.dispose();
+      }
       for (let r = 0; r < n; r++) {
         const row = r * classes;
         let best = 0;
@@ -194,14 +204,26 @@ export class ImageClassificationData {
   }
 
   /** `testAccuracy` and `testLoss` on the official test images (`layout.metrics`), which no task trains on. */
-  testMetrics(logitsOf: (images: tf.Tensor2D) => tf.Tensor2D): { testAccuracy: number; testLoss: number } {
-    const { accuracy, loss } = this.score(this.layout.metrics, logitsOf);
-    return { testAccuracy: accuracy, testLoss: loss };
+  testMetrics(logitsOf: (images: tf.Tensor2D) => tf.Tensor2D): { testAccuracy: number; testLoss: number } | Promise<{ testAccuracy: number; testLoss: number }> {
+    const layout = this.layout;
+    const data = this;
+    return runWhereReadable(
+      (function* () {
+        const { accuracy, loss } = yield* data.scoreSteps(layout.metrics, logitsOf);
+        return { testAccuracy: accuracy, testLoss: loss };
+      })(),
+    );
   }
 
   /** Mean cross-entropy over every image `split`'s tasks train on: a task's `fullLoss`. */
-  fullLoss(split: Split, logitsOf: (images: tf.Tensor2D) => tf.Tensor2D): number {
-    return this.score(this.rows(split), logitsOf).loss;
+  fullLoss(split: Split, logitsOf: (images: tf.Tensor2D) => tf.Tensor2D): number | Promise<number> {
+    const data = this;
+    const rows = this.rows(split);
+    return runWhereReadable(
+      (function* () {
+        return (yield* data.scoreSteps(rows, logitsOf)).loss;
+      })(),
+    );
   }
 }
 

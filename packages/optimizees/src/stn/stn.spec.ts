@@ -162,7 +162,7 @@ describe('stn', () => {
     expect(tf.memory().numTensors).toBe(afterFirst);
     const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
     expect(mean(losses.slice(-8))).toBeLessThan(0.6 * mean(losses.slice(0, 8)));
-    const m = task.metrics(params);
+    const m = task.metrics(params) as Record<string, number>;
     expect(tf.memory().numTensors).toBe(afterFirst);
     expect(m.testAccuracy).toBeGreaterThan(0.5);
     adam.dispose();

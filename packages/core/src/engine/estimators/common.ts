@@ -62,13 +62,19 @@ export interface Objective {
   readonly metric: string | null;
 }
 
+// ES and PES read their objectives synchronously; they refuse backends where tasks answer with promises (webgpu).
+function synchronous<T>(value: T | Promise<T>, where: string): T {
+  if (value instanceof Promise) throw new Error(`${where}: the task computed its metrics asynchronously, which this estimator cannot wait for`);
+  return value;
+}
+
 /** A task's held-out metric at `params`; a task without it is a UserError naming the option. */
 export function metricOf(task: Task, params: NamedTensors, metric: string, where: string): number {
   if (metric === 'fullLoss') {
     if (typeof task.fullLoss !== 'function') throw new UserError(`${where}.metric is "fullLoss", but tasks of family "${task.config.family}" have no fullLoss`);
-    return task.fullLoss(params);
+    return synchronous(task.fullLoss(params), where);
   }
-  const metrics = task.metrics?.(params);
+  const metrics = synchronous(task.metrics?.(params), where);
   const value = metrics?.[metric];
   if (typeof value !== 'number') {
     throw new UserError(`${where}.metric is "${metric}", but tasks of family "${task.config.family}" report ${metrics ? `only ${Object.keys(metrics).join(', ') || 'no metrics'}` : 'no metrics'} (or use "fullLoss")`);

@@ -1,6 +1,8 @@
 import type { EstimatorSetup, GradientEstimate, MetaGradientEstimator, TruncationState } from '../../contracts/estimator';
 import type { MetaOptimizer } from '../../contracts/meta-optimizer';
 import type { Task } from '../../contracts/task';
+import * as tf from '@tensorflow/tfjs-core';
+import { readsSynchronously } from '../../backend';
 import { UserError } from '../../errors';
 import { deriveSeed } from '../../random';
 import { disposeTree, type NamedTensors } from '../../tensor-tree';
@@ -30,6 +32,9 @@ export function forwardPathFor(type: string, setup: EstimatorSetup): ForwardPath
   if (meta.optimizer.length === 0) {
     // A meta-optimizer whose optimizer() takes no weights would silently evaluate the live φ at every perturbation.
     throw new UserError(`training.estimator "${type}" needs meta-optimizer "${meta.type}" to build its optimizer from given weights (MetaOptimizer.optimizer(weights))`);
+  }
+  if (!readsSynchronously()) {
+    throw new UserError(`training.estimator "${type}" reads its objectives synchronously, which the ${tf.getBackend()} backend cannot: use training.estimator "tbptt" there, or a cpu or wasm backend`);
   }
   const workers = t.workers ?? 0;
   const { kernel, why: noKernel } = fusedKernelFor(meta, { kernel: t.kernel, secondDerivatives: false });

@@ -76,7 +76,7 @@ const setupOf = (meta: MetaOptimizer, over: Partial<EstimatorSetup['training']> 
 });
 
 /** The estimate of each of `runs` episodes of T steps in truncations of K, summed over the episode's truncations. */
-function episodeEstimates(estimator: MetaGradientEstimator, runs: number, T: number, K: number, seed: number): number[] {
+async function episodeEstimates(estimator: MetaGradientEstimator, runs: number, T: number, K: number, seed: number): Promise<number[]> {
   const family = new QuadraticFamily(1);
   const out: number[] = [];
   for (let r = 0; r < runs; r++) {
@@ -84,7 +84,7 @@ function episodeEstimates(estimator: MetaGradientEstimator, runs: number, T: num
     const state: TruncationState = estimator.init(task, task.initParams(0), 0);
     let sum = 0;
     for (let k = 0; k < T / K; k++) {
-      const { grads } = estimator.estimate([state], K, deriveSeed(seed, r, k));
+      const { grads } = await estimator.estimate([state], K, deriveSeed(seed, r, k));
       sum += grads.lr!.dataSync()[0]!;
       tf.dispose(Object.values(grads));
     }
@@ -98,7 +98,7 @@ function episodeEstimates(estimator: MetaGradientEstimator, runs: number, T: num
 describe('ES and PES on a problem with a known answer', () => {
   const alpha = 0.3;
 
-  it("ES's estimate averages to the gradient of the Gaussian-smoothed meta-objective", () => {
+  it("ES's estimate averages to the gradient of the Gaussian-smoothed meta-objective", async () => {
     // α and σ keep 1 − α ∓ σz inside (−1, 1) for all but extreme z: the estimate's tails stay light enough
     // for its standard error to mean something (at α = 0.3, σ = 0.2 one z in 600 moves the mean by 5 errors).
     const rate = 0.6;
@@ -108,7 +108,7 @@ describe('ES and PES on a problem with a known answer', () => {
     const before = tf.memory().numTensors;
     const es = new EsEstimator(setupOf(meta), { sigma, samples: 1, metric: null });
     // Seeded; over seeds 0–39 the mean lies within 3.5 standard errors 39 times (seed 1's z have sample variance 0.83).
-    const { mean, se } = meanAndError(episodeEstimates(es, 600, T, T, 0));
+    const { mean, se } = meanAndError(await episodeEstimates(es, 600, T, T, 0));
     const smoothed = fullSmoothedGradient(rate, sigma, T);
     expect(Math.abs(mean - smoothed)).toBeLessThan(3.5 * se);
     expect(se).toBeLessThan(0.2 * Math.abs(smoothed)); // a check with some resolution, not a wide band
@@ -118,13 +118,13 @@ describe('ES and PES on a problem with a known answer', () => {
     meta.dispose();
   });
 
-  it('over consecutive truncations PES averages to the whole unroll\'s smoothed gradient; truncated ES is biased there', () => {
+  it('over consecutive truncations PES averages to the whole unroll\'s smoothed gradient; truncated ES is biased there', async () => {
     const meta = new LearnedRate(alpha);
     const sigma = 0.03;
     const [T, K, runs] = [8, 2, 400];
     const before = tf.memory().numTensors;
-    const pes = meanAndError(episodeEstimates(new PesEstimator(setupOf(meta), { sigma, samples: 1, metric: null }), runs, T, K, 2));
-    const es = meanAndError(episodeEstimates(new EsEstimator(setupOf(meta), { sigma, samples: 1, metric: null }), runs, T, K, 2));
+    const pes = meanAndError(await episodeEstimates(new PesEstimator(setupOf(meta), { sigma, samples: 1, metric: null }), runs, T, K, 2));
+    const es = meanAndError(await episodeEstimates(new EsEstimator(setupOf(meta), { sigma, samples: 1, metric: null }), runs, T, K, 2));
     const target = perTruncationSmoothedGradient(alpha, sigma, T, K);
     const fullEs = fullSmoothedGradient(alpha, sigma, T);
     expect(Math.abs(target - fullEs)).toBeLessThan(0.05 * Math.abs(fullEs)); // σ small: the two smoothings nearly agree
@@ -134,7 +134,7 @@ describe('ES and PES on a problem with a known answer', () => {
     expect(Math.abs(es.mean - fullEs)).toBeGreaterThan(5 * es.se);
     expect(es.mean).toBeGreaterThan(fullEs); // it sees less of the benefit of a larger rate
     // tbptt shares that bias: its (exact) truncated gradient is near truncated ES's mean.
-    const tbptt = meanAndError(episodeEstimates(new TbpttEstimator(setupOf(meta)), 1, T, K, 0));
+    const tbptt = meanAndError(await episodeEstimates(new TbpttEstimator(setupOf(meta)), 1, T, K, 0));
     expect(Math.abs(tbptt.mean - es.mean)).toBeLessThan(3.5 * es.se);
     expect(tf.memory().numTensors).toBe(before);
     meta.dispose();

@@ -4,9 +4,11 @@ import type { FusedKernel } from '../../contracts/fused';
 import type { MetaOptimizer } from '../../contracts/meta-optimizer';
 import type { Optimizer } from '../../contracts/optimizer';
 import type { Task } from '../../contracts/task';
+import { readsSynchronously } from '../../backend';
 import { UserError } from '../../errors';
 import { disposeTree, type NamedTensors } from '../../tensor-tree';
 import { FusedEpisode } from '../fused';
+import { readable } from '../steps';
 import { metaGradient } from '../meta-gradient';
 import { ChunkedMetaGradient, type MetaOptimizerSource } from '../parallel/chunked-meta-gradient';
 import { chunkBounds } from '../parallel/protocol';
@@ -30,7 +32,14 @@ export function fusedKernelFor(meta: MetaOptimizer, options: Pick<EstimatorTrain
   const choice = options.kernel ?? 'auto';
   if (choice === 'tfjs') return { why: 'training.kernel "tfjs"' };
   const kernel = meta.optimizer().fused;
-  const why = options.secondDerivatives ? 'second derivatives are on' : !kernel ? `meta-optimizer "${meta.type}" has no fused kernel` : undefined;
+  // The kernel takes every step's gradients on the host; on webgpu the tape keeps them on the device.
+  const why = options.secondDerivatives
+    ? 'second derivatives are on'
+    : !kernel
+      ? `meta-optimizer "${meta.type}" has no fused kernel`
+      : !readsSynchronously()
+        ? `the ${tf.getBackend()} backend keeps tensors on the device`
+        : undefined;
   if (why) {
     if (choice === 'fused') throw new UserError(`training.kernel is "fused", but ${why}: set training.kernel to "auto" or "tfjs"`);
     return { why };
@@ -57,6 +66,7 @@ class TbpttState implements TruncationState {
     public carry?: Carry,
     readonly fused?: FusedEpisode,
   ) {}
+  /** Read after `estimate` made the carry's loss readable (on webgpu, tfjs keeps it on the host then). */
   get loss(): number {
     return this.fused ? this.fused.currentLoss : this.carry!.loss.dataSync()[0]!;
   }
@@ -96,6 +106,10 @@ export class TbpttEstimator implements MetaGradientEstimator<TbpttState> {
     this.fused = choice.kernel;
     this.description = choice.description;
     if (workers > 0 && !this.fused) {
+      if (!readsSynchronously()) {
+        // The threads exchange φ, parameters and gradients through shared memory, read synchronously.
+        throw new UserError(`training.workers (${workers}) splits coordinates over CPU threads, which the ${tf.getBackend()} backend does not use: set training.workers to 0`);
+      }
       if (training.secondDerivatives) {
         throw new UserError(`training.workers (${workers}) needs first-order meta-gradients: set training.secondDerivatives to false, or training.workers to 0`);
       }
@@ -122,12 +136,12 @@ export class TbpttEstimator implements MetaGradientEstimator<TbpttState> {
     return new TbpttState(task, batchSeed, startRun(task, this.meta.optimizer(), params, batchSeed));
   }
 
-  estimate(states: TbpttState[], length: number): GradientEstimate {
+  async estimate(states: TbpttState[], length: number): Promise<GradientEstimate> {
     const sum: NamedTensors = {};
     const metaLosses: number[] = [];
     try {
       for (const state of states) {
-        const { metaLoss, grads } = state.fused ? this.fusedUnroll(state.fused, length) : this.tapeUnroll(state, length);
+        const { metaLoss, grads } = state.fused ? this.fusedUnroll(state.fused, length) : await this.tapeUnroll(state, length);
         metaLosses.push(metaLoss);
         addInto(sum, grads);
       }
@@ -146,7 +160,7 @@ export class TbpttEstimator implements MetaGradientEstimator<TbpttState> {
     return { metaLoss, grads: named };
   }
 
-  private tapeUnroll(state: TbpttState, length: number): { metaLoss: number; grads: NamedTensors } {
+  private async tapeUnroll(state: TbpttState, length: number): Promise<{ metaLoss: number; grads: NamedTensors }> {
     const { training } = this;
     const optimizer = this.meta.optimizer();
     const carry = state.carry!;
@@ -162,6 +176,8 @@ export class TbpttEstimator implements MetaGradientEstimator<TbpttState> {
     const { metaLoss: value, grads, losses, next } = this.chunked
       ? this.chunked.metaGradient(state.task, carry, gradientOptions)
       : metaGradient(state.task, optimizer, carry, this.meta.variables, gradientOptions);
+    // The state's `loss` reads the next carry's loss synchronously.
+    await readable(value, next.loss);
     const metaLoss = value.dataSync()[0]!;
     value.dispose();
     losses.dispose();

@@ -1,0 +1,125 @@
+/*
+ * The built-in LSTM on the webgpu backend (Dawn; Mesa's software device where there is no GPU) against the same
+ * run on cpu: meta-training through the pipeline (the tape on webgpu, the fused kernel on cpu), evaluation, and
+ * a pretrained optimizer as a tf.Optimizer.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  ComponentRegistry,
+  createContainer,
+  evaluateExperimentAsync,
+  isUserError,
+  parseExperiment,
+  resolveExperiment,
+  trainExperiment,
+  useBackend,
+  type EvaluationResults,
+} from '@l2l/core';
+import { baselinesModule } from '@l2l/baselines';
+import { metaOptimizersModule } from '@l2l/meta-optimizers';
+import { optimizeesModule } from '@l2l/optimizees';
+import { learnedOptimizer } from '@l2l/pretrained';
+
+jest.setTimeout(180_000);
+
+const registry = createContainer(optimizeesModule, metaOptimizersModule, baselinesModule).get(ComponentRegistry);
+
+const experiment = (training: Record<string, unknown> = {}) =>
+  resolveExperiment(
+    parseExperiment(
+      {
+        name: 'webgpu-check',
+        seed: 0,
+        optimizee: { type: 'quadratic', options: { dims: 3, batch: 4 } },
+        metaOptimizer: { type: 'lstm', options: { hidden: 4 } },
+        training: { epochs: 2, episodesPerEpoch: 1, steps: 6, unroll: 3, learningRate: 0.01, validateEvery: 1, validationTasks: 1, ...training },
+        evaluation: { steps: 5, tasks: 2, baselines: [{ type: 'adam' }], tuning: { learningRates: [0.01, 0.1], tasks: 1 } },
+      },
+      'webgpu-check.json',
+    ),
+    registry,
+    'webgpu-check.json',
+  );
+
+let dir: string;
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'l2l-webgpu-'));
+});
+afterAll(async () => {
+  fs.rmSync(dir, { recursive: true, force: true });
+  await useBackend('cpu');
+});
+
+/** Trains and evaluates on the backend in use; the meta-gradient path, the log's rows and the evaluation. */
+async function trainAndEvaluate(name: string): Promise<{ path: string; metaLosses: number[]; results: EvaluationResults }> {
+  const exp = experiment();
+  const outDir = path.join(dir, name);
+  let metaGradient = '';
+  const r = await trainExperiment(exp, registry, { outDir, baseDir: dir, events: { onStart: (info) => (metaGradient = info.metaGradient) } });
+  const results = await evaluateExperimentAsync(exp, registry, { baseDir: dir, checkpoint: outDir });
+  return { path: metaGradient, metaLosses: r.reports.map((x) => x.metaLoss), results };
+}
+
+const close = (a: number, b: number, rel: number) => Math.abs(a - b) <= rel * Math.max(1, Math.abs(b));
+
+describe('the LSTM on webgpu', () => {
+  it('meta-trains and evaluates as on cpu (tape there, fused kernel here), checkpoints included', async () => {
+    await useBackend('cpu');
+    const cpu = await trainAndEvaluate('cpu');
+    await useBackend('webgpu');
+    const gpu = await trainAndEvaluate('webgpu');
+    expect(cpu.path).toMatch(/^meta-gradients: fused kernel/);
+    expect(gpu.path).toBe('meta-gradients: tfjs tape (the webgpu backend keeps tensors on the device)');
+    expect(gpu.metaLosses).toHaveLength(2);
+    gpu.metaLosses.forEach((m, i) => expect(close(m, cpu.metaLosses[i]!, 1e-5)).toBe(true));
+    // The two checkpoints hold the same φ to float32 rounding.
+    const weights = (name: string) => {
+      const bytes = fs.readFileSync(path.join(dir, name, 'latest', 'weights.bin'));
+      return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+    };
+    const a = weights('cpu');
+    const b = weights('webgpu');
+    expect(b.length).toBe(a.length);
+    b.forEach((x, i) => expect(close(x, a[i]!, 1e-5)).toBe(true));
+    const finals = (r: EvaluationResults) => r.optimizers.map((o) => [o.name, o.final.mean] as const);
+    const want = finals(cpu.results);
+    finals(gpu.results).forEach(([name, mean], i) => {
+      expect(name).toBe(want[i]![0]);
+      expect(close(mean, want[i]![1], 1e-5)).toBe(true);
+    });
+  });
+
+  it('refuses training.kernel "fused", naming the backend', async () => {
+    await useBackend('webgpu');
+    const e = await trainExperiment(experiment({ kernel: 'fused' }), registry, { outDir: path.join(dir, 'fused'), baseDir: dir }).catch((x) => x);
+    expect(isUserError(e)).toBe(true);
+    expect(e.message).toMatch(/training\.kernel is "fused", but the webgpu backend keeps tensors on the device: set training\.kernel to "auto" or "tfjs"/);
+  });
+
+  it('runs the pretrained quadratic LSTM as a tf.Optimizer as on cpu', async () => {
+    const fit = async () => {
+      const opt = learnedOptimizer('pretrained:quadratic-lstm');
+      const x = tf.tidy(() => tf.variable(tf.tensor1d([1, -2, 0.5, 3])));
+      const target = tf.tensor1d([0.2, 0.1, -0.3, 0.4]);
+      try {
+        for (let i = 0; i < 5; i++) opt.minimize(() => tf.sum(tf.square(tf.sub(x, target))) as tf.Scalar);
+        return Array.from(await x.data());
+      } finally {
+        opt.dispose();
+        x.dispose();
+        target.dispose();
+      }
+    };
+    await useBackend('cpu');
+    const want = await fit();
+    await useBackend('webgpu');
+    const before = tf.memory().numTensors;
+    const got = await fit();
+    expect(tf.memory().numTensors).toBe(before);
+    expect(got.some((v, i) => v !== [1, -2, 0.5, 3][i])).toBe(true);
+    got.forEach((v, i) => expect(close(v, want[i]!, 1e-5)).toBe(true));
+  });
+});

@@ -1,0 +1,162 @@
+/*
+ * The webgpu backend through Dawn (npm `webgpu`): on a machine without a GPU, Mesa's software device (.ci/run
+ * installs its EGL libraries). The engine's reads there are asynchronous; these tests run the same small
+ * computations on cpu and on webgpu and compare them.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { describeBackend, readsSynchronously, useBackend, type BackendInfo } from './backend';
+import { resolveTrainingOptions } from './config/experiment';
+import { isUserError } from './errors';
+import { TinyFamily, TinyMeta } from './engine/engine.fixture';
+import { BUILTIN_ESTIMATORS } from './engine/estimators';
+import { evaluateOptimizerSteps } from './engine/evaluate';
+import { MetaTrainer } from './engine/meta-trainer';
+import { runOptimizer, runOptimizerAsync } from './engine/run';
+import { runStepsAsync } from './engine/steps';
+import { VariableOptimizer } from './variable-optimizer';
+import { webGpuDevice } from './webgpu';
+
+// Dawn compiles every new shader on the software device: the first runs take seconds.
+jest.setTimeout(120_000);
+
+const training = resolveTrainingOptions({ epochs: 2, episodesPerEpoch: 2, steps: 6, unroll: 3, learningRate: 0.05, validateEvery: 1, validationTasks: 2 });
+
+/** Two epochs of meta-training and an evaluation of the result, on the backend in use. */
+async function trainAndEvaluate(): Promise<{ metaLosses: number[]; validation: number[]; weights: number[]; curve: number[] }> {
+  const meta = new TinyMeta();
+  const trainer = new MetaTrainer(new TinyFamily(3), meta, training, 7);
+  const metaLosses: number[] = [];
+  const validation: number[] = [];
+  try {
+    for (let e = 0; e < training.epochs; e++) {
+      const r = await trainer.trainEpoch();
+      metaLosses.push(r.metaLoss);
+      validation.push(r.validationLoss!);
+    }
+    const weights = [...(await meta.variables.a!.data()), ...(await meta.variables.b!.data())];
+    const result = await runStepsAsync(evaluateOptimizerSteps(new TinyFamily(3), meta.optimizer(), 'learned', { steps: 5, tasks: 3, seed: 1 }));
+    return { metaLosses, validation, weights, curve: result.curve.mean };
+  } finally {
+    trainer.dispose();
+    meta.dispose();
+  }
+}
+
+function expectClose(actual: number[], expected: number[], rel: number): void {
+  expect(actual).toHaveLength(expected.length);
+  actual.forEach((a, i) => expect(Math.abs(a - expected[i]!)).toBeLessThanOrEqual(rel * Math.max(1, Math.abs(expected[i]!))));
+}
+
+describe('the webgpu backend', () => {
+  let info: BackendInfo;
+  beforeAll(async () => {
+    info = await useBackend('webgpu');
+  });
+  afterAll(async () => {
+    await useBackend('cpu');
+  });
+
+  it('loads through Dawn, says which device it runs on, and reads only asynchronously', async () => {
+    await useBackend('webgpu');
+    expect(info).toMatchObject({ choice: 'webgpu', name: 'webgpu', package: '@tensorflow/tfjs-backend-webgpu' });
+    const device = webGpuDevice()!;
+    expect(info.device).toEqual({ description: device.description, software: device.software });
+    expect(device.description.length).toBeGreaterThan(0);
+    expect(describeBackend(info)).toMatch(info.device!.software ? /; software device \(no GPU adapter found\): / : /; device: /);
+    expect(readsSynchronously()).toBe(false);
+    const t = tf.square(tf.tensor1d([1, -2, 3]));
+    expect(Array.from(await t.data())).toEqual([1, 4, 9]);
+    t.dispose();
+    await useBackend('cpu');
+    expect(readsSynchronously()).toBe(true);
+  });
+
+  it('meta-trains and evaluates as cpu does (tape on both), and leaves no tensor behind', async () => {
+    await useBackend('cpu');
+    const cpu = await trainAndEvaluate();
+    await useBackend('webgpu');
+    const before = tf.memory().numTensors;
+    const gpu = await trainAndEvaluate();
+    expect(tf.memory().numTensors).toBe(before);
+    // float32 on both; the device's reduction order differs from cpu's.
+    expectClose(gpu.metaLosses, cpu.metaLosses, 1e-5);
+    expectClose(gpu.validation, cpu.validation, 1e-5);
+    expectClose(gpu.weights, cpu.weights, 1e-5);
+    expectClose(gpu.curve, cpu.curve, 1e-5);
+    // Training moved φ: the comparison is not of two untouched initial values.
+    expect(Math.abs(cpu.weights[0]! - Math.log(0.1))).toBeGreaterThan(1e-3);
+  });
+
+  it('runs an optimizer with asynchronous reads; the synchronous entry point says to use them', async () => {
+    const family = new TinyFamily(3);
+    const options = { steps: 4, initSeed: 1, batchSeed: 2 };
+    await useBackend('cpu');
+    const meta = new TinyMeta();
+    let task = family.build(family.sample(3, 'test'));
+    const want = runOptimizer(task, meta.optimizer(), options).losses;
+    task.dispose();
+    await useBackend('webgpu');
+    task = family.build(family.sample(3, 'test'));
+    try {
+      expect(() => runOptimizer(task, meta.optimizer(), options)).toThrow(/asynchronous reads \(webgpu\): drive it with runStepsAsync/);
+      const got = await runOptimizerAsync(task, meta.optimizer(), options);
+      expectClose(Array.from(got.losses), Array.from(want), 1e-5);
+    } finally {
+      task.dispose();
+      meta.dispose();
+    }
+  });
+
+  it('updates variables with VariableOptimizer.minimizeAsync as minimize does on cpu', async () => {
+    const run = async (asynchronous: boolean) => {
+      const meta = new TinyMeta();
+      const w = tf.tidy(() => tf.variable(tf.tensor1d([0.5, -1, 2])));
+      const opt = new VariableOptimizer(meta.optimizer(), { w });
+      const loss = () => tf.sum(tf.square(tf.sub(w, tf.tensor1d([1, 2, 3])))) as tf.Scalar;
+      try {
+        const losses: number[] = [];
+        for (let i = 0; i < 3; i++) losses.push(asynchronous ? await opt.minimizeAsync(loss) : opt.minimize(loss));
+        if (asynchronous) expect(() => opt.minimize(loss)).toThrow(/cannot read synchronously: use minimizeAsync/);
+        return [...losses, ...(await w.data())];
+      } finally {
+        opt.dispose();
+        w.dispose();
+        meta.dispose();
+      }
+    };
+    await useBackend('cpu');
+    const atStart = tf.memory().numTensors;
+    const want = await run(false);
+    expect(tf.memory().numTensors).toBe(atStart);
+    await useBackend('webgpu');
+    const before = tf.memory().numTensors;
+    const got = await run(true);
+    expect(tf.memory().numTensors).toBe(before);
+    expectClose(got.slice(0, 3), want.slice(0, 3), 1e-5);
+    // The fourth, refused update changed nothing: w as after three.
+    expectClose(got.slice(3), want.slice(3), 1e-5);
+  });
+
+  it('refuses what needs synchronous reads with a UserError that says what to use', async () => {
+    await useBackend('webgpu');
+    const meta = new TinyMeta();
+    try {
+      const es = BUILTIN_ESTIMATORS.es({});
+      const e = (() => {
+        try {
+          es.create({ meta, training: { lossWeights: 'uniform', secondDerivatives: false, tasksPerStep: 1 } });
+        } catch (x) {
+          return x as Error;
+        }
+      })();
+      expect(isUserError(e)).toBe(true);
+      expect(e!.message).toMatch(/^training\.estimator "es" reads its objectives synchronously, which the webgpu backend cannot: use training\.estimator "tbptt"/);
+      const tape = BUILTIN_ESTIMATORS.tbptt({});
+      expect(() => tape.create({ meta, training: { lossWeights: 'uniform', secondDerivatives: false, tasksPerStep: 1, workers: 2 } })).toThrow(
+        /^training\.workers \(2\) splits coordinates over CPU threads, which the webgpu backend does not use: set training\.workers to 0$/,
+      );
+    } finally {
+      meta.dispose();
+    }
+  });
+});

@@ -1,0 +1,123 @@
+/*
+ * WebGPU in Node for tfjs's webgpu backend: Dawn's Node bindings (npm `webgpu`) exposed as `navigator.gpu`,
+ * which @tensorflow/tfjs-backend-webgpu looks for when it is imported. Where no GPU adapter exists (a machine
+ * without a GPU, CI), Dawn's OpenGL ES backend on Mesa's llvmpipe gives a software device, in WebGPU's
+ * compatibility mode: slow, but it runs the same programs, so the GPU path can be tested anywhere.
+ */
+import { createRequire } from 'node:module';
+import type { ModuleLoader } from './backend';
+
+/** The device the webgpu backend runs on. */
+export interface WebGpuDevice {
+  /** The adapter's description (vendor, device, driver), as Dawn reports it. */
+  readonly description: string;
+  /** True for a software rasteriser (llvmpipe, lavapipe, SwiftShader): correct, far slower than a GPU. */
+  readonly software: boolean;
+  /** Dawn's backend flags in use (`backend=opengles` for the software fallback), or [] for Dawn's default. */
+  readonly flags: readonly string[];
+}
+
+/** Environment variable with Dawn flags (space-separated, `backend=vulkan` say); set, it disables the fallback. */
+export const DAWN_FLAGS_ENV = 'L2L_DAWN_FLAGS';
+
+interface GpuLike {
+  requestAdapter(options?: Record<string, unknown>): Promise<AdapterLike | null>;
+}
+interface AdapterLike {
+  readonly isFallbackAdapter?: boolean;
+  readonly info?: { vendor?: string; architecture?: string; device?: string; description?: string };
+}
+interface DawnModule {
+  create(flags: string[]): GpuLike;
+  globals: Record<string, unknown>;
+}
+
+function describe(adapter: AdapterLike): { description: string; software: boolean } {
+  const info = adapter.info ?? {};
+  const parts = [info.vendor, info.architecture, info.device, info.description].filter((s): s is string => !!s && s.trim() !== '');
+  const description = [...new Set(parts)].join(', ') || 'unknown adapter';
+  return { description, software: adapter.isFallbackAdapter === true || /llvmpipe|lavapipe|swiftshader|software/i.test(description) };
+}
+
+let current: WebGpuDevice | undefined;
+
+/**
+ * The `webgpu` package is an ES module. Node's own require loads it (from 20.19); a loader that cannot (jest's
+ * module registry) gets it from Node's. Dawn shares nothing with tfjs, so which registry holds it does not matter.
+ */
+function loadDawn(load: ModuleLoader): DawnModule {
+  try {
+    return load('webgpu') as DawnModule;
+  } catch (e) {
+    const message = (e as Error).message ?? '';
+    if ((e as { code?: string }).code !== 'ERR_REQUIRE_ESM' && !/import statement outside a module/.test(message)) throw e;
+    // process.getBuiltinModule (Node 20.16+) gives Node's own `module`, which jest does not replace.
+    const nodeModule = (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule?.('node:module') as typeof import('node:module') | undefined;
+    return (nodeModule ?? { createRequire }).createRequire(__filename)('webgpu') as DawnModule;
+  }
+}
+
+/** The device `setUpWebGpu` chose in this process, if any. */
+export function webGpuDevice(): WebGpuDevice | undefined {
+  return current;
+}
+
+/**
+ * Makes `navigator.gpu` a Dawn GPU with an adapter, before tfjs's webgpu backend is imported: Dawn's default
+ * backend first (Vulkan on Linux, with a GPU), then, when that finds no adapter and no flags were given, OpenGL
+ * ES in compatibility mode (Mesa's software rasteriser). A `navigator.gpu` already there (a browser, or one the
+ * caller set up) is used as it is. Throws an Error that says what is missing.
+ */
+export async function setUpWebGpu(load: ModuleLoader): Promise<WebGpuDevice> {
+  const nav = (globalThis as { navigator?: { gpu?: GpuLike } }).navigator;
+  if (nav?.gpu && !current) {
+    const adapter = await nav.gpu.requestAdapter();
+    if (!adapter) throw new Error('navigator.gpu has no adapter');
+    current = { ...describe(adapter), flags: [] };
+    return current;
+  }
+  if (current) return current;
+  let dawn: DawnModule;
+  try {
+    dawn = loadDawn(load);
+  } catch (e) {
+    throw new Error(`webgpu (Dawn's Node bindings): ${((e as Error).message ?? String(e)).split('\n')[0]}`);
+  }
+  if (typeof dawn?.create !== 'function') throw new Error('webgpu: the package has no create() (Dawn\'s Node bindings 0.6 or later are needed)');
+  // GPUBufferUsage, GPUMapMode, ...: tfjs reads them as globals, as in a browser.
+  Object.assign(globalThis, dawn.globals);
+  const given = (process.env[DAWN_FLAGS_ENV] ?? '').split(/\s+/).filter(Boolean);
+  const attempts: Array<{ flags: string[]; options: Record<string, unknown> }> = [{ flags: given, options: { powerPreference: 'high-performance' } }];
+  if (given.length === 0) {
+    // Mesa's EGL without a display; Dawn's GL backends need WebGPU's compatibility mode.
+    process.env.EGL_PLATFORM ??= 'surfaceless';
+    attempts.push({ flags: ['backend=opengles'], options: { featureLevel: 'compatibility' } });
+  }
+  const tried: string[] = [];
+  for (const { flags, options } of attempts) {
+    const gpu = dawn.create(flags);
+    let adapter: AdapterLike | null = null;
+    try {
+      adapter = await gpu.requestAdapter(options);
+    } catch (e) {
+      tried.push(`${flags.join(' ') || 'default'}: ${(e as Error).message}`);
+      continue;
+    }
+    if (!adapter) {
+      tried.push(`${flags.join(' ') || 'default'}: no adapter`);
+      continue;
+    }
+    // tfjs asks for its adapter itself: in compatibility mode when that is what found one.
+    const request = gpu.requestAdapter.bind(gpu);
+    const wrapped: GpuLike = { requestAdapter: (o) => request({ ...(o ?? {}), ...(options.featureLevel ? { featureLevel: options.featureLevel } : {}) }) };
+    const navigator = (globalThis as { navigator?: object }).navigator;
+    // Node 20 has no navigator; later versions have one without gpu.
+    if (navigator) Object.defineProperty(navigator, 'gpu', { value: wrapped, configurable: true });
+    else Object.defineProperty(globalThis, 'navigator', { value: { gpu: wrapped }, configurable: true, writable: true });
+    current = { ...describe(adapter), flags };
+    return current;
+  }
+  throw new Error(
+    `Dawn found no WebGPU adapter (${tried.join('; ')}); on Linux without a GPU, install Mesa's EGL (apt-get install libegl1 libegl-mesa0) for a software device`,
+  );
+}
