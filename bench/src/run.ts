@@ -1,7 +1,7 @@
 /**
  * `pnpm bench`: seconds per meta-iteration and peak memory of l2l's meta-training, one JSON object per line.
  *
- *     pnpm bench [--backend wasm|cpu] [--only Q,M,M100,M1000,MR,eval] [--runs N] [--warmup N] [--checkpoint-every N] [--workers N] [--kernel auto|tfjs|fused]
+ *     pnpm bench [--backend wasm|cpu|webgpu] [--only Q,M,M100,M1000,MR,eval] [--runs N] [--warmup N] [--checkpoint-every N] [--workers N] [--kernel auto|tfjs|fused] [--q-batch N]
  *
  * Each workload runs in a child process of its own (this script with `--child`), so its peak RSS is not
  * raised by the workloads before it. See bench/results.md for the figures and what changed them.
@@ -19,10 +19,11 @@ interface Args {
   checkpointEvery?: number | null;
   workers: number;
   kernel?: 'auto' | 'tfjs' | 'fused';
+  qBatch?: number;
   child?: WorkloadName;
 }
 
-const USAGE = `usage: pnpm bench [--backend wasm|cpu] [--only ${WORKLOADS.join(',')}] [--runs N] [--warmup N] [--checkpoint-every N|0] [--workers N] [--kernel auto|tfjs|fused]
+const USAGE = `usage: pnpm bench [--backend wasm|cpu|webgpu] [--only ${WORKLOADS.join(',')}] [--runs N] [--warmup N] [--checkpoint-every N|0] [--workers N] [--kernel auto|tfjs|fused] [--q-batch N]
 
   --backend           tfjs backend (default wasm; cpu; tensorflow where tfjs-node is installed; webgpu where
                         webgpu and @tensorflow/tfjs-backend-webgpu are, on a GPU or Mesa's software device)
@@ -43,7 +44,9 @@ const USAGE = `usage: pnpm bench [--backend wasm|cpu] [--only ${WORKLOADS.join('
                         learned optimizer has one), fused, or tfjs (the tape, as before the kernels)
   --checkpoint-every  training.checkpointEvery for Q, M, M100 (0: off; default: off, M100 50 without workers)
   --workers           training.workers for Q, M, M100, MR, MES (the kernel's tiles, or the tape's coordinates, over N threads); for eval, the kernel's threads
-                        (default 0: none; with 2 or more M100 runs unsegmented unless --checkpoint-every is given)`;
+                        (default 0: none; with 2 or more M100 runs unsegmented unless --checkpoint-every is given)
+  --q-batch           Q's number of ten-dimensional quadratics (default 128: 1,280 coordinates); raise it to see
+                        at what size a GPU (--backend webgpu) overtakes the fused kernel`;
 
 function positiveInt(flag: string, v: string | undefined, min = 1): number {
   const n = Number(v);
@@ -87,6 +90,9 @@ function parseArgs(argv: string[]): Args {
         args.kernel = k;
         break;
       }
+      case '--q-batch':
+        args.qBatch = positiveInt(flag, value());
+        break;
       case '--child':
         args.child = value() as WorkloadName;
         break;
@@ -110,6 +116,7 @@ function specOf(name: WorkloadName, args: Args): WorkloadSpec {
     warmup: Math.max(args.warmup ?? d.warmup, name === 'eval' ? 0 : 1),
     kernel: args.kernel,
     workers: args.workers,
+    ...(args.qBatch !== undefined && { qBatch: args.qBatch }),
     ...(name !== 'eval' && {
       // Segments only matter to the tape: each of 2 tfjs workers holds half of M100's tape, so 100 steps fit without them (bench/results.md).
       checkpointEvery: args.checkpointEvery !== undefined ? args.checkpointEvery : args.workers >= 2 || args.kernel !== 'tfjs' ? null : d.checkpointEvery,
@@ -194,6 +201,7 @@ async function parent(args: Args, argv: string[]): Promise<number> {
       JSON.stringify({
         name,
         backend: m.backend,
+        ...(m.device && { device: m.device }),
         median_s: round(q.median),
         min_s: round(q.min),
         max_s: round(q.max),

@@ -46,6 +46,8 @@ export interface WorkloadSpec {
   workers?: number;
   /** training.kernel, and the evaluation's kernel choice (undefined: auto). */
   kernel?: 'auto' | 'tfjs' | 'fused';
+  /** Q's number of ten-dimensional quadratics (default 128: 1,280 coordinates); larger to see where a GPU pays off. */
+  qBatch?: number;
 }
 
 /** Default repetitions: about 5 minutes in all on 2 cores (wasm). */
@@ -73,6 +75,8 @@ export interface Measurement {
   cpuTimes: number[];
   warmup: number;
   coordinates: number;
+  /** webgpu: the adapter, and whether it is a software device (a correctness check, not a GPU timing). */
+  device?: { description: string; software: boolean };
   unroll: number | null;
   steps: number | null;
   what: string;
@@ -103,11 +107,11 @@ interface Problem {
   unroll: number;
 }
 
-function problem(name: WorkloadName): Problem {
+function problem(name: WorkloadName, spec: WorkloadSpec): Problem {
   switch (name) {
     case 'Q':
-      // 128 ten-dimensional quadratics; the LSTM with its defaults (logAndSign preprocessing).
-      return { family: createQuadraticFamily({ dims: 10, batch: 128 }), lstm: {}, unroll: 20 };
+      // 128 ten-dimensional quadratics (spec.qBatch); the LSTM with its defaults (logAndSign preprocessing).
+      return { family: createQuadraticFamily({ dims: 10, batch: spec.qBatch ?? 128 }), lstm: {}, unroll: 20 };
     case 'M':
     case 'eval':
       return { family: createMnistMlpFamily({ hidden: [20], activation: 'sigmoid', batchSize: 128 }), lstm: { preprocessing: 'logAndSign' }, unroll: 20 };
@@ -161,8 +165,8 @@ function coordinatesOf(family: TaskFamily): number {
 
 /** Runs one workload on `backend` in this process. */
 export async function measure(name: WorkloadName, backend: BackendChoice, spec: WorkloadSpec): Promise<Measurement> {
-  await useBackend(backend);
-  const p = problem(name);
+  const info = await useBackend(backend);
+  const p = problem(name, spec);
   const coordinates = coordinatesOf(p.family); // also loads the data set, outside the timings
   const meta: MetaOptimizer = p.rnnprop
     ? new RnnpropMetaOptimizer({}, 0)
@@ -174,7 +178,7 @@ export async function measure(name: WorkloadName, backend: BackendChoice, spec: 
   let heap = wasmHeapMb();
   let kernelMb = 0;
   const noteKernel = () => (kernelMb = Math.max(kernelMb, kernelMemoryBytes() / 2 ** 20));
-  const base = { name, backend: tf.getBackend(), warmup: spec.warmup, coordinates, tfjsCore: tf.version_core };
+  const base = { name, backend: tf.getBackend(), ...(info.device && { device: info.device }), warmup: spec.warmup, coordinates, tfjsCore: tf.version_core };
   try {
     if (name === 'eval') {
       const steps = 1000;

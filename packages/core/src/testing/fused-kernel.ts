@@ -137,6 +137,8 @@ export function checkForwardPaths(meta: MetaOptimizer, task: Task, options: Forw
   if (!kernel) fail('its optimizer() has no fused kernel');
   const objective = { lossWeights, metric };
   const where = 'checkForwardPaths';
+  // Both paths answer synchronously where the fused kernel runs (cpu, wasm).
+  const now = <T>(r: T | Promise<T>): T => (r instanceof Promise ? fail(`needs a backend that reads synchronously (cpu, wasm), not ${tf.getBackend()}`) : r);
   const run = <R>(path: ForwardPath<R>, twice: boolean): number[] => {
     const values: number[] = [];
     let current = path.start(task, task.initParams(initSeed), batchSeed);
@@ -144,9 +146,9 @@ export function checkForwardPaths(meta: MetaOptimizer, task: Task, options: Forw
       for (let k = 0; k <= truncations; k++) {
         const weights = k < truncations ? shifted(meta.variables, standardNoise(meta.variables, 1000 + k), sigma) : null;
         try {
-          const { value, next } = path.forward(task, current, weights, length, batchSeed, objective, where);
+          const { value, next } = now(path.forward(task, current, weights, length, batchSeed, objective, where));
           if (twice) {
-            const again = path.forward(task, current, weights, length, batchSeed, objective, where);
+            const again = now(path.forward(task, current, weights, length, batchSeed, objective, where));
             path.discard(again.next, current);
             if (!Object.is(again.value, value)) fail(`truncation ${k} run twice from one run gave ${value} and ${again.value}: branching changed the run`);
           }

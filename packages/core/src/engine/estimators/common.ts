@@ -4,6 +4,7 @@ import type { Task } from '../../contracts/task';
 import { UserError } from '../../errors';
 import { Rng } from '../../random';
 import { countCoordinates, disposeTree, mapTree, type NamedTensors } from '../../tensor-tree';
+import { readStep, settle, type Steps } from '../steps';
 import { untaped } from '../tape';
 import { unroll, type Carry } from '../unroll';
 
@@ -62,19 +63,13 @@ export interface Objective {
   readonly metric: string | null;
 }
 
-// ES and PES read their objectives synchronously; they refuse backends where tasks answer with promises (webgpu).
-function synchronous<T>(value: T | Promise<T>, where: string): T {
-  if (value instanceof Promise) throw new Error(`${where}: the task computed its metrics asynchronously, which this estimator cannot wait for`);
-  return value;
-}
-
 /** A task's held-out metric at `params`; a task without it is a UserError naming the option. */
-export function metricOf(task: Task, params: NamedTensors, metric: string, where: string): number {
+export function* metricOf(task: Task, params: NamedTensors, metric: string, where: string): Generator<Promise<unknown>, number, unknown> {
   if (metric === 'fullLoss') {
     if (typeof task.fullLoss !== 'function') throw new UserError(`${where}.metric is "fullLoss", but tasks of family "${task.config.family}" have no fullLoss`);
-    return synchronous(task.fullLoss(params), where);
+    return yield* settle(task.fullLoss(params));
   }
-  const metrics = synchronous(task.metrics?.(params), where);
+  const metrics = task.metrics ? yield* settle(task.metrics(params)) : undefined;
   const value = metrics?.[metric];
   if (typeof value !== 'number') {
     throw new UserError(`${where}.metric is "${metric}", but tasks of family "${task.config.family}" report ${metrics ? `only ${Object.keys(metrics).join(', ') || 'no metrics'}` : 'no metrics'} (or use "fullLoss")`);
@@ -84,9 +79,10 @@ export function metricOf(task: Task, params: NamedTensors, metric: string, where
 
 /**
  * A forward-only truncation of `length` steps from `carry` with `optimizer`: its objective and the carry after
- * it (owned by the caller; it may share tensors with `carry`, so free it with `disposeTree(next, carry)`).
+ * it (owned by the caller; it may share tensors with `carry`, so free it with `disposeTree(next, carry)`), whose
+ * loss is then readable synchronously on any backend. As Steps: it waits only for webgpu's reads.
  */
-export function forward(task: Task, optimizer: Optimizer, carry: Carry, length: number, batchSeed: number, objective: Objective, where: string): { value: number; next: Carry } {
+export function* forward(task: Task, optimizer: Optimizer, carry: Carry, length: number, batchSeed: number, objective: Objective, where: string): Steps<{ value: number; next: Carry }> {
   let next: Carry | undefined;
   const sum = untaped(() =>
     tf.tidy(() => {
@@ -96,11 +92,19 @@ export function forward(task: Task, optimizer: Optimizer, carry: Carry, length: 
       return r.metaLoss;
     }),
   );
-  const value = sum.dataSync()[0]!;
-  sum.dispose();
+  let value: number;
+  try {
+    yield* readStep(sum, next!.loss);
+    value = sum.dataSync()[0]!;
+  } catch (e) {
+    disposeTree(next!, carry);
+    throw e;
+  } finally {
+    sum.dispose();
+  }
   if (objective.metric === null) return { value, next: next! };
   try {
-    return { value: metricOf(task, next!.state.params, objective.metric, where), next: next! };
+    return { value: yield* metricOf(task, next!.state.params, objective.metric, where), next: next! };
   } catch (e) {
     disposeTree(next!, carry);
     throw e;

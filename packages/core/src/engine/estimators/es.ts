@@ -1,8 +1,6 @@
 import type { EstimatorSetup, GradientEstimate, MetaGradientEstimator, TruncationState } from '../../contracts/estimator';
 import type { MetaOptimizer } from '../../contracts/meta-optimizer';
 import type { Task } from '../../contracts/task';
-import * as tf from '@tensorflow/tfjs-core';
-import { readsSynchronously } from '../../backend';
 import { UserError } from '../../errors';
 import { deriveSeed } from '../../random';
 import { disposeTree, type NamedTensors } from '../../tensor-tree';
@@ -32,9 +30,6 @@ export function forwardPathFor(type: string, setup: EstimatorSetup): ForwardPath
   if (meta.optimizer.length === 0) {
     // A meta-optimizer whose optimizer() takes no weights would silently evaluate the live φ at every perturbation.
     throw new UserError(`training.estimator "${type}" needs meta-optimizer "${meta.type}" to build its optimizer from given weights (MetaOptimizer.optimizer(weights))`);
-  }
-  if (!readsSynchronously()) {
-    throw new UserError(`training.estimator "${type}" reads its objectives synchronously, which the ${tf.getBackend()} backend cannot: use training.estimator "tbptt" there, or a cpu or wasm backend`);
   }
   const workers = t.workers ?? 0;
   const { kernel, why: noKernel } = fusedKernelFor(meta, { kernel: t.kernel, secondDerivatives: false });
@@ -118,21 +113,21 @@ export class EsEstimator extends ForwardEstimator implements MetaGradientEstimat
     return new EsState(task, batchSeed, this.path, this.start(task, params, batchSeed));
   }
 
-  estimate(states: EsState[], length: number, seed: number, firstTask = 0): GradientEstimate {
+  async estimate(states: EsState[], length: number, seed: number, firstTask = 0): Promise<GradientEstimate> {
     const { sigma, samples } = this.options;
     const { path } = this;
     const variables = this.meta.variables;
     const sums = zeroSums(variables);
     const where = 'training.estimator.options';
     const metaLosses: number[] = [];
-    states.forEach((state, i) => {
+    for (const [i, state] of states.entries()) {
       for (let j = 0; j < samples; j++) {
         const z = standardNoise(variables, deriveSeed(seed, 'es', firstTask + i, j));
         const values: number[] = [];
         for (const sign of [1, -1]) {
           const weights = shifted(variables, z, sign * sigma);
           try {
-            const { value, next } = path.forward(state.task, state.run, weights, length, state.batchSeed, this.objective, where);
+            const { value, next } = await path.forward(state.task, state.run, weights, length, state.batchSeed, this.objective, where);
             path.discard(next, state.run);
             values.push(value);
           } finally {
@@ -141,11 +136,11 @@ export class EsEstimator extends ForwardEstimator implements MetaGradientEstimat
         }
         accumulate(sums, z, (values[0]! - values[1]!) / (2 * sigma));
       }
-      const { value, next } = path.forward(state.task, state.run, null, length, state.batchSeed, this.objective, where);
+      const { value, next } = await path.forward(state.task, state.run, null, length, state.batchSeed, this.objective, where);
       path.discard(state.run, next);
       state.run = next;
       metaLosses.push(value);
-    });
+    }
     return { grads: toTensors(variables, sums, 1 / (states.length * samples)), metaLosses };
   }
 }

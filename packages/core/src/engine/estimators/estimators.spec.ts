@@ -140,16 +140,16 @@ describe('ES and PES on a problem with a known answer', () => {
     meta.dispose();
   });
 
-  it('averages over a population and over samples: tasksPerStep and samples reduce the spread', () => {
+  it('averages over a population and over samples: tasksPerStep and samples reduce the spread', async () => {
     const meta = new LearnedRate(0.6);
     const family = new QuadraticFamily(1);
-    const spread = (samples: number, tasks: number) => {
+    const spread = async (samples: number, tasks: number) => {
       const es = new EsEstimator(setupOf(meta, { tasksPerStep: tasks }), { sigma: 0.05, samples, metric: null });
       const xs: number[] = [];
       for (let r = 0; r < 60; r++) {
         const built = Array.from({ length: tasks }, (_, i) => family.build(family.sample(i, 'train')));
         const states = built.map((t) => es.init(t, t.initParams(0), 0));
-        const { grads, metaLosses } = es.estimate(states, 4, r);
+        const { grads, metaLosses } = await es.estimate(states, 4, r);
         expect(metaLosses).toHaveLength(tasks);
         xs.push(grads.lr!.dataSync()[0]!);
         tf.dispose(Object.values(grads));
@@ -157,10 +157,10 @@ describe('ES and PES on a problem with a known answer', () => {
       }
       return meanAndError(xs).se;
     };
-    const one = spread(1, 1);
+    const one = await spread(1, 1);
     // Four independent pairs halve the standard deviation; 0.75 leaves room for the spread's own noise.
-    expect(spread(4, 1)).toBeLessThan(0.75 * one);
-    expect(spread(1, 4)).toBeLessThan(0.75 * one);
+    expect(await spread(4, 1)).toBeLessThan(0.75 * one);
+    expect(await spread(1, 4)).toBeLessThan(0.75 * one);
     meta.dispose();
   });
 });
@@ -196,20 +196,20 @@ describe('estimator setup', () => {
     meta.dispose();
   });
 
-  it('a held-out metric as the meta-objective: fullLoss works, a missing metric is a UserError', () => {
+  it('a held-out metric as the meta-objective: fullLoss works, a missing metric is a UserError', async () => {
     const meta = new LearnedRate(0.3);
     const family = new QuadraticFamily(1);
     const task = family.build(family.sample(0, 'train'));
     const byMetric = new EsEstimator(setupOf(meta), { sigma: 0.05, samples: 1, metric: 'fullLoss' });
     const state = byMetric.init(task, task.initParams(0), 0);
-    const { grads, metaLosses } = byMetric.estimate([state], 3, 0);
+    const { grads, metaLosses } = await byMetric.estimate([state], 3, 0);
     // The end point after 3 steps: (1 − 0.3)^6 / 2.
     expect(metaLosses[0]).toBeCloseTo(0.7 ** 6 / 2, 5);
     tf.dispose(Object.values(grads));
     state.dispose();
     const missing = new EsEstimator(setupOf(meta), { sigma: 0.05, samples: 1, metric: 'testAccuracy' });
     const s2 = missing.init(task, task.initParams(0), 0);
-    expect(() => missing.estimate([s2], 3, 0)).toThrow(/metric is "testAccuracy", but tasks of family "quadratic-fixture" report no metrics/);
+    await expect(missing.estimate([s2], 3, 0)).rejects.toThrow(/metric is "testAccuracy", but tasks of family "quadratic-fixture" report no metrics/);
     s2.dispose();
     task.dispose();
     meta.dispose();

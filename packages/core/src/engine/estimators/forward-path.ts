@@ -5,7 +5,14 @@ import type { Task } from '../../contracts/task';
 import { disposeTree, type NamedTensors } from '../../tensor-tree';
 import { FusedEpisode } from '../fused';
 import { disposeCarry, startRun, type Carry } from '../unroll';
+import { runSteps, runWhereReadable } from '../steps';
 import { cloneCarry, forward, metricOf, type Objective } from './common';
+
+/** A truncation's objective and the run after it. */
+export interface Forwarded<R> {
+  readonly value: number;
+  readonly next: R;
+}
 
 /**
  * Where the runs of a forward-only estimator (ES, PES) live: tfjs carries, or a fused kernel's episodes. The
@@ -23,9 +30,10 @@ export interface ForwardPath<R> {
   loss(run: R): number;
   /**
    * A truncation of `length` steps from `run` with φ = `weights` (null: the meta-optimizer's own): its objective
-   * and the run after it (the caller owns it; `run` is left as it was).
+   * and the run after it (the caller owns it; `run` is left as it was), whose `loss` reads synchronously. A
+   * promise only where the backend reads asynchronously (webgpu).
    */
-  forward(task: Task, run: R, weights: NamedTensors | null, length: number, batchSeed: number, objective: Objective, where: string): { value: number; next: R };
+  forward(task: Task, run: R, weights: NamedTensors | null, length: number, batchSeed: number, objective: Objective, where: string): Forwarded<R> | Promise<Forwarded<R>>;
   /** Frees `run`, except what it shares with `keep` (a run that `forward` gave from it, or it from). */
   discard(run: R, keep: R): void;
   /** Frees `run`. */
@@ -51,8 +59,8 @@ export class TfjsForwardPath implements ForwardPath<Carry> {
     return run.loss.dataSync()[0]!;
   }
 
-  forward(task: Task, run: Carry, weights: NamedTensors | null, length: number, batchSeed: number, objective: Objective, where: string): { value: number; next: Carry } {
-    return forward(task, weights ? this.meta.optimizer(weights) : this.meta.optimizer(), run, length, batchSeed, objective, where);
+  forward(task: Task, run: Carry, weights: NamedTensors | null, length: number, batchSeed: number, objective: Objective, where: string): Forwarded<Carry> | Promise<Forwarded<Carry>> {
+    return runWhereReadable(forward(task, weights ? this.meta.optimizer(weights) : this.meta.optimizer(), run, length, batchSeed, objective, where));
   }
 
   discard(run: Carry, keep: Carry): void {
@@ -88,7 +96,8 @@ export class FusedForwardPath implements ForwardPath<FusedEpisode> {
     return run.currentLoss;
   }
 
-  forward(task: Task, run: FusedEpisode, weights: NamedTensors | null, length: number, _batchSeed: number, objective: Objective, where: string): { value: number; next: FusedEpisode } {
+  // Only where reads are synchronous (fusedKernelFor): the kernel takes its gradients on the host.
+  forward(task: Task, run: FusedEpisode, weights: NamedTensors | null, length: number, _batchSeed: number, objective: Objective, where: string): Forwarded<FusedEpisode> {
     const kernel = weights ? this.meta.optimizer(weights).fused : this.kernel;
     if (!kernel) throw new Error(`meta-optimizer "${this.meta.type}": the optimizer built from given weights has no fused kernel, the one built from its own has`);
     const next = run.fork(kernel);
@@ -97,7 +106,7 @@ export class FusedForwardPath implements ForwardPath<FusedEpisode> {
       if (objective.metric === null) return { value: metaLoss, next };
       const params = next.params();
       try {
-        return { value: metricOf(task, params, objective.metric, where), next };
+        return { value: runSteps(metricOf(task, params, objective.metric, where)), next };
       } finally {
         tf.dispose(Object.values(params));
       }

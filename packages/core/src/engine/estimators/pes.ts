@@ -69,21 +69,21 @@ export class PesEstimator extends ForwardEstimator implements MetaGradientEstima
     return new PesState(task, batchSeed, path, particles);
   }
 
-  estimate(states: PesState[], length: number, seed: number, firstTask = 0): GradientEstimate {
+  async estimate(states: PesState[], length: number, seed: number, firstTask = 0): Promise<GradientEstimate> {
     const { sigma, samples } = this.options;
     const variables = this.meta.variables;
     const sums = zeroSums(variables);
     const metaLosses: number[] = [];
-    states.forEach((state, i) => {
+    for (const [i, state] of states.entries()) {
       let meanLoss = 0;
-      state.particles.forEach((p, j) => {
+      for (const [j, p] of state.particles.entries()) {
         const z = standardNoise(variables, deriveSeed(seed, 'pes', firstTask + i, j));
         const values: number[] = [];
         for (const sign of [1, -1]) {
           const weights = shifted(variables, z, sign * sigma);
           try {
             const run = sign > 0 ? p.pos : p.neg;
-            const { value, next } = this.path.forward(state.task, run, weights, length, state.batchSeed, this.objective, 'training.estimator.options');
+            const { value, next } = await this.path.forward(state.task, run, weights, length, state.batchSeed, this.objective, 'training.estimator.options');
             this.path.discard(run, next);
             if (sign > 0) p.pos = next;
             else p.neg = next;
@@ -95,9 +95,9 @@ export class PesEstimator extends ForwardEstimator implements MetaGradientEstima
         accumulate(p.xi, z, 1);
         accumulate(sums, p.xi, (values[0]! - values[1]!) / (2 * sigma));
         meanLoss += (values[0]! + values[1]!) / 2 / samples;
-      });
+      }
       metaLosses.push(meanLoss);
-    });
+    }
     return { grads: toTensors(variables, sums, 1 / (states.length * samples)), metaLosses };
   }
 }
