@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { fastTanh } from './activations';
 import type { NamedTensors } from '@l2l/core';
+import { fusedGatesHere, lstmGates, lstmGatesGrad } from './lstm-gates-webgpu';
 import { rowSlice, splitRows } from './row-slice';
 import { initKernelWithBias } from './weights';
 
@@ -15,7 +16,8 @@ import { initKernelWithBias } from './weights';
  * Written as one `tf.customGrad` with a hand-written backward pass: on tfjs-wasm this avoids the
  * copies that every taped op makes of the tensors it saves, the slow transposed matmuls of tfjs's
  * MatMul gradient and its slow Tanh kernel. Saved for the backward pass: [x; h; 1], c and the
- * activations.
+ * activations. On webgpu the gates run as two fused GPU programs instead, and the backward pass recomputes the
+ * activations from the saved pre-activations.
  */
 export const lstmCellPacked = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
   const [kernel, x, h, c, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
@@ -28,6 +30,22 @@ export const lstmCellPacked = tf.customGrad((...args: Array<tf.Tensor | tf.GradS
     throw new Error(`lstmCell: kernel is [${kernel.shape.join(', ')}], expected [${4 * hidden}, ${inputs + hidden + 1}]`);
   }
   const z = tf.concat([x, h, tf.ones([1, n])], 0) as tf.Tensor2D;
+  if (fusedGatesHere()) {
+    // On a GPU each op is a launch: the gates as one program each way (lstm-gates-webgpu.ts).
+    const a = tf.matMul(kernel, z) as tf.Tensor2D;
+    save([kernel, z, c, a]);
+    return {
+      value: lstmGates(a, c),
+      gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const [k, zs, cs, as] = saved as tf.Tensor2D[];
+          const dac = lstmGatesGrad(as, cs, dy);
+          const da = rowSlice(dac, 0, 4 * hidden);
+          const dz = tf.matMul(k, da, true, false);
+          return [tf.matMul(da, zs, false, true), rowSlice(dz, 0, inputs), rowSlice(dz, inputs, hidden), rowSlice(dac, 4 * hidden, hidden)];
+        }),
+    };
+  }
   const [ai, af, ag, ao] = splitRows(tf.matMul(kernel, z), [hidden, hidden, hidden, hidden]);
   const i = tf.sigmoid(ai);
   const f = tf.sigmoid(af);
