@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { fastTanh } from './activations';
 import type { NamedTensors } from '@l2l/core';
-import { fusedGatesHere, lstmGates, lstmGatesGrad } from './lstm-gates-webgpu';
+import { lstmGates, lstmGatesGrad, webGpuKernelsHere } from './webgpu-kernels';
 import { rowSlice, splitRows } from './row-slice';
 import { initKernelWithBias } from './weights';
 
@@ -30,8 +30,8 @@ export const lstmCellPacked = tf.customGrad((...args: Array<tf.Tensor | tf.GradS
     throw new Error(`lstmCell: kernel is [${kernel.shape.join(', ')}], expected [${4 * hidden}, ${inputs + hidden + 1}]`);
   }
   const z = tf.concat([x, h, tf.ones([1, n])], 0) as tf.Tensor2D;
-  if (fusedGatesHere()) {
-    // On a GPU each op is a launch: the gates as one program each way (lstm-gates-webgpu.ts).
+  if (webGpuKernelsHere()) {
+    // On a GPU each op is a launch: the gates as one program each way (webgpu-kernels.ts).
     const a = tf.matMul(kernel, z) as tf.Tensor2D;
     save([kernel, z, c, a]);
     return {

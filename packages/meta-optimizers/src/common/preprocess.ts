@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { logAndSign, webGpuKernelsHere } from './webgpu-kernels';
 
 /** How a learned optimizer turns each gradient coordinate into input features. */
 export type GradientPreprocessing = 'none' | 'logAndSign';
@@ -25,6 +26,8 @@ export function preprocessGradients(g: tf.Tensor2D, kind: GradientPreprocessing,
   if (kind === 'none') return g;
   if (kind !== 'logAndSign') throw new Error(`unknown gradient preprocessing "${String(kind)}" (known: ${GRADIENT_PREPROCESSINGS.join(', ')})`);
   if (!(k > 0)) throw new Error(`logAndSign: k must be > 0, got ${k}`);
+  // On a GPU the eleven ops below are eleven launches: one program there (webgpu-kernels.ts).
+  if (webGpuKernelsHere()) return logAndSign(g, k);
   return tf.tidy(() => {
     const threshold = Math.exp(-k);
     const abs = tf.abs(g);

@@ -1,10 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 /*
- * The LSTM cell's elementwise part as one GPU program each way, on tfjs's webgpu backend. Unfused, a cell's
- * gates take 15 programs forward (slices, three σ, two tanh, products, a sum, a concat) and about 20 backward;
- * every program is a launch, and for a coordinatewise optimizer's small tensors launches, not arithmetic, set a
- * GPU's pace. The formulas are tfjs-webgpu's own σ and tanh, in the order lstm-cell.ts computes them.
+ * Our GPU programs for tfjs's webgpu backend: where a learned optimizer's step is many small elementwise ops, each
+ * a launch, one program does their work. For a coordinatewise optimizer's small tensors launches, not arithmetic,
+ * set a GPU's pace.
+ * - The LSTM cell's gates, one program each way: unfused they take 15 programs forward (slices, three σ, two
+ *   tanh, products, a sum, a concat) and about 20 backward. The formulas are tfjs-webgpu's own σ and tanh, in the
+ *   order lstm-cell.ts computes them.
+ * - logAndSign preprocessing (preprocess.ts): 11 programs unfused.
  *
  * The programs follow tfjs-backend-webgpu 4.22's program objects (variable names as storage buffers, `uniforms`
  * with each input's shape, `setOutputAtIndex`); the tests compare them with the unfused ops on the same backend.
@@ -17,6 +20,9 @@ export const LSTM_GATES = 'L2lLstmGates';
  * and the previous cell state's.
  */
 export const LSTM_GATES_GRAD = 'L2lLstmGatesGrad';
+
+/** [log(max(|g|, e^−k))/k or −1; sign(g) or e^k·g] ([2, N]) from a gradient row g ([1, N]): preprocess.ts's logAndSign. */
+export const LOG_AND_SIGN = 'L2lLogAndSign';
 
 const WORKGROUP = 64;
 
@@ -75,13 +81,32 @@ const BACKWARD = `${ACTIVATIONS}
     }
   }`;
 
+// The same branches as preprocess.ts: NaN fails the comparison and gives (−1, NaN); |g| = ∞ gives (∞, ±1).
+const LOG_AND_SIGN_CODE = `
+  fn main(index : i32) {
+    if (index < uniforms.size) {
+      let n = uniforms.gShape[1];
+      let j = index % n;
+      let g = G[j];
+      let big = abs(g) >= uniforms.threshold;
+      if (index < n) {
+        setOutputAtIndex(index, select(-1.0, log(max(abs(g), uniforms.threshold)) / uniforms.k, big));
+      } else {
+        setOutputAtIndex(index, select(g * uniforms.ek, sign(g), big));
+      }
+    }
+  }`;
+
 /** What this file uses of tfjs-webgpu's backend (a public method of WebGPUBackend). */
 interface WebGpuBackend {
-  runWebGPUProgram(program: object, inputs: tf.TensorInfo[], outputDtype: tf.DataType): tf.TensorInfo;
+  runWebGPUProgram(program: object, inputs: tf.TensorInfo[], outputDtype: tf.DataType, uniforms?: Array<{ type: string; data: number[] }>): tf.TensorInfo;
 }
 
-/** A flat elementwise program over `outputShape` with tfjs-webgpu's program fields. */
-function program(key: string, variableNames: string[], outputShape: number[], code: string): object {
+/**
+ * A flat elementwise program over `outputShape` with tfjs-webgpu's program fields; `uniforms` declares the
+ * program's own (WGSL struct fields), whose values go to runWebGPUProgram in the same order.
+ */
+function program(key: string, variableNames: string[], outputShape: number[], code: string, uniforms?: string): object {
   const size = outputShape.reduce((a, b) => a * b, 1);
   return {
     variableNames,
@@ -91,14 +116,15 @@ function program(key: string, variableNames: string[], outputShape: number[], co
     dispatch: [Math.ceil(size / WORKGROUP), 1, 1],
     workgroupSize: [WORKGROUP, 1, 1],
     size: true,
+    ...(uniforms && { uniforms }),
     getUserCode: () => code,
   };
 }
 
 let registered = false;
 
-/** Registers both kernels for the webgpu backend (once per process; another copy of this module may have). */
-export function registerLstmGatesWebGpu(): void {
+/** Registers the kernels for the webgpu backend (once per process; another copy of this module may have). */
+export function registerWebGpuKernels(): void {
   if (registered) return;
   registered = true;
   if (!tf.getKernel(LSTM_GATES, 'webgpu')) {
@@ -123,21 +149,58 @@ export function registerLstmGatesWebGpu(): void {
       },
     });
   }
+  if (!tf.getKernel(LOG_AND_SIGN, 'webgpu')) {
+    tf.registerKernel({
+      kernelName: LOG_AND_SIGN,
+      backendName: 'webgpu',
+      kernelFunc: ({ inputs, attrs, backend }) => {
+        const { g } = inputs as { g: tf.TensorInfo };
+        const { k } = attrs as unknown as { k: number };
+        const p = program('l2l_log_and_sign', ['G'], [2, g.shape[1]!], LOG_AND_SIGN_CODE, 'k : f32, threshold : f32, ek : f32,');
+        // The constants as preprocess.ts's float32 scalars hold them.
+        const uniforms = [{ type: 'float32', data: [k] }, { type: 'float32', data: [Math.exp(-k)] }, { type: 'float32', data: [Math.exp(k)] }];
+        return (backend as unknown as WebGpuBackend).runWebGPUProgram(p, [g], 'float32', uniforms);
+      },
+    });
+  }
 }
 
-/** Whether the cell runs its gates as the fused programs here: on tfjs's webgpu backend. */
-export function fusedGatesHere(): boolean {
+/** Whether the programs here run: on tfjs's webgpu backend. */
+export function webGpuKernelsHere(): boolean {
   return tf.getBackend() === 'webgpu';
 }
 
 /** [h'; c'] from a and c (see LSTM_GATES). */
 export function lstmGates(a: tf.Tensor2D, c: tf.Tensor2D): tf.Tensor2D {
-  registerLstmGatesWebGpu();
+  registerWebGpuKernels();
   return tf.engine().runKernel(LSTM_GATES, { a, c }) as tf.Tensor2D;
 }
 
 /** [da; dc] from a, c and dy (see LSTM_GATES_GRAD). */
 export function lstmGatesGrad(a: tf.Tensor2D, c: tf.Tensor2D, dy: tf.Tensor2D): tf.Tensor2D {
-  registerLstmGatesWebGpu();
+  registerWebGpuKernels();
   return tf.engine().runKernel(LSTM_GATES_GRAD, { a, c, dy }) as tf.Tensor2D;
 }
+
+/**
+ * logAndSign features of a gradient row (see LOG_AND_SIGN). Differentiable as preprocess.ts's ops are: ∂/∂g is
+ * 1/(k·g) for the log part and 0 for the sign where |g| ≥ e^−k, else 0 and e^k (what second derivatives need);
+ * NaN where g is NaN.
+ */
+export const logAndSign = (g: tf.Tensor2D, k: number): tf.Tensor2D =>
+  tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [x, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    registerWebGpuKernels();
+    save([x]);
+    return {
+      value: tf.engine().runKernel(LOG_AND_SIGN, { g: x }, { k } as unknown as tf.NamedAttrMap) as tf.Tensor2D,
+      gradFunc: (dy: tf.Tensor, [xs]: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const big = tf.greaterEqual(tf.abs(xs!), Math.exp(-k));
+          const [dLog, dSign] = tf.split(dy, 2, 0);
+          const d = tf.add(tf.where(big, tf.div(dLog!, tf.mul(xs!, k)), tf.zerosLike(xs!)), tf.where(big, tf.zerosLike(xs!), tf.mul(dSign!, Math.exp(k))));
+          // NaN in, NaN out, as the taped ops give.
+          return tf.where(tf.isNaN(xs!), xs!, d);
+        }),
+    };
+  })(g) as tf.Tensor2D;
