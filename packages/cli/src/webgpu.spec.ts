@@ -3,6 +3,7 @@
  * run on cpu: meta-training through the pipeline (the tape on webgpu, the fused kernel on cpu), evaluation, and
  * a pretrained optimizer as a tf.Optimizer.
  */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -90,6 +91,38 @@ describe('the LSTM on webgpu', () => {
       expect(name).toBe(want[i]![0]);
       expect(close(mean, want[i]![1], 1e-5)).toBe(true);
     });
+  });
+
+  it('runs from the command line as a user runs it (Node loads Dawn itself; EGL_PLATFORM unset)', () => {
+    const bin = path.resolve(__dirname, '../dist/bin.js');
+    if (!fs.existsSync(bin)) throw new Error(`${bin} is missing: build first (pnpm build)`);
+    const config = path.join(dir, 'cli.json');
+    fs.writeFileSync(
+      config,
+      JSON.stringify({
+        name: 'webgpu-cli',
+        backend: 'webgpu',
+        seed: 0,
+        optimizee: { type: 'quadratic', options: { dims: 3, batch: 4 } },
+        metaOptimizer: { type: 'lstm', options: { hidden: 4 } },
+        training: { epochs: 1, episodesPerEpoch: 1, steps: 6, unroll: 3, validateEvery: 1, validationTasks: 1 },
+        evaluation: { steps: 5, tasks: 2, baselines: [{ type: 'sgd' }], tuning: { learningRates: [0.1], tasks: 1 } },
+      }),
+    );
+    const env = { ...process.env };
+    delete env.EGL_PLATFORM;
+    const run = (args: string[]) => spawnSync(process.execPath, [bin, ...args], { cwd: dir, env, encoding: 'utf8', timeout: 120_000 });
+    const train = run(['train', config, '--out', path.join(dir, 'cli-run')]);
+    expect({ code: train.status, stderr: train.status === 0 ? '' : train.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(train.stdout).toMatch(/^backend: webgpu \(@tensorflow\/tfjs-backend-webgpu, tfjs-core [\d.]+; (software device \(no GPU adapter found\)|device): /m);
+    expect(train.stdout).toContain('meta-gradients: tfjs tape (the webgpu backend keeps tensors on the device)');
+    const row = fs.readFileSync(path.join(dir, 'cli-run', 'log.csv'), 'utf8').trim().split('\n')[1]!.split(',');
+    expect(Number.isFinite(Number(row[1]))).toBe(true);
+    const evaluation = run(['eval', config, '--optimizer', path.join(dir, 'cli-run'), '--out', path.join(dir, 'cli-run', 'eval')]);
+    expect({ code: evaluation.status, stderr: evaluation.status === 0 ? '' : evaluation.stderr }).toEqual({ code: 0, stderr: '' });
+    const results = JSON.parse(fs.readFileSync(path.join(dir, 'cli-run', 'eval', 'results.json'), 'utf8')) as EvaluationResults;
+    expect(results.optimizers.map((o) => o.name).sort()).toEqual(['lstm', 'sgd(lr=0.1)']);
+    for (const o of results.optimizers) expect(Number.isFinite(o.final.mean)).toBe(true);
   });
 
   it('refuses training.kernel "fused", naming the backend', async () => {
