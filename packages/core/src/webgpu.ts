@@ -118,6 +118,6 @@ export async function setUpWebGpu(load: ModuleLoader): Promise<WebGpuDevice> {
     return current;
   }
   throw new Error(
-    `Dawn found no WebGPU adapter (${tried.join('; ')}); on Linux without a GPU, install Mesa's EGL (apt-get install libegl1 libegl-mesa0) for a software device`,
+    `Dawn found no WebGPU adapter (${tried.join('; ')}); on Linux without a GPU, install Mesa's EGL and llvmpipe (apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri) for a software device`,
   );
 }
