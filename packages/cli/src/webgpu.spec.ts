@@ -125,6 +125,26 @@ describe('the LSTM on webgpu', () => {
     for (const o of results.optimizers) expect(Number.isFinite(o.final.mean)).toBe(true);
   });
 
+  it('says in one line, without a stack or an install hint, when Dawn finds no adapter', () => {
+    const bin = path.resolve(__dirname, '../dist/bin.js');
+    const config = path.join(dir, 'no-adapter.json');
+    fs.writeFileSync(config, JSON.stringify({ ...experiment(), backend: 'webgpu' }));
+    // No Linux machine has Direct3D 12: Dawn finds nothing, whatever GPU is there.
+    const r = spawnSync(process.execPath, [bin, 'train', config, '--out', path.join(dir, 'no-adapter')], {
+      cwd: dir,
+      env: { ...process.env, L2L_DAWN_FLAGS: 'backend=d3d12' },
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    expect(r.status).toBe(1);
+    const lines = r.stderr.split('\n').filter((l) => l.startsWith('backend "webgpu"'));
+    expect(lines).toEqual([
+      'backend "webgpu" cannot load (Dawn found no WebGPU adapter with L2L_DAWN_FLAGS="backend=d3d12" (backend=d3d12: no adapter); unset it to let Dawn choose, with Mesa\'s software device as the fallback)',
+    ]);
+    expect(r.stderr).not.toMatch(/^\s+at |internal error|install it with/m);
+    expect(fs.existsSync(path.join(dir, 'no-adapter', 'latest'))).toBe(false);
+  });
+
   it('refuses training.kernel "fused", naming the backend', async () => {
     await useBackend('webgpu');
     const e = await trainExperiment(experiment({ kernel: 'fused' }), registry, { outDir: path.join(dir, 'fused'), baseDir: dir }).catch((x) => x);

@@ -6,7 +6,7 @@ import '../vendor/register-gradients.js';
 import '@tensorflow/tfjs-backend-cpu';
 import { UserError } from './errors';
 import { registerWasmKernels } from './wasm-kernels';
-import { setUpWebGpu, webGpuDevice } from './webgpu';
+import { NoWebGpuAdapter, setUpWebGpu, webGpuDevice } from './webgpu';
 
 export type BackendChoice = 'auto' | 'wasm' | 'cpu' | 'tensorflow' | 'webgpu';
 export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'wasm', 'cpu', 'tensorflow', 'webgpu'];
@@ -49,7 +49,10 @@ const CANDIDATES: Record<Exclude<BackendChoice, 'auto'>, Candidate> = {
   },
 };
 
-async function tryCandidate(c: Candidate, load: ModuleLoader): Promise<{ pkg: string } | { error: string }> {
+/** Why a candidate did not load; `installed` when its packages are there and something else failed (no GPU adapter). */
+type Failure = { error: string; installed?: boolean };
+
+async function tryCandidate(c: Candidate, load: ModuleLoader): Promise<{ pkg: string } | Failure> {
   const failures: string[] = [];
   for (const pkg of c.packages) {
     if (c.name === 'webgpu') {
@@ -57,6 +60,7 @@ async function tryCandidate(c: Candidate, load: ModuleLoader): Promise<{ pkg: st
       try {
         await setUpWebGpu(load);
       } catch (e) {
+        if (e instanceof NoWebGpuAdapter) return { error: e.message, installed: true };
         failures.push((e as Error).message);
         continue;
       }
@@ -107,7 +111,7 @@ export async function useBackend(choice: BackendChoice = 'auto', load: ModuleLoa
     }
     errors.push(`${name}: ${result.error}`);
     if (choice !== 'auto') {
-      throw new UserError(`backend "${name}" cannot load (${result.error}); install it with: ${c.install}`);
+      throw new UserError(`backend "${name}" cannot load (${result.error})${result.installed ? '' : `; install it with: ${c.install}`}`);
     }
   }
   throw new UserError(`no tfjs backend could load (${errors.join('; ')}); install one with: ${CANDIDATES.wasm.install}`);

@@ -41,6 +41,9 @@ function describe(adapter: AdapterLike): { description: string; software: boolea
 
 let current: WebGpuDevice | undefined;
 
+/** Dawn loaded but found no adapter: the packages are installed, the machine lacks a device (or Mesa's EGL). */
+export class NoWebGpuAdapter extends Error {}
+
 /**
  * The `webgpu` package is an ES module. Node's own require loads it (from 20.19); a loader that cannot (jest's
  * module registry) gets it from Node's. Dawn shares nothing with tfjs, so which registry holds it does not matter.
@@ -117,7 +120,9 @@ export async function setUpWebGpu(load: ModuleLoader): Promise<WebGpuDevice> {
     current = { ...describe(adapter), flags };
     return current;
   }
-  throw new Error(
-    `Dawn found no WebGPU adapter (${tried.join('; ')}); on Linux without a GPU, install Mesa's EGL and llvmpipe (apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri) for a software device`,
+  throw new NoWebGpuAdapter(
+    given.length > 0
+      ? `Dawn found no WebGPU adapter with ${DAWN_FLAGS_ENV}="${given.join(' ')}" (${tried.join('; ')}); unset it to let Dawn choose, with Mesa's software device as the fallback`
+      : `Dawn found no WebGPU adapter (${tried.join('; ')}); on Linux without a GPU, install Mesa's EGL and llvmpipe (apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri) for a software device`,
   );
 }
