@@ -52,6 +52,14 @@ describe('useBackend', () => {
     expect(e.message).toMatch(/tensorflow: .*wasm: .*cpu: /);
   });
 
+  it('fails "webgpu" without Dawn with a UserError that says what to install', async () => {
+    const e = await useBackend('webgpu', without('webgpu')).catch((x) => x);
+    expect(isUserError(e)).toBe(true);
+    expect(e.message).toBe(
+      `backend "webgpu" cannot load (webgpu (Dawn's Node bindings): Cannot find module 'webgpu'); install it with: npm install webgpu @tensorflow/tfjs-backend-webgpu@${tf.version_core} (Node 20.19 or later)`,
+    );
+  });
+
   it('rejects a bad choice', async () => {
     const e = await useBackend('webgl' as BackendChoice).catch((x) => x);
     expect(isUserError(e)).toBe(true);
