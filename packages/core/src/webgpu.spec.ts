@@ -11,7 +11,7 @@ import { BUILTIN_ESTIMATORS } from './engine/estimators';
 import { evaluateOptimizerSteps } from './engine/evaluate';
 import { MetaTrainer } from './engine/meta-trainer';
 import { runOptimizer, runOptimizerAsync } from './engine/run';
-import { runStepsAsync } from './engine/steps';
+import { runStepsAsync, runWhereReadable, scalarStep } from './engine/steps';
 import { VariableOptimizer } from './variable-optimizer';
 import type { Task } from './contracts/task';
 import { webGpuDevice } from './webgpu';
@@ -145,15 +145,7 @@ describe('the webgpu backend', () => {
       // A full loss as a task answers it: a number on cpu, a promise on webgpu.
       const task: Task = {
         ...built,
-        fullLoss: (p) => {
-          const l = tf.tidy(() => built.loss(p, built.batch(0, 0)));
-          if (readsSynchronously()) {
-            const v = l.dataSync()[0]!;
-            l.dispose();
-            return v;
-          }
-          return l.data().then((d) => d[0]!).finally(() => l.dispose());
-        },
+        fullLoss: (p) => runWhereReadable(scalarStep(tf.tidy(() => built.loss(p, built.batch(0, 0))))),
       };
       const estimator = BUILTIN_ESTIMATORS[type]({ sigma: 0.1, samples: 2, metric }).create({ meta, training: { lossWeights: 'uniform', secondDerivatives: false, tasksPerStep: 1 } });
       const state = estimator.init(task, task.initParams(1), 2);

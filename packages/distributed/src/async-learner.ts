@@ -1,4 +1,4 @@
-import { addInto, disposeTree, readable, scaleInPlace, UserError, type GradientEstimate, type NamedTensors, type Population, type PopulationSource, type TaskConfig } from '@l2l/core';
+import { addInto, disposeTree, scaleInPlace, UserError, type GradientEstimate, type NamedTensors, type Population, type PopulationSource, type TaskConfig } from '@l2l/core';
 import { shardRange, type AsyncEstimateMeta, type PopulationJob } from './protocol';
 import { RunSession, type Connection, type SessionOptions } from './session';
 import { decodeMessage, encodeMessage, numbersIn } from './wire';
@@ -90,8 +90,7 @@ export class AsyncPopulationSource implements PopulationSource {
   private async step(c: Connection, phi: NamedTensors): Promise<GradientEstimate> {
     const { keys } = this.session;
     const version = ++this.version;
-    await readable(...Object.values(phi));
-    const tx = c.redis.multi().set(keys.asyncPhi, encodeMessage(phi, { version }));
+    const tx = c.redis.multi().set(keys.asyncPhi, await encodeMessage(phi, { version }));
     for (let s = 0; s < this.shards; s++) tx.rpush(keys.asyncWake(s), String(version)).ltrim(keys.asyncWake(s), -4, -1);
     await tx.exec();
     const sum: NamedTensors = {};

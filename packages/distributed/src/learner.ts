@@ -1,7 +1,6 @@
 import {
   addInto,
   disposeTree,
-  readable,
   scaleInPlace,
   UserError,
   type GradientEstimate,
@@ -93,8 +92,7 @@ class RemotePopulation implements Population {
   async estimate(phi: NamedTensors, length: number, seed: number): Promise<GradientEstimate> {
     const { keys, shards, tasks } = this.source.setup;
     const u = this.unroll++;
-    await readable(...Object.values(phi));
-    const message = encodeMessage(phi, { length, seed });
+    const message = await encodeMessage(phi, { length, seed });
     const tx = this.c.redis.multi().hset(keys.phi(this.epoch, this.episode), String(u), message);
     for (let s = 0; s < shards; s++) tx.rpush(keys.wake(this.epoch, this.episode, s), String(u));
     await tx.exec();

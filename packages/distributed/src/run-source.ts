@@ -1,6 +1,6 @@
 import { QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { readable, UserError, type JsonValue, type OptimizerSpec, type RunOutcome, type RunRequest, type RunSource } from '@l2l/core';
+import { UserError, type JsonValue, type OptimizerSpec, type RunOutcome, type RunRequest, type RunSource } from '@l2l/core';
 import { duplicateConnection } from './redis';
 import type { RunJob, StoredSpec } from './protocol';
 import { RunSession, type SessionOptions } from './session';
@@ -49,8 +49,7 @@ export class RedisRunSource implements RunSource {
     const meta: StoredSpec = spec.kind === 'optimizer' ? { kind: 'optimizer', name: spec.name, config: spec.config } : { kind: 'learned', name: spec.name, metaOptimizer: spec.metaOptimizer };
     const { redis } = await this.session.connect();
     // Expires with the run's info at the latest (a learner killed with -9 leaves nothing for long).
-    if (spec.kind === 'learned') await readable(...Object.values(spec.weights));
-    await redis.set(this.session.keys.optimizer(k), encodeMessage(spec.kind === 'learned' ? spec.weights : {}, meta as unknown as JsonValue), 'EX', 3600);
+    await redis.set(this.session.keys.optimizer(k), await encodeMessage(spec.kind === 'learned' ? spec.weights : {}, meta as unknown as JsonValue), 'EX', 3600);
     return k;
   }
 

@@ -4,11 +4,11 @@ import { shardRange } from './protocol';
 import { decodeMessage, encodeMessage, numbersIn, numbersOut } from './wire';
 
 describe('wire format', () => {
-  it('round-trips named tensors (non-finite values included) and a JSON header, without leaking tensors', () => {
+  it('round-trips named tensors (non-finite values included) and a JSON header, without leaking tensors', async () => {
     const before = tf.memory().numTensors;
     const a = tf.tensor([1.5, NaN, -Infinity, 3e-39], [2, 2]);
     const b = tf.tensor([7], [1]);
-    const buf = encodeMessage({ 'lstm0/kernel': a, b }, { length: 20, seed: 12345 });
+    const buf = await encodeMessage({ 'lstm0/kernel': a, b }, { length: 20, seed: 12345 });
     const { tensors, meta } = decodeMessage<{ length: number; seed: number }>(buf, 'test');
     expect(meta).toEqual({ length: 20, seed: 12345 });
     expect(tensors['lstm0/kernel']!.shape).toEqual([2, 2]);
@@ -18,9 +18,9 @@ describe('wire format', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  it('refuses truncated and corrupt messages with errors naming them', () => {
+  it('refuses truncated and corrupt messages with errors naming them', async () => {
     const a = tf.tensor([1, 2, 3]);
-    const buf = encodeMessage({ a }, null);
+    const buf = await encodeMessage({ a }, null);
     a.dispose();
     const attempt = (b: Buffer) => {
       try {

@@ -1,4 +1,4 @@
-import { decodeWeights, encodeWeights, UserError, type JsonValue, type NamedTensors, type RunOutcome, type WeightsManifest } from '@l2l/core';
+import { decodeWeights, encodeWeights, readable, UserError, type JsonValue, type NamedTensors, type RunOutcome, type WeightsManifest } from '@l2l/core';
 import type { OutcomeJson } from './protocol';
 
 /*
@@ -6,7 +6,9 @@ import type { OutcomeJson } from './protocol';
  * ({manifest, meta}: core's weights manifest and whatever the message adds), then the tensors' bytes.
  */
 
-export function encodeMessage(tensors: NamedTensors, meta: JsonValue): Buffer {
+/** Async because a backend may read tensors only asynchronously (webgpu): their values are fetched first. */
+export async function encodeMessage(tensors: NamedTensors, meta: JsonValue): Promise<Buffer> {
+  await readable(...Object.values(tensors));
   const { manifest, data } = encodeWeights(tensors);
   const header = Buffer.from(JSON.stringify({ manifest, meta }), 'utf8');
   const size = Buffer.alloc(4);

@@ -4,7 +4,6 @@ import {
   createTrainer,
   deriveSeed,
   disposeTree,
-  readable,
   runRequestSteps,
   runStepsAsync,
   useBackend,
@@ -212,8 +211,7 @@ export async function startWorker(options: WorkerOptions): Promise<DistributedWo
         }
         let out: Buffer;
         try {
-          await readable(...Object.values(estimate.grads));
-          out = encodeMessage(estimate.grads, { metaLosses: numbersOut(estimate.metaLosses), losses: numbersOut(population.losses()), configs: [...population.configs] });
+          out = await encodeMessage(estimate.grads, { metaLosses: numbersOut(estimate.metaLosses), losses: numbersOut(population.losses()), configs: [...population.configs] });
         } finally {
           disposeTree(estimate.grads);
         }
@@ -283,9 +281,8 @@ export async function startWorker(options: WorkerOptions): Promise<DistributedWo
             const finite = estimate.metaLosses.every(Number.isFinite) && population.losses().every(Number.isFinite);
             let out: Buffer;
             try {
-              await readable(...Object.values(estimate.grads));
               const meta: AsyncEstimateMeta = { version: used, shard: d.shard, metaLosses: numbersOut(estimate.metaLosses), losses: numbersOut(population.losses()), configs: [...population.configs] };
-              out = encodeMessage(estimate.grads, meta);
+              out = await encodeMessage(estimate.grads, meta);
             } finally {
               disposeTree(estimate.grads);
             }

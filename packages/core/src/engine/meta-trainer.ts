@@ -14,6 +14,7 @@ import { TbpttEstimator, type TbpttExtras } from './estimators/tbptt';
 import { MetaAdam } from './meta-adam';
 import { FunctionalOuter, type OuterOptimizer } from './outer-optimizer';
 import { runOptimizerAsync } from './run';
+import { runStepsAsync, scalarStep } from './steps';
 import type { ChunkedMetaGradient, MetaOptimizerSource } from './parallel/chunked-meta-gradient';
 import { applyTrainingTricks } from './tricks';
 
@@ -61,13 +62,8 @@ export interface TrainerState {
 }
 
 /** A scalar computed by `f` (inside tidy), read on any backend. */
-async function readScalar(f: () => tf.Scalar): Promise<number> {
-  const t = tf.tidy(f);
-  try {
-    return (await t.data())[0]!;
-  } finally {
-    t.dispose();
-  }
+function readScalar(f: () => tf.Scalar): Promise<number> {
+  return runStepsAsync(scalarStep(tf.tidy(f)));
 }
 
 async function allFinite(values: tf.Tensor[]): Promise<boolean> {

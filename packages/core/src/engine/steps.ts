@@ -68,7 +68,17 @@ export function* readStep(...tensors: tf.Tensor[]): Generator<Promise<unknown>, 
 
 /** Inside a Steps generator: `value`, or what it resolves to when it is a promise (a task's asynchronous metrics). */
 export function* settle<T>(value: T | Promise<T>): Generator<Promise<unknown>, T, unknown> {
-  return value instanceof Promise ? ((yield value) as T) : value;
+  return value instanceof Promise ? yield* awaitStep(value) : value;
+}
+
+/** Inside a Steps generator: the value of scalar `t`, which it then disposes (read as `readStep` allows). */
+export function* scalarStep(t: tf.Tensor): Generator<Promise<unknown>, number, unknown> {
+  try {
+    yield* readStep(t);
+    return t.dataSync()[0]!;
+  } finally {
+    t.dispose();
+  }
 }
 
 /** `readStep` for async code: resolves once `tensors` are readable with `dataSync` on the backend in use. */

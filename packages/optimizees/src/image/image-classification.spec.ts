@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { isUserError, Rng, SPLITS, useBackend, type NamedTensors, type Split } from '@l2l/core';
 import { clearImageDatasetCache, loadImageDataset, scalePixels, writeImageDataset } from '../data/datasets';
 import { createMnistMlpFamily } from '../mlp/mnist-mlp';
-import { ImageClassificationData, imageSplitLayout, pixelTensor, type ImageRows, type ImageSplitOptions } from './image-classification';
+import { ImageClassificationData, imageSplitLayout, pixelTensor, type ImageRows, type ImageSplitOptions, type TestMetrics } from './image-classification';
 
 let root: string;
 /**
@@ -112,7 +112,7 @@ describe('ImageClassificationData', () => {
     // Logits (x0, 0, 0.1): class 0 when the pixel is above 0.1.
     const logitsOf = (x: tf.Tensor2D) => tf.concat([tf.slice(x, [0, 0], [-1, 1]), tf.zerosLike(tf.slice(x, [0, 0], [-1, 1])), tf.fill([x.shape[0], 1], 0.1)], 1) as tf.Tensor2D;
     const before = tf.memory().numTensors;
-    const m = data().testMetrics(logitsOf) as { testAccuracy: number; testLoss: number };
+    const m = data().testMetrics(logitsOf) as TestMetrics;
     expect(tf.memory().numTensors).toBe(before);
     let correct = 0;
     let loss = 0;

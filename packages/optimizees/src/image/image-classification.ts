@@ -119,6 +119,9 @@ export function imageSplitLayout(data: ImageDataset, options: ImageSplitOptions,
   };
 }
 
+/** Accuracy and mean cross-entropy on the official test images (`testMetrics`); a type, so it is a Record too. */
+export type TestMetrics = { testAccuracy: number; testLoss: number };
+
 /** Images per forward pass when scoring many images (bounds memory, not results). */
 export const SCORE_CHUNK = 1000;
 
@@ -204,26 +207,22 @@ export class ImageClassificationData {
   }
 
   /** `testAccuracy` and `testLoss` on the official test images (`layout.metrics`), which no task trains on. */
-  testMetrics(logitsOf: (images: tf.Tensor2D) => tf.Tensor2D): { testAccuracy: number; testLoss: number } | Promise<{ testAccuracy: number; testLoss: number }> {
-    const layout = this.layout;
-    const data = this;
-    return runWhereReadable(
-      (function* () {
-        const { accuracy, loss } = yield* data.scoreSteps(layout.metrics, logitsOf);
-        return { testAccuracy: accuracy, testLoss: loss };
-      })(),
-    );
+  testMetrics(logitsOf: (images: tf.Tensor2D) => tf.Tensor2D): TestMetrics | Promise<TestMetrics> {
+    return runWhereReadable(this.testMetricsSteps(logitsOf));
+  }
+
+  private *testMetricsSteps(logitsOf: (images: tf.Tensor2D) => tf.Tensor2D): Steps<TestMetrics> {
+    const { accuracy, loss } = yield* this.scoreSteps(this.layout.metrics, logitsOf);
+    return { testAccuracy: accuracy, testLoss: loss };
   }
 
   /** Mean cross-entropy over every image `split`'s tasks train on: a task's `fullLoss`. */
   fullLoss(split: Split, logitsOf: (images: tf.Tensor2D) => tf.Tensor2D): number | Promise<number> {
-    const data = this;
-    const rows = this.rows(split);
-    return runWhereReadable(
-      (function* () {
-        return (yield* data.scoreSteps(rows, logitsOf)).loss;
-      })(),
-    );
+    return runWhereReadable(this.fullLossSteps(split, logitsOf));
+  }
+
+  private *fullLossSteps(split: Split, logitsOf: (images: tf.Tensor2D) => tf.Tensor2D): Steps<number> {
+    return (yield* this.scoreSteps(this.rows(split), logitsOf)).loss;
   }
 }
 

@@ -5,7 +5,7 @@
  * `reduce_mean(reduce_sum((Wθ − y)², 1))`.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { defineComponent, readsSynchronously, deriveSeed, isSplit, validateWithSchema, Rng, UserError, type Batch, type JsonSchema, type NamedTensors, type Split, type Task, type TaskConfig, type TaskFamily } from '@l2l/core';
+import { defineComponent, runWhereReadable, scalarStep, deriveSeed, isSplit, validateWithSchema, Rng, UserError, type Batch, type JsonSchema, type NamedTensors, type Split, type Task, type TaskConfig, type TaskFamily } from '@l2l/core';
 
 export const QUADRATIC_TYPE = 'quadratic';
 
@@ -123,13 +123,7 @@ export class QuadraticTask implements Task {
 
   /** The loss itself: a deterministic task has no minibatches to average over. */
   fullLoss(params: NamedTensors): number | Promise<number> {
-    const l = this.loss(params);
-    if (readsSynchronously()) {
-      const v = l.dataSync()[0]!;
-      l.dispose();
-      return v;
-    }
-    return l.data().then((d) => d[0]!).finally(() => l.dispose());
+    return runWhereReadable(scalarStep(this.loss(params)));
   }
 
   /** mean over b of ‖W_b θ_b − y_b‖², for θ = `params.x` [batch, dims]. */
