@@ -6,7 +6,7 @@ import '../vendor/register-gradients.js';
 import '@tensorflow/tfjs-backend-cpu';
 import { UserError } from './errors';
 import { registerWasmKernels } from './wasm-kernels';
-import { NoWebGpuAdapter, setUpWebGpu, webGpuDevice } from './webgpu';
+import { NoWebGpuAdapter, registerWebGpuKernels, setUpWebGpu, watchWebGpuDevice, webGpuDevice } from './webgpu';
 
 export type BackendChoice = 'auto' | 'wasm' | 'cpu' | 'tensorflow' | 'webgpu';
 export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'wasm', 'cpu', 'tensorflow', 'webgpu'];
@@ -73,6 +73,7 @@ async function tryCandidate(c: Candidate, load: ModuleLoader): Promise<{ pkg: st
     }
     // Gradient kernels tfjs's wasm backend lacks or gets wrong; after the package's own registrations, which they replace.
     if (c.name === 'wasm') registerWasmKernels();
+    if (c.name === 'webgpu') registerWebGpuKernels();
     if (!tf.findBackendFactory(c.name)) {
       failures.push(`${pkg} loaded but registered no "${c.name}" backend with this copy of @tensorflow/tfjs-core (two copies installed? versions must match ${tf.version_core})`);
       continue;
@@ -85,7 +86,10 @@ async function tryCandidate(c: Candidate, load: ModuleLoader): Promise<{ pkg: st
       failures.push(`${pkg}: backend failed to initialise: ${(e as Error).message}`);
       continue;
     }
-    if (ok && tf.getBackend() === c.name) return { pkg };
+    if (ok && tf.getBackend() === c.name) {
+      if (c.name === 'webgpu') watchWebGpuDevice(tf.backend() as unknown as Parameters<typeof watchWebGpuDevice>[0]);
+      return { pkg };
+    }
     failures.push(`${pkg}: backend failed to initialise`);
   }
   return { error: failures.join('; ') };

@@ -14,7 +14,7 @@ import { runOptimizer, runOptimizerAsync } from './engine/run';
 import { runStepsAsync, runWhereReadable, scalarStep } from './engine/steps';
 import { VariableOptimizer } from './variable-optimizer';
 import type { Task } from './contracts/task';
-import { webGpuDevice } from './webgpu';
+import { webGpuDevice, WebGpuDeviceError } from './webgpu';
 
 // Dawn compiles every new shader on the software device: the first runs take seconds.
 jest.setTimeout(120_000);
@@ -188,5 +188,40 @@ describe('the webgpu backend', () => {
     } finally {
       meta.dispose();
     }
+  });
+
+  it('sums more tensors than the device binds at once (a 20-step unroll\'s losses) as cpu does, gradient included', async () => {
+    const sum = async () => {
+      const xs = Array.from({ length: 20 }, (_, i) => tf.tensor1d([i + 0.5, -2 * i, i * i]));
+      const f = (...ys: tf.Tensor[]) => tf.sum(tf.mul(tf.addN(ys), tf.tensor1d([1, 2, 3])));
+      const grads = tf.grads(f)(xs);
+      const total = tf.addN(xs);
+      const out = [...(await total.data())];
+      for (const g of grads) out.push(...(await g.data()));
+      tf.dispose([...xs, ...grads, total]);
+      return out;
+    };
+    await useBackend('cpu');
+    const want = await sum();
+    await useBackend('webgpu');
+    // More inputs than one program may bind: tfjs's own AddN would be refused there and read as zeros.
+    expect((tf.backend() as unknown as { device: GPUDevice }).device.limits.maxStorageBuffersPerShaderStage).toBeLessThan(21);
+    const before = tf.memory().numTensors;
+    const got = await sum();
+    expect(tf.memory().numTensors).toBe(before);
+    expect(want.slice(0, 3)).toEqual([200, -380, 2470]);
+    expectClose(got, want, 1e-6);
+  });
+
+  // Last: the error it provokes stays with this backend (every later read throws).
+  it('throws on the next read once the GPU has refused work, instead of returning what it never wrote', async () => {
+    await useBackend('webgpu');
+    const x = tf.square(tf.tensor1d([1, 2]));
+    expect(Array.from(await x.data())).toEqual([1, 4]);
+    // A buffer with no usage is a validation error, reported by Dawn as an event, not an exception.
+    (tf.backend() as unknown as { device: GPUDevice }).device.createBuffer({ size: 4, usage: 0 });
+    await expect(x.data()).rejects.toThrow(WebGpuDeviceError);
+    await expect(x.data()).rejects.toThrow(/^webgpu: the GPU refused work, so results computed since are wrong: .*usage/i);
+    x.dispose();
   });
 });

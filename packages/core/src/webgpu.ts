@@ -5,6 +5,7 @@
  * compatibility mode: slow, but it runs the same programs, so the GPU path can be tested anywhere.
  */
 import { createRequire } from 'node:module';
+import * as tf from '@tensorflow/tfjs-core';
 import type { ModuleLoader } from './backend';
 
 /** The device the webgpu backend runs on. */
@@ -125,4 +126,75 @@ export async function setUpWebGpu(load: ModuleLoader): Promise<WebGpuDevice> {
       ? `Dawn found no WebGPU adapter with ${DAWN_FLAGS_ENV}="${given.join(' ')}" (${tried.join('; ')}); unset it to let Dawn choose, with Mesa's software device as the fallback`
       : `Dawn found no WebGPU adapter (${tried.join('; ')}); on Linux without a GPU, install Mesa's EGL and llvmpipe (apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri) for a software device`,
   );
+}
+
+interface WebGpuBackendLike {
+  readonly device: {
+    readonly limits: { readonly maxStorageBuffersPerShaderStage: number };
+    addEventListener(type: 'uncapturederror', listener: (event: { error: { message: string } }) => void): void;
+    readonly lost?: Promise<{ message?: string; reason?: string }>;
+  };
+  read(dataId: object): Promise<unknown>;
+  readSync(dataId: object): unknown;
+}
+
+/** A GPU error tfjs does not see (Dawn reports them as events): reads after it would return garbage, so they throw this. */
+export class WebGpuDeviceError extends Error {}
+
+/**
+ * tfjs 4.22's webgpu AddN binds every input as a storage buffer, past the device's per-stage limit (8 by
+ * default) beyond 7 inputs: the GPU then refuses the program and the sum reads as zeros, with no exception
+ * (a 20-step unroll's summed losses did). This AddN sums at most limit − 1 inputs per program, as tfjs's
+ * own concat does.
+ */
+function chunkedAddN(original: (args: tf.NamedTensorInfoMap | object) => tf.TensorInfo | tf.TensorInfo[]): tf.KernelFunc {
+  const addN: tf.KernelFunc = (args) => {
+    const inputs = args.inputs as unknown as tf.TensorInfo[];
+    const backend = args.backend as unknown as WebGpuBackendLike & { disposeData(dataId: object): void };
+    const most = backend.device.limits.maxStorageBuffersPerShaderStage - 1;
+    if (inputs.length <= most) return original(args);
+    const partial: tf.TensorInfo[] = [];
+    for (let i = 0; i < inputs.length; i += most) partial.push(original({ ...args, inputs: inputs.slice(i, i + most) }) as tf.TensorInfo);
+    const sum = addN({ ...args, inputs: partial as unknown as tf.NamedTensorInfoMap }) as tf.TensorInfo;
+    for (const p of partial) backend.disposeData(p.dataId);
+    return sum;
+  };
+  return addN;
+}
+
+/** Replaces tfjs-webgpu's AddN (after its package registered its kernels) with the chunked one; idempotent. */
+export function registerWebGpuKernels(): void {
+  const registered = tf.getKernel(tf.AddN, 'webgpu');
+  if (!registered || (registered.kernelFunc as { l2lChunked?: boolean }).l2lChunked) return;
+  const kernelFunc = Object.assign(chunkedAddN(registered.kernelFunc as Parameters<typeof chunkedAddN>[0]), { l2lChunked: true });
+  tf.unregisterKernel(tf.AddN, 'webgpu');
+  tf.registerKernel({ kernelName: tf.AddN, backendName: 'webgpu', kernelFunc });
+}
+
+const watched = new WeakSet<object>();
+
+/**
+ * Makes the webgpu backend in use fail loudly: Dawn reports a refused program or a lost device as an event,
+ * and tfjs reads the unwritten buffers as numbers. After the first such error every read of this backend
+ * throws a WebGpuDeviceError that quotes it.
+ */
+export function watchWebGpuDevice(backend: WebGpuBackendLike): void {
+  if (watched.has(backend)) return;
+  watched.add(backend);
+  let fault: string | undefined;
+  const note = (what: string) => (fault ??= what.split('\n')[0]!.trim());
+  backend.device.addEventListener('uncapturederror', (event) => note(event.error.message));
+  void backend.device.lost?.then((info) => note(`device lost (${info.reason ?? 'unknown'}): ${info.message ?? ''}`));
+  const failure = () => new WebGpuDeviceError(`webgpu: the GPU refused work, so results computed since are wrong: ${fault}`);
+  const read = backend.read.bind(backend);
+  const readSync = backend.readSync.bind(backend);
+  backend.read = async (dataId) => {
+    const value = await read(dataId);
+    if (fault !== undefined) throw failure();
+    return value;
+  };
+  backend.readSync = (dataId) => {
+    if (fault !== undefined) throw failure();
+    return readSync(dataId);
+  };
 }
