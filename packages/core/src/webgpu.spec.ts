@@ -213,6 +213,32 @@ describe('the webgpu backend', () => {
     expectClose(got, want, 1e-6);
   });
 
+  it('multiplies batches of more matrices than one dispatch holds (65,535) as cpu does, transposed and broadcast', async () => {
+    // Just past the limit: the software device takes seconds per product (a gradient's two would double it).
+    const batch = 65_536 + 3;
+    const products = async () => {
+      const a = tf.tidy(() => tf.sin(tf.reshape(tf.range(0, batch * 6), [batch, 2, 3])));
+      const b = tf.tidy(() => tf.cos(tf.reshape(tf.range(0, batch * 6), [batch, 3, 2])));
+      const shared = tf.tensor2d([[1, -1], [0.5, 2], [-3, 0.25]]);
+      // The transposed product is what a gradient of matMul(a, b) computes.
+      const ys = [tf.matMul(a, b), tf.matMul(a, shared), tf.matMul(a, b, true, true)];
+      const out = await Promise.all(ys.map(async (y) => ({ shape: y.shape, values: [...(await y.data())] })));
+      tf.dispose([a, b, shared, ...ys]);
+      return out;
+    };
+    await useBackend('cpu');
+    const want = await products();
+    await useBackend('webgpu');
+    expect((tf.backend() as unknown as { device: GPUDevice }).device.limits.maxComputeWorkgroupsPerDimension).toBeLessThan(batch);
+    const before = tf.memory().numTensors;
+    const got = await products();
+    expect(tf.memory().numTensors).toBe(before);
+    expect(got.map((y) => y.shape)).toEqual([[batch, 2, 2], [batch, 2, 2], [batch, 3, 3]]);
+    // One expectation per product: a million of them would take a minute.
+    const worst = got.map((y, i) => y.values.reduce((m, v, k) => Math.max(m, Math.abs(v - want[i]!.values[k]!) / Math.max(1, Math.abs(want[i]!.values[k]!))), 0));
+    expect(worst.every((w) => w <= 1e-5)).toBe(true);
+  });
+
   // Last: the error it provokes stays with this backend (every later read throws).
   it('throws on the next read once the GPU has refused work, instead of returning what it never wrote', async () => {
     await useBackend('webgpu');

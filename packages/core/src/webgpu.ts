@@ -162,13 +162,58 @@ function chunkedAddN(original: (args: tf.NamedTensorInfoMap | object) => tf.Tens
   return addN;
 }
 
-/** Replaces tfjs-webgpu's AddN (after its package registered its kernels) with the chunked one; idempotent. */
+type KernelCall = (args: { inputs: object; backend: unknown; attrs?: object }) => tf.TensorInfo;
+const kernel = (name: string) => tf.getKernel(name, 'webgpu')!.kernelFunc as unknown as KernelCall;
+
+/**
+ * tfjs 4.22's webgpu BatchMatMul dispatches one workgroup row per matrix of the batch, so more than the device's
+ * maxComputeWorkgroupsPerDimension (65,535) matrices throw "Dispatch size exceeds WebGPU limits" (Q at
+ * 100,000 quadratics did). This one multiplies such batches in slices of at most that many matrices: each
+ * product is computed as before, only in more programs.
+ */
+function chunkedBatchMatMul(original: KernelCall): tf.KernelFunc {
+  return (args) => {
+    const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+    const backend = args.backend as unknown as { device: { limits: { maxComputeWorkgroupsPerDimension: number } }; disposeData(dataId: object): void };
+    const most = backend.device.limits.maxComputeWorkgroupsPerDimension;
+    const outer = (t: tf.TensorInfo) => t.shape.slice(0, -2);
+    const count = (t: tf.TensorInfo) => outer(t).reduce((p, d) => p * d, 1);
+    const batch = Math.max(count(a), count(b));
+    // Only batches that are equal or a single matrix on one side; other broadcasts go to tfjs as before.
+    const sameOuter = tf.util.arraysEqual(outer(a), outer(b));
+    if (batch <= most || !(sameOuter || count(a) === 1 || count(b) === 1)) return original(args as Parameters<KernelCall>[0]);
+    const temporary: tf.TensorInfo[] = [];
+    const keep = (t: tf.TensorInfo) => (temporary.push(t), t);
+    const as3d = (t: tf.TensorInfo) => keep(kernel(tf.Reshape)({ inputs: { x: t }, backend, attrs: { shape: [count(t), ...t.shape.slice(-2)] } }));
+    const [a3, b3] = [as3d(a), as3d(b)];
+    const rows = (t: tf.TensorInfo, start: number, size: number) =>
+      t.shape[0] === 1 ? t : keep(kernel(tf.Slice)({ inputs: { x: t }, backend, attrs: { begin: [start, 0, 0], size: [size, t.shape[1]!, t.shape[2]!] } }));
+    const parts: tf.TensorInfo[] = [];
+    for (let start = 0; start < batch; start += most) {
+      const size = Math.min(most, batch - start);
+      parts.push(keep(original({ ...args, inputs: { a: rows(a3, start, size), b: rows(b3, start, size) } })));
+    }
+    const joined = keep(kernel(tf.Concat)({ inputs: parts, backend, attrs: { axis: 0 } }));
+    const outerShape = count(a) >= count(b) ? outer(a) : outer(b);
+    const out = kernel(tf.Reshape)({ inputs: { x: joined }, backend, attrs: { shape: [...outerShape, ...joined.shape.slice(-2)] } });
+    for (const t of temporary) backend.disposeData(t.dataId);
+    return out;
+  };
+}
+
+/** Replaces tfjs-webgpu's AddN and BatchMatMul (after its package registered its kernels) with the chunked ones; idempotent. */
 export function registerWebGpuKernels(): void {
-  const registered = tf.getKernel(tf.AddN, 'webgpu');
-  if (!registered || (registered.kernelFunc as { l2lChunked?: boolean }).l2lChunked) return;
-  const kernelFunc = Object.assign(chunkedAddN(registered.kernelFunc as Parameters<typeof chunkedAddN>[0]), { l2lChunked: true });
-  tf.unregisterKernel(tf.AddN, 'webgpu');
-  tf.registerKernel({ kernelName: tf.AddN, backendName: 'webgpu', kernelFunc });
+  const replacements: Array<[string, (original: KernelCall) => tf.KernelFunc]> = [
+    [tf.AddN, (original) => chunkedAddN(original as Parameters<typeof chunkedAddN>[0])],
+    [tf.BatchMatMul, chunkedBatchMatMul],
+  ];
+  for (const [name, wrap] of replacements) {
+    const registered = tf.getKernel(name, 'webgpu');
+    if (!registered || (registered.kernelFunc as { l2lChunked?: boolean }).l2lChunked) continue;
+    const kernelFunc = Object.assign(wrap(registered.kernelFunc as unknown as KernelCall), { l2lChunked: true });
+    tf.unregisterKernel(name, 'webgpu');
+    tf.registerKernel({ kernelName: name, backendName: 'webgpu', kernelFunc });
+  }
 }
 
 const watched = new WeakSet<object>();

@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { HOST_BASE, KernelMemory, kernelModule, type KernelVariant } from './wasm-module';
@@ -86,6 +87,10 @@ class Workers {
     /** The build's name (kernel-worker.ts calls its exports). */
     source: string,
   ) {
+    // At once, not after the 60 s wait below: a worker whose script is missing never reports.
+    if (!fs.existsSync(KERNEL_WORKER_SCRIPT)) {
+      throw new Error(`${KERNEL_WORKER_SCRIPT} is missing: the fused kernel's threads run the built @l2l/meta-optimizers; build it first (pnpm build)`);
+    }
     for (let w = 0; w < count; w++) {
       const worker = new Worker(KERNEL_WORKER_SCRIPT, { workerData: { module: mod, memory, ctrl: this.ctrl, index: w, source } });
       worker.on('message', (m: { error?: string }) => {
