@@ -13,7 +13,7 @@ export * from './tensor-tree';
 export * from './random';
 export * from './errors';
 export * from './backend';
-export { DAWN_FLAGS_ENV, webGpuDevice, type WebGpuDevice } from './webgpu';
+export { DAWN_FLAGS_ENV, webGpuDevice, WebGpuDeviceError, type WebGpuDevice } from './webgpu';
 export * from './wasm-kernels';
 export * from './schema/validate';
 export * from './config/experiment';
