@@ -8,6 +8,7 @@ import { describeBackend, readsSynchronously, useBackend, type BackendInfo } fro
 import { resolveTrainingOptions } from './config/experiment';
 import { TinyFamily, TinyMeta } from './engine/engine.fixture';
 import { BUILTIN_ESTIMATORS } from './engine/estimators';
+import { choosePath } from './engine/estimators/tbptt';
 import { evaluateOptimizerSteps } from './engine/evaluate';
 import { MetaTrainer } from './engine/meta-trainer';
 import { runOptimizer, runOptimizerAsync } from './engine/run';
@@ -185,6 +186,18 @@ describe('the webgpu backend', () => {
       expect(() => tape.create({ meta, training: { lossWeights: 'uniform', secondDerivatives: false, tasksPerStep: 1, workers: 2 } })).toThrow(
         /^training\.workers \(2\) splits coordinates over CPU threads, which the webgpu backend does not use: set training\.workers to 0$/,
       );
+    } finally {
+      meta.dispose();
+    }
+  });
+
+  it('says which path computes meta-gradients, with the CPU hint only for a meta-optimizer that has a fused kernel', async () => {
+    await useBackend('webgpu');
+    const meta = new TinyMeta();
+    try {
+      // TinyMeta has no fused kernel: nothing to point to on wasm.
+      expect(choosePath(meta, { kernel: 'auto', secondDerivatives: false }).description).toBe('meta-gradients: tfjs tape (meta-optimizer "tiny-meta" has no fused kernel)');
+      expect(choosePath(meta, { kernel: 'tfjs', secondDerivatives: false }).description).toBe('meta-gradients: tfjs tape (training.kernel "tfjs")');
     } finally {
       meta.dispose();
     }

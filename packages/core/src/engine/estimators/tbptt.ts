@@ -53,7 +53,10 @@ export function fusedKernelFor(meta: MetaOptimizer, options: Pick<EstimatorTrain
  */
 export function choosePath(meta: MetaOptimizer, options: Pick<EstimatorTraining, 'kernel' | 'secondDerivatives' | 'workers'>): { kernel?: FusedKernel; description: string } {
   const { kernel, why } = fusedKernelFor(meta, options);
-  if (!kernel) return { description: `meta-gradients: tfjs tape (${why})` };
+  // Measured on an H200 against 16 CPU threads (bench/results.md): below this the GPU's launches cost more.
+  const onDevice = !kernel && options.kernel !== 'tfjs' && !options.secondDerivatives && !readsSynchronously() && meta.optimizer().fused;
+  const hint = onDevice ? '; below about 100,000 coordinates its fused kernel on backend wasm is faster' : '';
+  if (!kernel) return { description: `meta-gradients: tfjs tape (${why}${hint})` };
   const threads = Math.max(1, options.workers ?? 0);
   return { kernel, description: `meta-gradients: fused kernel, ${kernel.description}, first-order, ${threads} thread${threads > 1 ? 's' : ''}` };
 }
