@@ -6,7 +6,10 @@
  * on `batch` ten-dimensional quadratics), by tfjs-webgpu program kind, with wall and CPU seconds, after one
  * untimed meta-iteration that compiles the programs.
  *
- *     pnpm build && node bench/dist/webgpu-programs.js [batch=8] [unroll=20]
+ *     pnpm build && node bench/dist/webgpu-programs.js [batch=8] [unroll=20] [--gpu-time]
+ *
+ * --gpu-time adds each kind's GPU milliseconds (timestamp queries, where the device has them; not on Mesa's
+ * software device), which say whether launches or arithmetic set the pace at a size.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { MetaTrainer, resolveTrainingOptions, useBackend } from '@l2l/core';
@@ -15,10 +18,17 @@ import { createQuadraticFamily } from '@l2l/optimizees';
 
 interface ProgramRunner {
   runWebGPUProgram(program: { shaderKey: string }, ...rest: unknown[]): unknown;
+  /** tfjs-webgpu times every program it runs while this is an array (what tf.time sets up), if the device has timestamp queries. */
+  activeTimers?: Array<{ name: string; query: Promise<number> }> | null;
+  readonly supportTimestampQuery?: boolean;
 }
 
 async function main(): Promise<void> {
-  const [batchArg = '8', unrollArg = '20'] = process.argv.slice(2);
+  const args = process.argv.slice(2);
+  // --gpu-time: each program's GPU time by timestamp queries; each then runs in a pass of its own and is read
+  // back, so the wall and CPU seconds of that run are not a meta-iteration's.
+  const gpuTime = args.includes('--gpu-time');
+  const [batchArg = '8', unrollArg = '20'] = args.filter((a) => a !== '--gpu-time');
   const batch = Number(batchArg);
   const unroll = Number(unrollArg);
   const info = await useBackend('webgpu');
@@ -29,7 +39,11 @@ async function main(): Promise<void> {
     // The kind: the shader key up to its shape-specific suffix.
     const kind = program.shaderKey.split('_').slice(0, 2).join('_');
     counts.set(kind, (counts.get(kind) ?? 0) + 1);
-    return run.call(this, program, ...rest);
+    const timed = this.activeTimers?.length;
+    const out = run.call(this, program, ...rest);
+    // tfjs names a timer by the program's class; ours are plain objects: name it by kind.
+    if (timed !== undefined && this.activeTimers!.length > timed) this.activeTimers![timed]!.name = kind;
+    return out;
   };
   const family = createQuadraticFamily({ dims: 10, batch });
   const meta = new LstmMetaOptimizer({}, 0);
@@ -43,6 +57,7 @@ async function main(): Promise<void> {
     onUnroll: ({ unroll: u }) => {
       if (u === 0) {
         counts.clear();
+        if (gpuTime) backend.activeTimers = [];
         t0 = performance.now();
         c0 = process.cpuUsage();
       } else {
@@ -59,6 +74,19 @@ async function main(): Promise<void> {
     meta.dispose();
   }
   const programs = [...counts.values()].reduce((a, b) => a + b, 0);
+  let gpu: { gpu_ms: number; gpu_ms_by_kind: Record<string, number> } | { gpu_ms: null; why: string } | undefined;
+  if (gpuTime) {
+    const timers = backend.activeTimers ?? [];
+    backend.activeTimers = null;
+    if (!backend.supportTimestampQuery) gpu = { gpu_ms: null, why: 'the device has no timestamp-query feature' };
+    else {
+      const ms = await Promise.all(timers.map((t) => t.query));
+      const byKind = new Map<string, number>();
+      timers.forEach((t, i) => byKind.set(t.name, (byKind.get(t.name) ?? 0) + ms[i]!));
+      const round = (x: number) => Number(x.toPrecision(3));
+      gpu = { gpu_ms: round(ms.reduce((a, b) => a + b, 0)), gpu_ms_by_kind: Object.fromEntries([...byKind.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, round(v)])) };
+    }
+  }
   console.log(
     JSON.stringify({
       what: `GPU programs and seconds of one meta-iteration (unroll ${unroll}, meta-gradient, Adam step) of the LSTM on ${batch} ten-dimensional quadratics, webgpu`,
@@ -70,6 +98,7 @@ async function main(): Promise<void> {
       seconds,
       cpu_seconds: cpuSeconds,
       by_kind: Object.fromEntries([...counts.entries()].sort((a, b) => b[1] - a[1])),
+      ...gpu,
     }),
   );
 }
