@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { fastTanh } from './activations';
 import type { NamedTensors } from '@l2l/core';
-import { lstmGates, lstmGatesGrad, webGpuKernelsHere } from './webgpu-kernels';
+import { lstmGates, lstmGatesGrad, sumOfOuterProducts, webGpuKernelsHere } from './webgpu-kernels';
 import { rowSlice, splitRows } from './row-slice';
 import { initKernelWithBias } from './weights';
 
@@ -42,7 +42,7 @@ export const lstmCellPacked = tf.customGrad((...args: Array<tf.Tensor | tf.GradS
           const dac = lstmGatesGrad(as, cs, dy);
           const da = rowSlice(dac, 0, 4 * hidden);
           const dz = tf.matMul(k, da, true, false);
-          return [tf.matMul(da, zs, false, true), rowSlice(dz, 0, inputs), rowSlice(dz, inputs, hidden), rowSlice(dac, 4 * hidden, hidden)];
+          return [sumOfOuterProducts(da, zs), rowSlice(dz, 0, inputs), rowSlice(dz, inputs, hidden), rowSlice(dac, 4 * hidden, hidden)];
         }),
     };
   }

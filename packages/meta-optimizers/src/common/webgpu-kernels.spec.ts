@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Rng, useBackend } from '@l2l/core';
 import { lstmCellPacked } from './lstm-cell';
 import { preprocessGradients } from './preprocess';
-import { webGpuKernelsHere } from './webgpu-kernels';
+import { OUTER_CHUNKED_FROM, sumOfOuterProducts, webGpuKernelsHere } from './webgpu-kernels';
 
 // Dawn compiles each new program on Mesa's software device where there is no GPU: seconds, once.
 jest.setTimeout(120_000);
@@ -130,5 +130,52 @@ describe('the LSTM cell on webgpu (fused gates)', () => {
     expect(keys.filter((k) => k === 'l2l_lstm_gates_grad')).toHaveLength(1);
     // No unfused activations left: tfjs-webgpu's σ and tanh programs are unary ones.
     expect(keys.filter((k) => k.startsWith('unary_'))).toEqual([]);
+  });
+});
+
+describe('sumOfOuterProducts on webgpu (a weight gradient over many coordinates)', () => {
+  afterAll(async () => {
+    await useBackend('cpu');
+  });
+
+  /** a·zᵀ for a [8, n] and z [5, n] of one seed, on the backend in use, and the programs that ran. */
+  async function product(n: number): Promise<{ values: number[]; programs: string[] }> {
+    const r = new Rng(11);
+    const a = tf.tensor2d(r.normals(8 * n, 0, 1), [8, n]);
+    const z = tf.tensor2d(r.normals(5 * n, 0, 1), [5, n]);
+    let values: number[] = [];
+    try {
+      const programs = await programsOf(async () => {
+        const p = sumOfOuterProducts(a, z);
+        values = Array.from(await p.data());
+        p.dispose();
+      });
+      return { values, programs };
+    } finally {
+      tf.dispose([a, z]);
+    }
+  }
+
+  it('sums a long row (not a multiple of the chunk) in chunks as cpu multiplies, the same on every run; short rows in one product', async () => {
+    const n = OUTER_CHUNKED_FROM + 700;
+    await useBackend('cpu');
+    const want = (await product(n)).values;
+    const wantShort = (await product(3000)).values;
+    await useBackend('webgpu');
+    const before = tf.memory().numTensors;
+    const got = await product(n);
+    const again = await product(n);
+    const short = await product(3000);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(got.values).toHaveLength(40);
+    // Sums of 66,236 products of normals: float32 rounding differs from cpu's order by ~1e-6 of the terms' scale.
+    const close = (v: number[], w: number[]) => v.every((x, i) => Math.abs(x - w[i]!) <= 2e-3 + 1e-5 * Math.abs(w[i]!));
+    expect(close(got.values, want)).toBe(true);
+    // Chunked: no atomic split-K program, and a fixed order of additions.
+    expect(got.programs.some((k) => /splitk/i.test(k))).toBe(false);
+    expect(got.programs.length).toBeGreaterThan(3);
+    expect(again.values).toEqual(got.values);
+    expect(close(short.values, wantShort)).toBe(true); // below OUTER_CHUNKED_FROM: tfjs's matMul
+    expect(short.programs.length).toBeLessThanOrEqual(2);
   });
 });

@@ -165,6 +165,30 @@ export function registerWebGpuKernels(): void {
   }
 }
 
+/** Columns per chunk in sumOfOuterProducts, and the coordinates from which it chunks. */
+export const OUTER_CHUNK = 1024;
+export const OUTER_CHUNKED_FROM = 65_536;
+
+/**
+ * a·zᵀ ([R, K]) for a [R, N] and z [K, N]: a weight's gradient, summed over N coordinates. For a few outputs
+ * and a long sum tfjs-webgpu splits the sum over workgroups that add into the output atomically (MatMulSplitK):
+ * 63 % of the GPU's time in a meta-iteration at 1,000,000 coordinates on an H200 (`webgpu-programs.js --gpu-time`,
+ * bench/results.md), and the order of the additions varies from run to run. From OUTER_CHUNKED_FROM
+ * coordinates this sums each chunk of OUTER_CHUNK columns with one batched product and then the chunks (zero
+ * columns pad the last): more programs, a fixed order. Below, or off webgpu, it is tf.matMul.
+ */
+export function sumOfOuterProducts(a: tf.Tensor2D, z: tf.Tensor2D): tf.Tensor2D {
+  const n = a.shape[1];
+  if (n < OUTER_CHUNKED_FROM || !webGpuKernelsHere()) return tf.matMul(a, z, false, true);
+  return tf.tidy(() => {
+    const chunks = Math.ceil(n / OUTER_CHUNK);
+    const pad = chunks * OUTER_CHUNK - n;
+    // [rows, N] → [chunks, rows, OUTER_CHUNK]
+    const split = (t: tf.Tensor2D) => tf.transpose(tf.reshape(pad ? tf.pad(t, [[0, 0], [0, pad]]) : t, [t.shape[0], chunks, OUTER_CHUNK]), [1, 0, 2]);
+    return tf.sum(tf.matMul(split(a), split(z), false, true), 0) as tf.Tensor2D;
+  });
+}
+
 /** Whether the programs here run: on tfjs's webgpu backend. */
 export function webGpuKernelsHere(): boolean {
   return tf.getBackend() === 'webgpu';
