@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { rowSlice } from './row-slice';
-import { sumOfOuterProducts, webGpuKernelsHere } from './webgpu-kernels';
+import { OUTER_CHUNKED_FROM, sumOfOuterProducts, webGpuKernelsHere } from './webgpu-kernels';
 
 /**
  * `W · [x; 1]` for feature-major inputs: `kernel` is `[out, in + 1]` (its last column the bias), `x` is
@@ -21,8 +21,9 @@ export const affine = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>
       // In a tidy: tfjs frees nothing a customGrad's gradient allocates until the whole backward pass ends.
       return tf.tidy(() => {
         const [k, zs] = saved as [tf.Tensor2D, tf.Tensor2D];
-        // On webgpu: a transposed operand costs no program, and long sums are chunked (sumOfOuterProducts).
-        const dKernel = webGpuKernelsHere() ? sumOfOuterProducts(dy, zs) : tf.matMul(dy, tf.transpose(zs));
+        // Long sums on webgpu are chunked (sumOfOuterProducts). Below that, tfjs-webgpu's product with zs
+        // transposed as an operand measured 5–12 % slower on M than this explicit transpose (bench/results.md).
+        const dKernel = webGpuKernelsHere() && n >= OUTER_CHUNKED_FROM ? sumOfOuterProducts(dy, zs) : tf.matMul(dy, tf.transpose(zs));
         const dz = tf.matMul(tf.transpose(k), dy);
         return [dKernel, rowSlice(dz, 0, rows)];
       });
