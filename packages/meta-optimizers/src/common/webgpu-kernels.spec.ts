@@ -173,7 +173,7 @@ describe('sumOfOuterProducts on webgpu (a weight gradient over many coordinates)
     expect(close(got.values, want)).toBe(true);
     // Chunked: no atomic split-K program, and a fixed order of additions.
     expect(got.programs.some((k) => /splitk/i.test(k))).toBe(false);
-    expect(got.programs.length).toBeGreaterThan(3);
+    expect(got.programs.filter((k) => k.startsWith('l2l_chunk_columns')).length).toBe(2);
     expect(again.values).toEqual(got.values);
     expect(close(short.values, wantShort)).toBe(true); // below OUTER_CHUNKED_FROM: tfjs's matMul
     expect(short.programs.length).toBeLessThanOrEqual(2);

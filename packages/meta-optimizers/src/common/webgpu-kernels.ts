@@ -21,6 +21,9 @@ export const LSTM_GATES = 'L2lLstmGates';
  */
 export const LSTM_GATES_GRAD = 'L2lLstmGatesGrad';
 
+/** x ([R, N]) as [B, R, C] chunks of C columns, zeros past column N (sumOfOuterProducts): one copy, not a pad and a transpose. */
+export const CHUNK_COLUMNS = 'L2lChunkColumns';
+
 /** [log(max(|g|, e^−k))/k or −1; sign(g) or e^k·g] ([2, N]) from a gradient row g ([1, N]): preprocess.ts's logAndSign. */
 export const LOG_AND_SIGN = 'L2lLogAndSign';
 
@@ -97,6 +100,19 @@ const LOG_AND_SIGN_CODE = `
     }
   }`;
 
+const CHUNK_COLUMNS_CODE = `
+  fn main(index : i32) {
+    if (index < uniforms.size) {
+      let rows = uniforms.xShape[0];
+      let n = uniforms.xShape[1];
+      let per = rows * uniforms.chunk;
+      let b = index / per;
+      let r = (index - b * per) / uniforms.chunk;
+      let col = b * uniforms.chunk + index % uniforms.chunk;
+      setOutputAtIndex(index, select(0.0, X[r * n + min(col, n - 1)], col < n));
+    }
+  }`;
+
 /** What this file uses of tfjs-webgpu's backend (a public method of WebGPUBackend). */
 interface WebGpuBackend {
   runWebGPUProgram(program: object, inputs: tf.TensorInfo[], outputDtype: tf.DataType, uniforms?: Array<{ type: string; data: number[] }>): tf.TensorInfo;
@@ -149,6 +165,19 @@ export function registerWebGpuKernels(): void {
       },
     });
   }
+  if (!tf.getKernel(CHUNK_COLUMNS, 'webgpu')) {
+    tf.registerKernel({
+      kernelName: CHUNK_COLUMNS,
+      backendName: 'webgpu',
+      kernelFunc: ({ inputs, attrs, backend }) => {
+        const { x } = inputs as { x: tf.TensorInfo };
+        const { chunk } = attrs as unknown as { chunk: number };
+        const [rows, n] = x.shape as [number, number];
+        const p = program('l2l_chunk_columns', ['X'], [Math.ceil(n / chunk), rows, chunk], CHUNK_COLUMNS_CODE, 'chunk : i32,');
+        return (backend as unknown as WebGpuBackend).runWebGPUProgram(p, [x], 'float32', [{ type: 'int32', data: [chunk] }]);
+      },
+    });
+  }
   if (!tf.getKernel(LOG_AND_SIGN, 'webgpu')) {
     tf.registerKernel({
       kernelName: LOG_AND_SIGN,
@@ -175,16 +204,16 @@ export const OUTER_CHUNKED_FROM = 65_536;
  * 63 % of the GPU's time in a meta-iteration at 1,000,000 coordinates on an H200 (`webgpu-programs.js --gpu-time`,
  * bench/results.md), and the order of the additions varies from run to run. From OUTER_CHUNKED_FROM
  * coordinates this sums each chunk of OUTER_CHUNK columns with one batched product and then the chunks (zero
- * columns pad the last): more programs, a fixed order. Below, or off webgpu, it is tf.matMul.
+ * columns pad the last): more programs, a fixed order. Below, or off webgpu, it is tf.matMul. Not
+ * differentiable on webgpu from that size (it serves gradients).
  */
 export function sumOfOuterProducts(a: tf.Tensor2D, z: tf.Tensor2D): tf.Tensor2D {
   const n = a.shape[1];
   if (n < OUTER_CHUNKED_FROM || !webGpuKernelsHere()) return tf.matMul(a, z, false, true);
+  registerWebGpuKernels();
   return tf.tidy(() => {
-    const chunks = Math.ceil(n / OUTER_CHUNK);
-    const pad = chunks * OUTER_CHUNK - n;
-    // [rows, N] → [chunks, rows, OUTER_CHUNK]
-    const split = (t: tf.Tensor2D) => tf.transpose(tf.reshape(pad ? tf.pad(t, [[0, 0], [0, pad]]) : t, [t.shape[0], chunks, OUTER_CHUNK]), [1, 0, 2]);
+    // [rows, N] → [chunks, rows, OUTER_CHUNK], one program each (no gradient: this runs inside gradients).
+    const split = (t: tf.Tensor2D) => tf.engine().runKernel(CHUNK_COLUMNS, { x: t }, { chunk: OUTER_CHUNK } as unknown as tf.NamedAttrMap) as tf.Tensor3D;
     return tf.sum(tf.matMul(split(a), split(z), false, true), 0) as tf.Tensor2D;
   });
 }
