@@ -143,54 +143,36 @@ let registered = false;
 export function registerWebGpuKernels(): void {
   if (registered) return;
   registered = true;
-  if (!tf.getKernel(LSTM_GATES, 'webgpu')) {
-    tf.registerKernel({
-      kernelName: LSTM_GATES,
-      backendName: 'webgpu',
-      kernelFunc: ({ inputs, backend }) => {
-        const { a, c } = inputs as { a: tf.TensorInfo; c: tf.TensorInfo };
-        const [hidden, n] = c.shape as [number, number];
-        return (backend as unknown as WebGpuBackend).runWebGPUProgram(program('l2l_lstm_gates', ['A', 'C'], [2 * hidden, n], FORWARD), [a, c], 'float32');
-      },
-    });
-  }
-  if (!tf.getKernel(LSTM_GATES_GRAD, 'webgpu')) {
-    tf.registerKernel({
-      kernelName: LSTM_GATES_GRAD,
-      backendName: 'webgpu',
-      kernelFunc: ({ inputs, backend }) => {
-        const { a, c, dy } = inputs as { a: tf.TensorInfo; c: tf.TensorInfo; dy: tf.TensorInfo };
-        const [hidden, n] = c.shape as [number, number];
-        return (backend as unknown as WebGpuBackend).runWebGPUProgram(program('l2l_lstm_gates_grad', ['A', 'C', 'DY'], [5 * hidden, n], BACKWARD), [a, c, dy], 'float32');
-      },
-    });
-  }
-  if (!tf.getKernel(CHUNK_COLUMNS, 'webgpu')) {
-    tf.registerKernel({
-      kernelName: CHUNK_COLUMNS,
-      backendName: 'webgpu',
-      kernelFunc: ({ inputs, attrs, backend }) => {
-        const { x } = inputs as { x: tf.TensorInfo };
-        const { chunk } = attrs as unknown as { chunk: number };
-        const [rows, n] = x.shape as [number, number];
-        const p = program('l2l_chunk_columns', ['X'], [Math.ceil(n / chunk), rows, chunk], CHUNK_COLUMNS_CODE, 'chunk : i32,');
-        return (backend as unknown as WebGpuBackend).runWebGPUProgram(p, [x], 'float32', [{ type: 'int32', data: [chunk] }]);
-      },
-    });
-  }
-  if (!tf.getKernel(LOG_AND_SIGN, 'webgpu')) {
-    tf.registerKernel({
-      kernelName: LOG_AND_SIGN,
-      backendName: 'webgpu',
-      kernelFunc: ({ inputs, attrs, backend }) => {
-        const { g } = inputs as { g: tf.TensorInfo };
-        const { k } = attrs as unknown as { k: number };
-        const p = program('l2l_log_and_sign', ['G'], [2, g.shape[1]!], LOG_AND_SIGN_CODE, 'k : f32, threshold : f32, ek : f32,');
-        // The constants as preprocess.ts's float32 scalars hold them.
-        const uniforms = [{ type: 'float32', data: [k] }, { type: 'float32', data: [Math.exp(-k)] }, { type: 'float32', data: [Math.exp(k)] }];
-        return (backend as unknown as WebGpuBackend).runWebGPUProgram(p, [g], 'float32', uniforms);
-      },
-    });
+  const run = (backend: unknown, ...args: Parameters<WebGpuBackend['runWebGPUProgram']>) => (backend as WebGpuBackend).runWebGPUProgram(...args);
+  const kernels: Record<string, tf.KernelFunc> = {
+    [LSTM_GATES]: ({ inputs, backend }) => {
+      const { a, c } = inputs as { a: tf.TensorInfo; c: tf.TensorInfo };
+      const [hidden, n] = c.shape as [number, number];
+      return run(backend, program('l2l_lstm_gates', ['A', 'C'], [2 * hidden, n], FORWARD), [a, c], 'float32');
+    },
+    [LSTM_GATES_GRAD]: ({ inputs, backend }) => {
+      const { a, c, dy } = inputs as { a: tf.TensorInfo; c: tf.TensorInfo; dy: tf.TensorInfo };
+      const [hidden, n] = c.shape as [number, number];
+      return run(backend, program('l2l_lstm_gates_grad', ['A', 'C', 'DY'], [5 * hidden, n], BACKWARD), [a, c, dy], 'float32');
+    },
+    [CHUNK_COLUMNS]: ({ inputs, attrs, backend }) => {
+      const { x } = inputs as { x: tf.TensorInfo };
+      const { chunk } = attrs as unknown as { chunk: number };
+      const [rows, n] = x.shape as [number, number];
+      const p = program('l2l_chunk_columns', ['X'], [Math.ceil(n / chunk), rows, chunk], CHUNK_COLUMNS_CODE, 'chunk : i32,');
+      return run(backend, p, [x], 'float32', [{ type: 'int32', data: [chunk] }]);
+    },
+    [LOG_AND_SIGN]: ({ inputs, attrs, backend }) => {
+      const { g } = inputs as { g: tf.TensorInfo };
+      const { k } = attrs as unknown as { k: number };
+      const p = program('l2l_log_and_sign', ['G'], [2, g.shape[1]!], LOG_AND_SIGN_CODE, 'k : f32, threshold : f32, ek : f32,');
+      // The constants as preprocess.ts's float32 scalars hold them.
+      const uniforms = [{ type: 'float32', data: [k] }, { type: 'float32', data: [Math.exp(-k)] }, { type: 'float32', data: [Math.exp(k)] }];
+      return run(backend, p, [g], 'float32', uniforms);
+    },
+  };
+  for (const [kernelName, kernelFunc] of Object.entries(kernels)) {
+    if (!tf.getKernel(kernelName, 'webgpu')) tf.registerKernel({ kernelName, backendName: 'webgpu', kernelFunc });
   }
 }
 
