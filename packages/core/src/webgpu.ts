@@ -229,7 +229,8 @@ export function watchWebGpuDevice(backend: WebGpuBackendLike): void {
   let fault: string | undefined;
   const note = (what: string) => (fault ??= what.split('\n')[0]!.trim());
   backend.device.addEventListener('uncapturederror', (event) => note(event.error.message));
-  void backend.device.lost?.then((info) => note(`device lost (${info.reason ?? 'unknown'}): ${info.message ?? ''}`));
+  // 'destroyed' is tfjs disposing its backend on purpose; any other loss (a driver reset, say) is a fault.
+  void backend.device.lost?.then((info) => info.reason !== 'destroyed' && note(`device lost (${info.reason ?? 'unknown'}): ${info.message ?? ''}`));
   const failure = () => new WebGpuDeviceError(`webgpu: the GPU refused work, so results computed since are wrong: ${fault}`);
   const read = backend.read.bind(backend);
   const readSync = backend.readSync.bind(backend);

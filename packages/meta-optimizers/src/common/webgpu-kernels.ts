@@ -8,6 +8,8 @@ import * as tf from '@tensorflow/tfjs-core';
  *   tanh, products, a sum, a concat) and about 20 backward. The formulas are tfjs-webgpu's own σ and tanh, in the
  *   order lstm-cell.ts computes them.
  * - logAndSign preprocessing (preprocess.ts): 11 programs unfused.
+ * - Columns cut into chunks for sumOfOuterProducts, the weight gradients' long sums (one copy for tfjs's pad and
+ *   transpose).
  *
  * The programs follow tfjs-backend-webgpu 4.22's program objects (variable names as storage buffers, `uniforms`
  * with each input's shape, `setOutputAtIndex`); the tests compare them with the unfused ops on the same backend.
