@@ -23,13 +23,13 @@ jest.setTimeout(120_000);
 const training = resolveTrainingOptions({ epochs: 2, episodesPerEpoch: 2, steps: 6, unroll: 3, learningRate: 0.05, validateEvery: 1, validationTasks: 2 });
 
 /** Two epochs of meta-training and an evaluation of the result, on the backend in use. */
-async function trainAndEvaluate(): Promise<{ metaLosses: number[]; validation: number[]; weights: number[]; curve: number[] }> {
+async function trainAndEvaluate(options = training): Promise<{ metaLosses: number[]; validation: number[]; weights: number[]; curve: number[] }> {
   const meta = new TinyMeta();
-  const trainer = new MetaTrainer(new TinyFamily(3), meta, training, 7);
+  const trainer = new MetaTrainer(new TinyFamily(3), meta, options, 7);
   const metaLosses: number[] = [];
   const validation: number[] = [];
   try {
-    for (let e = 0; e < training.epochs; e++) {
+    for (let e = 0; e < options.epochs; e++) {
       const r = await trainer.trainEpoch();
       metaLosses.push(r.metaLoss);
       validation.push(r.validationLoss!);
@@ -86,6 +86,19 @@ describe('the webgpu backend', () => {
     expectClose(gpu.curve, cpu.curve, 1e-5);
     // Training moved φ: the comparison is not of two untouched initial values.
     expect(Math.abs(cpu.weights[0]! - Math.log(0.1))).toBeGreaterThan(1e-3);
+  });
+
+  it('meta-trains with an unroll of 12 and 9 tasks per step as cpu does: sums of more terms than one GPU program binds', async () => {
+    // A sum of more than 7 tensors once read as zeros on the device (tfjs-webgpu's AddN; webgpu.ts chunks it).
+    const long = resolveTrainingOptions({ epochs: 1, episodesPerEpoch: 1, steps: 12, unroll: 12, tasksPerStep: 9, learningRate: 0.05, validateEvery: 1, validationTasks: 9 });
+    await useBackend('cpu');
+    const cpu = await trainAndEvaluate(long);
+    await useBackend('webgpu');
+    const gpu = await trainAndEvaluate(long);
+    expect(cpu.metaLosses[0]).toBeGreaterThan(0);
+    expectClose(gpu.metaLosses, cpu.metaLosses, 1e-5);
+    expectClose(gpu.validation, cpu.validation, 1e-5);
+    expectClose(gpu.weights, cpu.weights, 1e-5);
   });
 
   it('runs an optimizer with asynchronous reads; the synchronous entry point says to use them', async () => {
