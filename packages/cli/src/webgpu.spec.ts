@@ -23,6 +23,7 @@ import { baselinesModule } from '@l2l/baselines';
 import { metaOptimizersModule } from '@l2l/meta-optimizers';
 import { optimizeesModule } from '@l2l/optimizees';
 import { learnedOptimizer } from '@l2l/pretrained';
+import { onCpuThenWebGpu } from '@l2l/core/testing';
 
 jest.setTimeout(180_000);
 
@@ -68,10 +69,7 @@ const close = (a: number, b: number, rel: number) => Math.abs(a - b) <= rel * Ma
 
 describe('the LSTM on webgpu', () => {
   it('meta-trains and evaluates as on cpu (tape there, fused kernel here), checkpoints included', async () => {
-    await useBackend('cpu');
-    const cpu = await trainAndEvaluate('cpu');
-    await useBackend('webgpu');
-    const gpu = await trainAndEvaluate('webgpu');
+    const { cpu, webgpu: gpu } = await onCpuThenWebGpu(trainAndEvaluate);
     expect(cpu.path).toMatch(/^meta-gradients: fused kernel/);
     expect(gpu.path).toBe('meta-gradients: tfjs tape (the webgpu backend keeps tensors on the device; below about 100,000 coordinates its fused kernel on backend wasm is faster)');
     expect(gpu.metaLosses).toHaveLength(2);
@@ -166,12 +164,7 @@ describe('the LSTM on webgpu', () => {
         target.dispose();
       }
     };
-    await useBackend('cpu');
-    const want = await fit();
-    await useBackend('webgpu');
-    const before = tf.memory().numTensors;
-    const got = await fit();
-    expect(tf.memory().numTensors).toBe(before);
+    const { cpu: want, webgpu: got } = await onCpuThenWebGpu(fit);
     expect(got.some((v, i) => v !== [1, -2, 0.5, 3][i])).toBe(true);
     got.forEach((v, i) => expect(close(v, want[i]!, 1e-5)).toBe(true));
   });

@@ -16,6 +16,7 @@ import { runStepsAsync, runWhereReadable, scalarStep } from './engine/steps';
 import { VariableOptimizer } from './variable-optimizer';
 import type { Task } from './contracts/task';
 import { webGpuDevice, WebGpuDeviceError } from './webgpu';
+import { onCpuThenWebGpu } from './testing/backends';
 
 // Dawn compiles every new shader on the software device: the first runs take seconds.
 jest.setTimeout(120_000);
@@ -73,12 +74,7 @@ describe('the webgpu backend', () => {
   });
 
   it('meta-trains and evaluates as cpu does (tape on both), and leaves no tensor behind', async () => {
-    await useBackend('cpu');
-    const cpu = await trainAndEvaluate();
-    await useBackend('webgpu');
-    const before = tf.memory().numTensors;
-    const gpu = await trainAndEvaluate();
-    expect(tf.memory().numTensors).toBe(before);
+    const { cpu, webgpu: gpu } = await onCpuThenWebGpu(() => trainAndEvaluate());
     // float32 on both; the device's reduction order differs from cpu's.
     expectClose(gpu.metaLosses, cpu.metaLosses, 1e-5);
     expectClose(gpu.validation, cpu.validation, 1e-5);
@@ -91,10 +87,7 @@ describe('the webgpu backend', () => {
   it('meta-trains with an unroll of 12 and 9 tasks per step as cpu does: sums of more terms than one GPU program binds', async () => {
     // A sum of more than 7 tensors once read as zeros on the device (tfjs-webgpu's AddN; webgpu.ts chunks it).
     const long = resolveTrainingOptions({ epochs: 1, episodesPerEpoch: 1, steps: 12, unroll: 12, tasksPerStep: 9, learningRate: 0.05, validateEvery: 1, validationTasks: 9 });
-    await useBackend('cpu');
-    const cpu = await trainAndEvaluate(long);
-    await useBackend('webgpu');
-    const gpu = await trainAndEvaluate(long);
+    const { cpu, webgpu: gpu } = await onCpuThenWebGpu(() => trainAndEvaluate(long));
     expect(cpu.metaLosses[0]).toBeGreaterThan(0);
     expectClose(gpu.metaLosses, cpu.metaLosses, 1e-5);
     expectClose(gpu.validation, cpu.validation, 1e-5);
@@ -140,12 +133,9 @@ describe('the webgpu backend', () => {
     };
     await useBackend('cpu');
     const atStart = tf.memory().numTensors;
-    const want = await run(false);
+    const { cpu: want, webgpu: got } = await onCpuThenWebGpu((backend) => run(backend === 'webgpu'));
+    // The helper checks webgpu's run; this, that the synchronous run on cpu freed its tensors too.
     expect(tf.memory().numTensors).toBe(atStart);
-    await useBackend('webgpu');
-    const before = tf.memory().numTensors;
-    const got = await run(true);
-    expect(tf.memory().numTensors).toBe(before);
     expectClose(got.slice(0, 3), want.slice(0, 3), 1e-5);
     // The fourth, refused update changed nothing: w as after three.
     expectClose(got.slice(3), want.slice(3), 1e-5);
@@ -179,12 +169,7 @@ describe('the webgpu backend', () => {
       }
     };
     for (const [type, metric] of [['es', null], ['pes', null], ['es', 'fullLoss']] as const) {
-      await useBackend('cpu');
-      const want = await estimate(type, metric);
-      await useBackend('webgpu');
-      const before = tf.memory().numTensors;
-      const got = await estimate(type, metric);
-      expect({ type, metric, leaked: tf.memory().numTensors - before }).toEqual({ type, metric, leaked: 0 });
+      const { cpu: want, webgpu: got } = await onCpuThenWebGpu(() => estimate(type, metric), `${type} (metric ${metric})`);
       // (L⁺ − L⁻)/2σ magnifies the devices' float32 differences: 1e-4 here, 1e-5 for the losses.
       expectClose(got, want, 1e-4);
       expect(got.every(Number.isFinite)).toBe(true);
@@ -227,15 +212,10 @@ describe('the webgpu backend', () => {
       tf.dispose([...xs, ...grads, total]);
       return out;
     };
-    await useBackend('cpu');
-    const want = await sum();
-    await useBackend('webgpu');
+    // Tensors and the backend's buffers left behind fail it: the chunked kernel frees its partial sums.
+    const { cpu: want, webgpu: got } = await onCpuThenWebGpu(sum);
     // More inputs than one program may bind: tfjs's own AddN would be refused there and read as zeros.
     expect((tf.backend() as unknown as { device: GPUDevice }).device.limits.maxStorageBuffersPerShaderStage).toBeLessThan(21);
-    const before = tf.memory();
-    const got = await sum();
-    // Tensors and the backend's buffers: the chunked kernel frees its partial sums.
-    expect([tf.memory().numTensors, tf.memory().numDataBuffers]).toEqual([before.numTensors, before.numDataBuffers]);
     expect(want.slice(0, 3)).toEqual([200, -380, 2470]);
     expectClose(got, want, 1e-6);
   });
@@ -253,17 +233,22 @@ describe('the webgpu backend', () => {
       tf.dispose([a, b, shared, ...ys]);
       return out;
     };
-    await useBackend('cpu');
-    const want = await products();
-    await useBackend('webgpu');
+    const { cpu: want, webgpu: got } = await onCpuThenWebGpu(products);
     expect((tf.backend() as unknown as { device: GPUDevice }).device.limits.maxComputeWorkgroupsPerDimension).toBeLessThan(batch);
-    const before = tf.memory();
-    const got = await products();
-    expect([tf.memory().numTensors, tf.memory().numDataBuffers]).toEqual([before.numTensors, before.numDataBuffers]);
     expect(got.map((y) => y.shape)).toEqual([[batch, 2, 2], [batch, 2, 2], [batch, 3, 3]]);
     // One expectation per product: a million of them would take a minute.
     const worst = got.map((y, i) => y.values.reduce((m, v, k) => Math.max(m, Math.abs(v - want[i]!.values[k]!) / Math.max(1, Math.abs(want[i]!.values[k]!))), 0));
     expect(worst.every((w) => w <= 1e-5)).toBe(true);
+  });
+
+  it('onCpuThenWebGpu gives both runs\' results and fails a webgpu run that leaves a tensor or a buffer behind', async () => {
+    const both = await onCpuThenWebGpu(async (backend) => `${backend}:${tf.getBackend()}`);
+    expect(both).toEqual({ cpu: 'cpu:cpu', webgpu: 'webgpu:webgpu' });
+    const kept: tf.Tensor[] = [];
+    await expect(onCpuThenWebGpu(async () => void kept.push(tf.scalar(1)), 'the leaky run')).rejects.toThrow(
+      /^on webgpu the leaky run left 1 tensor\(s\) and 1 backend buffer\(s\) behind$/,
+    );
+    tf.dispose(kept);
   });
 
   // Last: the error it provokes stays with this backend (every later read throws).

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng, useBackend } from '@l2l/core';
+import { onCpuThenWebGpu } from '@l2l/core/testing';
 import { lstmCellPacked } from './lstm-cell';
 import { preprocessGradients } from './preprocess';
 import { OUTER_CHUNKED_FROM, sumOfOuterProducts, webGpuKernelsHere } from './webgpu-kernels';
@@ -79,12 +80,7 @@ describe('logAndSign on webgpu (one program)', () => {
     const k = 10;
     const t = Math.fround(Math.exp(-k));
     const g = [0.3, -2e-3, 7, -7e-5, t, -t, t * 0.999, -t * 1.001, 0, -0.0, 1e-30, NaN, Infinity, -Infinity, 123.5];
-    await useBackend('cpu');
-    const want = await logAndSignAndGrad(g, k);
-    await useBackend('webgpu');
-    const before = tf.memory().numTensors;
-    const got = await logAndSignAndGrad(g, k);
-    expect(tf.memory().numTensors).toBe(before);
+    const { cpu: want, webgpu: got } = await onCpuThenWebGpu(() => logAndSignAndGrad(g, k));
     expectSame(got[0]!, want[0]!);
     expectSame(got[1]!, want[1]!);
     // Forward: one program (eleven unfused).
@@ -108,14 +104,9 @@ describe('the LSTM cell on webgpu (fused gates)', () => {
     [3, 2, 37],
     [20, 2, 130],
   ])('gives the value and all four gradients of the unfused cell on cpu (H %i, X %i, N %i), with no leak', async (hidden, inputs, n) => {
-    await useBackend('cpu');
-    expect(webGpuKernelsHere()).toBe(false);
-    const want = await cellAndGrads(hidden, inputs, n);
-    await useBackend('webgpu');
-    expect(webGpuKernelsHere()).toBe(true);
-    const before = tf.memory().numTensors;
-    const got = await cellAndGrads(hidden, inputs, n);
-    expect(tf.memory().numTensors).toBe(before);
+    const here: boolean[] = [];
+    const { cpu: want, webgpu: got } = await onCpuThenWebGpu(async () => (here.push(webGpuKernelsHere()), cellAndGrads(hidden, inputs, n)));
+    expect(here).toEqual([false, true]);
     got.forEach((part, p) => {
       expect(part).toHaveLength(want[p]!.length);
       part.forEach((v, i) => expect(Math.abs(v - want[p]![i]!)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(want[p]![i]!))));
@@ -158,15 +149,10 @@ describe('sumOfOuterProducts on webgpu (a weight gradient over many coordinates)
 
   it('sums a long row (not a multiple of the chunk) in chunks as cpu multiplies, the same on every run; short rows in one product', async () => {
     const n = OUTER_CHUNKED_FROM + 700;
-    await useBackend('cpu');
-    const want = (await product(n)).values;
-    const wantShort = (await product(3000)).values;
-    await useBackend('webgpu');
-    const before = tf.memory();
-    const got = await product(n);
-    const again = await product(n);
-    const short = await product(3000);
-    expect([tf.memory().numTensors, tf.memory().numDataBuffers]).toEqual([before.numTensors, before.numDataBuffers]);
+    // Tensors and backend buffers left on webgpu fail it.
+    const { cpu, webgpu } = await onCpuThenWebGpu(async () => [await product(n), await product(n), await product(3000)]);
+    const [want, wantShort] = [cpu[0].values, cpu[2].values];
+    const [got, again, short] = webgpu;
     expect(got.values).toHaveLength(40);
     // Sums of 66,236 products of normals: float32 rounding differs from cpu's order by ~1e-6 of the terms' scale.
     const close = (v: number[], w: number[]) => v.every((x, i) => Math.abs(x - w[i]!) <= 2e-3 + 1e-5 * Math.abs(w[i]!));
