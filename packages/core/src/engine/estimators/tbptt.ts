@@ -28,7 +28,7 @@ export interface TbpttExtras {
  * The meta-optimizer's fused kernel as `options.kernel` asks for it, or why none runs; throws a UserError when
  * "fused" is asked for and cannot run.
  */
-export function fusedKernelFor(meta: MetaOptimizer, options: Pick<EstimatorTraining, 'kernel' | 'secondDerivatives'>): { kernel?: FusedKernel; why: string } {
+export function fusedKernelFor(meta: MetaOptimizer, options: Pick<EstimatorTraining, 'kernel' | 'secondDerivatives'>): { kernel?: FusedKernel; why: string; onDevice?: boolean } {
   const choice = options.kernel ?? 'auto';
   if (choice === 'tfjs') return { why: 'training.kernel "tfjs"' };
   const kernel = meta.optimizer().fused;
@@ -42,7 +42,8 @@ export function fusedKernelFor(meta: MetaOptimizer, options: Pick<EstimatorTrain
         : undefined;
   if (why) {
     if (choice === 'fused') throw new UserError(`training.kernel is "fused", but ${why}: set training.kernel to "auto" or "tfjs"`);
-    return { why };
+    // onDevice: a kernel exists, and only the backend keeps it from running.
+    return { why, onDevice: !options.secondDerivatives && kernel !== undefined };
   }
   return { kernel, why: '' };
 }
@@ -52,9 +53,8 @@ export function fusedKernelFor(meta: MetaOptimizer, options: Pick<EstimatorTrain
  * throws a UserError when "fused" is asked for and cannot run.
  */
 export function choosePath(meta: MetaOptimizer, options: Pick<EstimatorTraining, 'kernel' | 'secondDerivatives' | 'workers'>): { kernel?: FusedKernel; description: string } {
-  const { kernel, why } = fusedKernelFor(meta, options);
+  const { kernel, why, onDevice } = fusedKernelFor(meta, options);
   // Measured on an H200 against 16 CPU threads (bench/results.md): below this the GPU's launches cost more.
-  const onDevice = !kernel && options.kernel !== 'tfjs' && !options.secondDerivatives && !readsSynchronously() && meta.optimizer().fused;
   const hint = onDevice ? '; below about 100,000 coordinates its fused kernel on backend wasm is faster' : '';
   if (!kernel) return { description: `meta-gradients: tfjs tape (${why}${hint})` };
   const threads = Math.max(1, options.workers ?? 0);
