@@ -109,6 +109,25 @@ it('a worker killed with -9 mid-episode: another replays its shards and the run 
   expect(second.output()).toMatch(/worker: stopping after the current truncation\n$/);
 });
 
+it('a truncation that outlasts --lock-seconds stays with its worker: no shard is computed twice', async () => {
+  // Each shard's truncation (the tape on 20,000 coordinates, 10 steps) keeps its worker's thread busy for about
+  // a second, twice the lock; before the queue thread renewed the locks, the other worker's stall check handed
+  // the shard over and both computed it.
+  const slow = { ...experiment, optimizee: { type: 'quadratic', options: { dims: 10, batch: 2000 } }, training: { ...experiment.training, epochs: 1, episodesPerEpoch: 1, steps: 20, unroll: 10, kernel: 'tfjs' } };
+  fs.writeFileSync(path.join(root, 'slow.json'), JSON.stringify(slow));
+  expect(runSync(['train', 'slow.json', '--out', 'slow-local'], 300_000).status).toBe(0);
+  const workers = [0, 1].map(() => l2l(['worker', '--redis', redis.url, '--queue', 'slow', '--lock-seconds', '0.5']));
+  for (const w of workers) await w.line(/waiting for shards/);
+  const learner = l2l(['train', 'slow.json', '--out', 'slow-remote', '--redis', redis.url, '--queue', 'slow']);
+  expect(await learner.exit).toBe(0);
+  expect(Buffer.compare(weights('slow-remote'), weights('slow-local'))).toBe(0);
+  for (const w of workers) await w.line(/: done: 2 unrolls\n/);
+  for (const w of workers) await stop(w);
+  const lines = workers.flatMap((w) => w.output().split('\n')).filter((l) => l.startsWith('run '));
+  expect(lines.filter((l) => l.endsWith(': started')).map((l) => l.replace(/^run \w+ /, '')).sort()).toEqual(['epoch 1 episode 1 shard 0 (task 0): started', 'epoch 1 episode 1 shard 1 (task 1): started']);
+  expect(lines.filter((l) => !l.endsWith(': started')).map((l) => l.replace(/^.*: /, ''))).toEqual(['2 unrolls', '2 unrolls']);
+}, 300_000);
+
 it('l2l worker and l2l train --redis refuse a Redis they cannot reach, and --shards without --redis, in one line', () => {
   const run = (args: string[]) => runSync(args, 30_000);
   const worker = run(['worker', '--redis', 'redis://127.0.0.1:1']);

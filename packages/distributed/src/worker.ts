@@ -1,4 +1,3 @@
-import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
   createTrainer,
@@ -15,6 +14,7 @@ import {
   type Optimizer,
   type TaskFamily,
 } from '@l2l/core';
+import { QueueThread, type TakenJob } from './queue-thread';
 import { connectRedis, duplicateConnection } from './redis';
 import { DEFAULT_PREFIX, DEFAULT_QUEUE, RunKeys, STOP, type AsyncEstimateMeta, type OutcomeJson, type PhiMeta, type PopulationJob, type RunInfo, type RunJob, type ShardJob, type StoredSpec } from './protocol';
 import { decodeMessage, decodeVersion, encodeMessage, numbersOut, outcomeOut } from './wire';
@@ -34,14 +34,16 @@ export interface WorkerOptions {
   backend?: BackendChoice;
   /**
    * Seconds a job's lock lives without renewal (BullMQ's lockDuration, default 30): a worker killed mid-episode
-   * has its shard taken over by another after about this long. It must exceed the longest truncation, during
-   * which this process's thread computes and renews nothing.
+   * has its shard taken over by another after about this long. The worker's queue thread (QueueThread) renews the
+   * locks, also while a truncation or run keeps the worker's thread busy for longer than this.
    */
   lockSeconds?: number;
   /** Told of each shard this worker starts and ends. */
   onShard?(event: ShardEvent): void;
   /** Told of each evaluation or tuning run this worker ends. */
   onRun?(event: RunEvent): void;
+  /** Told if the worker stops taking jobs (its queue thread failed): the process should end, saying why. */
+  onFailure?(message: string): void;
   /** Told of an asynchronous population job that failed. */
   onPopulation?(event: { job: PopulationJob; detail: string }): void;
 }
@@ -64,6 +66,9 @@ export interface RunEvent {
   /** The run's steps (done), why it was skipped, or the error (failed). */
   detail: string;
 }
+
+/** Why a job was let go: its lock lapsed (the worker stalled), and another worker may compute it now. */
+const TAKEN_OVER = 'its lock lapsed and another worker took it over';
 
 /** What a worker built of a learner's run, lazily: the trainer for shards, the family and optimizers for runs. */
 class WorkerRun {
@@ -178,7 +183,7 @@ export async function startWorker(options: WorkerOptions): Promise<DistributedWo
     return entry;
   }
 
-  async function processShard(job: Job<ShardJob>): Promise<{ what: 'done' | 'skipped'; detail: string }> {
+  async function processShard(job: TakenJob<ShardJob>): Promise<{ what: 'done' | 'skipped'; detail: string }> {
     const d = job.data;
     const keys = new RunKeys(d.prefix, d.run);
     const phiKey = keys.phi(d.epoch, d.episode);
@@ -202,6 +207,7 @@ export async function startWorker(options: WorkerOptions): Promise<DistributedWo
       for (let u = 0; ; u++) {
         const message = await waitPhi(blocking, keys, d, u);
         if (message === STOP) return { what: 'done', detail: `${u} unroll${u === 1 ? '' : 's'}` };
+        if (jobs.lost(job.id)) return { what: 'skipped', detail: TAKEN_OVER };
         const { tensors: phi, meta } = decodeMessage<PhiMeta>(message, `φ for unroll ${u + 1}`);
         let estimate;
         try {
@@ -220,7 +226,6 @@ export async function startWorker(options: WorkerOptions): Promise<DistributedWo
           .hsetnx(keys.results(d.epoch, d.episode, u), String(d.shard), out)
           .rpush(keys.done(d.epoch, d.episode, u), String(d.shard))
           .exec();
-        await job.updateProgress(u + 1);
       }
     } finally {
       await population.dispose();
@@ -229,7 +234,7 @@ export async function startWorker(options: WorkerOptions): Promise<DistributedWo
     }
   }
 
-  async function processRun(job: Job<RunJob>): Promise<{ what: 'done' | 'skipped'; detail: string; outcome?: OutcomeJson }> {
+  async function processRun(job: TakenJob<RunJob>): Promise<{ what: 'done' | 'skipped'; detail: string; outcome?: OutcomeJson }> {
     const d = job.data;
     const keys = new RunKeys(d.prefix, d.run);
     if (!(await redis.exists(keys.alive))) return { what: 'skipped', detail: 'the learner is gone' };
@@ -250,7 +255,7 @@ export async function startWorker(options: WorkerOptions): Promise<DistributedWo
    * learner publishes (never twice at one φ), each estimate tagged with its φ's version; an episode whose estimate
    * is not finite ends (the learner drops or skips it) and the next starts. Ends when the learner stops.
    */
-  async function processPopulation(job: Job<PopulationJob>): Promise<{ what: 'done' | 'skipped'; detail: string }> {
+  async function processPopulation(job: TakenJob<PopulationJob>): Promise<{ what: 'done' | 'skipped'; detail: string }> {
     const d = job.data;
     const keys = new RunKeys(d.prefix, d.run);
     if (!(await redis.exists(keys.alive))) return { what: 'skipped', detail: 'the learner is gone' };
@@ -270,6 +275,7 @@ export async function startWorker(options: WorkerOptions): Promise<DistributedWo
           for (let u = 0; u < trainer.unrollsPerEpisode; u++) {
             const latest = await waitNewerPhi(blocking, keys, d.shard, d.run, used);
             if (latest === STOP) return { what: 'done', detail: `${truncations} truncations` };
+            if (jobs.lost(job.id)) return { what: 'skipped', detail: TAKEN_OVER };
             const { tensors: phi, meta } = decodeMessage<{ version: number }>(latest, 'the latest φ');
             used = meta.version;
             let estimate;
@@ -323,61 +329,63 @@ export async function startWorker(options: WorkerOptions): Promise<DistributedWo
     }
   }
 
-  const workerConnection = duplicateConnection(redis);
-  const worker = new Worker<ShardJob | RunJob, string | OutcomeJson>(
-    options.queue ?? DEFAULT_QUEUE,
-    async (job) => {
-      if (job.name === 'population') {
-        const populationJob = job as Job<PopulationJob>;
-        try {
-          const { what, detail } = await processPopulation(populationJob);
-          return `${what}: ${detail}`;
-        } catch (e) {
-          options.onPopulation?.({ job: populationJob.data, detail: (e as Error)?.message ?? String(e) });
-          throw e;
-        }
-      }
-      if (job.name === 'run') {
-        const runJob = job as Job<RunJob>;
-        try {
-          const { what, detail, outcome } = await processRun(runJob);
-          options.onRun?.({ job: runJob.data, what, detail });
-          return outcome ?? `${what}: ${detail}`;
-        } catch (e) {
-          options.onRun?.({ job: runJob.data, what: 'failed', detail: (e as Error)?.message ?? String(e) });
-          throw e;
-        }
-      }
-      const shardJob = job as Job<ShardJob>;
+  async function processJob(job: TakenJob): Promise<string | OutcomeJson> {
+    if (job.name === 'population') {
+      const populationJob = job as TakenJob<PopulationJob>;
       try {
-        const { what, detail } = await processShard(shardJob);
-        options.onShard?.({ job: shardJob.data, what, detail });
+        const { what, detail } = await processPopulation(populationJob);
         return `${what}: ${detail}`;
       } catch (e) {
-        options.onShard?.({ job: shardJob.data, what: 'failed', detail: (e as Error)?.message ?? String(e) });
+        options.onPopulation?.({ job: populationJob.data, detail: (e as Error)?.message ?? String(e) });
         throw e;
       }
-    },
-    {
-      connection: workerConnection,
-      prefix: options.prefix ?? DEFAULT_PREFIX,
-      concurrency,
-      lockDuration: lockSeconds * 1000,
-      stalledInterval: (lockSeconds * 1000) / 2,
-      // A shard whose worker died is taken over (replayed) rather than failed, up to a few times.
-      maxStalledCount: 5,
-    },
-  );
-  worker.on('error', () => {});
-  await worker.waitUntilReady();
+    }
+    if (job.name === 'run') {
+      const runJob = job as TakenJob<RunJob>;
+      try {
+        const { what, detail, outcome } = await processRun(runJob);
+        options.onRun?.({ job: runJob.data, what, detail });
+        return outcome ?? `${what}: ${detail}`;
+      } catch (e) {
+        options.onRun?.({ job: runJob.data, what: 'failed', detail: (e as Error)?.message ?? String(e) });
+        throw e;
+      }
+    }
+    const shardJob = job as TakenJob<ShardJob>;
+    try {
+      const { what, detail } = await processShard(shardJob);
+      options.onShard?.({ job: shardJob.data, what, detail });
+      return `${what}: ${detail}`;
+    } catch (e) {
+      options.onShard?.({ job: shardJob.data, what: 'failed', detail: (e as Error)?.message ?? String(e) });
+      throw e;
+    }
+  }
+
+  let jobs: QueueThread;
+  try {
+    jobs = new QueueThread(
+      { url: options.redis, queue: options.queue ?? DEFAULT_QUEUE, prefix: options.prefix ?? DEFAULT_PREFIX, concurrency, lockMs: lockSeconds * 1000 },
+      processJob,
+      options.onFailure,
+    );
+  } catch (e) {
+    redis.disconnect();
+    throw e;
+  }
+  try {
+    await jobs.ready();
+  } catch (e) {
+    await jobs.close();
+    redis.disconnect();
+    throw e;
+  }
 
   return {
     async close() {
-      await worker.close();
+      await jobs.close();
       for (const entry of runs.values()) await (await entry.catch(() => null))?.dispose();
       runs.clear();
-      // BullMQ leaves a connection it was given open.
-      workerConnection.disconnect();
       redis.disconnect();
     },
   };

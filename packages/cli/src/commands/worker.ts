@@ -39,12 +39,18 @@ export function registerWorker(program: Command, ctx: CliContext): void {
     .option('--queue <name>', 'BullMQ queue the learner puts shards on', DEFAULT_QUEUE)
     .option('--concurrency <n>', 'shards this process holds at once (they take turns on its thread)', positiveInt, 1)
     .option('--base-dir <dir>', "directory the experiment's relative paths and plugins resolve from (default: the learner's)")
-    .option('--lock-seconds <s>', 'how long a shard or run of a dead worker waits before another takes it over; must exceed the longest truncation or evaluation run, during which the worker renews nothing', positiveSeconds, 30)
+    .option('--lock-seconds <s>', 'how long a shard or run of a dead worker waits before another takes it over (a live worker renews its locks from a thread of its own, also during a long truncation)', positiveSeconds, 30)
     .option('--trust-plugins', "load the plugins a run's experiment lists (plugins are code, and whoever can write to the Redis chooses them); without it such runs fail on this worker")
     .addOption(backendOption())
     .action(async (opts: WorkerOptions) => {
       const runIds = new Set<string>();
+      // The queue thread failing ends the process (with code 1), as a failure before the wait below would.
+      let failure: Error | undefined;
+      let failed = (e: Error): void => {
+        failure = e;
+      };
       const worker = await startWorker({
+        onFailure: (message) => failed(new UserError(`worker: stopped taking jobs: its queue thread failed (${message})`)),
         redis: opts.redis,
         queue: opts.queue,
         concurrency: opts.concurrency,
@@ -76,16 +82,24 @@ export function registerWorker(program: Command, ctx: CliContext): void {
         },
       });
       ctx.out(`worker: waiting for shards and runs on ${opts.redis}, queue "${opts.queue}", ${opts.concurrency} at a time (Ctrl-C stops)`);
-      await new Promise<void>((resolve) => {
-        const stop = (): void => {
-          process.off('SIGINT', stop);
-          process.off('SIGTERM', stop);
-          resolve();
-        };
-        process.on('SIGINT', stop);
-        process.on('SIGTERM', stop);
-      });
-      ctx.out('worker: stopping after the current truncation');
-      await worker.close();
+      try {
+        await new Promise<void>((resolve, reject) => {
+          const stop = (): void => {
+            process.off('SIGINT', stop);
+            process.off('SIGTERM', stop);
+            resolve();
+          };
+          failed = (e) => {
+            stop();
+            reject(e);
+          };
+          if (failure) failed(failure);
+          process.on('SIGINT', stop);
+          process.on('SIGTERM', stop);
+        });
+        ctx.out('worker: stopping after the current truncation');
+      } finally {
+        await worker.close();
+      }
     });
 }
