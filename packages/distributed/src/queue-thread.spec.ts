@@ -79,6 +79,19 @@ describe('QueueThread', () => {
     await queue.close();
   });
 
+  it('a thread that fails says why: ready() rejects in one line, onFailure is told, and lost() throws after', async () => {
+    const told: string[] = [];
+    // BullMQ refuses the name in the thread, before it takes anything.
+    const jobs = new QueueThread({ url: redis.url, queue: 'bad:name', prefix: 'l2l', concurrency: 1, lockMs: LOCK_MS }, async () => null, (m) => told.push(m));
+    const error = await jobs.ready().catch((e: Error) => e);
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).toMatch(/^the worker's queue thread failed: .*:/);
+    expect((error as Error).message).not.toContain('\n');
+    expect(told).toHaveLength(1);
+    expect(() => jobs.lost('1')).toThrow(/^the worker's queue thread failed \(.*\): restart the worker$/);
+    await jobs.close();
+  });
+
   it('the comparison: BullMQ on the computing thread lets the lock lapse and another worker takes the job over', async () => {
     const name = queueName();
     queue = new Queue(name, { connection: { url: redis.url }, prefix: 'l2l' });
