@@ -10,6 +10,8 @@ import * as tf from '@tensorflow/tfjs-core';
  * - logAndSign preprocessing (preprocess.ts): 11 programs unfused.
  * - Columns cut into chunks for sumOfOuterProducts, the weight gradients' long sums (one copy for tfjs's pad and
  *   transpose).
+ * - A whole `lstm` update where no gradient is taken (evaluation, a tf.Optimizer's steps, ES's forward passes):
+ *   15 programs as ops (a single-tensor optimizee, two layers), 8 with this one (lstmStackStep).
  *
  * The programs follow tfjs-backend-webgpu 4.22's program objects (variable names as storage buffers, `uniforms`
  * with each input's shape, `setOutputAtIndex`); the tests compare them with the unfused ops on the same backend.
@@ -28,6 +30,18 @@ export const CHUNK_COLUMNS = 'L2lChunkColumns';
 
 /** [log(max(|g|, e^−k))/k or −1; sign(g) or e^k·g] ([2, N]) from a gradient row g ([1, N]): preprocess.ts's logAndSign. */
 export const LOG_AND_SIGN = 'L2lLogAndSign';
+
+/**
+ * A whole update of the `lstm` optimizer for every coordinate (see lstmStackStep): [update; h'; c' of each layer]
+ * ([1 + 2HL, N]) from g ([1, N]), φ flattened into one row, and each layer's h and c.
+ */
+export const LSTM_STACK_STEP = 'L2lLstmStackStep';
+
+/**
+ * The most LSTM layers LSTM_STACK_STEP takes: its inputs (g, φ, h and c per layer) and its output are storage
+ * buffers, of which WebGPU guarantees 8 per program (tfjs asks for no more).
+ */
+export const LSTM_STACK_STEP_MAX_LAYERS = 2;
 
 const WORKGROUP = 64;
 
@@ -115,6 +129,70 @@ const CHUNK_COLUMNS_CODE = `
     }
   }`;
 
+// The features of g as preprocess.ts makes them, into z[0..F): the branches of LOG_AND_SIGN_CODE.
+const STEP_FEATURES: Record<'none' | 'logAndSign', string> = {
+  none: `
+      z0[0] = g;`,
+  logAndSign: `
+      let big = abs(g) >= uniforms.threshold;
+      z0[0] = select(-1.0, log(max(abs(g), uniforms.threshold)) / uniforms.k, big);
+      z0[1] = select(g * uniforms.ek, sign(g), big);`,
+};
+
+/**
+ * LSTM_STACK_STEP's code for `hidden` units, `layers` layers and `features` (sizes baked in: one invocation per
+ * coordinate, its z = [x; h; 1] in private arrays). φ's row holds each layer's [4H, X + H + 1] kernel (rows i, f,
+ * g, o; columns x, h, bias), then the output's [1, H + 1]. The products sum over the columns in order; the
+ * gates are LSTM_GATES' formulas.
+ */
+function lstmStackStepCode(hidden: number, layers: number, preprocessing: 'none' | 'logAndSign'): string {
+  const H = hidden;
+  const F = preprocessing === 'logAndSign' ? 2 : 1;
+  let code = `${ACTIVATIONS}
+  fn main(index : i32) {
+    let n = uniforms.gShape[1];
+    if (index < n) {
+      let g = G[index];
+      var z0 : array<f32, ${F + H + 1}>;${STEP_FEATURES[preprocessing]}`;
+  let offset = 0;
+  for (let l = 0; l < layers; l++) {
+    const X = l === 0 ? F : H;
+    const Z = X + H + 1;
+    const out = 1 + 2 * H * l;
+    if (l > 0) {
+      code += `
+      var z${l} : array<f32, ${Z}>;
+      for (var u = 0; u < ${H}; u++) { z${l}[u] = top[u]; }`;
+    } else {
+      code += `
+      var top : array<f32, ${H}>;`;
+    }
+    code += `
+      for (var u = 0; u < ${H}; u++) { z${l}[${X} + u] = H${l}[u * n + index]; }
+      z${l}[${X + H}] = 1.0;
+      for (var u = 0; u < ${H}; u++) {
+        var a = vec4<f32>(0.0);
+        for (var k = 0; k < ${Z}; k++) {
+          let r = ${offset} + u * ${Z} + k;
+          a = a + vec4<f32>(W[r], W[r + ${H * Z}], W[r + ${2 * H * Z}], W[r + ${3 * H * Z}]) * z${l}[k];
+        }
+        let c2 = l2lSigmoid(a.y) * C${l}[u * n + index] + l2lSigmoid(a.x) * l2lTanh(a.z);
+        let h2 = l2lSigmoid(a.w) * l2lTanh(c2);
+        setOutputAtIndex((${out} + u) * n + index, h2);
+        setOutputAtIndex((${out + H} + u) * n + index, c2);
+        top[u] = h2;
+      }`;
+    offset += 4 * H * Z;
+  }
+  code += `
+      var d = 0.0;
+      for (var u = 0; u < ${H}; u++) { d = d + W[${offset} + u] * top[u]; }
+      setOutputAtIndex(index, (d + W[${offset + H}]) * uniforms.scale);
+    }
+  }`;
+  return code;
+}
+
 /** What this file uses of tfjs-webgpu's backend (a public method of WebGPUBackend). */
 interface WebGpuBackend {
   runWebGPUProgram(program: object, inputs: tf.TensorInfo[], outputDtype: tf.DataType, uniforms?: Array<{ type: string; data: number[] }>): tf.TensorInfo;
@@ -124,14 +202,15 @@ interface WebGpuBackend {
  * A flat elementwise program over `outputShape` with tfjs-webgpu's program fields; `uniforms` declares the
  * program's own (WGSL struct fields), whose values go to runWebGPUProgram in the same order.
  */
-function program(key: string, variableNames: string[], outputShape: number[], code: string, uniforms?: string): object {
+function program(key: string, variableNames: string[], outputShape: number[], code: string, uniforms?: string, invocations?: number): object {
   const size = outputShape.reduce((a, b) => a * b, 1);
   return {
     variableNames,
     outputShape,
     shaderKey: key,
     dispatchLayout: { x: outputShape.map((_, i) => i) },
-    dispatch: [Math.ceil(size / WORKGROUP), 1, 1],
+    // One invocation per output element, unless the program writes several each (`invocations`).
+    dispatch: [Math.ceil((invocations ?? size) / WORKGROUP), 1, 1],
     workgroupSize: [WORKGROUP, 1, 1],
     size: true,
     ...(uniforms && { uniforms }),
@@ -172,6 +251,22 @@ export function registerWebGpuKernels(): void {
       const uniforms = [{ type: 'float32', data: [k] }, { type: 'float32', data: [Math.exp(-k)] }, { type: 'float32', data: [Math.exp(k)] }];
       return run(backend, p, [g], 'float32', uniforms);
     },
+    [LSTM_STACK_STEP]: ({ inputs, attrs, backend }) => {
+      const { g, w, ...state } = inputs as Record<string, tf.TensorInfo>;
+      const { hidden, layers, preprocessing, k, scale } = attrs as unknown as { hidden: number; layers: number; preprocessing: 'none' | 'logAndSign'; k: number; scale: number };
+      const n = g!.shape[1]!;
+      const names = ['G', 'W'];
+      const tensors = [g!, w!];
+      for (let l = 0; l < layers; l++) {
+        names.push(`H${l}`, `C${l}`);
+        tensors.push(state[`h${l}`]!, state[`c${l}`]!);
+      }
+      const key = `l2l_lstm_stack_step_${hidden}_${layers}_${preprocessing}`;
+      const p = program(key, names, [1 + 2 * hidden * layers, n], lstmStackStepCode(hidden, layers, preprocessing), 'k : f32, threshold : f32, ek : f32, scale : f32,', n);
+      // The constants as preprocess.ts's float32 scalars hold them; the scale as lstm.ts's tf.mul takes it.
+      const uniforms = [k, Math.exp(-k), Math.exp(k), scale].map((v) => ({ type: 'float32', data: [v] }));
+      return run(backend, p, tensors, 'float32', uniforms);
+    },
   };
   for (const [kernelName, kernelFunc] of Object.entries(kernels)) {
     if (!tf.getKernel(kernelName, 'webgpu')) tf.registerKernel({ kernelName, backendName: 'webgpu', kernelFunc });
@@ -205,6 +300,33 @@ export function sumOfOuterProducts(a: tf.Tensor2D, z: tf.Tensor2D): tf.Tensor2D 
 /** Whether the programs here run: on tfjs's webgpu backend. */
 export function webGpuKernelsHere(): boolean {
   return tf.getBackend() === 'webgpu';
+}
+
+/**
+ * One update of the `lstm` optimizer on webgpu as one program (LSTM_STACK_STEP), for steps no gradient is taken
+ * of: `g` the gradient row [1, N], `phi` its kernels flattened and concatenated (layers, then output), `state`
+ * each layer's h and c ([H, N]). Returns [update; h'_0; c'_0; ...] ([1 + 2HL, N]); not differentiable.
+ */
+export function lstmStackStep(
+  g: tf.Tensor2D,
+  phi: tf.Tensor1D,
+  state: ReadonlyArray<{ h: tf.Tensor2D; c: tf.Tensor2D }>,
+  options: { hidden: number; preprocessing: 'none' | 'logAndSign'; k: number; scale: number },
+): tf.Tensor2D {
+  const layers = state.length;
+  if (layers < 1 || layers > LSTM_STACK_STEP_MAX_LAYERS) throw new Error(`lstmStackStep: 1 to ${LSTM_STACK_STEP_MAX_LAYERS} layers, got ${layers}`);
+  registerWebGpuKernels();
+  const inputs: Record<string, tf.Tensor> = { g, w: phi };
+  state.forEach(({ h, c }, l) => {
+    inputs[`h${l}`] = h;
+    inputs[`c${l}`] = c;
+  });
+  return tf.engine().runKernel(LSTM_STACK_STEP, inputs, { ...options, layers } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+}
+
+/** Whether lstmStackStep serves: on webgpu, and no tape records (a tape needs the differentiable ops). */
+export function lstmStackStepHere(layers: number): boolean {
+  return layers <= LSTM_STACK_STEP_MAX_LAYERS && webGpuKernelsHere() && !tf.engine().isTapeOn();
 }
 
 /** [h'; c'] from a and c (see LSTM_GATES). */

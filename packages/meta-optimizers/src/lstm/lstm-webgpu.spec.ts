@@ -1,0 +1,129 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { disposeTree, Rng, useBackend, type NamedTensors, type Optimizer, type OptimizerState } from '@l2l/core';
+import { onCpuThenWebGpu } from '@l2l/core/testing';
+import { LstmMetaOptimizer } from './lstm';
+import type { LstmOptions } from './options';
+
+// Dawn compiles each new program on Mesa's software device where there is no GPU: seconds, once.
+jest.setTimeout(120_000);
+
+/** Gradients of two tensors (22 coordinates, not a multiple of the 64-wide workgroups), with the edge values every few steps. */
+function gradients(step: number): NamedTensors {
+  const r = new Rng(100 + step);
+  const a = Array.from(r.normals(15, 0, 10 ** ((step % 5) - 3)));
+  const b = Array.from(r.normals(7, 0, 1));
+  if (step === 2) a.splice(0, 7, 0, -0.0, NaN, Infinity, -Infinity, Math.fround(Math.exp(-10)), 1e-30);
+  return { a: tf.tensor2d(a, [3, 5]), b: tf.tensor1d(b) };
+}
+
+/** The state at fixed parameters (init copies them). */
+function initial(optimizer: Optimizer): OptimizerState {
+  const params = { a: tf.ones([3, 5]), b: tf.zeros([7]) };
+  try {
+    return optimizer.init(params);
+  } finally {
+    disposeTree(params);
+  }
+}
+
+/** `steps` updates from fixed parameters; the parameters and every slot after them, and the programs of the last update. */
+async function run(options: Partial<LstmOptions>, steps: number): Promise<{ values: number[]; programs: string[] }> {
+  const meta = new LstmMetaOptimizer(options, 4);
+  const optimizer = meta.optimizer();
+  let state: OptimizerState = initial(optimizer);
+  const programs: string[] = [];
+  const backend = tf.backend() as unknown as { runWebGPUProgram?: (p: { shaderKey: string }, ...rest: unknown[]) => unknown };
+  const original = backend.runWebGPUProgram;
+  try {
+    for (let s = 0; s < steps; s++) {
+      const grads = gradients(s);
+      if (original && s === steps - 1) {
+        backend.runWebGPUProgram = function (p, ...rest) {
+          programs.push(p.shaderKey);
+          return original.call(this, p, ...rest);
+        };
+      }
+      const next = optimizer.update(state, grads, { step: s, training: false });
+      backend.runWebGPUProgram = original;
+      disposeTree(grads);
+      disposeTree(state);
+      state = next;
+    }
+    const values = [...(await state.params.a!.data()), ...(await state.params.b!.data())];
+    const slots = state.slots as unknown as Record<string, { h: tf.Tensor; c: tf.Tensor }>;
+    for (const layer of Object.keys(slots).sort()) values.push(...(await slots[layer]!.h.data()), ...(await slots[layer]!.c.data()));
+    return { values, programs };
+  } finally {
+    backend.runWebGPUProgram = original;
+    disposeTree(state);
+    meta.dispose();
+  }
+}
+
+/** Equal to 1e-5 relative, NaN where NaN, the same infinities. */
+function expectSame(got: number[], want: number[]): void {
+  expect(got).toHaveLength(want.length);
+  got.forEach((v, i) => {
+    const w = want[i]!;
+    if (!Number.isFinite(w)) expect(v).toBe(w);
+    else expect(Math.abs(v - w)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(w)));
+  });
+}
+
+describe("the lstm optimizer's update on webgpu where no tape records: one program", () => {
+  afterAll(async () => {
+    await useBackend('cpu');
+  });
+
+  it.each([
+    [{}],
+    [{ layers: 1, hidden: 5, preprocessing: 'none' as const, outputScale: 0.3 }],
+  ])('gives the parameters and state of the ops on cpu over 4 steps (0, NaN and ±∞ gradients among them), with no leak (%j)', async (options) => {
+    const { cpu: want, webgpu: got } = await onCpuThenWebGpu(() => run(options, 4));
+    expectSame(got.values, want.values);
+    // The NaN gradient's coordinate is NaN in its parameter from step 3 (as on cpu): the comparison saw it.
+    expect(want.values.some(Number.isNaN)).toBe(true);
+    // One program for the features, every layer and the output (the ops: 15 for two layers); then the state's
+    // rows, the update's cut into the two tensors and their additions.
+    expect(got.programs.filter((k) => k.startsWith('l2l_lstm_stack_step'))).toHaveLength(1);
+    expect(got.programs.filter((k) => k.startsWith('matMul') || k.startsWith('l2l_lstm_gates') || k.startsWith('l2l_log'))).toEqual([]);
+  });
+
+  it('leaves updates under a tape to the differentiable ops: the meta-gradient of an update equals cpu\'s', async () => {
+    const metaGradient = async (): Promise<{ values: number[]; programs: string[] }> => {
+      const meta = new LstmMetaOptimizer({ hidden: 6 }, 2);
+      const state = initial(meta.optimizer());
+      const grads = gradients(1);
+      const programs: string[] = [];
+      const backend = tf.backend() as unknown as { runWebGPUProgram?: (p: { shaderKey: string }, ...rest: unknown[]) => unknown };
+      const original = backend.runWebGPUProgram;
+      if (original) {
+        backend.runWebGPUProgram = function (p, ...rest) {
+          programs.push(p.shaderKey);
+          return original.call(this, p, ...rest);
+        };
+      }
+      try {
+        const names = Object.keys(meta.variables).sort();
+        // The update as a function of φ, given explicitly (as the engine's estimators give it).
+        const g = tf.grads((...phi: tf.Tensor[]) => {
+          const next = meta.optimizer(Object.fromEntries(names.map((n, i) => [n, phi[i]!]))).update(state, grads, { step: 0, training: true });
+          return tf.add(tf.sum(next.params.a!), tf.sum(tf.mul(next.params.b!, tf.linspace(-1, 1, 7))));
+        })(names.map((n) => meta.variables[n]!));
+        const values: number[] = [];
+        for (const t of g) values.push(...(await t.data()));
+        tf.dispose(g);
+        return { values, programs };
+      } finally {
+        backend.runWebGPUProgram = original;
+        disposeTree(state);
+        disposeTree(grads);
+        meta.dispose();
+      }
+    };
+    const { cpu: want, webgpu: got } = await onCpuThenWebGpu(metaGradient);
+    expectSame(got.values, want.values);
+    expect(got.programs.filter((k) => k.startsWith('l2l_lstm_stack_step'))).toEqual([]);
+    expect(got.programs.filter((k) => k.startsWith('l2l_lstm_gates'))).not.toEqual([]);
+  });
+});
