@@ -3,6 +3,7 @@ export * from './row-slice';
 export * from './activations';
 export * from './affine';
 export * from './lstm-cell';
+export * from './gpu-step';
 export * from './preprocess';
 export * from './coordinates';
 export * from './weights';

@@ -10,8 +10,9 @@ import * as tf from '@tensorflow/tfjs-core';
  * - logAndSign preprocessing (preprocess.ts): 11 programs unfused.
  * - Columns cut into chunks for sumOfOuterProducts, the weight gradients' long sums (one copy for tfjs's pad and
  *   transpose).
- * - A whole `lstm` update where no gradient is taken (evaluation, a tf.Optimizer's steps, ES's forward passes):
- *   15 programs as ops (a single-tensor optimizee, two layers), 8 with this one (lstmStackStep).
+ * - A whole `lstm` or `rnnprop` update where no gradient is taken (evaluation, a tf.Optimizer's steps, ES's
+ *   forward passes; gpu-step.ts): for a one-tensor optimizee and two layers, `lstm`'s 15 programs as ops are 8
+ *   with this one (lstmStackStep) and the slices and additions around it, `rnnprop`'s 33 are 11.
  *
  * The programs follow tfjs-backend-webgpu 4.22's program objects (variable names as storage buffers, `uniforms`
  * with each input's shape, `setOutputAtIndex`); the tests compare them with the unfused ops on the same backend.
@@ -32,8 +33,9 @@ export const CHUNK_COLUMNS = 'L2lChunkColumns';
 export const LOG_AND_SIGN = 'L2lLogAndSign';
 
 /**
- * A whole update of the `lstm` optimizer for every coordinate (see lstmStackStep): [update; h'; c' of each layer]
- * ([1 + 2HL, N]) from g ([1, N]), φ flattened into one row, and each layer's h and c.
+ * A whole update of an LSTM-stack optimizer (`lstm`, `rnnprop`) for every coordinate (see lstmStackStep):
+ * [update; m'; v' (Adam features only); h'; c' of each layer] from g (with m and v: [3, N]), φ flattened into one
+ * row, and each layer's h and c.
  */
 export const LSTM_STACK_STEP = 'L2lLstmStackStep';
 
@@ -129,50 +131,112 @@ const CHUNK_COLUMNS_CODE = `
     }
   }`;
 
-// The features of g as preprocess.ts makes them, into z[0..F): the branches of LOG_AND_SIGN_CODE.
-const STEP_FEATURES: Record<'none' | 'logAndSign', string> = {
+/** What LSTM_STACK_STEP computes: the optimizer's shape (sizes are baked into its code). */
+export interface LstmStackStepSpec {
+  hidden: number;
+  /** 1 to LSTM_STACK_STEP_MAX_LAYERS. */
+  layers: number;
+  /** The gradient's features: itself, preprocess.ts's logAndSign, or rnnprop's Adam-normalised pair. */
+  features: 'none' | 'logAndSign' | 'adam';
+  /** Units of an ELU layer between the features and the LSTM (rnnprop's); 0: none. */
+  inputUnits: number;
+  /** tanh on the output (rnnprop's). */
+  outputTanh: boolean;
+}
+
+/** The float32 constants of one step (the uniforms; those a spec does not use are 0). */
+export interface LstmStackStepConstants {
+  /** The update's factor: lstm's outputScale, rnnprop's −lr. */
+  scale: number;
+  /** logAndSign's k. */
+  k?: number;
+  /** Adam features: β1, β2, ε and the step t (1-based). */
+  beta1?: number;
+  beta2?: number;
+  epsilon?: number;
+  t?: number;
+}
+
+const STEP_UNIFORMS = 'k : f32, threshold : f32, ek : f32, scale : f32, b1 : f32, a1 : f32, b2 : f32, a2 : f32, c1 : f32, c2 : f32, eps : f32, zero : i32,';
+
+/** The uniforms' values, as the ops' float32 scalars hold them (the ops compute them in float64 first). */
+function stepUniforms(c: LstmStackStepConstants): number[] {
+  const k = c.k ?? 0;
+  const b1 = c.beta1 ?? 0;
+  const b2 = c.beta2 ?? 0;
+  const t = c.t ?? 1;
+  const adam = c.beta1 !== undefined;
+  return [k, k ? Math.exp(-k) : 0, k ? Math.exp(k) : 0, c.scale, b1, 1 - b1, b2, 1 - b2, adam ? 1 / (1 - b1 ** t) : 0, adam ? 1 - b2 ** t : 0, c.epsilon ?? 0];
+}
+
+/**
+ * The features of g into x[0..F), in the ops' order: preprocess.ts (logAndSign: LOG_AND_SIGN_CODE's branches),
+ * rnnprop.ts's moments and normalisation (m' and v' written to rows 1 and 2).
+ */
+const STEP_FEATURES: Record<LstmStackStepSpec['features'], string> = {
   none: `
-      z0[0] = g;`,
+      x[0] = g;`,
   logAndSign: `
       let big = abs(g) >= uniforms.threshold;
-      z0[0] = select(-1.0, log(max(abs(g), uniforms.threshold)) / uniforms.k, big);
-      z0[1] = select(g * uniforms.ek, sign(g), big);`,
+      x[0] = select(-1.0, log(max(abs(g), uniforms.threshold)) / uniforms.k, big);
+      x[1] = select(g * uniforms.ek, sign(g), big);`,
+  adam: `
+      let m = G[n + index] * uniforms.b1 + g * uniforms.a1;
+      let v = G[2 * n + index] * uniforms.b2 + (g * g) * uniforms.a2;
+      setOutputAtIndex(n + index, m);
+      setOutputAtIndex(2 * n + index, v);
+      let inv = 1.0 / (sqrt(v / uniforms.c2) + uniforms.eps);
+      x[0] = g * inv;
+      x[1] = (m * uniforms.c1) * inv;`,
 };
 
 /**
- * LSTM_STACK_STEP's code for `hidden` units, `layers` layers and `features` (sizes baked in: one invocation per
- * coordinate, its z = [x; h; 1] in private arrays). φ's row holds each layer's [4H, X + H + 1] kernel (rows i, f,
- * g, o; columns x, h, bias), then the output's [1, H + 1]. The products sum over the columns in order; the
- * gates are LSTM_GATES' formulas.
+ * LSTM_STACK_STEP's code (sizes baked in: one invocation per coordinate, its vectors in private arrays). φ's row
+ * holds the input layer's [E, F + 1] kernel (if any), each LSTM layer's [4H, X + H + 1] (rows i, f, g, o;
+ * columns x, h, bias), then the output's [1, H + 1]. Products sum over the columns in order; the gates are
+ * LSTM_GATES' formulas, ELU and tanh tfjs-webgpu's.
  */
-function lstmStackStepCode(hidden: number, layers: number, preprocessing: 'none' | 'logAndSign'): string {
-  const H = hidden;
-  const F = preprocessing === 'logAndSign' ? 2 : 1;
+function lstmStackStepCode(spec: LstmStackStepSpec): string {
+  const { hidden: H, layers, features, inputUnits: E, outputTanh } = spec;
+  const F = features === 'none' ? 1 : 2;
+  const first = features === 'adam' ? 3 : 1; // the first state row
   let code = `${ACTIVATIONS}
   fn main(index : i32) {
     let n = uniforms.gShape[1];
     if (index < n) {
       let g = G[index];
-      var z0 : array<f32, ${F + H + 1}>;${STEP_FEATURES[preprocessing]}`;
+      var x : array<f32, ${F}>;${STEP_FEATURES[features]}`;
   let offset = 0;
-  for (let l = 0; l < layers; l++) {
-    const X = l === 0 ? F : H;
-    const Z = X + H + 1;
-    const out = 1 + 2 * H * l;
-    if (l > 0) {
-      code += `
-      var z${l} : array<f32, ${Z}>;
-      for (var u = 0; u < ${H}; u++) { z${l}[u] = top[u]; }`;
-    } else {
-      code += `
-      var top : array<f32, ${H}>;`;
-    }
+  let X = F;
+  let input = 'x';
+  if (E > 0) {
     code += `
+      var y : array<f32, ${E}>;
+      for (var e = 0; e < ${E}; e++) {
+        var d = 0.0;
+        for (var f = 0; f < ${F}; f++) { d = d + W[${offset} + e * ${F + 1} + f] * x[f]; }
+        d = d + W[${offset} + e * ${F + 1} + ${F}];
+        y[e] = select(exp(d) - 1.0, d, d >= 0.0);
+      }`;
+    offset += E * (F + 1);
+    X = E;
+    input = 'y';
+  }
+  // The products' loop bound adds uniforms.zero (0), which the compiler cannot see through: Mesa's software
+  // device unrolled `lstm`'s constant-bound loops into a 50 s compile (1 s with this).
+  code += `
+      var top : array<f32, ${H}>;`;
+  for (let l = 0; l < layers; l++) {
+    const Z = X + H + 1;
+    const out = first + 2 * H * l;
+    code += `
+      var z${l} : array<f32, ${Z}>;
+      for (var u = 0; u < ${X}; u++) { z${l}[u] = ${l === 0 ? input : 'top'}[u]; }
       for (var u = 0; u < ${H}; u++) { z${l}[${X} + u] = H${l}[u * n + index]; }
       z${l}[${X + H}] = 1.0;
       for (var u = 0; u < ${H}; u++) {
         var a = vec4<f32>(0.0);
-        for (var k = 0; k < ${Z}; k++) {
+        for (var k = 0; k < ${Z} + uniforms.zero; k++) {
           let r = ${offset} + u * ${Z} + k;
           a = a + vec4<f32>(W[r], W[r + ${H * Z}], W[r + ${2 * H * Z}], W[r + ${3 * H * Z}]) * z${l}[k];
         }
@@ -183,11 +247,13 @@ function lstmStackStepCode(hidden: number, layers: number, preprocessing: 'none'
         top[u] = h2;
       }`;
     offset += 4 * H * Z;
+    X = H;
   }
   code += `
       var d = 0.0;
       for (var u = 0; u < ${H}; u++) { d = d + W[${offset} + u] * top[u]; }
-      setOutputAtIndex(index, (d + W[${offset + H}]) * uniforms.scale);
+      d = d + W[${offset + H}];
+      setOutputAtIndex(index, ${outputTanh ? 'l2lTanh(d)' : 'd'} * uniforms.scale);
     }
   }`;
   return code;
@@ -253,19 +319,19 @@ export function registerWebGpuKernels(): void {
     },
     [LSTM_STACK_STEP]: ({ inputs, attrs, backend }) => {
       const { g, w, ...state } = inputs as Record<string, tf.TensorInfo>;
-      const { hidden, layers, preprocessing, k, scale } = attrs as unknown as { hidden: number; layers: number; preprocessing: 'none' | 'logAndSign'; k: number; scale: number };
+      const { spec, constants } = attrs as unknown as { spec: LstmStackStepSpec; constants: LstmStackStepConstants };
       const n = g!.shape[1]!;
       const names = ['G', 'W'];
       const tensors = [g!, w!];
-      for (let l = 0; l < layers; l++) {
+      for (let l = 0; l < spec.layers; l++) {
         names.push(`H${l}`, `C${l}`);
         tensors.push(state[`h${l}`]!, state[`c${l}`]!);
       }
-      const key = `l2l_lstm_stack_step_${hidden}_${layers}_${preprocessing}`;
-      const p = program(key, names, [1 + 2 * hidden * layers, n], lstmStackStepCode(hidden, layers, preprocessing), 'k : f32, threshold : f32, ek : f32, scale : f32,', n);
-      // The constants as preprocess.ts's float32 scalars hold them; the scale as lstm.ts's tf.mul takes it.
-      const uniforms = [k, Math.exp(-k), Math.exp(k), scale].map((v) => ({ type: 'float32', data: [v] }));
-      return run(backend, p, tensors, 'float32', uniforms);
+      const key = `l2l_lstm_stack_step_${spec.hidden}_${spec.layers}_${spec.features}_${spec.inputUnits}_${spec.outputTanh}`;
+      const rows = (spec.features === 'adam' ? 3 : 1) + 2 * spec.hidden * spec.layers;
+      const p = program(key, names, [rows, n], lstmStackStepCode(spec), STEP_UNIFORMS, n);
+      const uniforms = stepUniforms(constants).map((v) => ({ type: 'float32', data: [v] }));
+      return run(backend, p, tensors, 'float32', [...uniforms, { type: 'int32', data: [0] }]);
     },
   };
   for (const [kernelName, kernelFunc] of Object.entries(kernels)) {
@@ -303,30 +369,30 @@ export function webGpuKernelsHere(): boolean {
 }
 
 /**
- * One update of the `lstm` optimizer on webgpu as one program (LSTM_STACK_STEP), for steps no gradient is taken
- * of: `g` the gradient row [1, N], `phi` its kernels flattened and concatenated (layers, then output), `state`
- * each layer's h and c ([H, N]). Returns [update; h'_0; c'_0; ...] ([1 + 2HL, N]); not differentiable.
+ * One update of an LSTM-stack optimizer on webgpu as one program (LSTM_STACK_STEP), for steps no gradient is
+ * taken of: `g` the gradient row [1, N] (Adam features: [g; m; v], [3, N]), `phi` the kernels flattened and
+ * concatenated (input layer, LSTM layers, output), `state` each layer's h and c ([H, N]). Returns [update; m'; v'
+ * (Adam features); h'_0; c'_0; ...]; not differentiable.
  */
 export function lstmStackStep(
   g: tf.Tensor2D,
   phi: tf.Tensor1D,
   state: ReadonlyArray<{ h: tf.Tensor2D; c: tf.Tensor2D }>,
-  options: { hidden: number; preprocessing: 'none' | 'logAndSign'; k: number; scale: number },
+  spec: LstmStackStepSpec,
+  constants: LstmStackStepConstants,
 ): tf.Tensor2D {
-  const layers = state.length;
-  if (layers < 1 || layers > LSTM_STACK_STEP_MAX_LAYERS) throw new Error(`lstmStackStep: 1 to ${LSTM_STACK_STEP_MAX_LAYERS} layers, got ${layers}`);
+  const { layers } = spec;
+  if (layers < 1 || layers > LSTM_STACK_STEP_MAX_LAYERS || state.length !== layers) {
+    throw new Error(`lstmStackStep: 1 to ${LSTM_STACK_STEP_MAX_LAYERS} layers with a state each, got ${layers} and ${state.length}`);
+  }
+  if (g.shape[0] !== (spec.features === 'adam' ? 3 : 1)) throw new Error(`lstmStackStep: g is [${g.shape.join(', ')}] for features "${spec.features}"`);
   registerWebGpuKernels();
   const inputs: Record<string, tf.Tensor> = { g, w: phi };
   state.forEach(({ h, c }, l) => {
     inputs[`h${l}`] = h;
     inputs[`c${l}`] = c;
   });
-  return tf.engine().runKernel(LSTM_STACK_STEP, inputs, { ...options, layers } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
-}
-
-/** Whether lstmStackStep serves: on webgpu, and no tape records (a tape needs the differentiable ops). */
-export function lstmStackStepHere(layers: number): boolean {
-  return layers <= LSTM_STACK_STEP_MAX_LAYERS && webGpuKernelsHere() && !tf.engine().isTapeOn();
+  return tf.engine().runKernel(LSTM_STACK_STEP, inputs, { spec, constants } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
 }
 
 /** [h'; c'] from a and c (see LSTM_GATES). */

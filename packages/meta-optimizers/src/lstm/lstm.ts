@@ -4,23 +4,22 @@ import {
   affine,
   checkLayout,
   coordinateLayout,
-  type CoordinateLayout,
   flattenCoordinates,
   initKernelWithBias,
   initLstmStack,
   lstmCell,
+  lstmStackUpdateOnGpu,
+  lstmStackUpdateOnGpuHere,
   type LstmLayerState,
   lstmLayerName,
   zeroLstmState,
   type WeightSource,
   preprocessedFeatures,
   preprocessGradients,
-  rowSlice,
   tidyTree,
   unflattenCoordinates,
   NamedWeightsMetaOptimizer,
 } from '../common';
-import { lstmStackStep, lstmStackStepHere } from '../common/webgpu-kernels';
 import { lstmStackKernel } from '../kernels';
 import { resolveLstmOptions, type LstmOptions } from './options';
 
@@ -95,7 +94,13 @@ class LstmOptimizer implements Optimizer {
     checkLayout(layout, grads, 'lstm: gradients');
     const slots = this.checkSlots(state.slots, layout.total);
     const { layers, preprocessing, k, outputScale } = this.options;
-    if (lstmStackStepHere(layers)) return this.updateInOneProgram(state, grads, layout, slots);
+    if (lstmStackUpdateOnGpuHere(layers)) {
+      // One GPU program instead of the ops below (webgpu-kernels.ts), where no tape needs them.
+      const kernels = [...Array.from({ length: layers }, (_, l) => this.kernel(`${lstmLayerName(l)}/kernel`)), this.kernel('output/kernel')];
+      const spec = { hidden: this.options.hidden, layers, features: preprocessing, inputUnits: 0, outputTanh: false };
+      const next = lstmStackUpdateOnGpu(state.params, grads, layout, kernels, slots, spec, { scale: outputScale, k });
+      return { params: next.params, slots: next.slots, step: state.step + 1 };
+    }
     const next = tidyTree(() => {
       const g = flattenCoordinates(grads, layout);
       let x: tf.Tensor2D = preprocessGradients(g, preprocessing, k);
@@ -108,24 +113,6 @@ class LstmOptimizer implements Optimizer {
       }
       const out = affine(this.kernel('output/kernel'), x);
       const deltas = unflattenCoordinates(tf.mul(out, outputScale), layout);
-      const params: NamedTensors = {};
-      for (const name of layout.names) params[name] = tf.add(state.params[name]!, deltas[name]!);
-      return { params, slots: newSlots };
-    });
-    return { params: next.params, slots: next.slots as unknown as TensorTree, step: state.step + 1 };
-  }
-
-  /** `update` on a GPU where no tape records: the optimizer's ops as one program (webgpu-kernels.ts), same values. */
-  private updateInOneProgram(state: OptimizerState, grads: NamedTensors, layout: CoordinateLayout, slots: LstmSlots): OptimizerState {
-    const { layers, hidden, preprocessing, k, outputScale } = this.options;
-    const next = tidyTree(() => {
-      const names = [...Array.from({ length: layers }, (_, l) => `${lstmLayerName(l)}/kernel`), 'output/kernel'];
-      const phi = tf.concat(names.map((n) => tf.reshape(this.kernel(n), [-1])), 0) as tf.Tensor1D;
-      const layerStates = Array.from({ length: layers }, (_, l) => slots[lstmLayerName(l)]!);
-      const out = lstmStackStep(flattenCoordinates(grads, layout), phi, layerStates, { hidden, preprocessing, k, scale: outputScale });
-      const newSlots: Record<string, LstmLayerState> = {};
-      for (let l = 0; l < layers; l++) newSlots[lstmLayerName(l)] = { h: rowSlice(out, 1 + 2 * hidden * l, hidden), c: rowSlice(out, 1 + 2 * hidden * l + hidden, hidden) };
-      const deltas = unflattenCoordinates(rowSlice(out, 0, 1), layout);
       const params: NamedTensors = {};
       for (const name of layout.names) params[name] = tf.add(state.params[name]!, deltas[name]!);
       return { params, slots: newSlots };

@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { disposeTree, Rng, useBackend, type NamedTensors, type Optimizer, type OptimizerState } from '@l2l/core';
 import { onCpuThenWebGpu } from '@l2l/core/testing';
-import { LstmMetaOptimizer } from './lstm';
-import type { LstmOptions } from './options';
+import type { MetaOptimizer } from '@l2l/core';
+import { LstmMetaOptimizer } from '../lstm';
+import { RnnpropMetaOptimizer } from '../rnnprop';
 
 // Dawn compiles each new program on Mesa's software device where there is no GPU: seconds, once.
 jest.setTimeout(120_000);
@@ -26,9 +27,11 @@ function initial(optimizer: Optimizer): OptimizerState {
   }
 }
 
+type Make = () => MetaOptimizer;
+
 /** `steps` updates from fixed parameters; the parameters and every slot after them, and the programs of the last update. */
-async function run(options: Partial<LstmOptions>, steps: number): Promise<{ values: number[]; programs: string[] }> {
-  const meta = new LstmMetaOptimizer(options, 4);
+async function run(make: Make, steps: number): Promise<{ values: number[]; programs: string[] }> {
+  const meta = make();
   const optimizer = meta.optimizer();
   let state: OptimizerState = initial(optimizer);
   const programs: string[] = [];
@@ -50,8 +53,12 @@ async function run(options: Partial<LstmOptions>, steps: number): Promise<{ valu
       state = next;
     }
     const values = [...(await state.params.a!.data()), ...(await state.params.b!.data())];
-    const slots = state.slots as unknown as Record<string, { h: tf.Tensor; c: tf.Tensor }>;
-    for (const layer of Object.keys(slots).sort()) values.push(...(await slots[layer]!.h.data()), ...(await slots[layer]!.c.data()));
+    const slots = state.slots as unknown as Record<string, tf.Tensor | { h: tf.Tensor; c: tf.Tensor }>;
+    for (const name of Object.keys(slots).sort()) {
+      const slot = slots[name]!;
+      if (slot instanceof tf.Tensor) values.push(...(await slot.data()));
+      else values.push(...(await slot.h.data()), ...(await slot.c.data()));
+    }
     return { values, programs };
   } finally {
     backend.runWebGPUProgram = original;
@@ -70,28 +77,33 @@ function expectSame(got: number[], want: number[]): void {
   });
 }
 
-describe("the lstm optimizer's update on webgpu where no tape records: one program", () => {
+describe("the LSTM-stack optimizers' update on webgpu where no tape records: one program", () => {
   afterAll(async () => {
     await useBackend('cpu');
   });
 
-  it.each([
-    [{}],
-    [{ layers: 1, hidden: 5, preprocessing: 'none' as const, outputScale: 0.3 }],
-  ])('gives the parameters and state of the ops on cpu over 4 steps (0, NaN and ±∞ gradients among them), with no leak (%j)', async (options) => {
-    const { cpu: want, webgpu: got } = await onCpuThenWebGpu(() => run(options, 4));
+  it.each<[string, Make]>([
+    ['lstm, its defaults (2 × 20, logAndSign)', () => new LstmMetaOptimizer({}, 4)],
+    ['lstm, 1 × 5, no preprocessing, outputScale 0.3', () => new LstmMetaOptimizer({ layers: 1, hidden: 5, preprocessing: 'none', outputScale: 0.3 }, 4)],
+    ['rnnprop, its defaults (ELU input layer, 2 × 20, Adam features, tanh output)', () => new RnnpropMetaOptimizer({}, 4)],
+    ['rnnprop, 1 × 3, 4 input units', () => new RnnpropMetaOptimizer({ layers: 1, hidden: 3, inputUnits: 4, lr: 0.5 }, 4)],
+  ])('gives the parameters and state of the ops on cpu over 4 steps (0, NaN and ±∞ gradients among them), with no leak: %s', async (_, make) => {
+    const { cpu: want, webgpu: got } = await onCpuThenWebGpu(() => run(make, 4));
     expectSame(got.values, want.values);
     // The NaN gradient's coordinate is NaN in its parameter from step 3 (as on cpu): the comparison saw it.
     expect(want.values.some(Number.isNaN)).toBe(true);
-    // One program for the features, every layer and the output (the ops: 15 for two layers); then the state's
-    // rows, the update's cut into the two tensors and their additions.
+    // One program for the features, every layer and the output (lstm's ops: 15 for two layers); then the
+    // state's rows, the update's cut into the two tensors and their additions.
     expect(got.programs.filter((k) => k.startsWith('l2l_lstm_stack_step'))).toHaveLength(1);
     expect(got.programs.filter((k) => k.startsWith('matMul') || k.startsWith('l2l_lstm_gates') || k.startsWith('l2l_log'))).toEqual([]);
   });
 
-  it('leaves updates under a tape to the differentiable ops: the meta-gradient of an update equals cpu\'s', async () => {
+  it.each<[string, Make]>([
+    ['lstm', () => new LstmMetaOptimizer({ hidden: 6 }, 2)],
+    ['rnnprop', () => new RnnpropMetaOptimizer({ hidden: 6, inputUnits: 5 }, 2)],
+  ])('leaves updates under a tape to the differentiable ops: the meta-gradient of an update equals cpu\'s (%s)', async (_, make) => {
     const metaGradient = async (): Promise<{ values: number[]; programs: string[] }> => {
-      const meta = new LstmMetaOptimizer({ hidden: 6 }, 2);
+      const meta = make();
       const state = initial(meta.optimizer());
       const grads = gradients(1);
       const programs: string[] = [];
