@@ -6,14 +6,17 @@
  * on `batch` ten-dimensional quadratics), by tfjs-webgpu program kind, with wall and CPU seconds, after one
  * untimed meta-iteration that compiles the programs.
  *
- *     pnpm build && node bench/dist/webgpu-programs.js [batch=8] [unroll=20] [--gpu-time]
+ *     pnpm build && node bench/dist/webgpu-programs.js [batch=8] [unroll=20] [--gpu-time] [--eval]
+ *
+ * --eval counts an evaluation run of `unroll` steps instead (runOptimizerAsync: no tape, the optimizee's loss and
+ * gradient and the optimizer's update each step), with an `rnnprop` run beside the LSTM's.
  *
  * --gpu-time adds each kind's GPU milliseconds (timestamp queries, where the device has them; not on Mesa's
  * software device), which say whether launches or arithmetic set the pace at a size.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { MetaTrainer, resolveTrainingOptions, useBackend } from '@l2l/core';
-import { LstmMetaOptimizer } from '@l2l/meta-optimizers';
+import { MetaTrainer, resolveTrainingOptions, runOptimizerAsync, useBackend, type MetaOptimizer } from '@l2l/core';
+import { LstmMetaOptimizer, RnnpropMetaOptimizer } from '@l2l/meta-optimizers';
 import { createQuadraticFamily } from '@l2l/optimizees';
 
 interface ProgramRunner {
@@ -28,7 +31,8 @@ async function main(): Promise<void> {
   // --gpu-time: each program's GPU time by timestamp queries; each then runs in a pass of its own and is read
   // back, so the wall and CPU seconds of that run are not a meta-iteration's.
   const gpuTime = args.includes('--gpu-time');
-  const [batchArg = '8', unrollArg = '20'] = args.filter((a) => a !== '--gpu-time');
+  const evaluation = args.includes('--eval');
+  const [batchArg = '8', unrollArg = '20'] = args.filter((a) => !a.startsWith('--'));
   const batch = Number(batchArg);
   const unroll = Number(unrollArg);
   const info = await useBackend('webgpu');
@@ -46,6 +50,39 @@ async function main(): Promise<void> {
     return out;
   };
   const family = createQuadraticFamily({ dims: 10, batch });
+  if (evaluation) {
+    for (const meta of [new LstmMetaOptimizer({}, 0), new RnnpropMetaOptimizer({}, 0)] as MetaOptimizer[]) {
+      const task = family.build(family.sample(0, 'test'));
+      try {
+        const run = () => runOptimizerAsync(task, meta.optimizer(), { steps: unroll, initSeed: 0, batchSeed: 0, kernel: 'tfjs' });
+        await run(); // compiles the programs
+        counts.clear();
+        const t = performance.now();
+        const c = process.cpuUsage();
+        await run();
+        const cpu = process.cpuUsage(c);
+        const programs = [...counts.values()].reduce((a, b) => a + b, 0);
+        console.log(
+          JSON.stringify({
+            what: `GPU programs and seconds of an evaluation run of ${unroll} steps (loss, gradient, update; no tape) of ${meta.type} on ${batch} ten-dimensional quadratics, webgpu`,
+            device: info.device,
+            optimizer: meta.type,
+            coordinates: 10 * batch,
+            steps: unroll,
+            programs,
+            programs_per_step: Math.round(programs / unroll),
+            seconds: (performance.now() - t) / 1e3,
+            cpu_seconds: (cpu.user + cpu.system) / 1e6,
+            by_kind: Object.fromEntries([...counts.entries()].sort((a, b) => b[1] - a[1])),
+          }),
+        );
+      } finally {
+        task.dispose?.();
+        meta.dispose();
+      }
+    }
+    return;
+  }
   const meta = new LstmMetaOptimizer({}, 0);
   // Two unrolls per epoch, no validation: the first compiles, the second is counted.
   const training = resolveTrainingOptions({ epochs: 2, episodesPerEpoch: 1, steps: 2 * unroll, unroll, validateEvery: 1000 });
