@@ -24,6 +24,11 @@ export interface StepContext {
   readonly loss?: tf.Scalar;
   /** True during meta-training (tricks such as random scaling apply), false during evaluation. */
   readonly training: boolean;
+  /**
+   * True when the caller treats `grads` as constants under a gradient tape (first-order meta-gradients: the
+   * engine's unrolls with second derivatives off): an optimizer may then leave their derivatives out.
+   */
+  readonly constantGrads?: boolean;
 }
 
 /**

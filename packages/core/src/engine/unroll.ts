@@ -68,7 +68,7 @@ export function unroll(task: Task, optimizer: Optimizer, carry: Carry, options: 
   const terms: tf.Scalar[] = [];
   const losses: tf.Scalar[] = [];
   for (let t = 0; t < options.length; t++) {
-    state = optimizer.update(state, grads, { step: state.step, loss, training: options.training });
+    state = optimizer.update(state, grads, { step: state.step, loss, training: options.training, constantGrads: !options.secondDerivatives });
     const params = state.params;
     const step = state.step;
     const weight = options.lossWeights === 'uniform' || (options.lossWeights === 'last' && t === options.length - 1) ? 1 : 0;

@@ -4,21 +4,67 @@ import { flattenCoordinates, unflattenCoordinates, type CoordinateLayout } from 
 import { lstmLayerName, type LstmLayerState } from './lstm-cell';
 import { rowSlice } from './row-slice';
 import { tidyTree } from './tidy';
-import { lstmStackStep, LSTM_STACK_STEP_MAX_LAYERS, webGpuKernelsHere, type LstmStackStepConstants, type LstmStackStepSpec } from './webgpu-kernels';
+import {
+  lstmStackStep,
+  lstmStackStepGrad,
+  lstmStackStepGradRows,
+  LSTM_STACK_STEP_MAX_LAYERS,
+  sumOfOuterProducts,
+  webGpuKernelsHere,
+  type LstmStackStepConstants,
+  type LstmStackStepSpec,
+} from './webgpu-kernels';
 
 /**
- * Whether an LSTM-stack optimizer's update runs as one GPU program (lstmStackUpdateOnGpu): on webgpu, with no tape
- * recording (a tape needs the differentiable ops), and for up to LSTM_STACK_STEP_MAX_LAYERS layers.
+ * Whether an LSTM-stack optimizer's update runs as one GPU program (lstmStackUpdateOnGpu): on webgpu, for up to
+ * LSTM_STACK_STEP_MAX_LAYERS layers; where no tape records, or on a tape when the gradients are constants
+ * (`constantGrads`, first order) and the optimizer has `lstm`'s shape (no input layer, no Adam features), whose
+ * backward pass is one program too. Elsewhere the differentiable ops run.
  */
-export function lstmStackUpdateOnGpuHere(layers: number): boolean {
-  return layers <= LSTM_STACK_STEP_MAX_LAYERS && webGpuKernelsHere() && !tf.engine().isTapeOn();
+export function lstmStackUpdateOnGpuHere(spec: LstmStackStepSpec, constantGrads = false): boolean {
+  if (spec.layers > LSTM_STACK_STEP_MAX_LAYERS || !webGpuKernelsHere()) return false;
+  if (!tf.engine().isTapeOn()) return true;
+  return constantGrads && spec.features !== 'adam' && spec.inputUnits === 0;
+}
+
+/**
+ * lstmStackStep on a gradient tape, first order (g a constant): one tf.customGrad over the kernels and each
+ * layer's h and c, whose backward pass is LSTM_STACK_STEP_GRAD and one product per kernel (sumOfOuterProducts).
+ */
+function lstmStackStepTaped(g: tf.Tensor2D, kernels: readonly tf.Tensor[], layers: readonly LstmLayerState[], spec: LstmStackStepSpec, constants: LstmStackStepConstants): tf.Tensor2D {
+  const L = spec.layers;
+  const H = spec.hidden;
+  const step = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const save = args[args.length - 1] as tf.GradSaveFunc;
+    const ks = args.slice(0, kernels.length) as tf.Tensor[];
+    const st = args.slice(kernels.length, args.length - 1) as tf.Tensor2D[];
+    const phi = tf.concat(ks.map((k) => tf.reshape(k, [-1])), 0) as tf.Tensor1D;
+    const pairs = (t: tf.Tensor[]) => Array.from({ length: L }, (_, l) => ({ h: t[2 * l] as tf.Tensor2D, c: t[2 * l + 1] as tf.Tensor2D }));
+    // g is saved too: the update's tidy frees it before the backward pass.
+    save([g, phi, ...st]);
+    return {
+      value: lstmStackStep(g, phi, pairs(st), spec, constants),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const [sg, sphi, ...sst] = saved;
+          const back = lstmStackStepGrad(sg as tf.Tensor2D, sphi as tf.Tensor1D, pairs(sst), dy as tf.Tensor2D, spec, constants);
+          const rows = lstmStackStepGradRows(spec);
+          const dKernels = Array.from({ length: L }, (_, l) => sumOfOuterProducts(rowSlice(back, rows.da[l]!, 4 * H), rowSlice(back, rows.z[l]!, rows.zRows[l]!)));
+          dKernels.push(sumOfOuterProducts(rowSlice(back, rows.dOut, 1), rowSlice(back, rows.zTop, H + 1)));
+          const dState = Array.from({ length: L }, (_, l) => [rowSlice(back, rows.dh[l]!, H), rowSlice(back, rows.dc[l]!, H)]).flat();
+          return [...dKernels, ...dState];
+        }),
+    };
+  }) as (...xs: tf.Tensor[]) => tf.Tensor2D;
+  return step(...kernels, ...layers.flatMap((s) => [s.h, s.c]));
 }
 
 /**
  * The new parameters and slots of an LSTM-stack optimizer's update (`lstm`, `rnnprop`) computed by one GPU program
  * (lstmStackStep), where the ops would launch one program each: `kernels` φ's kernels in the program's order
  * (input layer, LSTM layers, output), `slots` the optimizer's (`lstm{l}`: h and c; with Adam features `m` and
- * `v`). The same values as the ops to float32 rounding.
+ * `v`). The same values as the ops to float32 rounding; on a tape (where lstmStackUpdateOnGpuHere allows it) the
+ * same first-order gradients.
  */
 export function lstmStackUpdateOnGpu(
   params: NamedTensors,
@@ -31,18 +77,18 @@ export function lstmStackUpdateOnGpu(
 ): { params: NamedTensors; slots: Record<string, TensorTree> } {
   const adam = spec.features === 'adam';
   return tidyTree(() => {
-    const phi = tf.concat(kernels.map((k) => tf.reshape(k, [-1])), 0) as tf.Tensor1D;
     const g = flattenCoordinates(grads, layout);
     const input = adam ? (tf.concat([g, slots.m as tf.Tensor2D, slots.v as tf.Tensor2D], 0) as tf.Tensor2D) : g;
     const layers = Array.from({ length: spec.layers }, (_, l) => slots[lstmLayerName(l)] as LstmLayerState);
-    const out = lstmStackStep(input, phi, layers, spec, constants);
-    const newSlots: Record<string, TensorTree> = adam ? { m: rowSlice(out, 1, 1), v: rowSlice(out, 2, 1) } : {};
-    const first = adam ? 3 : 1;
-    for (let l = 0; l < spec.layers; l++) {
-      const row = first + 2 * spec.hidden * l;
-      newSlots[lstmLayerName(l)] = { h: rowSlice(out, row, spec.hidden), c: rowSlice(out, row + spec.hidden, spec.hidden) };
-    }
-    const deltas = unflattenCoordinates(rowSlice(out, 0, 1), layout);
+    const out = tf.engine().isTapeOn()
+      ? lstmStackStepTaped(input, kernels, layers, spec, constants)
+      : lstmStackStep(input, tf.concat(kernels.map((k) => tf.reshape(k, [-1])), 0) as tf.Tensor1D, layers, spec, constants);
+    // One split (its gradient is one concat; separate slices' would be a pad each and their sum).
+    const head = adam ? 3 : 1; // the update's row, then m' and v'
+    const parts = tf.split(out, [...new Array<number>(head).fill(1), ...new Array<number>(2 * spec.layers).fill(spec.hidden)], 0) as tf.Tensor2D[];
+    const newSlots: Record<string, TensorTree> = adam ? { m: parts[1]!, v: parts[2]! } : {};
+    for (let l = 0; l < spec.layers; l++) newSlots[lstmLayerName(l)] = { h: parts[head + 2 * l]!, c: parts[head + 2 * l + 1]! };
+    const deltas = unflattenCoordinates(parts[0]!, layout);
     const next: NamedTensors = {};
     for (const name of layout.names) next[name] = tf.add(params[name]!, deltas[name]!);
     return { params: next, slots: newSlots };

@@ -12,7 +12,9 @@ import * as tf from '@tensorflow/tfjs-core';
  *   transpose).
  * - A whole `lstm` or `rnnprop` update where no gradient is taken (evaluation, a tf.Optimizer's steps, ES's
  *   forward passes; gpu-step.ts): for a one-tensor optimizee and two layers, `lstm`'s 15 programs as ops are 8
- *   with this one (lstmStackStep) and the slices and additions around it, `rnnprop`'s 33 are 11.
+ *   with this one (lstmStackStep) and the slices and additions around it, `rnnprop`'s 33 are 11. On a tape with
+ *   first-order meta-gradients, `lstm`'s update and its gradient (lstmStackStepGrad): 58 programs per step of
+ *   meta-training are 38.
  *
  * The programs follow tfjs-backend-webgpu 4.22's program objects (variable names as storage buffers, `uniforms`
  * with each input's shape, `setOutputAtIndex`); the tests compare them with the unfused ops on the same backend.
@@ -38,6 +40,14 @@ export const LOG_AND_SIGN = 'L2lLogAndSign';
  * row, and each layer's h and c.
  */
 export const LSTM_STACK_STEP = 'L2lLstmStackStep';
+
+/**
+ * LSTM_STACK_STEP's gradient, first order (g a constant), for `lstm`'s shape (no input layer, no Adam features):
+ * from the step's inputs and dy (the adjoint of its output), [dh; dc of each layer's input state; da and z of each
+ * layer; the output's d and [h_top; 1]], from which the weights' gradients are one product each
+ * (lstmStackStepGradRows).
+ */
+export const LSTM_STACK_STEP_GRAD = 'L2lLstmStackStepGrad';
 
 /**
  * The most LSTM layers LSTM_STACK_STEP takes: its inputs (g, φ, h and c per layer) and its output are storage
@@ -190,6 +200,38 @@ const STEP_FEATURES: Record<LstmStackStepSpec['features'], string> = {
       x[1] = (m * uniforms.c1) * inv;`,
 };
 
+/** The start of LSTM_STACK_STEP's and its gradient's main(): one invocation per coordinate, its features in x. */
+function stepHead(spec: LstmStackStepSpec): string {
+  return `${ACTIVATIONS}
+  fn main(index : i32) {
+    let n = uniforms.gShape[1];
+    if (index < n) {
+      let g = G[index];
+      var x : array<f32, ${spec.features === 'none' ? 1 : 2}>;${STEP_FEATURES[spec.features]}`;
+}
+
+/**
+ * One LSTM layer's forward pass in WGSL: z = [input; h of the layer's state; 1] into `z{l}`, then per unit u the
+ * gates' pre-activations a (vec4: i, f, g, o) from the kernel at `offset` of φ's row, followed by `body` (which
+ * reads u and a). The products' loop bound adds uniforms.zero (0), which the compiler cannot see through: Mesa's
+ * software device unrolled `lstm`'s constant-bound loops into a 50 s compile (1 s with this).
+ */
+function layerForwardCode(l: number, X: number, H: number, offset: number, input: string, body: string): string {
+  const Z = X + H + 1;
+  return `
+      var z${l} : array<f32, ${Z}>;
+      for (var u = 0; u < ${X}; u++) { z${l}[u] = ${input}[u]; }
+      for (var u = 0; u < ${H}; u++) { z${l}[${X} + u] = H${l}[u * n + index]; }
+      z${l}[${X + H}] = 1.0;
+      for (var u = 0; u < ${H}; u++) {
+        var a = vec4<f32>(0.0);
+        for (var k = 0; k < ${Z} + uniforms.zero; k++) {
+          let r = ${offset} + u * ${Z} + k;
+          a = a + vec4<f32>(W[r], W[r + ${H * Z}], W[r + ${2 * H * Z}], W[r + ${3 * H * Z}]) * z${l}[k];
+        }${body}
+      }`;
+}
+
 /**
  * LSTM_STACK_STEP's code (sizes baked in: one invocation per coordinate, its vectors in private arrays). φ's row
  * holds the input layer's [E, F + 1] kernel (if any), each LSTM layer's [4H, X + H + 1] (rows i, f, g, o;
@@ -200,12 +242,7 @@ function lstmStackStepCode(spec: LstmStackStepSpec): string {
   const { hidden: H, layers, features, inputUnits: E, outputTanh } = spec;
   const F = features === 'none' ? 1 : 2;
   const first = features === 'adam' ? 3 : 1; // the first state row
-  let code = `${ACTIVATIONS}
-  fn main(index : i32) {
-    let n = uniforms.gShape[1];
-    if (index < n) {
-      let g = G[index];
-      var x : array<f32, ${F}>;${STEP_FEATURES[features]}`;
+  let code = stepHead(spec);
   let offset = 0;
   let X = F;
   let input = 'x';
@@ -222,31 +259,18 @@ function lstmStackStepCode(spec: LstmStackStepSpec): string {
     X = E;
     input = 'y';
   }
-  // The products' loop bound adds uniforms.zero (0), which the compiler cannot see through: Mesa's software
-  // device unrolled `lstm`'s constant-bound loops into a 50 s compile (1 s with this).
   code += `
       var top : array<f32, ${H}>;`;
   for (let l = 0; l < layers; l++) {
-    const Z = X + H + 1;
     const out = first + 2 * H * l;
-    code += `
-      var z${l} : array<f32, ${Z}>;
-      for (var u = 0; u < ${X}; u++) { z${l}[u] = ${l === 0 ? input : 'top'}[u]; }
-      for (var u = 0; u < ${H}; u++) { z${l}[${X} + u] = H${l}[u * n + index]; }
-      z${l}[${X + H}] = 1.0;
-      for (var u = 0; u < ${H}; u++) {
-        var a = vec4<f32>(0.0);
-        for (var k = 0; k < ${Z} + uniforms.zero; k++) {
-          let r = ${offset} + u * ${Z} + k;
-          a = a + vec4<f32>(W[r], W[r + ${H * Z}], W[r + ${2 * H * Z}], W[r + ${3 * H * Z}]) * z${l}[k];
-        }
+    // top: layer l − 1's h' while layer l's z is filled, then layer l's.
+    code += layerForwardCode(l, X, H, offset, l === 0 ? input : 'top', `
         let c2 = l2lSigmoid(a.y) * C${l}[u * n + index] + l2lSigmoid(a.x) * l2lTanh(a.z);
         let h2 = l2lSigmoid(a.w) * l2lTanh(c2);
         setOutputAtIndex((${out} + u) * n + index, h2);
         setOutputAtIndex((${out + H} + u) * n + index, c2);
-        top[u] = h2;
-      }`;
-    offset += 4 * H * Z;
+        top[u] = h2;`);
+    offset += 4 * H * (X + H + 1);
     X = H;
   }
   code += `
@@ -254,6 +278,121 @@ function lstmStackStepCode(spec: LstmStackStepSpec): string {
       for (var u = 0; u < ${H}; u++) { d = d + W[${offset} + u] * top[u]; }
       d = d + W[${offset + H}];
       setOutputAtIndex(index, ${outputTanh ? 'l2lTanh(d)' : 'd'} * uniforms.scale);
+    }
+  }`;
+  return code;
+}
+
+/** Where LSTM_STACK_STEP_GRAD's output keeps each part: first rows (and, for da and z, row counts). */
+export function lstmStackStepGradRows(spec: LstmStackStepSpec): { dh: number[]; dc: number[]; da: number[]; z: number[]; zRows: number[]; dOut: number; zTop: number; rows: number } {
+  const { hidden: H, layers } = spec;
+  const F = spec.features === 'none' ? 1 : 2;
+  const dh: number[] = [];
+  const dc: number[] = [];
+  const da: number[] = [];
+  const z: number[] = [];
+  const zRows: number[] = [];
+  for (let l = 0; l < layers; l++) {
+    dh.push(2 * H * l);
+    dc.push(2 * H * l + H);
+  }
+  let row = 2 * H * layers;
+  for (let l = 0; l < layers; l++) {
+    const Z = (l === 0 ? F : H) + H + 1;
+    da.push(row);
+    z.push(row + 4 * H);
+    zRows.push(Z);
+    row += 4 * H + Z;
+  }
+  return { dh, dc, da, z, zRows, dOut: row, zTop: row + 1, rows: row + H + 2 };
+}
+
+/**
+ * LSTM_STACK_STEP_GRAD's code: the forward pass of LSTM_STACK_STEP again, keeping each layer's z, gates, c and
+ * tanh c per coordinate, then the backward pass through the output and the layers (top first), as
+ * LSTM_GATES_GRAD's formulas and Kᵀ·da.
+ */
+function lstmStackStepGradCode(spec: LstmStackStepSpec): string {
+  const { hidden: H, layers, features, outputTanh } = spec;
+  const F = features === 'none' ? 1 : 2;
+  const rows = lstmStackStepGradRows(spec);
+  let code = stepHead(spec);
+  const offsets: number[] = [];
+  let offset = 0;
+  let X = F;
+  for (let l = 0; l < layers; l++) {
+    offsets.push(offset);
+    code += `
+      var gi${l} : array<f32, ${H}>;
+      var gf${l} : array<f32, ${H}>;
+      var gg${l} : array<f32, ${H}>;
+      var go${l} : array<f32, ${H}>;
+      var cp${l} : array<f32, ${H}>;
+      var tc${l} : array<f32, ${H}>;
+      var hn${l} : array<f32, ${H}>;`;
+    code += layerForwardCode(l, X, H, offset, l === 0 ? 'x' : `hn${l - 1}`, `
+        gi${l}[u] = l2lSigmoid(a.x);
+        gf${l}[u] = l2lSigmoid(a.y);
+        gg${l}[u] = l2lTanh(a.z);
+        go${l}[u] = l2lSigmoid(a.w);
+        cp${l}[u] = C${l}[u * n + index];
+        let c2 = gf${l}[u] * cp${l}[u] + gi${l}[u] * gg${l}[u];
+        tc${l}[u] = l2lTanh(c2);
+        hn${l}[u] = go${l}[u] * tc${l}[u];`);
+    offset += 4 * H * (X + H + 1);
+    X = H;
+  }
+  const top = `hn${layers - 1}`;
+  code += `
+      var d = 0.0;
+      for (var u = 0; u < ${H}; u++) { d = d + W[${offset} + u] * ${top}[u]; }
+      d = d + W[${offset + H}];
+      var dd = DY[index] * uniforms.scale;${outputTanh ? `
+      let td = l2lTanh(d);
+      dd = dd * (1.0 - td * td);` : ''}
+      setOutputAtIndex(${rows.dOut} * n + index, dd);
+      for (var u = 0; u < ${H}; u++) { setOutputAtIndex((${rows.zTop} + u) * n + index, ${top}[u]); }
+      setOutputAtIndex(${rows.zTop + H} * n + index, 1.0);
+      var dh : array<f32, ${H}>;
+      for (var u = 0; u < ${H}; u++) { dh[u] = dd * W[${offset} + u]; }
+      var da : array<vec4<f32>, ${H}>;`;
+  for (let l = layers - 1; l >= 0; l--) {
+    const Xl = l === 0 ? F : H;
+    const Z = Xl + H + 1;
+    const out = 1 + 2 * H * l; // the step's h' rows in dy; c' follows
+    code += `
+      for (var u = 0; u < ${H}; u++) {
+        let dhu = dh[u] + DY[(${out} + u) * n + index];
+        let tcu = tc${l}[u];
+        let dcu = DY[(${out + H} + u) * n + index] + dhu * go${l}[u] * (1.0 - tcu * tcu);
+        let iu = gi${l}[u];
+        let fu = gf${l}[u];
+        let gu = gg${l}[u];
+        let ou = go${l}[u];
+        da[u] = vec4<f32>(dcu * gu * (iu * (1.0 - iu)), dcu * cp${l}[u] * (fu * (1.0 - fu)), dcu * iu * (1.0 - gu * gu), dhu * tcu * (ou * (1.0 - ou)));
+        setOutputAtIndex((${rows.dc[l]} + u) * n + index, dcu * fu);
+        setOutputAtIndex((${rows.da[l]} + u) * n + index, da[u].x);
+        setOutputAtIndex((${rows.da[l] + H} + u) * n + index, da[u].y);
+        setOutputAtIndex((${rows.da[l] + 2 * H} + u) * n + index, da[u].z);
+        setOutputAtIndex((${rows.da[l] + 3 * H} + u) * n + index, da[u].w);
+      }
+      for (var k = 0; k < ${Z}; k++) {
+        setOutputAtIndex((${rows.z[l]} + k) * n + index, z${l}[k]);
+      }
+      for (var k = 0; k < ${Xl + H} + uniforms.zero; k++) {
+        var s = 0.0;
+        for (var u = 0; u < ${H}; u++) {
+          let r = ${offsets[l]} + u * ${Z} + k;
+          s = s + dot(vec4<f32>(W[r], W[r + ${H * Z}], W[r + ${2 * H * Z}], W[r + ${3 * H * Z}]), da[u]);
+        }
+        if (k < ${Xl}) {${l > 0 ? `
+          dh[k] = s;` : ''}
+        } else {
+          setOutputAtIndex((${rows.dh[l]} + k - ${Xl}) * n + index, s);
+        }
+      }`;
+  }
+  code += `
     }
   }`;
   return code;
@@ -282,6 +421,28 @@ function program(key: string, variableNames: string[], outputShape: number[], co
     ...(uniforms && { uniforms }),
     getUserCode: () => code,
   };
+}
+
+/** LSTM_STACK_STEP or its gradient (`grad`, with dy among the inputs): G, W, then each layer's H and C (and DY). */
+function runStackStep(backend: unknown, inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap | undefined, grad: boolean): tf.TensorInfo {
+  const { g, w, dy, ...state } = inputs as Record<string, tf.TensorInfo>;
+  const { spec, constants } = attrs as unknown as { spec: LstmStackStepSpec; constants: LstmStackStepConstants };
+  const n = g!.shape[1]!;
+  const names = ['G', 'W'];
+  const tensors = [g!, w!];
+  for (let l = 0; l < spec.layers; l++) {
+    names.push(`H${l}`, `C${l}`);
+    tensors.push(state[`h${l}`]!, state[`c${l}`]!);
+  }
+  if (grad) {
+    names.push('DY');
+    tensors.push(dy!);
+  }
+  const key = `l2l_lstm_stack_step_${grad ? 'grad_' : ''}${spec.hidden}_${spec.layers}_${spec.features}_${spec.inputUnits}_${spec.outputTanh}`;
+  const rows = grad ? lstmStackStepGradRows(spec).rows : (spec.features === 'adam' ? 3 : 1) + 2 * spec.hidden * spec.layers;
+  const p = program(key, names, [rows, n], grad ? lstmStackStepGradCode(spec) : lstmStackStepCode(spec), STEP_UNIFORMS, n);
+  const uniforms = stepUniforms(constants).map((v) => ({ type: 'float32', data: [v] }));
+  return (backend as WebGpuBackend).runWebGPUProgram(p, tensors, 'float32', [...uniforms, { type: 'int32', data: [0] }]);
 }
 
 let registered = false;
@@ -317,22 +478,8 @@ export function registerWebGpuKernels(): void {
       const uniforms = [{ type: 'float32', data: [k] }, { type: 'float32', data: [Math.exp(-k)] }, { type: 'float32', data: [Math.exp(k)] }];
       return run(backend, p, [g], 'float32', uniforms);
     },
-    [LSTM_STACK_STEP]: ({ inputs, attrs, backend }) => {
-      const { g, w, ...state } = inputs as Record<string, tf.TensorInfo>;
-      const { spec, constants } = attrs as unknown as { spec: LstmStackStepSpec; constants: LstmStackStepConstants };
-      const n = g!.shape[1]!;
-      const names = ['G', 'W'];
-      const tensors = [g!, w!];
-      for (let l = 0; l < spec.layers; l++) {
-        names.push(`H${l}`, `C${l}`);
-        tensors.push(state[`h${l}`]!, state[`c${l}`]!);
-      }
-      const key = `l2l_lstm_stack_step_${spec.hidden}_${spec.layers}_${spec.features}_${spec.inputUnits}_${spec.outputTanh}`;
-      const rows = (spec.features === 'adam' ? 3 : 1) + 2 * spec.hidden * spec.layers;
-      const p = program(key, names, [rows, n], lstmStackStepCode(spec), STEP_UNIFORMS, n);
-      const uniforms = stepUniforms(constants).map((v) => ({ type: 'float32', data: [v] }));
-      return run(backend, p, tensors, 'float32', [...uniforms, { type: 'int32', data: [0] }]);
-    },
+    [LSTM_STACK_STEP]: ({ inputs, attrs, backend }) => runStackStep(backend, inputs, attrs, false),
+    [LSTM_STACK_STEP_GRAD]: ({ inputs, attrs, backend }) => runStackStep(backend, inputs, attrs, true),
   };
   for (const [kernelName, kernelFunc] of Object.entries(kernels)) {
     if (!tf.getKernel(kernelName, 'webgpu')) tf.registerKernel({ kernelName, backendName: 'webgpu', kernelFunc });
@@ -393,6 +540,28 @@ export function lstmStackStep(
     inputs[`c${l}`] = c;
   });
   return tf.engine().runKernel(LSTM_STACK_STEP, inputs, { spec, constants } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+}
+
+/**
+ * LSTM_STACK_STEP_GRAD: the parts of lstmStackStep's first-order gradient (rows as lstmStackStepGradRows says)
+ * for its inputs and `dy`, the adjoint of its output.
+ */
+export function lstmStackStepGrad(
+  g: tf.Tensor2D,
+  phi: tf.Tensor1D,
+  state: ReadonlyArray<{ h: tf.Tensor2D; c: tf.Tensor2D }>,
+  dy: tf.Tensor2D,
+  spec: LstmStackStepSpec,
+  constants: LstmStackStepConstants,
+): tf.Tensor2D {
+  if (spec.features === 'adam' || spec.inputUnits > 0) throw new Error('lstmStackStepGrad: no input layer or Adam features (lstm\'s shape)');
+  registerWebGpuKernels();
+  const inputs: Record<string, tf.Tensor> = { g, w: phi, dy };
+  state.forEach(({ h, c }, l) => {
+    inputs[`h${l}`] = h;
+    inputs[`c${l}`] = c;
+  });
+  return tf.engine().runKernel(LSTM_STACK_STEP_GRAD, inputs, { spec, constants } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
 }
 
 /** [h'; c'] from a and c (see LSTM_GATES). */

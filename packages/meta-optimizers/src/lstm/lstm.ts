@@ -89,15 +89,15 @@ class LstmOptimizer implements Optimizer {
     return { params: cloneNamed(params), slots: slots as unknown as TensorTree, step: 0 };
   }
 
-  update(state: OptimizerState, grads: NamedTensors, _ctx: StepContext): OptimizerState {
+  update(state: OptimizerState, grads: NamedTensors, ctx: StepContext): OptimizerState {
     const layout = coordinateLayout(state.params);
     checkLayout(layout, grads, 'lstm: gradients');
     const slots = this.checkSlots(state.slots, layout.total);
     const { layers, preprocessing, k, outputScale } = this.options;
-    if (lstmStackUpdateOnGpuHere(layers)) {
-      // One GPU program instead of the ops below (webgpu-kernels.ts), where no tape needs them.
+    const spec = { hidden: this.options.hidden, layers, features: preprocessing, inputUnits: 0, outputTanh: false };
+    if (lstmStackUpdateOnGpuHere(spec, ctx.constantGrads)) {
+      // One GPU program (and one for its gradient) instead of the ops below (gpu-step.ts).
       const kernels = [...Array.from({ length: layers }, (_, l) => this.kernel(`${lstmLayerName(l)}/kernel`)), this.kernel('output/kernel')];
-      const spec = { hidden: this.options.hidden, layers, features: preprocessing, inputUnits: 0, outputTanh: false };
       const next = lstmStackUpdateOnGpu(state.params, grads, layout, kernels, slots, spec, { scale: outputScale, k });
       return { params: next.params, slots: next.slots, step: state.step + 1 };
     }

@@ -103,10 +103,10 @@ class RnnpropOptimizer implements Optimizer {
     const slots = this.checkSlots(state.slots, layout.total);
     const { layers, beta1, beta2, epsilon, lr } = this.options;
     const t = state.step + 1;
-    if (lstmStackUpdateOnGpuHere(layers)) {
-      // One GPU program instead of the ops below (webgpu-kernels.ts), where no tape needs them.
+    const spec = { hidden: this.options.hidden, layers, features: 'adam' as const, inputUnits: this.options.inputUnits, outputTanh: true };
+    if (lstmStackUpdateOnGpuHere(spec)) {
+      // One GPU program instead of the ops below (gpu-step.ts), where no tape needs them.
       const names = ['input/kernel', ...Array.from({ length: layers }, (_, l) => `${lstmLayerName(l)}/kernel`), 'output/kernel'];
-      const spec = { hidden: this.options.hidden, layers, features: 'adam' as const, inputUnits: this.options.inputUnits, outputTanh: true };
       const next = lstmStackUpdateOnGpu(state.params, grads, layout, names.map((n) => this.kernel(n)), slots, spec, { scale: -lr, beta1, beta2, epsilon, t });
       return { params: next.params, slots: next.slots, step: t };
     }
