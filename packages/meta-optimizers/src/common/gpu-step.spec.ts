@@ -130,6 +130,8 @@ describe("the LSTM-stack optimizers' update on webgpu where no tape records: one
     ['lstm, 2 × 6, logAndSign', () => new LstmMetaOptimizer({ hidden: 6 }, 2)],
     ['lstm, its defaults (2 × 20)', () => new LstmMetaOptimizer({}, 2)],
     ['lstm, 1 × 5, no preprocessing', () => new LstmMetaOptimizer({ layers: 1, hidden: 5, preprocessing: 'none', outputScale: 0.3 }, 2)],
+    ['rnnprop, its defaults (ELU input layer, 2 × 20, Adam features, tanh output)', () => new RnnpropMetaOptimizer({}, 2)],
+    ['rnnprop, 1 × 3, 4 input units, lr 0.5', () => new RnnpropMetaOptimizer({ layers: 1, hidden: 3, inputUnits: 4, lr: 0.5 }, 2)],
   ])('with constant gradients on a tape (first order), runs as one program each way: the meta-gradient of 3 updates equals cpu\'s (%s)', async (_, make) => {
     const metaGradient = async (): Promise<{ values: number[]; programs: string[] }> => {
       const meta = make();

@@ -18,18 +18,17 @@ import {
 /**
  * Whether an LSTM-stack optimizer's update runs as one GPU program (lstmStackUpdateOnGpu): on webgpu, for up to
  * LSTM_STACK_STEP_MAX_LAYERS layers; where no tape records, or on a tape when the gradients are constants
- * (`constantGrads`, first order) and the optimizer has `lstm`'s shape (no input layer, no Adam features), whose
- * backward pass is one program too. Elsewhere the differentiable ops run.
+ * (`constantGrads`, first order), with its backward pass as one program too. Elsewhere the differentiable ops run.
  */
 export function lstmStackUpdateOnGpuHere(spec: LstmStackStepSpec, constantGrads = false): boolean {
   if (spec.layers > LSTM_STACK_STEP_MAX_LAYERS || !webGpuKernelsHere()) return false;
-  if (!tf.engine().isTapeOn()) return true;
-  return constantGrads && spec.features !== 'adam' && spec.inputUnits === 0;
+  return !tf.engine().isTapeOn() || constantGrads;
 }
 
 /**
- * lstmStackStep on a gradient tape, first order (g a constant): one tf.customGrad over the kernels and each
- * layer's h and c, whose backward pass is LSTM_STACK_STEP_GRAD and one product per kernel (sumOfOuterProducts).
+ * lstmStackStep on a gradient tape, first order (g, and rnnprop's m and v, constants): one tf.customGrad over the
+ * kernels and each layer's h and c, whose backward pass is LSTM_STACK_STEP_GRAD and one product per kernel
+ * (sumOfOuterProducts), in the kernels' order (input layer, LSTM layers, output).
  */
 function lstmStackStepTaped(g: tf.Tensor2D, kernels: readonly tf.Tensor[], layers: readonly LstmLayerState[], spec: LstmStackStepSpec, constants: LstmStackStepConstants): tf.Tensor2D {
   const L = spec.layers;
@@ -49,10 +48,11 @@ function lstmStackStepTaped(g: tf.Tensor2D, kernels: readonly tf.Tensor[], layer
           const [sg, sphi, ...sst] = saved;
           const back = lstmStackStepGrad(sg as tf.Tensor2D, sphi as tf.Tensor1D, pairs(sst), dy as tf.Tensor2D, spec, constants);
           const rows = lstmStackStepGradRows(spec);
+          const dInput = spec.inputUnits > 0 ? [sumOfOuterProducts(rowSlice(back, rows.daIn, spec.inputUnits), rowSlice(back, rows.zIn, rows.zInRows))] : [];
           const dKernels = Array.from({ length: L }, (_, l) => sumOfOuterProducts(rowSlice(back, rows.da[l]!, 4 * H), rowSlice(back, rows.z[l]!, rows.zRows[l]!)));
           dKernels.push(sumOfOuterProducts(rowSlice(back, rows.dOut, 1), rowSlice(back, rows.zTop, H + 1)));
           const dState = Array.from({ length: L }, (_, l) => [rowSlice(back, rows.dh[l]!, H), rowSlice(back, rows.dc[l]!, H)]).flat();
-          return [...dKernels, ...dState];
+          return [...dInput, ...dKernels, ...dState];
         }),
     };
   }) as (...xs: tf.Tensor[]) => tf.Tensor2D;

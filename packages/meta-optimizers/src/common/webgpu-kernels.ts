@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
  * - A whole `lstm` or `rnnprop` update where no gradient is taken (evaluation, a tf.Optimizer's steps, ES's
  *   forward passes; gpu-step.ts): for a one-tensor optimizee and two layers, `lstm`'s 15 programs as ops are 8
  *   with this one (lstmStackStep) and the slices and additions around it, `rnnprop`'s 33 are 11. On a tape with
- *   first-order meta-gradients, `lstm`'s update and its gradient (lstmStackStepGrad): 58 programs per step of
+ *   first-order meta-gradients, the update and its gradient (lstmStackStepGrad): `lstm`'s 58 programs per step of
  *   meta-training are 38.
  *
  * The programs follow tfjs-backend-webgpu 4.22's program objects (variable names as storage buffers, `uniforms`
@@ -42,10 +42,9 @@ export const LOG_AND_SIGN = 'L2lLogAndSign';
 export const LSTM_STACK_STEP = 'L2lLstmStackStep';
 
 /**
- * LSTM_STACK_STEP's gradient, first order (g a constant), for `lstm`'s shape (no input layer, no Adam features):
- * from the step's inputs and dy (the adjoint of its output), [dh; dc of each layer's input state; da and z of each
- * layer; the output's d and [h_top; 1]], from which the weights' gradients are one product each
- * (lstmStackStepGradRows).
+ * LSTM_STACK_STEP's gradient, first order (g, m and v constants): from the step's inputs and dy (the adjoint of its
+ * output), [dh; dc of each layer's input state; da and z of each layer; the input layer's (if any); the output's
+ * d and [h_top; 1]], from which the weights' gradients are one product each (lstmStackStepGradRows).
  */
 export const LSTM_STACK_STEP_GRAD = 'L2lLstmStackStepGrad';
 
@@ -181,7 +180,7 @@ function stepUniforms(c: LstmStackStepConstants): number[] {
 
 /**
  * The features of g into x[0..F), in the ops' order: preprocess.ts (logAndSign: LOG_AND_SIGN_CODE's branches),
- * rnnprop.ts's moments and normalisation (m' and v' written to rows 1 and 2).
+ * rnnprop.ts's moments (m', v': the step writes them to rows 1 and 2) and normalisation.
  */
 const STEP_FEATURES: Record<LstmStackStepSpec['features'], string> = {
   none: `
@@ -193,8 +192,6 @@ const STEP_FEATURES: Record<LstmStackStepSpec['features'], string> = {
   adam: `
       let m = G[n + index] * uniforms.b1 + g * uniforms.a1;
       let v = G[2 * n + index] * uniforms.b2 + (g * g) * uniforms.a2;
-      setOutputAtIndex(n + index, m);
-      setOutputAtIndex(2 * n + index, v);
       let inv = 1.0 / (sqrt(v / uniforms.c2) + uniforms.eps);
       x[0] = g * inv;
       x[1] = (m * uniforms.c1) * inv;`,
@@ -210,11 +207,23 @@ function stepHead(spec: LstmStackStepSpec): string {
       var x : array<f32, ${spec.features === 'none' ? 1 : 2}>;${STEP_FEATURES[spec.features]}`;
 }
 
+/** The ELU input layer (rnnprop's) in WGSL: y = ELU(W_in·[x; 1]) for its E units, W_in at `offset` of φ's row. */
+function inputLayerCode(E: number, F: number, offset: number): string {
+  return `
+      var y : array<f32, ${E}>;
+      for (var e = 0; e < ${E}; e++) {
+        var d = 0.0;
+        for (var f = 0; f < ${F}; f++) { d = d + W[${offset} + e * ${F + 1} + f] * x[f]; }
+        d = d + W[${offset} + e * ${F + 1} + ${F}];
+        y[e] = select(exp(d) - 1.0, d, d >= 0.0);
+      }`;
+}
+
 /**
  * One LSTM layer's forward pass in WGSL: z = [input; h of the layer's state; 1] into `z{l}`, then per unit u the
  * gates' pre-activations a (vec4: i, f, g, o) from the kernel at `offset` of φ's row, followed by `body` (which
- * reads u and a). The products' loop bound adds uniforms.zero (0), which the compiler cannot see through: Mesa's
- * software device unrolled `lstm`'s constant-bound loops into a 50 s compile (1 s with this).
+ * reads u and a). The loops' bounds add uniforms.zero (0), which the compiler cannot see through: Mesa's software
+ * device unrolled `lstm`'s constant-bound loops into a 50 s compile (1 s with this); the gradient's loops too.
  */
 function layerForwardCode(l: number, X: number, H: number, offset: number, input: string, body: string): string {
   const Z = X + H + 1;
@@ -223,7 +232,7 @@ function layerForwardCode(l: number, X: number, H: number, offset: number, input
       for (var u = 0; u < ${X}; u++) { z${l}[u] = ${input}[u]; }
       for (var u = 0; u < ${H}; u++) { z${l}[${X} + u] = H${l}[u * n + index]; }
       z${l}[${X + H}] = 1.0;
-      for (var u = 0; u < ${H}; u++) {
+      for (var u = 0; u < ${H} + uniforms.zero; u++) {
         var a = vec4<f32>(0.0);
         for (var k = 0; k < ${Z} + uniforms.zero; k++) {
           let r = ${offset} + u * ${Z} + k;
@@ -243,18 +252,16 @@ function lstmStackStepCode(spec: LstmStackStepSpec): string {
   const F = features === 'none' ? 1 : 2;
   const first = features === 'adam' ? 3 : 1; // the first state row
   let code = stepHead(spec);
+  if (features === 'adam') {
+    code += `
+      setOutputAtIndex(n + index, m);
+      setOutputAtIndex(2 * n + index, v);`;
+  }
   let offset = 0;
   let X = F;
   let input = 'x';
   if (E > 0) {
-    code += `
-      var y : array<f32, ${E}>;
-      for (var e = 0; e < ${E}; e++) {
-        var d = 0.0;
-        for (var f = 0; f < ${F}; f++) { d = d + W[${offset} + e * ${F + 1} + f] * x[f]; }
-        d = d + W[${offset} + e * ${F + 1} + ${F}];
-        y[e] = select(exp(d) - 1.0, d, d >= 0.0);
-      }`;
+    code += inputLayerCode(E, F, offset);
     offset += E * (F + 1);
     X = E;
     input = 'y';
@@ -284,8 +291,21 @@ function lstmStackStepCode(spec: LstmStackStepSpec): string {
 }
 
 /** Where LSTM_STACK_STEP_GRAD's output keeps each part: first rows (and, for da and z, row counts). */
-export function lstmStackStepGradRows(spec: LstmStackStepSpec): { dh: number[]; dc: number[]; da: number[]; z: number[]; zRows: number[]; dOut: number; zTop: number; rows: number } {
-  const { hidden: H, layers } = spec;
+export function lstmStackStepGradRows(spec: LstmStackStepSpec): {
+  dh: number[];
+  dc: number[];
+  da: number[];
+  z: number[];
+  zRows: number[];
+  /** The input layer's pre-activation adjoint (E rows) and its z = [x; 1] (F + 1 rows); −1 without one. */
+  daIn: number;
+  zIn: number;
+  zInRows: number;
+  dOut: number;
+  zTop: number;
+  rows: number;
+} {
+  const { hidden: H, layers, inputUnits: E } = spec;
   const F = spec.features === 'none' ? 1 : 2;
   const dh: number[] = [];
   const dc: number[] = [];
@@ -298,13 +318,16 @@ export function lstmStackStepGradRows(spec: LstmStackStepSpec): { dh: number[]; 
   }
   let row = 2 * H * layers;
   for (let l = 0; l < layers; l++) {
-    const Z = (l === 0 ? F : H) + H + 1;
+    const Z = (l === 0 ? (E > 0 ? E : F) : H) + H + 1;
     da.push(row);
     z.push(row + 4 * H);
     zRows.push(Z);
     row += 4 * H + Z;
   }
-  return { dh, dc, da, z, zRows, dOut: row, zTop: row + 1, rows: row + H + 2 };
+  const daIn = E > 0 ? row : -1;
+  const zIn = E > 0 ? row + E : -1;
+  if (E > 0) row += E + F + 1;
+  return { dh, dc, da, z, zRows, daIn, zIn, zInRows: F + 1, dOut: row, zTop: row + 1, rows: row + H + 2 };
 }
 
 /**
@@ -313,13 +336,19 @@ export function lstmStackStepGradRows(spec: LstmStackStepSpec): { dh: number[]; 
  * LSTM_GATES_GRAD's formulas and Kᵀ·da.
  */
 function lstmStackStepGradCode(spec: LstmStackStepSpec): string {
-  const { hidden: H, layers, features, outputTanh } = spec;
+  const { hidden: H, layers, features, inputUnits: E, outputTanh } = spec;
   const F = features === 'none' ? 1 : 2;
+  const first = features === 'adam' ? 3 : 1; // the step's first state row
   const rows = lstmStackStepGradRows(spec);
   let code = stepHead(spec);
   const offsets: number[] = [];
   let offset = 0;
   let X = F;
+  if (E > 0) {
+    code += inputLayerCode(E, F, offset);
+    offset += E * (F + 1);
+    X = E;
+  }
   for (let l = 0; l < layers; l++) {
     offsets.push(offset);
     code += `
@@ -330,7 +359,7 @@ function lstmStackStepGradCode(spec: LstmStackStepSpec): string {
       var cp${l} : array<f32, ${H}>;
       var tc${l} : array<f32, ${H}>;
       var hn${l} : array<f32, ${H}>;`;
-    code += layerForwardCode(l, X, H, offset, l === 0 ? 'x' : `hn${l - 1}`, `
+    code += layerForwardCode(l, X, H, offset, l > 0 ? `hn${l - 1}` : E > 0 ? 'y' : 'x', `
         gi${l}[u] = l2lSigmoid(a.x);
         gf${l}[u] = l2lSigmoid(a.y);
         gg${l}[u] = l2lTanh(a.z);
@@ -355,13 +384,14 @@ function lstmStackStepGradCode(spec: LstmStackStepSpec): string {
       setOutputAtIndex(${rows.zTop + H} * n + index, 1.0);
       var dh : array<f32, ${H}>;
       for (var u = 0; u < ${H}; u++) { dh[u] = dd * W[${offset} + u]; }
-      var da : array<vec4<f32>, ${H}>;`;
+      var da : array<vec4<f32>, ${H}>;${E > 0 ? `
+      var dyIn : array<f32, ${E}>;` : ''}`;
   for (let l = layers - 1; l >= 0; l--) {
-    const Xl = l === 0 ? F : H;
+    const Xl = l > 0 ? H : E > 0 ? E : F;
     const Z = Xl + H + 1;
-    const out = 1 + 2 * H * l; // the step's h' rows in dy; c' follows
+    const out = first + 2 * H * l; // the step's h' rows in dy; c' follows
     code += `
-      for (var u = 0; u < ${H}; u++) {
+      for (var u = 0; u < ${H} + uniforms.zero; u++) {
         let dhu = dh[u] + DY[(${out} + u) * n + index];
         let tcu = tc${l}[u];
         let dcu = DY[(${out + H} + u) * n + index] + dhu * go${l}[u] * (1.0 - tcu * tcu);
@@ -381,16 +411,26 @@ function lstmStackStepGradCode(spec: LstmStackStepSpec): string {
       }
       for (var k = 0; k < ${Xl + H} + uniforms.zero; k++) {
         var s = 0.0;
-        for (var u = 0; u < ${H}; u++) {
+        for (var u = 0; u < ${H} + uniforms.zero; u++) {
           let r = ${offsets[l]} + u * ${Z} + k;
           s = s + dot(vec4<f32>(W[r], W[r + ${H * Z}], W[r + ${2 * H * Z}], W[r + ${3 * H * Z}]), da[u]);
         }
         if (k < ${Xl}) {${l > 0 ? `
-          dh[k] = s;` : ''}
+          dh[k] = s;` : E > 0 ? `
+          dyIn[k] = s;` : ''}
         } else {
           setOutputAtIndex((${rows.dh[l]} + k - ${Xl}) * n + index, s);
         }
       }`;
+  }
+  if (E > 0) {
+    // The input layer: ELU'(a) = 1 where y ≥ 0, else y + 1 (tfjs's EluGrad); its z = [x; 1].
+    code += `
+      for (var e = 0; e < ${E}; e++) {
+        setOutputAtIndex((${rows.daIn} + e) * n + index, select(dyIn[e] * (y[e] + 1.0), dyIn[e], y[e] >= 0.0));
+      }
+      for (var f = 0; f < ${F}; f++) { setOutputAtIndex((${rows.zIn} + f) * n + index, x[f]); }
+      setOutputAtIndex(${rows.zIn + F} * n + index, 1.0);`;
   }
   code += `
     }
@@ -554,7 +594,6 @@ export function lstmStackStepGrad(
   spec: LstmStackStepSpec,
   constants: LstmStackStepConstants,
 ): tf.Tensor2D {
-  if (spec.features === 'adam' || spec.inputUnits > 0) throw new Error('lstmStackStepGrad: no input layer or Adam features (lstm\'s shape)');
   registerWebGpuKernels();
   const inputs: Record<string, tf.Tensor> = { g, w: phi, dy };
   state.forEach(({ h, c }, l) => {

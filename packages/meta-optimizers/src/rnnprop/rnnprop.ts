@@ -97,15 +97,15 @@ class RnnpropOptimizer implements Optimizer {
     return { params: cloneNamed(params), slots, step: 0 };
   }
 
-  update(state: OptimizerState, grads: NamedTensors, _ctx: StepContext): OptimizerState {
+  update(state: OptimizerState, grads: NamedTensors, ctx: StepContext): OptimizerState {
     const layout = coordinateLayout(state.params);
     checkLayout(layout, grads, 'rnnprop: gradients');
     const slots = this.checkSlots(state.slots, layout.total);
     const { layers, beta1, beta2, epsilon, lr } = this.options;
     const t = state.step + 1;
     const spec = { hidden: this.options.hidden, layers, features: 'adam' as const, inputUnits: this.options.inputUnits, outputTanh: true };
-    if (lstmStackUpdateOnGpuHere(spec)) {
-      // One GPU program instead of the ops below (gpu-step.ts), where no tape needs them.
+    if (lstmStackUpdateOnGpuHere(spec, ctx.constantGrads)) {
+      // One GPU program (and one for its gradient) instead of the ops below (gpu-step.ts).
       const names = ['input/kernel', ...Array.from({ length: layers }, (_, l) => `${lstmLayerName(l)}/kernel`), 'output/kernel'];
       const next = lstmStackUpdateOnGpu(state.params, grads, layout, names.map((n) => this.kernel(n)), slots, spec, { scale: -lr, beta1, beta2, epsilon, t });
       return { params: next.params, slots: next.slots, step: t };
