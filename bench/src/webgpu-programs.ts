@@ -6,10 +6,11 @@
  * on `batch` ten-dimensional quadratics), by tfjs-webgpu program kind, with wall and CPU seconds, after one
  * untimed meta-iteration that compiles the programs.
  *
- *     pnpm build && node bench/dist/webgpu-programs.js [batch=8] [unroll=20] [--gpu-time] [--eval]
+ *     pnpm build && node bench/dist/webgpu-programs.js [batch=8] [unroll=20] [--gpu-time] [--eval] [--rnnprop]
  *
  * --eval counts an evaluation run of `unroll` steps instead (runOptimizerAsync: no tape, the optimizee's loss and
- * gradient and the optimizer's update each step), with an `rnnprop` run beside the LSTM's.
+ * gradient and the optimizer's update each step), with an `rnnprop` run beside the LSTM's. --rnnprop meta-trains
+ * `rnnprop` (its defaults) instead of the LSTM.
  *
  * --gpu-time adds each kind's GPU milliseconds (timestamp queries, where the device has them; not on Mesa's
  * software device), which say whether launches or arithmetic set the pace at a size.
@@ -32,6 +33,7 @@ async function main(): Promise<void> {
   // back, so the wall and CPU seconds of that run are not a meta-iteration's.
   const gpuTime = args.includes('--gpu-time');
   const evaluation = args.includes('--eval');
+  const rnnprop = args.includes('--rnnprop');
   const [batchArg = '8', unrollArg = '20'] = args.filter((a) => !a.startsWith('--'));
   const batch = Number(batchArg);
   const unroll = Number(unrollArg);
@@ -83,7 +85,7 @@ async function main(): Promise<void> {
     }
     return;
   }
-  const meta = new LstmMetaOptimizer({}, 0);
+  const meta: MetaOptimizer = rnnprop ? new RnnpropMetaOptimizer({}, 0) : new LstmMetaOptimizer({}, 0);
   // Two unrolls per epoch, no validation: the first compiles, the second is counted.
   const training = resolveTrainingOptions({ epochs: 2, episodesPerEpoch: 1, steps: 2 * unroll, unroll, validateEvery: 1000 });
   let t0 = 0;
@@ -126,7 +128,7 @@ async function main(): Promise<void> {
   }
   console.log(
     JSON.stringify({
-      what: `GPU programs and seconds of one meta-iteration (unroll ${unroll}, meta-gradient, Adam step) of the LSTM on ${batch} ten-dimensional quadratics, webgpu`,
+      what: `GPU programs and seconds of one meta-iteration (unroll ${unroll}, meta-gradient, Adam step) of ${meta.type} on ${batch} ten-dimensional quadratics, webgpu`,
       device: info.device,
       coordinates: 10 * batch,
       unroll,
