@@ -23,6 +23,8 @@ step() { # seconds, command...: runs it with a limit, JSON lines to results.json
 echo "{\"commit\":\"$(cat COMMIT)\",\"node\":\"$(./node --version)\",\"gpu\":\"$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null)\",\"cpus\":$(nproc)}" | tee -a "$logs/results.jsonl"
 step 60 ./node bench/dist/webgpu-check.js --reference "$reference"
 step 20 ./node bench/dist/webgpu-programs.js 128 20
+step 20 ./node bench/dist/webgpu-programs.js 128 20 --rnnprop
+step 20 ./node bench/dist/webgpu-programs.js 128 20 --eval
 # GPU milliseconds by program kind (timestamp queries): launches against arithmetic at a large size.
 step 40 ./node bench/dist/webgpu-programs.js 100000 20 --gpu-time
 step 60 ./node bench/dist/run.js --backend webgpu --only Q,M,MR --runs 3 --warmup 1
