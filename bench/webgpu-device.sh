@@ -25,6 +25,7 @@ step 60 ./node bench/dist/webgpu-check.js --reference "$reference"
 step 20 ./node bench/dist/webgpu-programs.js 128 20
 step 20 ./node bench/dist/webgpu-programs.js 128 20 --rnnprop
 step 20 ./node bench/dist/webgpu-programs.js 128 20 --eval
+step 40 ./node bench/dist/webgpu-programs.js 1600 20 --eval --gpu-time
 # GPU milliseconds by program kind (timestamp queries): launches against arithmetic at a large size.
 step 40 ./node bench/dist/webgpu-programs.js 100000 20 --gpu-time
 step 60 ./node bench/dist/run.js --backend webgpu --only Q,M,MR --runs 3 --warmup 1

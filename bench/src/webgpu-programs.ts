@@ -27,6 +27,18 @@ interface ProgramRunner {
   readonly supportTimestampQuery?: boolean;
 }
 
+/** The GPU milliseconds of the programs timed since `activeTimers` was set, in all and by kind; stops timing. */
+async function gpuMilliseconds(backend: ProgramRunner): Promise<{ gpu_ms: number; gpu_ms_by_kind: Record<string, number> } | { gpu_ms: null; why: string }> {
+  const timers = backend.activeTimers ?? [];
+  backend.activeTimers = null;
+  if (!backend.supportTimestampQuery) return { gpu_ms: null, why: 'the device has no timestamp-query feature' };
+  const ms = await Promise.all(timers.map((t) => t.query));
+  const byKind = new Map<string, number>();
+  timers.forEach((t, i) => byKind.set(t.name, (byKind.get(t.name) ?? 0) + ms[i]!));
+  const round = (x: number) => Number(x.toPrecision(3));
+  return { gpu_ms: round(ms.reduce((a, b) => a + b, 0)), gpu_ms_by_kind: Object.fromEntries([...byKind.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, round(v)])) };
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   // --gpu-time: each program's GPU time by timestamp queries; each then runs in a pass of its own and is read
@@ -59,11 +71,14 @@ async function main(): Promise<void> {
         const run = () => runOptimizerAsync(task, meta.optimizer(), { steps: unroll, initSeed: 0, batchSeed: 0, kernel: 'tfjs' });
         await run(); // compiles the programs
         counts.clear();
+        if (gpuTime) backend.activeTimers = [];
         const t = performance.now();
         const c = process.cpuUsage();
         await run();
         const cpu = process.cpuUsage(c);
+        const seconds = (performance.now() - t) / 1e3;
         const programs = [...counts.values()].reduce((a, b) => a + b, 0);
+        const gpu = gpuTime ? await gpuMilliseconds(backend) : undefined;
         console.log(
           JSON.stringify({
             what: `GPU programs and seconds of an evaluation run of ${unroll} steps (loss, gradient, update; no tape) of ${meta.type} on ${batch} ten-dimensional quadratics, webgpu`,
@@ -73,9 +88,10 @@ async function main(): Promise<void> {
             steps: unroll,
             programs,
             programs_per_step: Math.round(programs / unroll),
-            seconds: (performance.now() - t) / 1e3,
+            seconds,
             cpu_seconds: (cpu.user + cpu.system) / 1e6,
             by_kind: Object.fromEntries([...counts.entries()].sort((a, b) => b[1] - a[1])),
+            ...gpu,
           }),
         );
       } finally {
@@ -113,19 +129,7 @@ async function main(): Promise<void> {
     meta.dispose();
   }
   const programs = [...counts.values()].reduce((a, b) => a + b, 0);
-  let gpu: { gpu_ms: number; gpu_ms_by_kind: Record<string, number> } | { gpu_ms: null; why: string } | undefined;
-  if (gpuTime) {
-    const timers = backend.activeTimers ?? [];
-    backend.activeTimers = null;
-    if (!backend.supportTimestampQuery) gpu = { gpu_ms: null, why: 'the device has no timestamp-query feature' };
-    else {
-      const ms = await Promise.all(timers.map((t) => t.query));
-      const byKind = new Map<string, number>();
-      timers.forEach((t, i) => byKind.set(t.name, (byKind.get(t.name) ?? 0) + ms[i]!));
-      const round = (x: number) => Number(x.toPrecision(3));
-      gpu = { gpu_ms: round(ms.reduce((a, b) => a + b, 0)), gpu_ms_by_kind: Object.fromEntries([...byKind.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, round(v)])) };
-    }
-  }
+  const gpu = gpuTime ? await gpuMilliseconds(backend) : undefined;
   console.log(
     JSON.stringify({
       what: `GPU programs and seconds of one meta-iteration (unroll ${unroll}, meta-gradient, Adam step) of ${meta.type} on ${batch} ten-dimensional quadratics, webgpu`,
