@@ -71,7 +71,7 @@ describe('the LSTM on webgpu', () => {
   it('meta-trains and evaluates as on cpu (tape there, fused kernel here), checkpoints included', async () => {
     const { cpu, webgpu: gpu } = await onCpuThenWebGpu(trainAndEvaluate);
     expect(cpu.path).toMatch(/^meta-gradients: fused kernel/);
-    expect(gpu.path).toBe('meta-gradients: tfjs tape (the webgpu backend keeps tensors on the device; below about 100,000 coordinates its fused kernel on backend wasm is faster)');
+    expect(gpu.path).toBe('meta-gradients: tfjs tape (the webgpu backend keeps tensors on the device; below about 100,000 coordinates its fused kernel on backend wasm is faster); its update and gradient as one GPU program each');
     expect(gpu.metaLosses).toHaveLength(2);
     gpu.metaLosses.forEach((m, i) => expect(close(m, cpu.metaLosses[i]!, 1e-5)).toBe(true));
     // The two checkpoints hold the same φ to float32 rounding.
@@ -113,7 +113,7 @@ describe('the LSTM on webgpu', () => {
     const train = run(['train', config, '--out', path.join(dir, 'cli-run')]);
     expect({ code: train.status, stderr: train.status === 0 ? '' : train.stderr }).toEqual({ code: 0, stderr: '' });
     expect(train.stdout).toMatch(/^backend: webgpu \(@tensorflow\/tfjs-backend-webgpu, tfjs-core [\d.]+; (software device \(no GPU adapter found\)|device): /m);
-    expect(train.stdout).toContain('meta-gradients: tfjs tape (the webgpu backend keeps tensors on the device; below about 100,000 coordinates its fused kernel on backend wasm is faster)');
+    expect(train.stdout).toContain('meta-gradients: tfjs tape (the webgpu backend keeps tensors on the device; below about 100,000 coordinates its fused kernel on backend wasm is faster); its update and gradient as one GPU program each');
     const row = fs.readFileSync(path.join(dir, 'cli-run', 'log.csv'), 'utf8').trim().split('\n')[1]!.split(',');
     expect(Number.isFinite(Number(row[1]))).toBe(true);
     const evaluation = run(['eval', config, '--optimizer', path.join(dir, 'cli-run'), '--out', path.join(dir, 'cli-run', 'eval')]);

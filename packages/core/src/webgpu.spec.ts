@@ -15,6 +15,7 @@ import { runOptimizer, runOptimizerAsync } from './engine/run';
 import { runStepsAsync, runWhereReadable, scalarStep } from './engine/steps';
 import { VariableOptimizer } from './variable-optimizer';
 import type { Task } from './contracts/task';
+import type { Optimizer } from './contracts/optimizer';
 import { webGpuDevice, WebGpuDeviceError } from './webgpu';
 import { onCpuThenWebGpu } from './testing/backends';
 
@@ -196,6 +197,25 @@ describe('the webgpu backend', () => {
       // TinyMeta has no fused kernel: nothing to point to on wasm.
       expect(choosePath(meta, { kernel: 'auto', secondDerivatives: false }).description).toBe('meta-gradients: tfjs tape (meta-optimizer "tiny-meta" has no fused kernel)');
       expect(choosePath(meta, { kernel: 'tfjs', secondDerivatives: false }).description).toBe('meta-gradients: tfjs tape (training.kernel "tfjs")');
+    } finally {
+      meta.dispose();
+    }
+  });
+
+  it("adds the optimizer's GPU step to the tape's line on webgpu, with first-order meta-gradients only", async () => {
+    // An optimizer that says it runs a GPU program of its own (as lstm and rnnprop do).
+    class GpuStepMeta extends TinyMeta {
+      override optimizer(weights?: Readonly<Record<string, tf.Tensor>>): Optimizer {
+        return Object.assign(super.optimizer(weights), { gpuStep: 'its update as one GPU program' });
+      }
+    }
+    const meta = new GpuStepMeta();
+    try {
+      await useBackend('webgpu');
+      expect(choosePath(meta, { kernel: 'auto', secondDerivatives: false }).description).toBe('meta-gradients: tfjs tape (meta-optimizer "tiny-meta" has no fused kernel); its update as one GPU program');
+      expect(choosePath(meta, { kernel: 'auto', secondDerivatives: true }).description).toBe('meta-gradients: tfjs tape (second derivatives are on)');
+      await useBackend('cpu');
+      expect(choosePath(meta, { kernel: 'auto', secondDerivatives: false }).description).toBe('meta-gradients: tfjs tape (meta-optimizer "tiny-meta" has no fused kernel)');
     } finally {
       meta.dispose();
     }

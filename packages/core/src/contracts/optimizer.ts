@@ -53,4 +53,9 @@ export interface Optimizer {
    * rounding; `@l2l/core/testing`'s checkFusedKernel tests that.
    */
   readonly fused?: FusedKernel;
+  /**
+   * What the optimizer runs on the webgpu backend in place of its ops, in words, where it does (`l2l train`
+   * prints it beside the tape: "its update and gradient as one GPU program each"); absent otherwise.
+   */
+  readonly gpuStep?: string;
 }

@@ -25,6 +25,11 @@ export function lstmStackUpdateOnGpuHere(spec: LstmStackStepSpec, constantGrads 
   return !tf.engine().isTapeOn() || constantGrads;
 }
 
+/** An LSTM-stack optimizer's `gpuStep` (contracts/optimizer.ts): what lstmStackUpdateOnGpu runs, where it can. */
+export function lstmStackGpuStep(layers: number): string | undefined {
+  return layers <= LSTM_STACK_STEP_MAX_LAYERS ? 'its update and gradient as one GPU program each' : undefined;
+}
+
 /**
  * lstmStackStep on a gradient tape, first order (g, and rnnprop's m and v, constants): one tf.customGrad over the
  * kernels and each layer's h and c, whose backward pass is LSTM_STACK_STEP_GRAD and one product per kernel

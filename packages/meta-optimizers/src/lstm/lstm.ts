@@ -8,6 +8,7 @@ import {
   initKernelWithBias,
   initLstmStack,
   lstmCell,
+  lstmStackGpuStep,
   lstmStackUpdateOnGpu,
   lstmStackUpdateOnGpuHere,
   type LstmLayerState,
@@ -69,12 +70,15 @@ class LstmOptimizer implements Optimizer {
   readonly name = 'lstm';
   /** The same updates in the wasm lstm-stack kernel (kernels/), where WebAssembly SIMD runs. */
   readonly fused?: FusedKernel;
+  /** On webgpu, up to two layers: one program each way (common/gpu-step.ts). */
+  readonly gpuStep?: string;
 
   constructor(
     private readonly options: Readonly<LstmOptions>,
     private readonly weights: WeightSource,
   ) {
     const { preprocessing, k, hidden, layers, outputScale } = options;
+    this.gpuStep = lstmStackGpuStep(layers);
     this.fused = lstmStackKernel(
       { features: preprocessing, k, inputUnits: 0, hidden, layers, outputTanh: false, scale: outputScale },
       () => weights.variables,

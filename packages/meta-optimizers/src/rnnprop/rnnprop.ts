@@ -9,6 +9,7 @@ import {
   initKernelWithBias,
   initLstmStack,
   lstmCell,
+  lstmStackGpuStep,
   lstmStackUpdateOnGpu,
   lstmStackUpdateOnGpuHere,
   type LstmLayerState,
@@ -77,12 +78,15 @@ class RnnpropOptimizer implements Optimizer {
   readonly name = 'rnnprop';
   /** The same updates in the wasm lstm-stack kernel (kernels/), where WebAssembly SIMD runs. */
   readonly fused?: FusedKernel;
+  /** On webgpu, up to two layers: one program each way (common/gpu-step.ts). */
+  readonly gpuStep?: string;
 
   constructor(
     private readonly options: Readonly<RnnpropOptions>,
     private readonly weights: WeightSource,
   ) {
     const { beta1, beta2, epsilon, inputUnits, hidden, layers, lr } = options;
+    this.gpuStep = lstmStackGpuStep(layers);
     this.fused = lstmStackKernel(
       { features: 'adam', beta1, beta2, epsilon, inputUnits, hidden, layers, outputTanh: true, scale: -lr },
       () => weights.variables,

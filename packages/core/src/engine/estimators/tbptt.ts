@@ -56,7 +56,8 @@ export function choosePath(meta: MetaOptimizer, options: Pick<EstimatorTraining,
   const { kernel, why, onDevice } = fusedKernelFor(meta, options);
   // Measured on an H200 against 16 CPU threads (bench/results.md): below this the GPU's launches cost more.
   const hint = onDevice ? '; below about 100,000 coordinates its fused kernel on backend wasm is faster' : '';
-  if (!kernel) return { description: `meta-gradients: tfjs tape (${why}${hint})` };
+  const gpuStep = tf.getBackend() === 'webgpu' && !options.secondDerivatives ? meta.optimizer().gpuStep : undefined;
+  if (!kernel) return { description: `meta-gradients: tfjs tape (${why}${hint})${gpuStep ? `; ${gpuStep}` : ''}` };
   const threads = Math.max(1, options.workers ?? 0);
   return { kernel, description: `meta-gradients: fused kernel, ${kernel.description}, first-order, ${threads} thread${threads > 1 ? 's' : ''}` };
 }
