@@ -5,6 +5,7 @@ import { lstmLayerName, type LstmLayerState } from './lstm-cell';
 import { rowSlice } from './row-slice';
 import { tidyTree } from './tidy';
 import {
+  lstmStackLayout,
   lstmStackStep,
   lstmStackStepGrad,
   lstmStackStepGradRows,
@@ -30,6 +31,11 @@ export function lstmStackGpuStep(layers: number): string | undefined {
   return layers <= LSTM_STACK_STEP_MAX_LAYERS ? 'its update and gradient as one GPU program each' : undefined;
 }
 
+/** φ's kernels as one row, in the programs' order. */
+function phiRow(kernels: readonly tf.Tensor[]): tf.Tensor1D {
+  return tf.concat(kernels.map((k) => tf.reshape(k, [-1])), 0) as tf.Tensor1D;
+}
+
 /**
  * lstmStackStep on a gradient tape, first order (g, and rnnprop's m and v, constants): one tf.customGrad over the
  * kernels and each layer's h and c, whose backward pass is LSTM_STACK_STEP_GRAD and one product per kernel
@@ -42,7 +48,7 @@ function lstmStackStepTaped(g: tf.Tensor2D, kernels: readonly tf.Tensor[], layer
     const save = args[args.length - 1] as tf.GradSaveFunc;
     const ks = args.slice(0, kernels.length) as tf.Tensor[];
     const st = args.slice(kernels.length, args.length - 1) as tf.Tensor2D[];
-    const phi = tf.concat(ks.map((k) => tf.reshape(k, [-1])), 0) as tf.Tensor1D;
+    const phi = phiRow(ks);
     const pairs = (t: tf.Tensor[]) => Array.from({ length: L }, (_, l) => ({ h: t[2 * l] as tf.Tensor2D, c: t[2 * l + 1] as tf.Tensor2D }));
     // g is saved too: the update's tidy frees it before the backward pass.
     save([g, phi, ...st]);
@@ -67,9 +73,10 @@ function lstmStackStepTaped(g: tf.Tensor2D, kernels: readonly tf.Tensor[], layer
 /**
  * The new parameters and slots of an LSTM-stack optimizer's update (`lstm`, `rnnprop`) computed by one GPU program
  * (lstmStackStep), where the ops would launch one program each: `kernels` φ's kernels in the program's order
- * (input layer, LSTM layers, output), `slots` the optimizer's (`lstm{l}`: h and c; with Adam features `m` and
- * `v`). The same values as the ops to float32 rounding; on a tape (where lstmStackUpdateOnGpuHere allows it) the
- * same first-order gradients.
+ * (input layer, LSTM layers, output: lstmStackWeightNames), `slots` the optimizer's (`lstm{l}`: h and c; with Adam
+ * features `m` and `v`), `spec` the optimizer's shape and constants (its wasm kernel's spec, with Adam's step t).
+ * The same values as the ops to float32 rounding; on a tape (where lstmStackUpdateOnGpuHere allows it) the same
+ * first-order gradients.
  */
 export function lstmStackUpdateOnGpu(
   params: NamedTensors,
@@ -77,19 +84,18 @@ export function lstmStackUpdateOnGpu(
   layout: CoordinateLayout,
   kernels: readonly tf.Tensor[],
   slots: Readonly<Record<string, unknown>>,
-  spec: LstmStackStepSpec,
-  constants: LstmStackStepConstants,
+  spec: LstmStackStepSpec & LstmStackStepConstants,
 ): { params: NamedTensors; slots: Record<string, TensorTree> } {
   const adam = spec.features === 'adam';
+  const { head } = lstmStackLayout(spec); // the update's row, then m' and v'
   return tidyTree(() => {
     const g = flattenCoordinates(grads, layout);
     const input = adam ? (tf.concat([g, slots.m as tf.Tensor2D, slots.v as tf.Tensor2D], 0) as tf.Tensor2D) : g;
     const layers = Array.from({ length: spec.layers }, (_, l) => slots[lstmLayerName(l)] as LstmLayerState);
     const out = tf.engine().isTapeOn()
-      ? lstmStackStepTaped(input, kernels, layers, spec, constants)
-      : lstmStackStep(input, tf.concat(kernels.map((k) => tf.reshape(k, [-1])), 0) as tf.Tensor1D, layers, spec, constants);
+      ? lstmStackStepTaped(input, kernels, layers, spec, spec)
+      : lstmStackStep(input, phiRow(kernels), layers, spec, spec);
     // One split (its gradient is one concat; separate slices' would be a pad each and their sum).
-    const head = adam ? 3 : 1; // the update's row, then m' and v'
     const parts = tf.split(out, [...new Array<number>(head).fill(1), ...new Array<number>(2 * spec.layers).fill(spec.hidden)], 0) as tf.Tensor2D[];
     const newSlots: Record<string, TensorTree> = adam ? { m: parts[1]!, v: parts[2]! } : {};
     for (let l = 0; l < spec.layers; l++) newSlots[lstmLayerName(l)] = { h: parts[head + 2 * l]!, c: parts[head + 2 * l + 1]! };

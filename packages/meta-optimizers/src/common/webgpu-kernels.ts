@@ -168,14 +168,18 @@ export interface LstmStackStepConstants {
 
 const STEP_UNIFORMS = 'k : f32, threshold : f32, ek : f32, scale : f32, b1 : f32, a1 : f32, b2 : f32, a2 : f32, c1 : f32, c2 : f32, eps : f32, zero : i32,';
 
+/** logAndSign's k, its threshold e^−k and e^k, as preprocess.ts's float32 scalars hold them (LOG_AND_SIGN, STEP_FEATURES). */
+function logAndSignConstants(k: number): [number, number, number] {
+  return [k, Math.exp(-k), Math.exp(k)];
+}
+
 /** The uniforms' values, as the ops' float32 scalars hold them (the ops compute them in float64 first). */
 function stepUniforms(c: LstmStackStepConstants): number[] {
-  const k = c.k ?? 0;
   const b1 = c.beta1 ?? 0;
   const b2 = c.beta2 ?? 0;
   const t = c.t ?? 1;
   const adam = c.beta1 !== undefined;
-  return [k, k ? Math.exp(-k) : 0, k ? Math.exp(k) : 0, c.scale, b1, 1 - b1, b2, 1 - b2, adam ? 1 / (1 - b1 ** t) : 0, adam ? 1 - b2 ** t : 0, c.epsilon ?? 0];
+  return [...(c.k ? logAndSignConstants(c.k) : [0, 0, 0]), c.scale, b1, 1 - b1, b2, 1 - b2, adam ? 1 / (1 - b1 ** t) : 0, adam ? 1 - b2 ** t : 0, c.epsilon ?? 0];
 }
 
 /**
@@ -197,6 +201,33 @@ const STEP_FEATURES: Record<LstmStackStepSpec['features'], string> = {
       x[1] = (m * uniforms.c1) * inv;`,
 };
 
+/**
+ * Where an LSTM-stack step's parts sit, for its program, its gradient's and their callers: F features, E input
+ * units (0: no input layer), `head` rows of the step's output before the state (the update; m' and v' with Adam
+ * features), per LSTM layer its input size X, z's size Z = X + H + 1, its kernel's offset in φ's row and the
+ * step output's row of its h' (c' follows), and the output layer's offset in φ's row.
+ */
+export function lstmStackLayout(spec: LstmStackStepSpec): {
+  F: number;
+  E: number;
+  head: number;
+  layers: Array<{ X: number; Z: number; offset: number; out: number }>;
+  outputOffset: number;
+  stepRows: number;
+} {
+  const { hidden: H, inputUnits: E } = spec;
+  const F = spec.features === 'none' ? 1 : 2;
+  const head = spec.features === 'adam' ? 3 : 1;
+  let offset = E > 0 ? E * (F + 1) : 0;
+  const layers = Array.from({ length: spec.layers }, (_, l) => {
+    const X = l > 0 ? H : E > 0 ? E : F;
+    const layer = { X, Z: X + H + 1, offset, out: head + 2 * H * l };
+    offset += 4 * H * layer.Z;
+    return layer;
+  });
+  return { F, E, head, layers, outputOffset: offset, stepRows: head + 2 * H * spec.layers };
+}
+
 /** The start of LSTM_STACK_STEP's and its gradient's main(): one invocation per coordinate, its features in x. */
 function stepHead(spec: LstmStackStepSpec): string {
   return `${ACTIVATIONS}
@@ -207,14 +238,14 @@ function stepHead(spec: LstmStackStepSpec): string {
       var x : array<f32, ${spec.features === 'none' ? 1 : 2}>;${STEP_FEATURES[spec.features]}`;
 }
 
-/** The ELU input layer (rnnprop's) in WGSL: y = ELU(W_in·[x; 1]) for its E units, W_in at `offset` of φ's row. */
-function inputLayerCode(E: number, F: number, offset: number): string {
+/** The ELU input layer (rnnprop's) in WGSL: y = ELU(W_in·[x; 1]) for its E units, W_in at the start of φ's row. */
+function inputLayerCode(E: number, F: number): string {
   return `
       var y : array<f32, ${E}>;
       for (var e = 0; e < ${E}; e++) {
         var d = 0.0;
-        for (var f = 0; f < ${F}; f++) { d = d + W[${offset} + e * ${F + 1} + f] * x[f]; }
-        d = d + W[${offset} + e * ${F + 1} + ${F}];
+        for (var f = 0; f < ${F}; f++) { d = d + W[e * ${F + 1} + f] * x[f]; }
+        d = d + W[e * ${F + 1} + ${F}];
         y[e] = select(exp(d) - 1.0, d, d >= 0.0);
       }`;
 }
@@ -241,49 +272,42 @@ function layerForwardCode(l: number, X: number, H: number, offset: number, input
       }`;
 }
 
+/** The output layer's pre-activation d = w·[top; 1] in WGSL, w at `offset` of φ's row. */
+function outputPreActivationCode(H: number, offset: number, top: string): string {
+  return `
+      var d = 0.0;
+      for (var u = 0; u < ${H}; u++) { d = d + W[${offset} + u] * ${top}[u]; }
+      d = d + W[${offset + H}];`;
+}
+
 /**
  * LSTM_STACK_STEP's code (sizes baked in: one invocation per coordinate, its vectors in private arrays). φ's row
  * holds the input layer's [E, F + 1] kernel (if any), each LSTM layer's [4H, X + H + 1] (rows i, f, g, o;
- * columns x, h, bias), then the output's [1, H + 1]. Products sum over the columns in order; the gates are
- * LSTM_GATES' formulas, ELU and tanh tfjs-webgpu's.
+ * columns x, h, bias), then the output's [1, H + 1] (lstmStackLayout). Products sum over the columns in order;
+ * the gates are LSTM_GATES' formulas, ELU and tanh tfjs-webgpu's.
  */
 function lstmStackStepCode(spec: LstmStackStepSpec): string {
-  const { hidden: H, layers, features, inputUnits: E, outputTanh } = spec;
-  const F = features === 'none' ? 1 : 2;
-  const first = features === 'adam' ? 3 : 1; // the first state row
+  const { hidden: H, outputTanh } = spec;
+  const { F, E, layers, outputOffset } = lstmStackLayout(spec);
   let code = stepHead(spec);
-  if (features === 'adam') {
+  if (spec.features === 'adam') {
     code += `
       setOutputAtIndex(n + index, m);
       setOutputAtIndex(2 * n + index, v);`;
   }
-  let offset = 0;
-  let X = F;
-  let input = 'x';
-  if (E > 0) {
-    code += inputLayerCode(E, F, offset);
-    offset += E * (F + 1);
-    X = E;
-    input = 'y';
-  }
+  if (E > 0) code += inputLayerCode(E, F);
   code += `
       var top : array<f32, ${H}>;`;
-  for (let l = 0; l < layers; l++) {
-    const out = first + 2 * H * l;
+  layers.forEach(({ X, offset, out }, l) => {
     // top: layer l − 1's h' while layer l's z is filled, then layer l's.
-    code += layerForwardCode(l, X, H, offset, l === 0 ? input : 'top', `
+    code += layerForwardCode(l, X, H, offset, l > 0 ? 'top' : E > 0 ? 'y' : 'x', `
         let c2 = l2lSigmoid(a.y) * C${l}[u * n + index] + l2lSigmoid(a.x) * l2lTanh(a.z);
         let h2 = l2lSigmoid(a.w) * l2lTanh(c2);
         setOutputAtIndex((${out} + u) * n + index, h2);
         setOutputAtIndex((${out + H} + u) * n + index, c2);
         top[u] = h2;`);
-    offset += 4 * H * (X + H + 1);
-    X = H;
-  }
-  code += `
-      var d = 0.0;
-      for (var u = 0; u < ${H}; u++) { d = d + W[${offset} + u] * top[u]; }
-      d = d + W[${offset + H}];
+  });
+  code += `${outputPreActivationCode(H, outputOffset, 'top')}
       setOutputAtIndex(index, ${outputTanh ? 'l2lTanh(d)' : 'd'} * uniforms.scale);
     }
   }`;
@@ -305,29 +329,22 @@ export function lstmStackStepGradRows(spec: LstmStackStepSpec): {
   zTop: number;
   rows: number;
 } {
-  const { hidden: H, layers, inputUnits: E } = spec;
-  const F = spec.features === 'none' ? 1 : 2;
-  const dh: number[] = [];
-  const dc: number[] = [];
+  const H = spec.hidden;
+  const { F, E, layers } = lstmStackLayout(spec);
+  const dh = layers.map((_, l) => 2 * H * l);
+  const dc = dh.map((r) => r + H);
   const da: number[] = [];
   const z: number[] = [];
-  const zRows: number[] = [];
-  for (let l = 0; l < layers; l++) {
-    dh.push(2 * H * l);
-    dc.push(2 * H * l + H);
-  }
-  let row = 2 * H * layers;
-  for (let l = 0; l < layers; l++) {
-    const Z = (l === 0 ? (E > 0 ? E : F) : H) + H + 1;
+  let row = 2 * H * layers.length;
+  for (const { Z } of layers) {
     da.push(row);
     z.push(row + 4 * H);
-    zRows.push(Z);
     row += 4 * H + Z;
   }
   const daIn = E > 0 ? row : -1;
   const zIn = E > 0 ? row + E : -1;
   if (E > 0) row += E + F + 1;
-  return { dh, dc, da, z, zRows, daIn, zIn, zInRows: F + 1, dOut: row, zTop: row + 1, rows: row + H + 2 };
+  return { dh, dc, da, z, zRows: layers.map((layer) => layer.Z), daIn, zIn, zInRows: F + 1, dOut: row, zTop: row + 1, rows: row + H + 2 };
 }
 
 /**
@@ -336,21 +353,12 @@ export function lstmStackStepGradRows(spec: LstmStackStepSpec): {
  * LSTM_GATES_GRAD's formulas and Kᵀ·da.
  */
 function lstmStackStepGradCode(spec: LstmStackStepSpec): string {
-  const { hidden: H, layers, features, inputUnits: E, outputTanh } = spec;
-  const F = features === 'none' ? 1 : 2;
-  const first = features === 'adam' ? 3 : 1; // the step's first state row
+  const { hidden: H, outputTanh } = spec;
+  const { F, E, layers, outputOffset } = lstmStackLayout(spec);
   const rows = lstmStackStepGradRows(spec);
   let code = stepHead(spec);
-  const offsets: number[] = [];
-  let offset = 0;
-  let X = F;
-  if (E > 0) {
-    code += inputLayerCode(E, F, offset);
-    offset += E * (F + 1);
-    X = E;
-  }
-  for (let l = 0; l < layers; l++) {
-    offsets.push(offset);
+  if (E > 0) code += inputLayerCode(E, F);
+  layers.forEach(({ X, offset }, l) => {
     code += `
       var gi${l} : array<f32, ${H}>;
       var gf${l} : array<f32, ${H}>;
@@ -368,14 +376,9 @@ function lstmStackStepGradCode(spec: LstmStackStepSpec): string {
         let c2 = gf${l}[u] * cp${l}[u] + gi${l}[u] * gg${l}[u];
         tc${l}[u] = l2lTanh(c2);
         hn${l}[u] = go${l}[u] * tc${l}[u];`);
-    offset += 4 * H * (X + H + 1);
-    X = H;
-  }
-  const top = `hn${layers - 1}`;
-  code += `
-      var d = 0.0;
-      for (var u = 0; u < ${H}; u++) { d = d + W[${offset} + u] * ${top}[u]; }
-      d = d + W[${offset + H}];
+  });
+  const top = `hn${layers.length - 1}`;
+  code += `${outputPreActivationCode(H, outputOffset, top)}
       var dd = DY[index] * uniforms.scale;${outputTanh ? `
       let td = l2lTanh(d);
       dd = dd * (1.0 - td * td);` : ''}
@@ -383,13 +386,11 @@ function lstmStackStepGradCode(spec: LstmStackStepSpec): string {
       for (var u = 0; u < ${H}; u++) { setOutputAtIndex((${rows.zTop} + u) * n + index, ${top}[u]); }
       setOutputAtIndex(${rows.zTop + H} * n + index, 1.0);
       var dh : array<f32, ${H}>;
-      for (var u = 0; u < ${H}; u++) { dh[u] = dd * W[${offset} + u]; }
+      for (var u = 0; u < ${H}; u++) { dh[u] = dd * W[${outputOffset} + u]; }
       var da : array<vec4<f32>, ${H}>;${E > 0 ? `
       var dyIn : array<f32, ${E}>;` : ''}`;
-  for (let l = layers - 1; l >= 0; l--) {
-    const Xl = l > 0 ? H : E > 0 ? E : F;
-    const Z = Xl + H + 1;
-    const out = first + 2 * H * l; // the step's h' rows in dy; c' follows
+  for (let l = layers.length - 1; l >= 0; l--) {
+    const { X, Z, offset, out } = layers[l]!; // out: the step's h' rows in dy; c' follows
     code += `
       for (var u = 0; u < ${H} + uniforms.zero; u++) {
         let dhu = dh[u] + DY[(${out} + u) * n + index];
@@ -402,24 +403,24 @@ function lstmStackStepGradCode(spec: LstmStackStepSpec): string {
         da[u] = vec4<f32>(dcu * gu * (iu * (1.0 - iu)), dcu * cp${l}[u] * (fu * (1.0 - fu)), dcu * iu * (1.0 - gu * gu), dhu * tcu * (ou * (1.0 - ou)));
         setOutputAtIndex((${rows.dc[l]} + u) * n + index, dcu * fu);
         setOutputAtIndex((${rows.da[l]} + u) * n + index, da[u].x);
-        setOutputAtIndex((${rows.da[l] + H} + u) * n + index, da[u].y);
-        setOutputAtIndex((${rows.da[l] + 2 * H} + u) * n + index, da[u].z);
-        setOutputAtIndex((${rows.da[l] + 3 * H} + u) * n + index, da[u].w);
+        setOutputAtIndex((${rows.da[l]! + H} + u) * n + index, da[u].y);
+        setOutputAtIndex((${rows.da[l]! + 2 * H} + u) * n + index, da[u].z);
+        setOutputAtIndex((${rows.da[l]! + 3 * H} + u) * n + index, da[u].w);
       }
       for (var k = 0; k < ${Z}; k++) {
         setOutputAtIndex((${rows.z[l]} + k) * n + index, z${l}[k]);
       }
-      for (var k = 0; k < ${Xl + H} + uniforms.zero; k++) {
+      for (var k = 0; k < ${X + H} + uniforms.zero; k++) {
         var s = 0.0;
         for (var u = 0; u < ${H} + uniforms.zero; u++) {
-          let r = ${offsets[l]} + u * ${Z} + k;
+          let r = ${offset} + u * ${Z} + k;
           s = s + dot(vec4<f32>(W[r], W[r + ${H * Z}], W[r + ${2 * H * Z}], W[r + ${3 * H * Z}]), da[u]);
         }
-        if (k < ${Xl}) {${l > 0 ? `
+        if (k < ${X}) {${l > 0 ? `
           dh[k] = s;` : E > 0 ? `
           dyIn[k] = s;` : ''}
         } else {
-          setOutputAtIndex((${rows.dh[l]} + k - ${Xl}) * n + index, s);
+          setOutputAtIndex((${rows.dh[l]} + k - ${X}) * n + index, s);
         }
       }`;
   }
@@ -479,7 +480,7 @@ function runStackStep(backend: unknown, inputs: tf.NamedTensorInfoMap, attrs: tf
     tensors.push(dy!);
   }
   const key = `l2l_lstm_stack_step_${grad ? 'grad_' : ''}${spec.hidden}_${spec.layers}_${spec.features}_${spec.inputUnits}_${spec.outputTanh}`;
-  const rows = grad ? lstmStackStepGradRows(spec).rows : (spec.features === 'adam' ? 3 : 1) + 2 * spec.hidden * spec.layers;
+  const rows = grad ? lstmStackStepGradRows(spec).rows : lstmStackLayout(spec).stepRows;
   const p = program(key, names, [rows, n], grad ? lstmStackStepGradCode(spec) : lstmStackStepCode(spec), STEP_UNIFORMS, n);
   const uniforms = stepUniforms(constants).map((v) => ({ type: 'float32', data: [v] }));
   return (backend as WebGpuBackend).runWebGPUProgram(p, tensors, 'float32', [...uniforms, { type: 'int32', data: [0] }]);
@@ -514,9 +515,7 @@ export function registerWebGpuKernels(): void {
       const { g } = inputs as { g: tf.TensorInfo };
       const { k } = attrs as unknown as { k: number };
       const p = program('l2l_log_and_sign', ['G'], [2, g.shape[1]!], LOG_AND_SIGN_CODE, 'k : f32, threshold : f32, ek : f32,');
-      // The constants as preprocess.ts's float32 scalars hold them.
-      const uniforms = [{ type: 'float32', data: [k] }, { type: 'float32', data: [Math.exp(-k)] }, { type: 'float32', data: [Math.exp(k)] }];
-      return run(backend, p, [g], 'float32', uniforms);
+      return run(backend, p, [g], 'float32', logAndSignConstants(k).map((v) => ({ type: 'float32', data: [v] })));
     },
     [LSTM_STACK_STEP]: ({ inputs, attrs, backend }) => runStackStep(backend, inputs, attrs, false),
     [LSTM_STACK_STEP_GRAD]: ({ inputs, attrs, backend }) => runStackStep(backend, inputs, attrs, true),
@@ -568,18 +567,7 @@ export function lstmStackStep(
   spec: LstmStackStepSpec,
   constants: LstmStackStepConstants,
 ): tf.Tensor2D {
-  const { layers } = spec;
-  if (layers < 1 || layers > LSTM_STACK_STEP_MAX_LAYERS || state.length !== layers) {
-    throw new Error(`lstmStackStep: 1 to ${LSTM_STACK_STEP_MAX_LAYERS} layers with a state each, got ${layers} and ${state.length}`);
-  }
-  if (g.shape[0] !== (spec.features === 'adam' ? 3 : 1)) throw new Error(`lstmStackStep: g is [${g.shape.join(', ')}] for features "${spec.features}"`);
-  registerWebGpuKernels();
-  const inputs: Record<string, tf.Tensor> = { g, w: phi };
-  state.forEach(({ h, c }, l) => {
-    inputs[`h${l}`] = h;
-    inputs[`c${l}`] = c;
-  });
-  return tf.engine().runKernel(LSTM_STACK_STEP, inputs, { spec, constants } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+  return runStackKernel(LSTM_STACK_STEP, { g, w: phi }, state, spec, constants);
 }
 
 /**
@@ -594,13 +582,29 @@ export function lstmStackStepGrad(
   spec: LstmStackStepSpec,
   constants: LstmStackStepConstants,
 ): tf.Tensor2D {
+  return runStackKernel(LSTM_STACK_STEP_GRAD, { g, w: phi, dy }, state, spec, constants);
+}
+
+/** LSTM_STACK_STEP or its gradient on `inputs` and each layer's h and c, after checking their shapes' sense. */
+function runStackKernel(
+  name: string,
+  inputs: { g: tf.Tensor2D; w: tf.Tensor1D; dy?: tf.Tensor2D },
+  state: ReadonlyArray<{ h: tf.Tensor2D; c: tf.Tensor2D }>,
+  spec: LstmStackStepSpec,
+  constants: LstmStackStepConstants,
+): tf.Tensor2D {
+  const { layers } = spec;
+  if (layers < 1 || layers > LSTM_STACK_STEP_MAX_LAYERS || state.length !== layers) {
+    throw new Error(`lstmStackStep: 1 to ${LSTM_STACK_STEP_MAX_LAYERS} layers with a state each, got ${layers} and ${state.length}`);
+  }
+  if (inputs.g.shape[0] !== lstmStackLayout(spec).head) throw new Error(`lstmStackStep: g is [${inputs.g.shape.join(', ')}] for features "${spec.features}"`);
   registerWebGpuKernels();
-  const inputs: Record<string, tf.Tensor> = { g, w: phi, dy };
+  const all: Record<string, tf.Tensor> = { ...inputs };
   state.forEach(({ h, c }, l) => {
-    inputs[`h${l}`] = h;
-    inputs[`c${l}`] = c;
+    all[`h${l}`] = h;
+    all[`c${l}`] = c;
   });
-  return tf.engine().runKernel(LSTM_STACK_STEP_GRAD, inputs, { spec, constants } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+  return tf.engine().runKernel(name, all, { spec, constants } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
 }
 
 /** [h'; c'] from a and c (see LSTM_GATES). */

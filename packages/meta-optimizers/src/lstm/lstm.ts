@@ -21,7 +21,7 @@ import {
   unflattenCoordinates,
   NamedWeightsMetaOptimizer,
 } from '../common';
-import { lstmStackKernel } from '../kernels';
+import { lstmStackKernel, lstmStackWeightNames } from '../kernels';
 import { resolveLstmOptions, type LstmOptions } from './options';
 
 /** The optimizer's slots: `{ lstm0: {h, c}, lstm1: {h, c}, ... }`. */
@@ -72,17 +72,17 @@ class LstmOptimizer implements Optimizer {
   readonly fused?: FusedKernel;
   /** On webgpu, up to two layers: one program each way (common/gpu-step.ts). */
   readonly gpuStep?: string;
+  /** The stack's shape and constants, as the wasm kernel and the GPU programs take them. */
+  private readonly stack;
 
   constructor(
     private readonly options: Readonly<LstmOptions>,
     private readonly weights: WeightSource,
   ) {
     const { preprocessing, k, hidden, layers, outputScale } = options;
+    this.stack = { features: preprocessing, k, inputUnits: 0, hidden, layers, outputTanh: false, scale: outputScale };
     this.gpuStep = lstmStackGpuStep(layers);
-    this.fused = lstmStackKernel(
-      { features: preprocessing, k, inputUnits: 0, hidden, layers, outputTanh: false, scale: outputScale },
-      () => weights.variables,
-    );
+    this.fused = lstmStackKernel(this.stack, () => weights.variables);
   }
 
   init(params: NamedTensors): OptimizerState {
@@ -98,11 +98,10 @@ class LstmOptimizer implements Optimizer {
     checkLayout(layout, grads, 'lstm: gradients');
     const slots = this.checkSlots(state.slots, layout.total);
     const { layers, preprocessing, k, outputScale } = this.options;
-    const spec = { hidden: this.options.hidden, layers, features: preprocessing, inputUnits: 0, outputTanh: false };
-    if (lstmStackUpdateOnGpuHere(spec, ctx.constantGrads)) {
+    if (lstmStackUpdateOnGpuHere(this.stack, ctx.constantGrads)) {
       // One GPU program (and one for its gradient) instead of the ops below (gpu-step.ts).
-      const kernels = [...Array.from({ length: layers }, (_, l) => this.kernel(`${lstmLayerName(l)}/kernel`)), this.kernel('output/kernel')];
-      const next = lstmStackUpdateOnGpu(state.params, grads, layout, kernels, slots, spec, { scale: outputScale, k });
+      const kernels = lstmStackWeightNames(this.stack).map((n) => this.kernel(n));
+      const next = lstmStackUpdateOnGpu(state.params, grads, layout, kernels, slots, this.stack);
       return { params: next.params, slots: next.slots, step: state.step + 1 };
     }
     const next = tidyTree(() => {

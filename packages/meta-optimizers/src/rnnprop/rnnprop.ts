@@ -20,7 +20,7 @@ import {
   unflattenCoordinates,
   NamedWeightsMetaOptimizer,
 } from '../common';
-import { lstmStackKernel } from '../kernels';
+import { lstmStackKernel, lstmStackWeightNames } from '../kernels';
 import { resolveRnnpropOptions, type RnnpropOptions } from './options';
 
 /** One LSTM layer's state (the same as the LSTM optimizer's). */
@@ -80,17 +80,17 @@ class RnnpropOptimizer implements Optimizer {
   readonly fused?: FusedKernel;
   /** On webgpu, up to two layers: one program each way (common/gpu-step.ts). */
   readonly gpuStep?: string;
+  /** The stack's shape and constants, as the wasm kernel and the GPU programs take them. */
+  private readonly stack;
 
   constructor(
     private readonly options: Readonly<RnnpropOptions>,
     private readonly weights: WeightSource,
   ) {
     const { beta1, beta2, epsilon, inputUnits, hidden, layers, lr } = options;
+    this.stack = { features: 'adam' as const, beta1, beta2, epsilon, inputUnits, hidden, layers, outputTanh: true, scale: -lr };
     this.gpuStep = lstmStackGpuStep(layers);
-    this.fused = lstmStackKernel(
-      { features: 'adam', beta1, beta2, epsilon, inputUnits, hidden, layers, outputTanh: true, scale: -lr },
-      () => weights.variables,
-    );
+    this.fused = lstmStackKernel(this.stack, () => weights.variables);
   }
 
   init(params: NamedTensors): OptimizerState {
@@ -107,11 +107,10 @@ class RnnpropOptimizer implements Optimizer {
     const slots = this.checkSlots(state.slots, layout.total);
     const { layers, beta1, beta2, epsilon, lr } = this.options;
     const t = state.step + 1;
-    const spec = { hidden: this.options.hidden, layers, features: 'adam' as const, inputUnits: this.options.inputUnits, outputTanh: true };
-    if (lstmStackUpdateOnGpuHere(spec, ctx.constantGrads)) {
+    if (lstmStackUpdateOnGpuHere(this.stack, ctx.constantGrads)) {
       // One GPU program (and one for its gradient) instead of the ops below (gpu-step.ts).
-      const names = ['input/kernel', ...Array.from({ length: layers }, (_, l) => `${lstmLayerName(l)}/kernel`), 'output/kernel'];
-      const next = lstmStackUpdateOnGpu(state.params, grads, layout, names.map((n) => this.kernel(n)), slots, spec, { scale: -lr, beta1, beta2, epsilon, t });
+      const kernels = lstmStackWeightNames(this.stack).map((n) => this.kernel(n));
+      const next = lstmStackUpdateOnGpu(state.params, grads, layout, kernels, slots, { ...this.stack, t });
       return { params: next.params, slots: next.slots, step: t };
     }
     const next = tidyTree(() => {
