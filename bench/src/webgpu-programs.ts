@@ -68,13 +68,13 @@ async function main(): Promise<void> {
     for (const meta of [new LstmMetaOptimizer({}, 0), new RnnpropMetaOptimizer({}, 0)] as MetaOptimizer[]) {
       const task = family.build(family.sample(0, 'test'));
       try {
-        const run = () => runOptimizerAsync(task, meta.optimizer(), { steps: unroll, initSeed: 0, batchSeed: 0, kernel: 'tfjs' });
-        await run(); // compiles the programs
+        const evaluate = () => runOptimizerAsync(task, meta.optimizer(), { steps: unroll, initSeed: 0, batchSeed: 0, kernel: 'tfjs' });
+        await evaluate(); // compiles the programs
         counts.clear();
         if (gpuTime) backend.activeTimers = [];
         const t = performance.now();
         const c = process.cpuUsage();
-        await run();
+        await evaluate();
         const cpu = process.cpuUsage(c);
         const seconds = (performance.now() - t) / 1e3;
         const programs = [...counts.values()].reduce((a, b) => a + b, 0);

@@ -45,10 +45,9 @@ export function registerWorker(program: Command, ctx: CliContext): void {
     .action(async (opts: WorkerOptions) => {
       const runIds = new Set<string>();
       // The queue thread failing ends the process (with code 1), as a failure before the wait below would.
-      let failure: Error | undefined;
-      let failed = (e: Error): void => {
-        failure = e;
-      };
+      let failed: (e: Error) => void = () => {};
+      const failure = new Promise<never>((_, reject) => (failed = reject));
+      failure.catch(() => {}); // awaited below; a failure before that is not an unhandled rejection
       const worker = await startWorker({
         onFailure: (message) => failed(new UserError(`worker: stopped taking jobs: its queue thread failed (${message})`)),
         redis: opts.redis,
@@ -82,23 +81,16 @@ export function registerWorker(program: Command, ctx: CliContext): void {
         },
       });
       ctx.out(`worker: waiting for shards and runs on ${opts.redis}, queue "${opts.queue}", ${opts.concurrency} at a time (Ctrl-C stops)`);
+      let stop = (): void => {};
+      const stopped = new Promise<void>((resolve) => (stop = resolve));
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
       try {
-        await new Promise<void>((resolve, reject) => {
-          const stop = (): void => {
-            process.off('SIGINT', stop);
-            process.off('SIGTERM', stop);
-            resolve();
-          };
-          failed = (e) => {
-            stop();
-            reject(e);
-          };
-          if (failure) failed(failure);
-          process.on('SIGINT', stop);
-          process.on('SIGTERM', stop);
-        });
+        await Promise.race([stopped, failure]);
         ctx.out('worker: stopping after the current truncation');
       } finally {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
         await worker.close();
       }
     });
