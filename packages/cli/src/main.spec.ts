@@ -234,6 +234,28 @@ describe('l2l validate', () => {
     ]);
   });
 
+  it('checks a report spec against its schema, and the experiment configs it names as experiments', async () => {
+    write('good.json', good);
+    write('bad-option.json', { optimizee: { type: 'quadratic', options: { dims: 0 } } });
+    const report = (evaluations: unknown[], extra: object = {}) => ({ title: 'T', checkpoint: { dir: 'runs/x', config: 'good.json' }, results: 'runs/r', evaluations, ...extra });
+    const ok = write('report.json', report([{ name: 'a', config: 'good.json' }, { name: 'b', config: 'good.json', steps: 20 }]));
+    expect(await run(['validate', ok])).toEqual({ code: 0, stdout: `${ok}: ok (report spec; 1 experiment config checked)\n`, stderr: '' });
+
+    // A bad config it names: the config's own error line (named as seen from the working directory), exit 1.
+    const bad = write('report-bad.json', report([{ name: 'a', config: 'good.json' }, { name: 'b', config: 'bad-option.json' }]));
+    const r = await run(['validate', 'report-bad.json'], { cwd: dir });
+    expect(r).toEqual({ code: 1, stdout: '', stderr: 'bad-option.json: optimizee "quadratic": dims must be an integer ≥ 1, got 0\n' });
+    expect(fs.existsSync(bad)).toBe(true);
+
+    // A missing config, and the spec's own schema: each one line naming the file.
+    const missing = write('report-missing.json', report([{ name: 'a', config: 'nope.json' }]));
+    const m = await run(['validate', missing]);
+    expect(m.code).toBe(1);
+    expect(m.stderr).toBe(`${path.join(dir, 'nope.json')}: cannot read: no such file\n`);
+    const twice = write('report-twice.json', report([{ name: 'a', config: 'good.json' }, { name: 'a', config: 'good.json' }]));
+    expect(await run(['validate', twice])).toEqual({ code: 1, stdout: '', stderr: `${twice}: evaluations: the name "a" is used twice\n` });
+  });
+
   it('validates several files, exit 1 if any fails', async () => {
     const ok = write('good.json', good);
     const bad = write('unknown-type.json', { optimizee: { type: 'quadratik' } });
