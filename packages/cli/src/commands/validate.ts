@@ -22,7 +22,7 @@ function isReportSpec(file: string, cwd: string): boolean {
 export function registerValidate(program: Command, ctx: CliContext): void {
   program
     .command('validate')
-    .summary('check experiment configs (shape, plugins, every component\'s options)')
+    .summary('check experiment configs and report specs (shape, plugins, every component\'s options)')
     .description(
       'Check experiment configs without running them: the JSON, the experiment\'s fields, the plugins it lists (loaded from ' +
         'the config\'s directory), and every component\'s options against its schema. A report spec (`l2l report`\'s JSON) is ' +
