@@ -39,10 +39,10 @@ export function adagradOptimizer(options: Partial<AdagradOptions> = {}): Optimiz
   const o = resolveOptions(adagradComponent, options);
   return elementwiseOptimizer(optimizerName(adagradComponent, o), {
     init: (param) => ({ accumulator: tf.fill(param.shape, o.initialAccumulatorValue) }),
-    apply: (param, grad, { accumulator }) => {
+    apply: (param, grad, { accumulator }, _t, lrScale) => {
       const next = tf.add(accumulator, tf.square(grad));
       const step = tf.div(grad, tf.sqrt(tf.add(next, o.epsilon)));
-      return { param: tf.sub(param, tf.mul(step, o.learningRate)), slots: { accumulator: next } };
+      return { param: tf.sub(param, tf.mul(step, o.learningRate * lrScale)), slots: { accumulator: next } };
     },
   });
 }

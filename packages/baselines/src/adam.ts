@@ -37,13 +37,13 @@ export function adamOptimizer(options: Partial<AdamOptions> = {}): Optimizer {
   const o = resolveOptions(adamComponent, options);
   return elementwiseOptimizer(optimizerName(adamComponent, o), {
     init: (param) => ({ m: tf.zerosLike(param), v: tf.zerosLike(param) }),
-    apply: (param, grad, { m, v }, t) => {
+    apply: (param, grad, { m, v }, t, lrScale) => {
       const m1 = tf.add(tf.mul(m, o.beta1), tf.mul(grad, 1 - o.beta1));
       const v1 = tf.add(tf.mul(v, o.beta2), tf.mul(tf.square(grad), 1 - o.beta2));
       const mHat = tf.div(m1, biasCorrection(o.beta1, t));
       const vHat = tf.div(v1, biasCorrection(o.beta2, t));
       const step = tf.div(mHat, tf.add(tf.sqrt(vHat), o.epsilon));
-      return { param: tf.sub(param, tf.mul(step, o.learningRate)), slots: { m: m1, v: v1 } };
+      return { param: tf.sub(param, tf.mul(step, o.learningRate * lrScale)), slots: { m: m1, v: v1 } };
     },
   });
 }

@@ -220,6 +220,52 @@ describe.each(allBaselines)('%s state handling', (_type, make) => {
   });
 });
 
+const withRate: Array<[string, (lr: number) => Optimizer]> = [
+  ['sgd', (lr) => sgdOptimizer({ learningRate: lr })],
+  ['momentum', (lr) => momentumOptimizer({ learningRate: lr })],
+  ['nag', (lr) => nagOptimizer({ learningRate: lr })],
+  ['rmsprop', (lr) => rmspropOptimizer({ learningRate: lr, momentum: 0.9, centered: true })],
+  ['adam', (lr) => adamOptimizer({ learningRate: lr })],
+  ['adagrad', (lr) => adagradOptimizer({ learningRate: lr })],
+];
+
+describe.each(withRate)('%s honours StepContext.learningRateScale (a schedule of the outer loop)', (_type, make) => {
+  const run = (opt: Optimizer, scales: Array<number | undefined>) => {
+    const problem = makeProblem();
+    let state = opt.init(problem.init);
+    for (const [step, learningRateScale] of scales.entries()) {
+      const g = problem.grads(state.params);
+      const next = opt.update(state, g, { step, training: false, ...(learningRateScale !== undefined && { learningRateScale }) });
+      release(state, next);
+      tf.dispose(Object.values(g));
+      state = next;
+    }
+    const out = { w: Array.from(state.params.w!.dataSync()), v: Array.from(state.params.v!.dataSync()) };
+    release(state);
+    problem.dispose();
+    return out;
+  };
+
+  test('a factor of ½ takes the steps of half the learning rate; 0 stands still; NaN is refused', () => {
+    const before = tf.memory().numTensors;
+    expect(run(make(0.02), [0.5, 0.5, 0.5, 0.5])).toEqual(run(make(0.01), [undefined, undefined, undefined, undefined]));
+    const still = run(make(0.02), [0, 0]);
+    const problem = makeProblem();
+    expect(still).toEqual({ w: Array.from(problem.init.w.dataSync()), v: Array.from(problem.init.v.dataSync()) });
+    problem.dispose();
+    expect(run(make(0.02), [1, 0.5])).not.toEqual(run(make(0.02), [1, 1]));
+    const p = makeProblem();
+    const opt = make(0.02);
+    const state = opt.init(p.init);
+    const g = p.grads(state.params);
+    expect(() => opt.update(state, g, { step: 0, training: false, learningRateScale: NaN })).toThrow(/learningRateScale must be finite and ≥ 0, got NaN/);
+    release(state);
+    tf.dispose(Object.values(g));
+    p.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
 describe('hand-derived single steps', () => {
   const theta = [1, -2, 0.5];
   const grad = [0.3, -4, 0];

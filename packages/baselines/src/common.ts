@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { validateWithSchema, type ComponentDefinition, type JsonSchema, type NamedTensors, type Optimizer, type OptimizerState } from '@l2l/core';
+import { validateWithSchema, type ComponentDefinition, type JsonSchema, type NamedTensors, type Optimizer, type OptimizerState, type StepContext } from '@l2l/core';
 
 /**
  * What tfjs uses when an optimizer's epsilon is left null: `ENGINE.backend.epsilon()`, which is 1e-7 on the
@@ -57,9 +57,10 @@ export interface ElementwiseRule<S extends ParamSlots> {
   init(param: tf.Tensor): S;
   /**
    * The parameter and slots after one update, called inside `tf.tidy`. `t` is the 1-based index of this
-   * update (Adam's bias correction). Must not modify its inputs; may return a slot unchanged.
+   * update (Adam's bias correction); `lrScale` multiplies the learning rate (a schedule's factor,
+   * `StepContext.learningRateScale`; 1 without one). Must not modify its inputs; may return a slot unchanged.
    */
-  apply(param: tf.Tensor, grad: tf.Tensor, slots: S, t: number): { param: tf.Tensor; slots: S };
+  apply(param: tf.Tensor, grad: tf.Tensor, slots: S, t: number, lrScale: number): { param: tf.Tensor; slots: S };
 }
 
 /**
@@ -86,7 +87,7 @@ export function elementwiseOptimizer<S extends ParamSlots>(name: string, rule: E
       });
       return { params: newParams, slots, step: 0 };
     },
-    update(state: OptimizerState, grads: NamedTensors): OptimizerState {
+    update(state: OptimizerState, grads: NamedTensors, ctx?: StepContext): OptimizerState {
       const allSlots = state.slots as Readonly<Record<string, S>>;
       for (const [key, p] of Object.entries(state.params)) {
         const g = grads[key];
@@ -101,11 +102,13 @@ export function elementwiseOptimizer<S extends ParamSlots>(name: string, rule: E
         }
       }
       const t = state.step + 1;
+      const lrScale = ctx?.learningRateScale ?? 1;
+      if (!(lrScale >= 0) || !Number.isFinite(lrScale)) throw new Error(`${name}: learningRateScale must be finite and ≥ 0, got ${lrScale}`);
       const { params, slots } = tf.tidy(() => {
         const params: NamedTensors = {};
         const slots: Record<string, ParamSlots> = {};
         for (const [key, p] of Object.entries(state.params)) {
-          const next = rule.apply(p, grads[key]!, allSlots[key]!, t);
+          const next = rule.apply(p, grads[key]!, allSlots[key]!, t, lrScale);
           params[key] = next.param;
           slots[key] = next.slots;
         }

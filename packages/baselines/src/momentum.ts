@@ -14,10 +14,10 @@ export interface MomentumOptions {
 export function momentumRule(learningRate: number, momentum: number, nesterov: boolean): ElementwiseRule<{ accumulation: tf.Tensor }> {
   return {
     init: (param) => ({ accumulation: tf.zerosLike(param) }),
-    apply: (param, grad, { accumulation }) => {
+    apply: (param, grad, { accumulation }, _t, lrScale) => {
       const next = tf.add(tf.mul(accumulation, momentum), grad);
       const step = nesterov ? tf.add(grad, tf.mul(next, momentum)) : next;
-      return { param: tf.sub(param, tf.mul(step, learningRate)), slots: { accumulation: next } };
+      return { param: tf.sub(param, tf.mul(step, learningRate * lrScale)), slots: { accumulation: next } };
     },
   };
 }

@@ -52,7 +52,7 @@ export function rmspropOptimizer(options: Partial<RmspropOptions> = {}): Optimiz
       if (o.centered) slots.mg = tf.zerosLike(param);
       return slots;
     },
-    apply: (param, grad, slots) => {
+    apply: (param, grad, slots, _t, lrScale) => {
       const next: ParamSlots = {};
       const ms = (next.ms = tf.add(tf.mul(slots.ms!, o.decay), tf.mul(tf.square(grad), 1 - o.decay)));
       let denominator: tf.Tensor;
@@ -62,7 +62,7 @@ export function rmspropOptimizer(options: Partial<RmspropOptions> = {}): Optimiz
       } else {
         denominator = tf.add(ms, o.epsilon);
       }
-      let step = tf.div(tf.mul(grad, o.learningRate), tf.sqrt(denominator));
+      let step = tf.div(tf.mul(grad, o.learningRate * lrScale), tf.sqrt(denominator));
       if (o.momentum > 0) step = next.mom = tf.add(tf.mul(slots.mom!, o.momentum), step);
       return { param: tf.sub(param, step), slots: next };
     },

@@ -26,6 +26,6 @@ export function sgdOptimizer(options: Partial<SgdOptions> = {}): Optimizer {
   const o = resolveOptions(sgdComponent, options);
   return elementwiseOptimizer(optimizerName(sgdComponent, o), {
     init: () => ({}),
-    apply: (param, grad) => ({ param: tf.sub(param, tf.mul(grad, o.learningRate)), slots: {} }),
+    apply: (param, grad, _slots, _t, lrScale) => ({ param: tf.sub(param, tf.mul(grad, o.learningRate * lrScale)), slots: {} }),
   });
 }

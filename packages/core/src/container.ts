@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { Container, ContainerModule } from 'inversify';
 import { ComponentContribution } from './registry/component';
 import { ComponentRegistry } from './registry/registry';
-import { coreComponents } from './pipeline/estimator-components';
+import { coreComponents } from './pipeline/core-components';
 
 /** Core's wiring: its own components (the built-in estimators) and the registry, filled from every loaded package's `ComponentContribution`. */
 export const coreModule = new ContainerModule(({ bind }) => {

@@ -8,6 +8,7 @@ export * from './contracts/fused';
 export * from './contracts/meta-optimizer';
 export * from './contracts/estimator';
 export * from './contracts/population';
+export * from './contracts/schedule';
 export * from './contracts/runs';
 export * from './tensor-tree';
 export * from './random';

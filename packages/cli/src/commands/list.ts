@@ -9,6 +9,7 @@ const KIND_TITLES: Record<ComponentKind, string> = {
   'meta-optimizer': 'Meta-optimizers: learned optimizers, used as "metaOptimizer"',
   optimizer: 'Optimizers: hand-designed baselines, used in "evaluation.baselines" (and as "training.outerOptimizer")',
   estimator: 'Estimators: meta-gradient estimators, used as "training.estimator"',
+  schedule: 'Schedules: the outer learning rate by outer step, used as "training.learningRateSchedule"',
 };
 
 /** `l2l list [--json] [--config <file>]`: every registered component. */

@@ -78,8 +78,9 @@ export function registerTrain(program: Command, ctx: CliContext): void {
           const eta = (elapsed / (r.epoch - firstEpoch)) * (t.epochs - r.epoch);
           const validation = r.validationLoss === undefined ? '' : `  validation ${formatLoss(r.validationLoss)}${r.best ? ' (best)' : ''}`;
           const skipped = r.skipped ? `  skipped ${r.skipped}` : '';
+          const lr = r.learningRateFactor === undefined ? '' : `  lr ×${r.learningRateFactor.toPrecision(3)}`;
           progress.line(
-            `epoch ${r.epoch}/${t.epochs}  meta-loss ${formatLoss(r.metaLoss)}  final loss ${formatLoss(r.finalLoss)}${validation}${skipped}  ${r.seconds.toFixed(1)}s  ETA ${formatDuration(eta)}`,
+            `epoch ${r.epoch}/${t.epochs}  meta-loss ${formatLoss(r.metaLoss)}  final loss ${formatLoss(r.finalLoss)}${validation}${skipped}${lr}  ${r.seconds.toFixed(1)}s  ETA ${formatDuration(eta)}`,
           );
         };
         const session = opts.redis && {
@@ -112,6 +113,7 @@ export function registerTrain(program: Command, ctx: CliContext): void {
                   `${t.episodesPerEpoch} episodes × ${t.steps} steps (unroll ${t.unroll}) per epoch, seed ${experiment.seed}`,
               );
               ctx.out(info.metaGradient);
+              if (info.schedule) ctx.out(`learning-rate schedule: ${info.schedule}`);
               progress = createProgress(ctx, (t.epochs - info.startEpoch) * unrollsPerEpoch, 'epoch {epoch}/{epochs} |{bar}| {percentage}% | meta-loss {metaLoss} | ETA {eta_formatted}');
             },
             onUnroll: (e) =>

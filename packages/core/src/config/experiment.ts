@@ -83,6 +83,9 @@ export const trainingSchema: JsonSchema = {
       'The meta-gradient estimator (absent: tbptt). tbptt: truncated backpropagation through time (first- or second-order, checkpointing, workers, fused kernels). es: antithetic evolution strategies over truncations (options sigma, samples, metric; forward passes only, on the fused kernel and workers where there is one). pes: persistent ES, unbiased over the whole episode. Plugins add others (kind "estimator", see `l2l list`).',
     ),
     tasksPerStep: { type: 'integer', minimum: 1, description: 'Tasks per outer step (absent: 1): each episode runs this many training tasks side by side, each with its own truncation state, and every meta-gradient estimate is their average.' },
+    learningRateSchedule: componentRef(
+      "The outer learning rate's schedule: a registered schedule {type, options} (constant, cosine, linear, exponential, steps; see `l2l list`) whose factor multiplies training.learningRate (or training.outerOptimizer's learningRate) at each outer step, by the step's place in the run (epochs × episodesPerEpoch × truncations per episode), so that --resume continues it exactly; absent: constant. log.csv and the train output show the factor.",
+    ),
     outerOptimizer: componentRef(
       'The optimizer of the meta-optimizer\'s weights: any registered optimizer {type, options} (sgd, momentum, nag, rmsprop, adam, adagrad), with its own options (learningRate included); absent: Adam with training.learningRate. training.gradClipNorm clips its input either way; its state is checkpointed, so --resume is exact.',
     ),
@@ -179,6 +182,7 @@ function componentSlots(config: ExperimentConfig): Array<{ label: string; kind: 
   if (config.metaOptimizer) slots.push({ label: 'metaOptimizer', kind: 'meta-optimizer', config: config.metaOptimizer });
   if (config.training.estimator) slots.push({ label: 'training.estimator', kind: 'estimator', config: config.training.estimator });
   if (config.training.outerOptimizer) slots.push({ label: 'training.outerOptimizer', kind: 'optimizer', config: config.training.outerOptimizer });
+  if (config.training.learningRateSchedule) slots.push({ label: 'training.learningRateSchedule', kind: 'schedule', config: config.training.learningRateSchedule });
   config.evaluation.baselines.forEach((b, i) => slots.push({ label: `evaluation.baselines[${i}]`, kind: 'optimizer', config: b }));
   return slots;
 }
@@ -197,6 +201,9 @@ export function componentProblemsOf(raw: unknown, registry: ComponentRegistry, w
     { label: 'optimizee', kind: 'optimizee', config: raw.optimizee },
     { label: 'metaOptimizer', kind: 'meta-optimizer', config: raw.metaOptimizer },
   ];
+  if (isObject(raw.training) && raw.training.learningRateSchedule !== undefined) {
+    slots.push({ label: 'training.learningRateSchedule', kind: 'schedule', config: raw.training.learningRateSchedule });
+  }
   const evaluation = raw.evaluation;
   if (isObject(evaluation) && Array.isArray(evaluation.baselines)) {
     evaluation.baselines.forEach((b, i) => slots.push({ label: `evaluation.baselines[${i}]`, kind: 'optimizer', config: b }));
@@ -390,6 +397,7 @@ export function fullExperimentSchema(registry: ComponentRegistry): JsonSchema {
           ...(trainingSchema.properties as Record<string, JsonSchema>),
           estimator: componentSchema('estimator', 'The meta-gradient estimator (absent: tbptt).'),
           outerOptimizer: componentSchema('optimizer', "The outer optimizer of the meta-optimizer's weights (absent: Adam with training.learningRate)."),
+          learningRateSchedule: componentSchema('schedule', "The outer learning rate's schedule (absent: constant)."),
         },
       },
       evaluation: {

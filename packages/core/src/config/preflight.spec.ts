@@ -1,4 +1,4 @@
-import { coreComponents } from '../pipeline/estimator-components';
+import { coreComponents } from '../pipeline/core-components';
 import { defineComponent } from '../registry/component';
 import { ComponentRegistry } from '../registry/registry';
 import { jsonDepth, parseExperiment, resolveExperiment } from './experiment';

@@ -29,6 +29,11 @@ export interface StepContext {
    * engine's unrolls with second derivatives off): an optimizer may then leave their derivatives out.
    */
   readonly constantGrads?: boolean;
+  /**
+   * A factor of the optimizer's learning rate for this update (a schedule's, `training.learningRateSchedule`, for
+   * the outer optimizer); absent: 1. Hand-designed optimizers (the baselines) honour it; learned ones ignore it.
+   */
+  readonly learningRateScale?: number;
 }
 
 /**

@@ -9,6 +9,7 @@ import type { Optimizer, OptimizerState } from '../contracts/optimizer';
 import type { Task, TaskConfig, TaskFamily, Split } from '../contracts/task';
 import { deriveSeed, Rng } from '../random';
 import { cloneNamed, type NamedTensors } from '../tensor-tree';
+import type { TrainingOptions } from './options';
 
 /** f(θ) = ‖Wθ − y‖² + ‖v − 0.2‖²/2 (scaled so tanh in TinyMeta stays unsaturated) with params {x: [dims], v: [2]}; `nanAtStep` makes the loss NaN from that step on. */
 export class TinyFamily implements TaskFamily {
@@ -145,3 +146,19 @@ export class LearnedRate implements MetaOptimizer {
     this.variables.lr!.dispose();
   }
 }
+
+/** Meta-training options for the tiny components: 3 epochs of 2 episodes of 6 steps in unrolls of 3; `over` replaces any. */
+export const trainingOptions = (over: Partial<TrainingOptions> = {}): TrainingOptions => ({
+  epochs: 3,
+  episodesPerEpoch: 2,
+  steps: 6,
+  unroll: 3,
+  lossWeights: 'uniform',
+  secondDerivatives: false,
+  learningRate: 0.01,
+  gradClipNorm: null,
+  validateEvery: 1,
+  validationTasks: 2,
+  nonFinite: 'skip',
+  ...over,
+});

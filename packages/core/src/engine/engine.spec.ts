@@ -3,11 +3,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../backend';
-import type { TrainingOptions } from '../config/experiment';
 import type { Optimizer, OptimizerState } from '../contracts/optimizer';
 import type { Split, Task, TaskConfig } from '../contracts/task';
 import { disposeTree, type NamedTensors } from '../tensor-tree';
-import { TinyFamily, TinyMeta } from './engine.fixture';
+import { TinyFamily, TinyMeta, trainingOptions } from './engine.fixture';
 import { MetaTrainer } from './meta-trainer';
 import { readSnapshot, writeSnapshot } from './checkpoint';
 import { runOptimizer } from './run';
@@ -16,20 +15,7 @@ import { canPauseTape, lossNode, stopGradient, untaped, valueAndGradNamed } from
 import { tuneLearningRate } from './tune';
 import { disposeCarry, startRun, unroll } from './unroll';
 
-const training = (over: Partial<TrainingOptions> = {}): TrainingOptions => ({
-  epochs: 3,
-  episodesPerEpoch: 2,
-  steps: 6,
-  unroll: 3,
-  lossWeights: 'uniform',
-  secondDerivatives: false,
-  learningRate: 0.01,
-  gradClipNorm: null,
-  validateEvery: 1,
-  validationTasks: 2,
-  nonFinite: 'skip',
-  ...over,
-});
+const training = trainingOptions;
 
 beforeAll(async () => {
   await useBackend('cpu');

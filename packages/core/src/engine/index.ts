@@ -15,4 +15,5 @@ export * from './steps';
 export * from './weights-io';
 export * from './checkpoint';
 export * from './tricks';
+export * from './schedules';
 export * from './per-group';

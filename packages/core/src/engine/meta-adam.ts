@@ -19,10 +19,11 @@ export class MetaAdam implements OuterOptimizer {
     readonly epsilon = 1e-8,
   ) {}
 
-  apply(variables: Readonly<Record<string, tf.Variable>>, grads: NamedTensors): void {
+  apply(variables: Readonly<Record<string, tf.Variable>>, grads: NamedTensors, learningRateScale = 1): void {
     this.step++;
     const t = this.step;
-    const lr = (this.learningRate * Math.sqrt(1 - this.beta2 ** t)) / (1 - this.beta1 ** t);
+    // × 1 leaves the learning rate's bits as they are: runs without a schedule are unchanged.
+    const lr = (this.learningRate * learningRateScale * Math.sqrt(1 - this.beta2 ** t)) / (1 - this.beta1 ** t);
     for (const [name, variable] of Object.entries(variables)) {
       const g = grads[name];
       if (!g) continue;

@@ -17,6 +17,8 @@ import { runOptimizerAsync } from './run';
 import { runStepsAsync, scalarStep } from './steps';
 import type { ChunkedMetaGradient, MetaOptimizerSource } from './parallel/chunked-meta-gradient';
 import { applyTrainingTricks } from './tricks';
+import { builtinSchedule, scheduleFactor } from './schedules';
+import type { LearningRateSchedule } from '../contracts/schedule';
 
 export interface UnrollEvent {
   epoch: number;
@@ -42,6 +44,8 @@ export interface EpochReport {
   validationLoss?: number;
   /** True when this epoch's validation is the best so far. */
   best?: boolean;
+  /** The learning-rate schedule's factor at the epoch's last outer step, when the run has a schedule. */
+  learningRateFactor?: number;
 }
 
 export interface TrainerEvents {
@@ -90,6 +94,8 @@ export interface TrainerParts {
   outerOptimizer?: Optimizer;
   /** Where each episode's tasks live; default: here (`openPopulation`). @l2l/distributed puts them on workers. */
   population?: PopulationSource;
+  /** The outer learning rate's schedule, built from `training.learningRateSchedule`; default: the built-in it names. */
+  learningRateSchedule?: LearningRateSchedule;
 }
 
 /**
@@ -155,6 +161,25 @@ export class MetaTrainer {
     this.population = parts.population;
     this.metaGradientPath = parts.population ? `${this.estimator.description}; ${parts.population.description}` : this.estimator.description;
     this.adam = parts.outerOptimizer ? new FunctionalOuter(parts.outerOptimizer) : new MetaAdam(options.learningRate);
+    this.schedule = parts.learningRateSchedule ?? (options.learningRateSchedule && builtinSchedule(options.learningRateSchedule));
+  }
+
+  /** The outer learning rate's schedule (`training.learningRateSchedule`); undefined: constant. */
+  readonly schedule?: LearningRateSchedule;
+
+  /** Outer steps the run's schedule spans: every truncation of every episode of every epoch. */
+  get plannedOuterSteps(): number {
+    return this.options.epochs * this.options.episodesPerEpoch * this.unrollsPerEpisode;
+  }
+
+  /**
+   * The schedule's factor for truncation `u` of an episode: its position in the run's plan, not the steps taken,
+   * so that skipped episodes do not shift the schedule and a resumed run continues it exactly.
+   */
+  private learningRateFactor(epoch: number, episode: number, u: number): number | undefined {
+    if (!this.schedule) return undefined;
+    const step = (epoch * this.options.episodesPerEpoch + episode) * this.unrollsPerEpisode + u;
+    return scheduleFactor(this.schedule, step, this.plannedOuterSteps);
   }
 
   /** The worker threads' meta-gradient when tbptt runs with `training.workers` > 0 on the tfjs path. */
@@ -227,7 +252,7 @@ export class MetaTrainer {
         }
         try {
           if (options.gradClipNorm !== null) await clipByGlobalNorm(named, options.gradClipNorm);
-          this.adam.apply(this.meta.variables, named);
+          this.adam.apply(this.meta.variables, named, this.learningRateFactor(epoch, episode, u));
         } finally {
           disposeTree(named);
         }
@@ -271,6 +296,8 @@ export class MetaTrainer {
     this.state.skipped += skipped;
     const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
     const report: EpochReport = { epoch: epoch + 1, metaLoss: mean(metaLosses), finalLoss: mean(finals), skipped, seconds: (Date.now() - started) / 1000 };
+    const factor = this.learningRateFactor(epoch, episodesPerEpoch - 1, this.unrollsPerEpisode - 1);
+    if (factor !== undefined) report.learningRateFactor = factor;
     if (this.state.epoch % this.options.validateEvery === 0 || this.state.epoch === this.options.epochs) {
       const v = await this.validate();
       report.validationLoss = v;

@@ -34,6 +34,8 @@ export interface TrainingOptions {
   tasksPerStep?: number;
   /** The outer optimizer of φ, a registered optimizer `{type, options}`; absent: Adam with `learningRate`. */
   outerOptimizer?: ComponentConfig;
+  /** The outer learning rate's schedule `{type, options}` (engine/schedules.ts, or a plugin's); absent: constant. */
+  learningRateSchedule?: ComponentConfig;
 }
 
 

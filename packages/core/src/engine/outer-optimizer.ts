@@ -10,8 +10,11 @@ import { cloneNamed, disposeTree, mapTree, type NamedTensors, type TensorTree } 
 export interface OuterOptimizer {
   /** Steps taken. */
   readonly step: number;
-  /** Updates `variables` from `grads` (by weight name) in place. */
-  apply(variables: Readonly<Record<string, tf.Variable>>, grads: NamedTensors): void;
+  /**
+   * Updates `variables` from `grads` (by weight name) in place, with the learning rate times `learningRateScale`
+   * (a schedule's factor; absent: 1).
+   */
+  apply(variables: Readonly<Record<string, tf.Variable>>, grads: NamedTensors, learningRateScale?: number): void;
   /** The state's tensors under `<weight>/<slot>` names (owned by the optimizer: do not dispose). */
   state(): { step: number; tensors: NamedTensors };
   /** Restores a `state()`; copies the tensors. `variables` are φ's current values (the checkpoint's). */
@@ -28,7 +31,7 @@ function flattenTree(tree: TensorTree, prefix: string, out: NamedTensors): void 
 
 /**
  * Any functional optimizer as the outer optimizer: its state holds φ as params (copies), each step runs
- * `update(state, grads, {step, training: false})` and assigns the new params to the variables.
+ * `update(state, grads, {step, training: false, learningRateScale})` and assigns the new params to the variables.
  */
 export class FunctionalOuter implements OuterOptimizer {
   private current: OptimizerState | null = null;
@@ -46,13 +49,13 @@ export class FunctionalOuter implements OuterOptimizer {
     return state;
   }
 
-  apply(variables: Readonly<Record<string, tf.Variable>>, grads: NamedTensors): void {
+  apply(variables: Readonly<Record<string, tf.Variable>>, grads: NamedTensors, learningRateScale = 1): void {
     const state = this.current ?? this.start(variables);
     const full: NamedTensors = {};
     // Weights without a gradient (φ the meta-loss does not reach) get a zero one: the optimizer sees all of φ.
     for (const [name, v] of Object.entries(variables)) full[name] = grads[name] ?? tf.zerosLike(v);
     try {
-      const next = tf.tidy(() => this.optimizer.update(state, full, { step: state.step, training: false }) as unknown as tf.TensorContainer) as unknown as OptimizerState;
+      const next = tf.tidy(() => this.optimizer.update(state, full, { step: state.step, training: false, learningRateScale }) as unknown as tf.TensorContainer) as unknown as OptimizerState;
       for (const [name, v] of Object.entries(variables)) v.assign(next.params[name]!);
       disposeTree(state as unknown as TensorTree, next as unknown as TensorTree);
       this.current = next;

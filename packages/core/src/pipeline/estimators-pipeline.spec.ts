@@ -11,7 +11,7 @@ import { isUserError } from '../errors';
 import { defineComponent } from '../registry/component';
 import { ComponentRegistry } from '../registry/registry';
 import type { NamedTensors } from '../tensor-tree';
-import { coreComponents } from './estimator-components';
+import { coreComponents } from './core-components';
 import { trainExperiment } from './train';
 
 /** Heavy-ball momentum, v ← βv + g, θ ← θ − lr·v: an outer optimizer with state of its own to checkpoint. */
@@ -149,5 +149,55 @@ describe('training.estimator and training.outerOptimizer in the experiment file'
     const out = path.join(dir, 'switch');
     await trainExperiment(experiment(1, {}), registry, { outDir: out, baseDir: dir });
     await expect(trainExperiment(experiment(2, { estimator: { type: 'pes' } }), registry, { outDir: out, baseDir: dir, resume: true })).rejects.toThrow(/differs from the checkpoint's experiment in training\.estimator/);
+  });
+});
+
+describe('training.learningRateSchedule in the experiment file', () => {
+  const schedule = { type: 'cosine', options: { warmupSteps: 2, final: 0.1 } };
+
+  it('trains with the schedule, logs its factor per epoch and resumes it exactly after a crash', async () => {
+    const before = tf.memory().numTensors;
+    const a = path.join(dir, 'schedule-a');
+    const c = path.join(dir, 'schedule-c');
+    const plain = path.join(dir, 'schedule-plain');
+    let started: { schedule?: string } = {};
+    await trainExperiment(experiment(3, { learningRateSchedule: schedule }), registry, { outDir: a, baseDir: dir, events: { onStart: (i) => (started = i) } });
+    expect(started.schedule).toBe('cosine(warm-up 2, to 0.1× at the end of the run) over 12 outer steps');
+    // Killed in epoch 2 (before its snapshot), then resumed from epoch 1's with the same config.
+    const crash = () => {
+      throw new Error('killed');
+    };
+    await expect(trainExperiment(experiment(3, { learningRateSchedule: schedule }), registry, { outDir: c, baseDir: dir, events: { onEpoch: (r) => r.epoch === 2 && crash() } })).rejects.toThrow('killed');
+    await trainExperiment(experiment(3, { learningRateSchedule: schedule }), registry, { outDir: c, baseDir: dir, resume: true });
+    await trainExperiment(experiment(3, {}), registry, { outDir: plain, baseDir: dir });
+    expect(weightsOf(c)).toEqual(weightsOf(a));
+    expect(weightsOf(plain).w).not.toEqual(weightsOf(a).w);
+    // 3 epochs × 2 episodes × 2 truncations = 12 outer steps, 10 of them after the warm-up: epochs end at steps 3, 7, 11.
+    const log = fs.readFileSync(path.join(a, 'log.csv'), 'utf8').trim().split('\n');
+    expect(log[0]).toBe('epoch,meta_loss,final_loss,validation_loss,best,skipped,seconds,learning_rate_factor');
+    const factors = log.slice(1).map((l) => Number(l.split(',').at(-1)));
+    const cosine = (p: number) => 0.1 + 0.45 * (1 + Math.cos(Math.PI * p));
+    expect(factors[0]).toBeCloseTo(cosine(0.1), 12);
+    expect(factors[1]).toBeCloseTo(0.55, 12);
+    expect(factors[2]).toBeCloseTo(cosine(0.9), 12);
+    const resumed = fs.readFileSync(path.join(c, 'log.csv'), 'utf8').trim().split('\n').slice(1);
+    expect(resumed.map((l) => Number(l.split(',').at(-1)))).toEqual(factors);
+    expect(fs.readFileSync(path.join(plain, 'log.csv'), 'utf8')).not.toMatch(/learning_rate_factor/);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('bad schedules are user errors naming the file and the field', () => {
+    const attempt = (s: unknown) => {
+      try {
+        experiment(1, { learningRateSchedule: s });
+      } catch (e) {
+        expect(isUserError(e)).toBe(true);
+        return (e as Error).message;
+      }
+      return 'no error';
+    };
+    expect(attempt({ type: 'onecycle' })).toMatch(/estimators\.json: training\.learningRateSchedule: unknown schedule type "onecycle" \(known: constant, cosine, exponential, linear, steps\)/);
+    expect(attempt({ type: 'cosine', options: { final: 3 } })).toMatch(/estimators\.json: training\.learningRateSchedule \(schedule "cosine"\).*final/);
+    expect(attempt({ type: 'steps', options: { boundaries: [0] } })).toMatch(/training\.learningRateSchedule \(schedule "steps"\).*boundaries/);
   });
 });

@@ -1,6 +1,6 @@
 export * from './train';
 export * from './evaluate';
 export * from './compare';
-export * from './estimator-components';
+export * from './core-components';
 export * from './rebuild';
 export * from './measure';

@@ -21,7 +21,9 @@ export interface TrainRunOptions {
   resume?: boolean;
   /** Directory relative paths in component options resolve from (the config file's). */
   baseDir: string;
-  events?: TrainerEvents & { onStart?(info: { startEpoch: number; epochs: number; unrollsPerEpoch: number; metaGradient: string }): void };
+  events?: TrainerEvents & {
+    onStart?(info: { startEpoch: number; epochs: number; unrollsPerEpoch: number; metaGradient: string; schedule?: string }): void;
+  };
   /**
    * How worker threads rebuild the meta-optimizer when training.workers > 0; default: the registry's `rebuild`
    * (set by @l2l/cli's workspaces), with `baseDir`.
@@ -53,6 +55,8 @@ function logRow(r: EpochReport): LogRow {
     best: r.best ?? null,
     skipped: r.skipped,
     seconds: Number(r.seconds.toFixed(3)),
+    // Only with a schedule: the logs of runs without one keep their columns.
+    ...(r.learningRateFactor !== undefined && { learning_rate_factor: r.learningRateFactor }),
   };
 }
 
@@ -89,15 +93,17 @@ export function createMetaOptimizer(experiment: ExperimentConfig, registry: Comp
 }
 
 /**
- * The run's estimator and outer optimizer from the registry (`training.estimator`, `training.outerOptimizer`);
- * absent ones are left to the engine's defaults (tbptt, Adam).
+ * The run's estimator, outer optimizer and learning-rate schedule from the registry (`training.estimator`,
+ * `training.outerOptimizer`, `training.learningRateSchedule`); absent ones are left to the engine's defaults (tbptt,
+ * Adam, constant).
  */
 export function trainerParts(experiment: ExperimentConfig, registry: ComponentRegistry, baseDir: string): TrainerParts {
-  const { estimator, outerOptimizer } = experiment.training;
+  const { estimator, outerOptimizer, learningRateSchedule } = experiment.training;
   const ctx = { seed: deriveSeed(experiment.seed, 'training-components'), baseDir };
   return {
     ...(estimator && { estimator: registry.create('estimator', estimator, ctx, '', 'training.estimator') }),
     ...(outerOptimizer && { outerOptimizer: registry.create('optimizer', outerOptimizer, ctx, '', 'training.outerOptimizer') }),
+    ...(learningRateSchedule && { learningRateSchedule: registry.create('schedule', learningRateSchedule, ctx, '', 'training.learningRateSchedule') }),
   };
 }
 
@@ -175,7 +181,13 @@ export async function trainExperiment(experiment: ExperimentConfig, registry: Co
       throw new UserError(`${outDir} already holds a training run; pass --resume to continue it or choose another --out`);
     }
     writeExperiment(outDir, experiment);
-    options.events?.onStart?.({ startEpoch: trainer.state.epoch, epochs: experiment.training.epochs, unrollsPerEpoch: experiment.training.episodesPerEpoch * trainer.unrollsPerEpisode, metaGradient: trainer.metaGradientPath });
+    options.events?.onStart?.({
+      startEpoch: trainer.state.epoch,
+      epochs: experiment.training.epochs,
+      unrollsPerEpoch: experiment.training.episodesPerEpoch * trainer.unrollsPerEpisode,
+      metaGradient: trainer.metaGradientPath,
+      ...(trainer.schedule && { schedule: `${trainer.schedule.name} over ${trainer.plannedOuterSteps} outer steps` }),
+    });
     const reports: EpochReport[] = [];
     while (trainer.state.epoch < experiment.training.epochs) {
       const report = await trainer.trainEpoch();

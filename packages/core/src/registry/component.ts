@@ -1,6 +1,7 @@
 import type { EstimatorFactory } from '../contracts/estimator';
 import type { MetaOptimizer } from '../contracts/meta-optimizer';
 import type { Optimizer } from '../contracts/optimizer';
+import type { LearningRateSchedule } from '../contracts/schedule';
 import type { TaskFamily } from '../contracts/task';
 import type { JsonSchema } from '../schema/validate';
 import type { ComponentConfig } from '../contracts/json';
@@ -12,9 +13,11 @@ export interface ComponentKinds {
   optimizer: Optimizer;
   /** A meta-gradient estimator (training.estimator), waiting for the run's meta-optimizer and options. */
   estimator: EstimatorFactory;
+  /** A learning-rate schedule of the outer loop (training.learningRateSchedule). */
+  schedule: LearningRateSchedule;
 }
 export type ComponentKind = keyof ComponentKinds;
-export const COMPONENT_KINDS: readonly ComponentKind[] = ['optimizee', 'meta-optimizer', 'optimizer', 'estimator'];
+export const COMPONENT_KINDS: readonly ComponentKind[] = ['optimizee', 'meta-optimizer', 'optimizer', 'estimator', 'schedule'];
 
 /** What a factory gets beside its options. */
 export interface CreateContext {

@@ -11,7 +11,7 @@ export * from './forward-path';
 export * from './pes';
 export * from './tbptt';
 
-/** ES and PES options when none are given (the experiment file's schema, pipeline/estimator-components.ts, says the same). */
+/** ES and PES options when none are given (the experiment file's schema, pipeline/core-components.ts, says the same). */
 export const ES_DEFAULTS: EsOptions = { sigma: 0.01, samples: 4, metric: null };
 
 /** The built-in estimators by type, from options already checked (or defaults). */
