@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { comparisonSentences, comparisonTable, describeBackend, evaluateExperimentAsync, preflightExperiment, preflightNote, resultsLegend, resultsTable, useBackend, writeEvaluation, type BackendChoice } from '@l2l/core';
 import type { CliContext } from '../context';
 import { resolveCheckpoint } from '@l2l/pretrained';
@@ -15,6 +15,7 @@ interface EvalOptions {
   steps?: number;
   tasks?: number;
   threads?: number;
+  split?: 'test' | 'validation';
   backend?: BackendChoice;
   redis?: string;
   queue: string;
@@ -40,6 +41,14 @@ export function registerEval(program: Command, ctx: CliContext): void {
     .requiredOption('-o, --out <dir>', 'directory for the results')
     .option('--steps <n>', 'optimizee steps per run (default: evaluation.steps)', positiveInt)
     .option('--tasks <n>', 'number of held-out (test-split) tasks (default: evaluation.tasks)', positiveInt)
+    .addOption(
+      new Option(
+        '--split <split>',
+        'the split the tasks come from: test for final results; validation to choose between checkpoints or configs without touching the test split (the tasks\' test metrics are then left out)',
+      )
+        .choices(['test', 'validation'])
+        .default('test'),
+    )
     .option('--threads <n>', 'threads of a learned optimizer\'s fused kernel (default: training.workers, else 1); the losses do not change', positiveInt)
     .option('--redis <url>', 'run the tuning and evaluation runs as jobs on `l2l worker` processes through this Redis (redis://host:port): the same results')
     .option('--queue <name>', 'with --redis: the BullMQ queue workers listen on', DEFAULT_QUEUE)
@@ -53,6 +62,7 @@ export function registerEval(program: Command, ctx: CliContext): void {
         '  $ l2l eval experiments/quadratic.json --optimizer runs/quadratic --steps 1000 --out runs/quadratic/eval-1000',
         '  $ l2l eval experiments/quadratic.json --optimizer runs/lstm --optimizer runs/rnnprop --out runs/compare',
         '  $ l2l eval experiments/quadratic.json --optimizer pretrained:quadratic-lstm --out runs/pretrained',
+        '  $ l2l eval experiments/quadratic.json --optimizer runs/a --optimizer runs/b --split validation --out runs/choose',
       ].join('\n'),
     )
     .action(async (file: string, opts: EvalOptions) => {
@@ -82,6 +92,7 @@ export function registerEval(program: Command, ctx: CliContext): void {
           where: file,
           steps: opts.steps,
           tasks: opts.tasks,
+          split: opts.split,
           threads: opts.threads,
           onProgress: (what, done, total) => {
             // One line per optimizer (and per tuning), not per task: logs stay short.

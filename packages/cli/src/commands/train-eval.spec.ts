@@ -105,6 +105,19 @@ describe('l2l eval', () => {
     expect(results.tasks).toBe(2);
   });
 
+  it('--split validation evaluates on validation-split tasks and says so; another split is refused', async () => {
+    const r = await run(['eval', 'toy.json', '--out', 'eval-v', '--steps', '4', '--tasks', '2', '--split', 'validation'], dir);
+    expect(r.code).toBe(0);
+    const results = JSON.parse(fs.readFileSync(path.join(dir, 'eval-v', 'results.json'), 'utf8'));
+    expect(results.split).toBe('validation');
+    const test = JSON.parse(fs.readFileSync(path.join(dir, 'eval-b', 'results.json'), 'utf8'));
+    expect(results.optimizers[0].curve.mean[0]).not.toBe(test.optimizers[0].curve.mean[0]);
+    expect(fs.readFileSync(path.join(dir, 'eval-v', 'results.md'), 'utf8')).toContain('2 validation-split tasks (for choosing settings');
+    const bad = await run(['eval', 'toy.json', '--out', 'eval-x', '--split', 'train'], dir);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr.split('\n')[0]).toBe("error: option '--split <split>' argument 'train' is invalid. Allowed choices are test, validation.");
+  });
+
   it('takes a pretrained optimizer by name (the same results as its directory), and names the known ones for an unknown name', async () => {
     const byName = await run(['eval', 'toy.json', '--optimizer', 'pretrained:quadratic-lstm', '--out', 'eval-p', '--tasks', '2', '--steps', '5'], dir);
     expect(byName.stderr).not.toMatch(/error/i);

@@ -61,6 +61,11 @@ export interface EvaluateOptions {
   steps: number;
   tasks: number;
   seed: number;
+  /**
+   * The split the tasks are drawn from: test (the default: final evaluation) or validation (choosing settings,
+   * the split meta-training validates on, never the test split).
+   */
+  split?: 'test' | 'validation';
   /** Also collect the tasks' held-out metrics. */
   metrics?: boolean;
   /** Threads of the optimizer's fused kernel, where it has one (RunOptions.threads; default 1). */
@@ -106,7 +111,7 @@ export function* runRequestSteps(family: TaskFamily, optimizer: Optimizer, reque
 }
 
 /**
- * Runs `optimizer` on `tasks` held-out (test-split) tasks for `steps` steps; keeps every task's final loss
+ * Runs `optimizer` on `tasks` held-out tasks (test-split, or `options.split`) for `steps` steps; keeps every task's final loss
  * (minibatch, mean of the last 10 % of steps, full loss) and metrics, and summarises them.
  */
 export function evaluateOptimizer(family: TaskFamily, optimizer: Optimizer, kind: string, options: EvaluateOptions): OptimizerResult {
@@ -133,7 +138,7 @@ export function* evaluateOptimizerSteps(family: TaskFamily, optimizer: Optimizer
   };
   const request = (i: number): RunRequest => {
     const seeds = evaluationRun(options.seed, i);
-    return { split: 'test', taskSeed: seeds.task, initSeed: seeds.init, batchSeed: seeds.batch, steps: options.steps, metrics: options.metrics, threads: options.threads };
+    return { split: options.split ?? 'test', taskSeed: seeds.task, initSeed: seeds.init, batchSeed: seeds.batch, steps: options.steps, metrics: options.metrics, threads: options.threads };
   };
   if (options.remote) {
     const { source, spec } = options.remote;

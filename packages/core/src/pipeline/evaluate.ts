@@ -14,6 +14,7 @@ import { tuneLearningRateSteps, type TuningResult } from '../engine/tune';
 import { deriveSeed } from '../random';
 import type { ComponentRegistry } from '../registry/registry';
 import { preflightBuilt } from './measure';
+import { UserError } from '../errors';
 import { compareOptimizers, comparisonSentence, formatInterval, measureLabel, RANK_MEASURE, type Measure, type PairedComparison } from './compare';
 
 export interface EvaluationResults {
@@ -22,6 +23,8 @@ export interface EvaluationResults {
   steps: number;
   tasks: number;
   seed: number;
+  /** "validation" when the tasks are validation-split ones (`l2l eval --split validation`); absent: test-split. */
+  split?: 'validation';
   backend?: string;
   /** The learned optimizers first (in checkpoint order), then the baselines in config order. */
   optimizers: OptimizerResult[];
@@ -48,6 +51,12 @@ export interface EvaluateRunOptions {
   steps?: number;
   tasks?: number;
   /**
+   * The split of the evaluation tasks: test (default) for final results; validation for choosing settings (which
+   * checkpoint, which config) without looking at test-split tasks. With validation the tasks' held-out metrics are
+   * left out: for image families they score the official test images, which no choice may see.
+   */
+  split?: 'test' | 'validation';
+  /**
    * Threads of a learned optimizer's fused kernel (the same losses as one thread); default: training.workers
    * where it is above 0, else 1.
    */
@@ -61,6 +70,20 @@ export interface EvaluateRunOptions {
    * (a tuning grid, an optimizer's evaluation tasks) at once elsewhere: needs `evaluateExperimentAsync`.
    */
   runs?: RunSource;
+}
+
+/** The split of an evaluation's runs, and whether they collect the tasks' held-out metrics (test split only). */
+function splitOptions(options: EvaluateRunOptions): { split: 'test' | 'validation'; metrics: boolean } {
+  const split = options.split ?? 'test';
+  if (split !== 'test' && split !== 'validation') throw new UserError(`evaluation split must be "test" or "validation", got ${JSON.stringify(split)}`);
+  return { split, metrics: split === 'test' };
+}
+
+/** "50 held-out (test-split) tasks", or the validation split's, with what that split is for. */
+export function tasksPhrase(results: EvaluationResults): string {
+  return results.split === 'validation'
+    ? `${results.tasks} validation-split tasks (for choosing settings; no test-split task and no test metric)`
+    : `${results.tasks} held-out (test-split) tasks`;
 }
 
 function* evaluateBaselines(
@@ -98,7 +121,7 @@ function* evaluateBaselines(
       steps,
       tasks,
       seed: deriveSeed(experiment.seed, 'evaluation'),
-      metrics: true,
+      ...splitOptions(options),
       onTask: (done, total) => options.onProgress?.(baseline.type, done, total),
       ...(source && { remote: { source, spec: spec(learningRate) } }),
     });
@@ -152,7 +175,7 @@ function* evaluateExperimentSteps(experiment: ExperimentConfig, registry: Compon
             steps,
             tasks,
             seed: deriveSeed(experiment.seed, 'evaluation'),
-            metrics: true,
+            ...splitOptions(options),
             threads: options.threads ?? Math.max(1, experiment.training.workers ?? 0),
             onTask: (done, total) => options.onProgress?.(meta.type, done, total),
             ...(remote && { remote }),
@@ -166,7 +189,16 @@ function* evaluateExperimentSteps(experiment: ExperimentConfig, registry: Compon
     }
     const { results, tuning } = yield* evaluateBaselines(experiment, registry, family, steps, tasks, options);
     optimizers.push(...results);
-    return withComparisons({ experiment: experiment.name, optimizee: experiment.optimizee, steps, tasks, seed: experiment.seed, optimizers, tuning });
+    return withComparisons({
+      experiment: experiment.name,
+      optimizee: experiment.optimizee,
+      steps,
+      tasks,
+      seed: experiment.seed,
+      ...(options.split === 'validation' && { split: 'validation' as const }),
+      optimizers,
+      tuning,
+    });
   } finally {
     family.dispose?.();
   }
@@ -266,7 +298,7 @@ export function writeEvaluation(outDir: string, results: EvaluationResults): voi
   writeFileAtomic(path.join(outDir, 'results.json'), JSON.stringify(full, null, 2) + '\n');
   const rows = full.optimizers.flatMap((o) => o.curve.mean.map((m, step) => ({ optimizer: o.name, step, mean: m, std: o.curve.std[step]! })));
   writeFileAtomic(path.join(outDir, 'curves.csv'), toCsv(rows));
-  const title = `# Evaluation${full.experiment ? `: ${full.experiment}` : ''}\n\n${full.tasks} held-out (test-split) tasks of \`${full.optimizee.type}\`, ${full.steps} steps, seed ${full.seed}${full.backend ? `, backend ${full.backend}` : ''}.\n\n`;
+  const title = `# Evaluation${full.experiment ? `: ${full.experiment}` : ''}\n\n${tasksPhrase(full)} of \`${full.optimizee.type}\`, ${full.steps} steps, seed ${full.seed}${full.backend ? `, backend ${full.backend}` : ''}.\n\n`;
   const compared = comparisonTable(full);
   const sentences = comparisonSentences(full);
   writeFileAtomic(

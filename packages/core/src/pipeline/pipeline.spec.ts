@@ -164,4 +164,44 @@ describe('evaluateExperiment', () => {
     expect(md).toContain(`| tiny-meta | ${sgd!.name} | final loss (step 8) (ranked by) |`);
     expect(md).toMatch(new RegExp(`- tiny-meta (wins against|ties with|loses to) ${sgd!.name.replace(/[()]/g, '\\$&')} on final loss \\(step 8\\)`));
   });
+
+  it('--split validation: the same optimizers on validation-split tasks (tuning still on training tasks), without test metrics', async () => {
+    const out = path.join(dir, 'run-eval-validation');
+    await trainExperiment(experiment(1), registry, { outDir: out, baseDir: dir });
+    const sampled: string[] = [];
+    const spied = new ComponentRegistry([
+      {
+        source: 'test',
+        components: [
+          ...registry.list().filter((c) => c.type !== 'tiny'),
+          defineComponent<{ dims: number }>()({
+            kind: 'optimizee',
+            type: 'tiny',
+            description: 'Tiny least squares, recording the splits it samples.',
+            schema: { type: 'object', additionalProperties: false, properties: { dims: { type: 'integer', minimum: 1, default: 3, description: 'Dimensions.' } } },
+            create: (o) => {
+              const family = new TinyFamily(o.dims);
+              const sample = family.sample.bind(family);
+              family.sample = (seed, split) => (sampled.push(split), sample(seed, split));
+              return family;
+            },
+          }),
+        ],
+      },
+    ]);
+    const test = evaluateExperiment(experiment(1), spied, { checkpoint: out, baseDir: dir });
+    expect(sampled.filter((s) => s !== 'train')).toEqual(Array(6).fill('test'));
+    sampled.length = 0;
+    const validation = evaluateExperiment(experiment(1), spied, { checkpoint: out, baseDir: dir, split: 'validation' });
+    // 3 tasks for the learned optimizer and 3 for sgd; sgd's tuning grid (3 rates × 2 tasks) and the pre-flight on training tasks.
+    expect(sampled.filter((s) => s !== 'train')).toEqual(Array(6).fill('validation'));
+    expect(sampled.filter((s) => s === 'train').length).toBeGreaterThanOrEqual(6);
+    expect(validation.split).toBe('validation');
+    expect(test.split).toBeUndefined();
+    expect(validation.optimizers[0]!.curve.mean[0]).not.toBeCloseTo(test.optimizers[0]!.curve.mean[0]!, 5);
+    expect(validation.tuning[0]!.result.best).toBe(test.tuning[0]!.result.best);
+    writeEvaluation(path.join(dir, 'eval-validation'), validation);
+    expect(fs.readFileSync(path.join(dir, 'eval-validation', 'results.md'), 'utf8')).toContain('3 validation-split tasks (for choosing settings; no test-split task and no test metric) of `tiny`');
+    expect(() => evaluateExperiment(experiment(1), registry, { baseDir: dir, split: 'train' as 'test' })).toThrow('evaluation split must be "test" or "validation", got "train"');
+  });
 });
