@@ -16,4 +16,5 @@ export { checkMetaOptimizer, type MetaOptimizerCheckOptions } from './meta-optim
 export { checkPlugin } from './plugin';
 export { checkForwardPaths, checkFusedKernel, type ForwardPathCheckOptions, type FusedKernelCheckOptions, type FusedKernelComparison } from './fused-kernel';
 export { checkEstimator } from './estimator';
+export { checkSchedule } from './schedule';
 export { onCpuThenWebGpu } from './backends';

@@ -2,9 +2,12 @@ import { validateWithSchema } from '../schema/validate';
 import { createContainer } from '../container';
 import { isPlugin } from '../plugins';
 import { ComponentRegistry, type RegisteredComponent } from '../registry/registry';
+import type { ComponentDefinition, ComponentKind } from '../registry/component';
 import { checkMetaOptimizer } from './meta-optimizer';
 import { checkOptimizer } from './optimizer';
 import { checkTaskFamily } from './task-family';
+import { checkEstimator } from './estimator';
+import { checkSchedule } from './schedule';
 import { attempt, failer, type CheckOptions } from './util';
 
 export interface PluginCheckOptions {
@@ -16,7 +19,8 @@ export interface PluginCheckOptions {
 
 /**
  * Loads a plugin as the CLI does (into a container, through the registry) and runs the matching check on
- * every component it registers: `checkTaskFamily`, `checkOptimizer` or `checkMetaOptimizer`. Resolves to
+ * every component it registers by its kind: `checkTaskFamily`, `checkOptimizer`, `checkMetaOptimizer`,
+ * `checkEstimator` or `checkSchedule`. Resolves to
  * the registered components.
  *
  * ```ts
@@ -36,9 +40,14 @@ export async function checkPlugin(plugin: unknown, opts: PluginCheckOptions = {}
   if (components.length === 0) fail('registers no component');
   for (const c of components) {
     const o = opts.components?.[c.type] ?? {};
-    if (c.kind === 'optimizee') await checkTaskFamily(c, o);
-    else if (c.kind === 'optimizer') await checkOptimizer(c, o);
-    else await checkMetaOptimizer(c, o);
+    const checks: Record<ComponentKind, (def: ComponentDefinition, o: CheckOptions) => Promise<void>> = {
+      optimizee: checkTaskFamily,
+      optimizer: checkOptimizer,
+      'meta-optimizer': checkMetaOptimizer,
+      estimator: checkEstimator,
+      schedule: checkSchedule,
+    };
+    await checks[c.kind](c, o);
   }
   return components;
 }
