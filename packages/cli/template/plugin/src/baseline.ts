@@ -22,10 +22,12 @@ export const signSgd = defineComponent<SignSgdOptions>()({
   create: ({ learningRate }): Optimizer => ({
     name: `example-sign-sgd(lr=${learningRate})`,
     init: (params) => ({ params, slots: null, step: 0 }),
-    update: (state, grads) => ({
+    // ctx.learningRateScale: a schedule's factor when this optimizer is training.outerOptimizer.
+    update: (state, grads, ctx) => ({
       params: tf.tidy(() => {
         const out: NamedTensors = {};
-        for (const [name, p] of Object.entries(state.params)) out[name] = tf.sub(p, tf.mul(tf.sign(grads[name]!), learningRate));
+        const lr = learningRate * (ctx.learningRateScale ?? 1);
+        for (const [name, p] of Object.entries(state.params)) out[name] = tf.sub(p, tf.mul(tf.sign(grads[name]!), lr));
         return out;
       }),
       slots: null,
