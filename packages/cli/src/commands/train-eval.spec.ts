@@ -63,6 +63,17 @@ describe('l2l train', () => {
     expect(fs.readFileSync(path.join(dir, 'run', 'log.csv'), 'utf8').trim().split('\n')).toHaveLength(3);
   });
 
+  it('prints the learning-rate schedule and its factor on each epoch line', async () => {
+    const e = experiment(2);
+    fs.writeFileSync(path.join(dir, 'scheduled.json'), JSON.stringify({ ...e, training: { ...e.training, learningRateSchedule: { type: 'linear', options: { final: 0.5 } } } }));
+    const r = await run(['train', 'scheduled.json', '--out', 'run-scheduled'], dir);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('learning-rate schedule: linear(to 0.5× at the end of the run) over 8 outer steps\n');
+    // 8 outer steps: epoch 1 ends at step 3 (1 − 0.5·3/8 = 0.8125), epoch 2 at step 7 (0.5625).
+    expect(r.stdout).toMatch(/epoch 1\/2 .* lr ×0\.813 /);
+    expect(r.stdout).toMatch(/epoch 2\/2 .* lr ×0\.563 /);
+  });
+
   it('needs a metaOptimizer and an --out', async () => {
     const none = await run(['train', 'baselines-only.json', '--out', 'x'], dir);
     expect(none.code).toBe(1);
