@@ -88,6 +88,7 @@ export function registerEval(program: Command, ctx: CliContext): void {
         const results = await evaluateExperimentAsync(ws.experiment, ws.registry, {
           ...(runs && { runs }),
           checkpoints,
+          labels: opts.optimizer ?? [],
           baseDir: ws.baseDir,
           where: file,
           steps: opts.steps,

@@ -104,7 +104,11 @@ describe('l2l eval', () => {
     expect(r.code).toBe(0);
     const results = JSON.parse(fs.readFileSync(path.join(dir, 'eval-2', 'results.json'), 'utf8'));
     expect(results.optimizers.map((o: { kind: string }) => o.kind)).toEqual(['learned', 'learned', 'sgd', 'adam']);
-    expect((r.stdout.match(/\| \*\*lstm\*\* \(learned\) \|/g) ?? []).length).toBe(2);
+    // Two checkpoints of one type are told apart by how they were named on the command line.
+    expect(results.optimizers.slice(0, 2).map((o: { name: string }) => o.name)).toEqual(['lstm (run)', 'lstm (run/latest)']);
+    expect(r.stdout).toContain('| **lstm (run)** (learned) |');
+    expect(r.stdout).toContain('| **lstm (run/latest)** (learned) |');
+    expect(new Set(results.comparisons.map((c: { learned: string }) => c.learned))).toEqual(new Set(['lstm (run)', 'lstm (run/latest)']));
   });
 
   it('runs the baselines alone without --optimizer, and honours --steps and --tasks', async () => {

@@ -46,6 +46,12 @@ export interface EvaluateRunOptions {
   checkpoint?: string;
   /** Several checkpoints (learned optimizers compared with each other), evaluated after `checkpoint`. */
   checkpoints?: readonly string[];
+  /**
+   * How the user named each checkpoint (`checkpoint` first, then `checkpoints`: the paths or pretrained names as
+   * typed). A learned optimizer's results are named by its type, or `type (label)` when two checkpoints have the
+   * same type, so that their rows and comparisons can be told apart; default label: the checkpoint's path.
+   */
+  labels?: readonly string[];
   baseDir: string;
   /** Override the experiment's evaluation step count (e.g. 10× the training horizon). */
   steps?: number;
@@ -187,6 +193,10 @@ function* evaluateExperimentSteps(experiment: ExperimentConfig, registry: Compon
         if (weights) disposeTree(weights);
       }
     }
+    const types = optimizers.map((o) => o.name);
+    optimizers.forEach((o, i) => {
+      if (types.indexOf(o.name) !== types.lastIndexOf(o.name)) o.name = `${o.name} (${options.labels?.[i] ?? checkpoints[i]})`;
+    });
     const { results, tuning } = yield* evaluateBaselines(experiment, registry, family, steps, tasks, options);
     optimizers.push(...results);
     return withComparisons({
