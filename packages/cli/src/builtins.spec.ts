@@ -1,5 +1,5 @@
 import { useBackend } from '@l2l/core';
-import { checkEstimator, checkMetaOptimizer, checkOptimizer, checkTaskFamily, type CheckOptions } from '@l2l/core/testing';
+import { checkComponent, type CheckOptions } from '@l2l/core/testing';
 import { createWorkspace } from './workspace';
 
 /** Every component the CLI ships with honours its contract (the checks plugin authors run on theirs). */
@@ -34,9 +34,6 @@ describe('built-in components', () => {
 
   it.each(registry.list().map((c) => [`${c.kind} "${c.type}"`, c] as const))('%s honours its contract', async (_name, c) => {
     const options = small[c.type] ?? {};
-    if (c.kind === 'optimizee') await checkTaskFamily(c, options);
-    else if (c.kind === 'optimizer') await checkOptimizer(c, options);
-    else if (c.kind === 'estimator') await checkEstimator(c, options);
-    else await checkMetaOptimizer(c, options);
+    await checkComponent(c, options);
   });
 });

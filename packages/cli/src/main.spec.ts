@@ -124,9 +124,18 @@ describe('l2l list', () => {
     expect(r.code).toBe(0);
     const parsed = JSON.parse(r.stdout);
     expect(parsed.plugins).toEqual([]);
-    // The modules given, and core's own components (the built-in estimators).
+    // The modules given, and core's own components (the built-in estimators and learning-rate schedules).
     expect(parsed.components.filter((c: { source: string }) => c.source !== '@l2l/core')).toHaveLength(specComponents.length);
-    expect(parsed.components.filter((c: { source: string }) => c.source === '@l2l/core').map((c: { kind: string; type: string }) => `${c.kind}:${c.type}`)).toEqual(['estimator:es', 'estimator:pes', 'estimator:tbptt']);
+    expect(parsed.components.filter((c: { source: string }) => c.source === '@l2l/core').map((c: { kind: string; type: string }) => `${c.kind}:${c.type}`)).toEqual([
+      'estimator:es',
+      'estimator:pes',
+      'estimator:tbptt',
+      'schedule:constant',
+      'schedule:cosine',
+      'schedule:exponential',
+      'schedule:linear',
+      'schedule:steps',
+    ]);
     expect(parsed.components).toContainEqual({
       kind: 'optimizee',
       type: 'quadratic',

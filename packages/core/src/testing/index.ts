@@ -13,7 +13,7 @@ export { ContractError, type CheckOptions } from './util';
 export { checkTaskFamily, type TaskFamilyCheckOptions } from './task-family';
 export { checkOptimizer, type OptimizerCheckOptions } from './optimizer';
 export { checkMetaOptimizer, type MetaOptimizerCheckOptions } from './meta-optimizer';
-export { checkPlugin } from './plugin';
+export { checkComponent, checkPlugin } from './plugin';
 export { checkForwardPaths, checkFusedKernel, type ForwardPathCheckOptions, type FusedKernelCheckOptions, type FusedKernelComparison } from './fused-kernel';
 export { checkEstimator } from './estimator';
 export { checkSchedule } from './schedule';

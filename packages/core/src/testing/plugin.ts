@@ -8,13 +8,28 @@ import { checkOptimizer } from './optimizer';
 import { checkTaskFamily } from './task-family';
 import { checkEstimator } from './estimator';
 import { checkSchedule } from './schedule';
-import { attempt, failer, type CheckOptions } from './util';
+import { attempt, ContractError, failer, type CheckOptions } from './util';
 
 export interface PluginCheckOptions {
   /** The plugin's own options (as a config's `["name", {...}]` would pass them). */
   options?: Record<string, unknown>;
   /** Per component type, the options its check runs with (`{ rosenbrock: { options: { dims: 3 } } }`). */
   components?: Record<string, CheckOptions>;
+}
+
+const CHECKS: Record<ComponentKind, (def: ComponentDefinition, o: CheckOptions) => Promise<void>> = {
+  optimizee: checkTaskFamily,
+  optimizer: checkOptimizer,
+  'meta-optimizer': checkMetaOptimizer,
+  estimator: checkEstimator,
+  schedule: checkSchedule,
+};
+
+/** The contract check of a component's kind (`checkTaskFamily` for an optimizee, and so on). */
+export function checkComponent(definition: ComponentDefinition, opts: CheckOptions = {}): Promise<void> {
+  const check = CHECKS[definition?.kind];
+  if (!check) return Promise.reject(new ContractError(`checkComponent: unknown kind ${JSON.stringify(definition?.kind)} (known: ${Object.keys(CHECKS).join(', ')})`));
+  return check(definition, opts);
 }
 
 /**
@@ -40,14 +55,7 @@ export async function checkPlugin(plugin: unknown, opts: PluginCheckOptions = {}
   if (components.length === 0) fail('registers no component');
   for (const c of components) {
     const o = opts.components?.[c.type] ?? {};
-    const checks: Record<ComponentKind, (def: ComponentDefinition, o: CheckOptions) => Promise<void>> = {
-      optimizee: checkTaskFamily,
-      optimizer: checkOptimizer,
-      'meta-optimizer': checkMetaOptimizer,
-      estimator: checkEstimator,
-      schedule: checkSchedule,
-    };
-    await checks[c.kind](c, o);
+    await checkComponent(c, o);
   }
   return components;
 }
