@@ -79,7 +79,9 @@ export interface EvaluateRunOptions {
 }
 
 /** The split of an evaluation's runs, and whether they collect the tasks' held-out metrics (test split only). */
-function splitOptions(options: EvaluateRunOptions): { split: 'test' | 'validation'; metrics: boolean } {
+type SplitOptions = { split: 'test' | 'validation'; metrics: boolean };
+
+function splitOptions(options: EvaluateRunOptions): SplitOptions {
   const split = options.split ?? 'test';
   if (split !== 'test' && split !== 'validation') throw new UserError(`evaluation split must be "test" or "validation", got ${JSON.stringify(split)}`);
   return { split, metrics: split === 'test' };
@@ -99,6 +101,7 @@ function* evaluateBaselines(
   steps: number,
   tasks: number,
   options: EvaluateRunOptions,
+  split: SplitOptions,
 ): Steps<{ results: OptimizerResult[]; tuning: EvaluationResults['tuning'] }> {
   const { evaluation } = experiment;
   const results: OptimizerResult[] = [];
@@ -127,7 +130,7 @@ function* evaluateBaselines(
       steps,
       tasks,
       seed: deriveSeed(experiment.seed, 'evaluation'),
-      ...splitOptions(options),
+      ...split,
       onTask: (done, total) => options.onProgress?.(baseline.type, done, total),
       ...(source && { remote: { source, spec: spec(learningRate) } }),
     });
@@ -153,6 +156,8 @@ export function evaluateExperimentAsync(experiment: ExperimentConfig, registry: 
 }
 
 function* evaluateExperimentSteps(experiment: ExperimentConfig, registry: ComponentRegistry, options: EvaluateRunOptions): Steps<EvaluationResults> {
+  // Checked before anything is built; every run of the evaluation then uses it.
+  const split = splitOptions(options);
   const steps = options.steps ?? experiment.evaluation.steps;
   const tasks = options.tasks ?? experiment.evaluation.tasks;
   const family = registry.create('optimizee', experiment.optimizee, { seed: deriveSeed(experiment.seed, 'optimizee'), baseDir: options.baseDir });
@@ -181,7 +186,7 @@ function* evaluateExperimentSteps(experiment: ExperimentConfig, registry: Compon
             steps,
             tasks,
             seed: deriveSeed(experiment.seed, 'evaluation'),
-            ...splitOptions(options),
+            ...split,
             threads: options.threads ?? Math.max(1, experiment.training.workers ?? 0),
             onTask: (done, total) => options.onProgress?.(meta.type, done, total),
             ...(remote && { remote }),
@@ -197,7 +202,7 @@ function* evaluateExperimentSteps(experiment: ExperimentConfig, registry: Compon
     optimizers.forEach((o, i) => {
       if (types.indexOf(o.name) !== types.lastIndexOf(o.name)) o.name = `${o.name} (${options.labels?.[i] ?? checkpoints[i]})`;
     });
-    const { results, tuning } = yield* evaluateBaselines(experiment, registry, family, steps, tasks, options);
+    const { results, tuning } = yield* evaluateBaselines(experiment, registry, family, steps, tasks, options, split);
     optimizers.push(...results);
     return withComparisons({
       experiment: experiment.name,
