@@ -18,9 +18,19 @@
 // last column (the weights' own layout); packWeights then interleaves each LSTM layer's four gates, so that unit
 // u's i, f, g, o weights of column k are 4 consecutive floats: the matrix products then read them at constant
 // offsets from one pointer (~15 % less time than four row pointers). Weight gradients keep the row-major layout.
-// The forward pass keeps only the state; the backward pass rebuilds one tile's records of the unroll in scratch
-// memory (the size of the unroll, not of the coordinates) and backpropagates through them, then accumulates the
-// weight gradients of that tile over all steps at once ("recompute" in the prototype's terms).
+// The forward pass keeps the state and, within a memory budget, each step's gate activations of some layers of
+// some tiles (the gate store, below); the backward pass rebuilds one tile's records of the unroll in scratch memory
+// (the size of the unroll, not of the coordinates), recomputing what the store lacks, backpropagates through them,
+// then accumulates the weight gradients of that tile over all steps at once ("recompute" in the prototype's terms).
+//
+// Gate store: a layer's gates are 4H of its 7H rows but cost all of its matrix product and most of its σ and tanh;
+// c, tanh c and h follow from them and the previous step with a few elementwise operations. So the store keeps
+// gates only, filled from the top layer down (the top layer's product is the larger, 2H + 1 columns against
+// F + H + 1 or E + H + 1), tile by tile. At 15,910 coordinates whole records (7H rows a layer) took about 1 % off the
+// kernel's time, their memory traffic costing nearly what they saved; gates alone, copied in bulk, 6-8 %. Layout at `store`:
+// L i32 counts n_l (padded to a multiple of 32 bytes), then per layer l = 0..L−1 its n_l tiles' gates, tile-major, `cap` steps of 4H rows
+// each: tiles [0, n_l) of layer l have theirs stored. Rebuilding from stored gates gives the same bits as
+// recomputing them: the same operations on the same values.
 //
 // Record of one step of one tile (rows):
 //   X [F] | Y [E] | per layer l: h [H], c [H], tanh c [H], gates [4H] (i, f, g, o; adjoints after backward) |
@@ -293,22 +303,46 @@ function cellFwd(W: usize, Kc: i32, zA: usize, nA: i32, hPrev: usize, cPrev: usi
   for (let p = outG; p < gEnd; p += 32) { const a = vsigmoid(v128.load(p)), b = vsigmoid(v128.load(p, 16)); v128.store(p, a); v128.store(p, b, 16); }
   for (let p = gEnd; p < gEnd + hb; p += 32) { const a = vtanh(v128.load(p)), b = vtanh(v128.load(p, 16)); v128.store(p, a); v128.store(p, b, 16); }
   for (let p = gEnd + hb; p < gEnd + 2 * hb; p += 32) { const a = vsigmoid(v128.load(p)), b = vsigmoid(v128.load(p, 16)); v128.store(p, a); v128.store(p, b, 16); }
+  cellUpdate(outG, cPrev, outC, outTC, outH);
+}
+
+// The cell update from a layer's gate activations (4H rows at G): c' = σf·c + σi·tanh g, tanh c', h' = σo·tanh c'.
+function cellUpdate(G: usize, cPrev: usize, outC: usize, outTC: usize, outH: usize): void {
+  const hb: usize = <usize>H * RB;
   const rf: usize = hb, rg: usize = 2 * hb, ro: usize = 3 * hb;
   for (let r: usize = 0; r < hb; r += 16) {
-    const c = f32x4.add(f32x4.mul(v128.load(outG + rf + r), v128.load(cPrev + r)), f32x4.mul(v128.load(outG + r), v128.load(outG + rg + r)));
+    const c = f32x4.add(f32x4.mul(v128.load(G + rf + r), v128.load(cPrev + r)), f32x4.mul(v128.load(G + r), v128.load(G + rg + r)));
     v128.store(outC + r, c);
   }
   for (let r: usize = 0; r < hb; r += 32) {
     const ta = vtanh(v128.load(outC + r)), tb = vtanh(v128.load(outC + r, 16));
     v128.store(outTC + r, ta); v128.store(outTC + r, tb, 16);
-    v128.store(outH + r, f32x4.mul(v128.load(outG + ro + r), ta));
-    v128.store(outH + r, f32x4.mul(v128.load(outG + ro + r, 16), tb), 16);
+    v128.store(outH + r, f32x4.mul(v128.load(G + ro + r), ta));
+    v128.store(outH + r, f32x4.mul(v128.load(G + ro + r, 16), tb), 16);
   }
+}
+
+// Where the gate store keeps layer l's gates of `tile` at `step`, or 0 where it does not (no store, or the tile
+// beyond the layer's count).
+function storedGates(store: usize, cap: i32, l: i32, tile: i32, step: i32): usize {
+  if (store == 0) return 0;
+  const tileBytes: usize = <usize>cap * <usize>(4 * H) * RB;
+  let p: usize = store + ((<usize>(4 * L) + 31) & ~<usize>31);
+  for (let j: i32 = 0; j < l; j++) p += <usize>load<i32>(store + (<usize>j << 2)) * tileBytes;
+  if (tile >= load<i32>(store + (<usize>l << 2))) return 0;
+  return p + <usize>tile * tileBytes + <usize>step * <usize>(4 * H) * RB;
+}
+
+/** Bytes of the gate store per tile and layer for unrolls of up to `cap` steps. */
+export function storeTileBytes(cap: i32): usize {
+  return <usize>cap * <usize>(4 * H) * RB;
 }
 
 // The forward of one tile for one step, X already in `cur`. The previous state is read from `prev`, layer l's
 // h and c at rows prevLayerRows·l and prevLayerRows·l + H. Writes the update (8 floats) to upd unless upd is 0.
-function tileFwd(prev: usize, prevLayerRows: i32, cur: usize, W: usize, upd: usize, scale: f32): void {
+// Layers whose gates the store holds for this tile and step (store != 0) take them from there.
+function tileFwd(prev: usize, prevLayerRows: i32, cur: usize, W: usize, upd: usize, scale: f32,
+                 store: usize, cap: i32, tile: i32, step: i32): void {
   let zin = cur;
   let nIn = F;
   if (E > 0) {
@@ -320,7 +354,11 @@ function tileFwd(prev: usize, prevLayerRows: i32, cur: usize, W: usize, upd: usi
   for (let l: i32 = 0; l < L; l++) {
     const pl = prev + <usize>(prevLayerRows * l) * RB;
     const lb = cur + <usize>layerRow(l) * RB;
-    cellFwd(W + (<usize>weightOffset(l) << 2), cols(l), zin, nIn, pl, pl + hb, lb + 3 * hb, lb + hb, lb + 2 * hb, lb);
+    const sg = storedGates(store, cap, l, tile, step);
+    if (sg != 0) {
+      memory.copy(lb + 3 * hb, sg, 4 * hb);
+      cellUpdate(lb + 3 * hb, pl + hb, lb + hb, lb + 2 * hb, lb);
+    } else cellFwd(W + (<usize>weightOffset(l) << 2), cols(l), zin, nIn, pl, pl + hb, lb + 3 * hb, lb + hb, lb + 2 * hb, lb);
     zin = lb;
     nIn = H;
   }
@@ -363,33 +401,24 @@ function softmaxHead(wo: usize, top: usize, cur: usize, upd: usize, scale: f32):
  * One optimizer step for tiles [t0, t1): gradients at g (8 floats per tile, from tile 0), updates to upd (same
  * layout), state (STATE rows per tile, from tile 0) updated in place, moments (2F rows per tile) when the
  * features are Adam's. `cur` is a scratch record. If xs != 0 the tiles' features are also written there
- * (F rows per tile, from tile 0), for the backward pass. c1 = 1/(1 − β1^t), d2 = 1 − β2^t.
- * Store mode: tiles below `stored` keep their whole records for the backward pass instead, at
- * store + (tile·(cap + 1) + step + 1)·REC rows, record 0 holding the state at the unroll's start (written at
- * step 0); the backward pass then skips their recomputation.
+ * (F rows per tile, from tile 0), for the backward pass, and, if store != 0, the gates the gate store holds for
+ * step `step` of an unroll of up to `cap` steps. c1 = 1/(1 − β1^t), d2 = 1 − β2^t.
  */
 export function forwardStep(t0: i32, t1: i32, g: usize, upd: usize, state: usize, moments: usize, cur: usize,
-                            xs: usize, W: usize, c1: f32, d2: f32, store: usize, stored: i32, step: i32, cap: i32, scale: f32): void {
+                            xs: usize, W: usize, c1: f32, d2: f32, store: usize, step: i32, cap: i32, scale: f32): void {
   const sb: usize = <usize>STATE * RB;
   const hb: usize = <usize>H * RB;
-  const recB: usize = <usize>REC * RB;
   for (let t: i32 = t0; t < t1; t++) {
     const tt = <usize>t;
     const st = state + tt * sb;
-    let rc = cur;
-    let prev = st;
-    let prevRows = 2 * H;
-    if (t < stored) {
-      const rec0 = store + tt * <usize>(cap + 1) * recB;
-      if (step == 0) for (let l: i32 = 0; l < L; l++) memory.copy(rec0 + <usize>layerRow(l) * RB, st + <usize>(2 * l) * hb, 2 * hb);
-      rc = rec0 + <usize>(step + 1) * recB;
-      prev = rc - recB + <usize>LAYER0 * RB;
-      prevRows = 7 * H;
+    features(g + tt * RB, cur, moments + tt * <usize>(2 * F) * RB, c1, d2);
+    if (xs != 0) memory.copy(xs + tt * <usize>F * RB, cur, <usize>F * RB);
+    tileFwd(st, 2 * H, cur, W, upd + tt * RB, scale, 0, 0, 0, 0);
+    for (let l: i32 = 0; l < L; l++) {
+      memory.copy(st + <usize>(2 * l) * hb, cur + <usize>layerRow(l) * RB, 2 * hb);
+      const sg = storedGates(store, cap, l, t, step);
+      if (sg != 0) memory.copy(sg, cur + <usize>layerRow(l) * RB + 3 * hb, 4 * hb);
     }
-    features(g + tt * RB, rc, moments + tt * <usize>(2 * F) * RB, c1, d2);
-    if (xs != 0 && t >= stored) memory.copy(xs + tt * <usize>F * RB, rc, <usize>F * RB);
-    tileFwd(prev, prevRows, rc, W, upd + tt * RB, scale);
-    for (let l: i32 = 0; l < L; l++) memory.copy(st + <usize>(2 * l) * hb, rc + <usize>layerRow(l) * RB, 2 * hb);
   }
 }
 
@@ -575,11 +604,11 @@ export function scratchBytes(U: i32): usize {
  * The weight gradients of tiles [t0, t1) over an unroll of U steps, accumulated (added) into acc (one v128 per
  * weight, the weight area's layout). init: the state at the unroll's start (STATE rows per tile, from tile 0);
  * xs: the features of step t of tile tl at xs + (t·nt + tl)·F rows; D: ∂L/∂θ_{t+1} of coordinate c at
- * D + (t·npad + c) floats; scr: scratchBytes(U) bytes of this thread's own (tiles below `stored` read the
- * records forwardStep kept at `store`, laid out for unrolls of up to `cap` steps, and use only its first rows).
+ * D + (t·npad + c) floats; scr: scratchBytes(U) bytes of this thread's own; store: the gate store forwardStep
+ * filled, laid out for unrolls of up to `cap` steps (0: none).
  */
 export function backward(t0: i32, t1: i32, nt: i32, U: i32, init: usize, xs: usize, D: usize, W: usize, scr: usize, acc: usize,
-                         store: usize, stored: i32, cap: i32, scale: f32): void {
+                         store: usize, cap: i32, scale: f32): void {
   const npad: usize = <usize>nt * <usize>T;
   const recB: usize = <usize>REC * RB;
   const hb: usize = <usize>H * RB;
@@ -595,17 +624,14 @@ export function backward(t0: i32, t1: i32, nt: i32, U: i32, init: usize, xs: usi
   const sc = f32x4.splat(scale);
   const one = K(224);
   for (let tl: i32 = t0; tl < t1; tl++) {
-    let rec0 = scrRec0;
-    if (tl < stored) rec0 = store + <usize>tl * <usize>(cap + 1) * recB;
-    else {
-      // Rebuild the tile's records: record 0 holds the initial state in its layer blocks.
-      const st = init + <usize>tl * <usize>STATE * RB;
-      for (let l: i32 = 0; l < L; l++) memory.copy(rec0 + <usize>layerRow(l) * RB, st + <usize>(2 * l) * hb, 2 * hb);
-      for (let t: i32 = 0; t < U; t++) {
-        const cur = rec0 + <usize>(t + 1) * recB;
-        memory.copy(cur, xs + (<usize>t * <usize>nt + <usize>tl) * <usize>F * RB, <usize>F * RB);
-        tileFwd(cur - recB + <usize>LAYER0 * RB, 7 * H, cur, W, 0, scale);
-      }
+    const rec0 = scrRec0;
+    // Rebuild the tile's records: record 0 holds the initial state in its layer blocks.
+    const st = init + <usize>tl * <usize>STATE * RB;
+    for (let l: i32 = 0; l < L; l++) memory.copy(rec0 + <usize>layerRow(l) * RB, st + <usize>(2 * l) * hb, 2 * hb);
+    for (let t: i32 = 0; t < U; t++) {
+      const cur = rec0 + <usize>(t + 1) * recB;
+      memory.copy(cur, xs + (<usize>t * <usize>nt + <usize>tl) * <usize>F * RB, <usize>F * RB);
+      tileFwd(cur - recB + <usize>LAYER0 * RB, 7 * H, cur, W, 0, scale, store, cap, tl, t);
     }
     memory.fill(scr, 0, <usize>(2 * L) * hb + <usize>E * RB + RB);
     for (let t: i32 = U - 1; t >= 0; t--) {

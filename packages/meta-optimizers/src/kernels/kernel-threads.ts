@@ -42,13 +42,14 @@ export interface LstmStackExports {
   weightOffset(l: number): number;
   packWeights(raw: number, w: number, total: number): void;
   scratchBytes(u: number): number;
+  storeTileBytes(cap: number): number;
   forwardStep(
     t0: number, t1: number, g: number, upd: number, state: number, moments: number, cur: number, xs: number, w: number, c1: number, d2: number,
-    store: number, stored: number, step: number, cap: number, scale: number,
+    store: number, step: number, cap: number, scale: number,
   ): void;
   backward(
     t0: number, t1: number, nt: number, u: number, init: number, xs: number, d: number, w: number, scr: number, acc: number,
-    store: number, stored: number, cap: number, scale: number,
+    store: number, cap: number, scale: number,
   ): void;
   reduceAcc(acc: number, out: number, n: number): void;
 }

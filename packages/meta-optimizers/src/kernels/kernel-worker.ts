@@ -56,8 +56,8 @@ for (;;) {
       else if (op === OPS.FORWARD) chunks((t0, t1) => nh.forwardStep(t0, t1, a(0), a(1), a(2), a(3), a(4), a(5), a(6), cur));
       else if (op === OPS.BACKWARD) chunks((t0, t1, acc) => nh.backward(t0, t1, a(0), a(1), a(2), a(3), a(4), a(5), a(6), scr, acc));
     } else if (op === OPS.CONFIGURE) ex.configure(a(0), a(1), a(2), a(3), a(4), a(5), a(6), a(7), fa(0), fa(1), fa(2), fa(3));
-    else if (op === OPS.FORWARD) chunks((t0, t1) => ex.forwardStep(t0, t1, a(0), a(1), a(2), a(3), cur, a(4), a(5), fa(0), fa(1), a(6), a(7), a(8), a(9), fa(2)));
-    else if (op === OPS.BACKWARD) chunks((t0, t1, acc) => ex.backward(t0, t1, a(0), a(1), a(2), a(3), a(4), a(5), scr, acc, a(6), a(7), a(8), fa(0)));
+    else if (op === OPS.FORWARD) chunks((t0, t1) => ex.forwardStep(t0, t1, a(0), a(1), a(2), a(3), cur, a(4), a(5), fa(0), fa(1), a(6), a(7), a(8), fa(2)));
+    else if (op === OPS.BACKWARD) chunks((t0, t1, acc) => ex.backward(t0, t1, a(0), a(1), a(2), a(3), a(4), a(5), scr, acc, a(6), a(7), fa(0)));
   } catch (e) {
     Atomics.store(i32, CTRL.ERROR, 1);
     parentPort?.postMessage({ error: `worker ${index}: ${(e as Error).message}` });

@@ -8,7 +8,7 @@ import { RnnpropMetaOptimizer } from '../rnnprop';
 import { kernelMemoryBytes } from './kernel-threads';
 import { relaxedSimdSupported } from './wasm-module';
 import { expectSameTraining, familyOf, leastSquaresTask, trainShort } from '../common/spec-helpers';
-import { LstmStackKernel } from './lstm-stack-kernel';
+import { gateStoreCounts, LstmStackKernel } from './lstm-stack-kernel';
 
 const withMeta = <M extends MetaOptimizer, T>(meta: M, fn: (m: M) => T): T => {
   try {
@@ -247,7 +247,19 @@ describe('the lstm-stack kernel', () => {
     });
   });
 
-  it('store mode (records kept for all, some or none of the tiles) gives the meta-gradients recomputation gives, in 1, 2 and 3 threads', () => {
+  it('gateStoreCounts fills the top layer first, tile by tile, then the next layer down, within the budget', () => {
+    // 32 bytes of header for up to 8 layers; 100 bytes per tile and layer.
+    expect(gateStoreCounts(0, 10, 2, 100)).toEqual([0, 0]);
+    expect(gateStoreCounts(32 + 99, 10, 2, 100)).toEqual([0, 0]);
+    expect(gateStoreCounts(32 + 350, 10, 2, 100)).toEqual([0, 3]);
+    expect(gateStoreCounts(32 + 1250, 10, 2, 100)).toEqual([2, 10]);
+    expect(gateStoreCounts(1e9, 10, 3, 100)).toEqual([10, 10, 10]);
+    // Nine layers need two rows of header.
+    expect(gateStoreCounts(32 + 100, 10, 9, 100)).toEqual(new Array(9).fill(0));
+    expect(gateStoreCounts(64 + 100, 10, 9, 100)).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 1]);
+  });
+
+  it('the gate store (gates kept for all, some or none of the tiles and layers) gives the meta-gradients recomputation gives, in 1, 2 and 3 threads', () => {
     const n = 61; // 8 tiles, the last one partial
     const rng = Rng.from(3, 'store');
     // Two unrolls, the second longer (the run makes room again) and continuing the first's state.
@@ -257,8 +269,8 @@ describe('the lstm-stack kernel', () => {
     }));
     withMeta(new LstmMetaOptimizer({}, 6), (m) => {
       const spec = (m.optimizer().fused as LstmStackKernel).spec;
-      // A record of the default LSTM is 2 + 2·7·20 + 1 = 283 rows of 32 bytes; a tile keeps U + 1 of them.
-      const tileBytes = (U: number) => (U + 1) * 283 * 32;
+      // The default LSTM's gates: 4·20 rows of 32 bytes per layer, tile and step; a header of 32 bytes.
+      const tileBytes = (U: number) => U * 80 * 32;
       const run = (storeBytes: number, threads: number) => {
         const kernel = new LstmStackKernel(spec, () => m.variables, { storeBytes });
         const r = kernel.open(n, { threads });
@@ -277,9 +289,11 @@ describe('the lstm-stack kernel', () => {
       const flat = (res: typeof reference) => res.flatMap((u) => Object.values(u.grads).flatMap((g) => Array.from(g)));
       const ref = flat(reference);
       expect(Math.max(...ref.map(Math.abs))).toBeGreaterThan(1e-3);
-      // All tiles; 3 tiles in the first unroll and 2 in the second; one tile only — each in 1, 2 and 3 threads.
+      // Both layers of every tile; the top layer of every tile and the bottom layer of 2 tiles in the first unroll,
+      // the top layer of 6 tiles in the second (10.5 × 7,680 bytes, 12,800 a tile); the top layer of one tile
+      // in the first unroll and none in the second — each in 1, 2 and 3 threads.
       let threaded: number[] | undefined;
-      for (const storeBytes of [1e9, 3.5 * tileBytes(3), 1.2 * tileBytes(3)]) {
+      for (const storeBytes of [1e9, 32 + 10.5 * tileBytes(3), 32 + 1.2 * tileBytes(3)]) {
         for (const threads of [1, 2, 3]) {
           const got = run(storeBytes, threads);
           expect(got.map((u) => u.theta)).toEqual(reference.map((u) => u.theta));

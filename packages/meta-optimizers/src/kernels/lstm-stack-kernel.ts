@@ -66,13 +66,31 @@ function configureArgs(spec: LstmStackSpec, params: number): { ints: number[]; f
 }
 
 /**
- * Default memory for keeping the forward pass's records of an unroll (store mode), so that the backward pass
- * need not recompute them: tiles are stored from the first until this is spent, the rest are recomputed.
- * Measured (bench/kernel-micro.ts, bench Q and M): storing pays where the records stay in cache (Q, 1,280
- * coordinates, 30 MB: 20 % less time per meta-iteration); at 15,910 coordinates writing 160 MB of records
- * cost the forward pass what it saved the backward pass. `L2L_KERNEL_STORE_MB` overrides it (0: recompute).
+ * Default memory of one run's gate store (assembly/lstm-stack.ts): each step's gate activations of the top layers,
+ * kept by the forward pass so that the backward pass need not recompute their matrix products. Measured on M
+ * (15,910 coordinates, unroll 20; bench/results.md): 32 MiB holds a third of the top layer and changes nothing
+ * measurable; 128 MiB holds all of it and takes about 4 % off a meta-iteration for 96 MB more peak RSS. Every open
+ * run (one per task of a meta-step) has its own, so the default stays small; the quadratics' 1,280 coordinates fit
+ * whole. `L2L_KERNEL_STORE_MB` overrides it (0: recompute everything).
  */
 export const DEFAULT_STORE_BYTES = 32 * 2 ** 20;
+
+/** Bytes of the gate store's header: one i32 count per layer, padded to rows of 32 bytes. */
+const storeHeader = (layers: number) => Math.ceil((4 * layers) / ROW_BYTES) * ROW_BYTES;
+
+/**
+ * How many tiles' gates the store keeps per layer within `budget` bytes: the top layer's first (its product is the
+ * larger), as many tiles as fit, then the next layer down with what is left; `tileBytes` per tile and layer.
+ */
+export function gateStoreCounts(budget: number, tiles: number, layers: number, tileBytes: number): number[] {
+  const counts = new Array<number>(layers).fill(0);
+  let left = budget - storeHeader(layers);
+  for (let l = layers - 1; l >= 0 && left >= tileBytes; l--) {
+    counts[l] = Math.min(tiles, Math.floor(left / tileBytes));
+    left -= counts[l]! * tileBytes;
+  }
+  return counts;
+}
 
 function storeBytesFromEnv(): number {
   const mb = process.env.L2L_KERNEL_STORE_MB;
@@ -85,7 +103,7 @@ function storeBytesFromEnv(): number {
 /**
  * The fused kernel of an LSTM-stack optimizer (`lstm`, `rnnprop`): WebAssembly SIMD, with fused multiply-add
  * where the engine has relaxed SIMD. `weights` gives φ under the names of `lstmStackWeightNames`. `storeBytes`
- * bounds the memory of store mode (DEFAULT_STORE_BYTES).
+ * bounds the memory of the gate store (DEFAULT_STORE_BYTES).
  */
 export class LstmStackKernel implements FusedKernel {
   readonly variant: KernelVariant = kernelVariant();
@@ -130,9 +148,8 @@ class LstmStackRun extends RunState implements FusedRun {
   /** Sized by beginUnroll: features and adjoints of the unroll. */
   private xs = 0;
   private adj = 0;
-  /** Store mode: the records of tiles [0, stored) for unrolls of up to `capacity` steps. */
+  /** The gate store (assembly/lstm-stack.ts) for unrolls of up to `capacity` steps; 0: none. */
   private store = 0;
-  private stored = 0;
   /** Multiscale features: 6 floats per timescale (β1, β2, 1 − β1, 1 − β2, this step's two corrections). */
   private readonly params: Area;
   /** The update's scale (−exp of spec.scaleWeight where it is learned), as float32. */
@@ -208,9 +225,10 @@ class LstmStackRun extends RunState implements FusedRun {
       this.xs = mem.alloc(length * this.nt * F * ROW_BYTES);
       this.adj = mem.alloc(length * this.npad * 4);
       this.tiles.sizeBackward(this.ex.scratchBytes(length));
-      const tileBytes = (length + 1) * this.ex.recordRows() * ROW_BYTES;
-      this.stored = Math.min(this.nt, Math.floor(this.storeBytes / tileBytes));
-      this.store = this.stored > 0 ? mem.alloc(this.stored * tileBytes) : 0;
+      const counts = gateStoreCounts(this.storeBytes, this.nt, this.spec.layers, this.ex.storeTileBytes(length));
+      const total = counts.reduce((a, b) => a + b, 0);
+      this.store = total > 0 ? mem.alloc(storeHeader(this.spec.layers) + total * this.ex.storeTileBytes(length)) : 0;
+      if (this.store) new Int32Array(mem.memory.buffer, this.store, this.spec.layers).set(counts);
       this.capacity = length;
     }
     const stateFloats = this.state.floats;
@@ -236,11 +254,11 @@ class LstmStackRun extends RunState implements FusedRun {
     const xs = this.recorded >= 0 ? this.xs + this.recorded * this.nt * F * ROW_BYTES : 0;
     const { ex } = this;
     // Outside an unroll (evaluation) nothing is recorded: no store either.
-    const [store, stored] = this.recorded >= 0 ? [this.store, this.stored] : [0, 0];
+    const store = this.recorded >= 0 ? this.store : 0;
     const step = Math.max(this.recorded, 0);
-    this.tiles.setArgs([this.g.ptr, this.upd.ptr, this.state.ptr, this.moments.ptr, xs, this.w.ptr, store, stored, step, this.capacity], [c1, d2, this.scale]);
+    this.tiles.setArgs([this.g.ptr, this.upd.ptr, this.state.ptr, this.moments.ptr, xs, this.w.ptr, store, step, this.capacity], [c1, d2, this.scale]);
     this.tiles.forward(OPS.FORWARD, (t0, t1, cur) =>
-      ex.forwardStep(t0, t1, this.g.ptr, this.upd.ptr, this.state.ptr, this.moments.ptr, cur, xs, this.w.ptr, c1, d2, store, stored, step, this.capacity, this.scale),
+      ex.forwardStep(t0, t1, this.g.ptr, this.upd.ptr, this.state.ptr, this.moments.ptr, cur, xs, this.w.ptr, c1, d2, store, step, this.capacity, this.scale),
     );
     const upd = this.inst.mem.view(this.upd);
     for (let i = 0; i < n; i++) params[i] = params[i]! + upd[i]!;
@@ -251,9 +269,9 @@ class LstmStackRun extends RunState implements FusedRun {
     const U = this.checkBackward(adjoints);
     this.inst.mem.writePadded(this.adj, adjoints, this.npad);
     const { ex, nt } = this;
-    this.tiles.setArgs([nt, U, this.init.ptr, this.xs, this.adj, this.w.ptr, this.store, this.stored, this.capacity], [this.scale]);
+    this.tiles.setArgs([nt, U, this.init.ptr, this.xs, this.adj, this.w.ptr, this.store, this.capacity], [this.scale]);
     this.tiles.backward(OPS.BACKWARD, (t0, t1, scr, acc) =>
-      ex.backward(t0, t1, nt, U, this.init.ptr, this.xs, this.adj, this.w.ptr, scr, acc, this.store, this.stored, this.capacity, this.scale),
+      ex.backward(t0, t1, nt, U, this.init.ptr, this.xs, this.adj, this.w.ptr, scr, acc, this.store, this.capacity, this.scale),
     );
     const out = this.inst.mem.view(this.out);
     out.fill(0);
