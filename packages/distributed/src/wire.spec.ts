@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { isUserError } from '@l2l/core';
+import { userErrorMessage } from '@l2l/core/testing';
 import { shardRange } from './protocol';
 import { decodeMessage, encodeMessage, numbersIn, numbersOut } from './wire';
 
@@ -22,15 +22,7 @@ describe('wire format', () => {
     const a = tf.tensor([1, 2, 3]);
     const buf = await encodeMessage({ a }, null);
     a.dispose();
-    const attempt = (b: Buffer) => {
-      try {
-        decodeMessage(b, 'shard 1');
-      } catch (e) {
-        expect(isUserError(e)).toBe(true);
-        return (e as Error).message;
-      }
-      throw new Error('decoded');
-    };
+    const attempt = (b: Buffer) => userErrorMessage(() => decodeMessage(b, 'shard 1'));
     expect(attempt(buf.subarray(0, 2))).toBe('shard 1: a message of 2 bytes is too short');
     expect(attempt(buf.subarray(0, 10))).toMatch(/^shard 1: the header claims \d+ bytes, the message has 6$/);
     expect(attempt(buf.subarray(0, buf.length - 4))).toMatch(/^shard 1 \(data\): expected 12 bytes for the weights in shard 1 \(header\), found 8$/);

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../backend';
 import type { Task, TaskConfig, TaskFamily } from '../contracts/task';
-import { isUserError } from '../errors';
+import { userErrorMessage } from '../testing/user-error';
 import { disposeTree, type NamedTensors } from '../tensor-tree';
 import { TinyFamily, TinyMeta } from './engine.fixture';
 import { metaGradient } from './meta-gradient';
@@ -131,15 +131,7 @@ describe('per-group meta-optimizers (engine/per-group.ts)', () => {
     const extra = new PerGroupMetaOptimizer({ conv: new TinyMeta(), fc: new TinyMeta(), dense: new TinyMeta() });
     const short = new PerGroupMetaOptimizer({ conv: new TinyMeta() });
     const ok = perGroup([0, 0], [0, 0]);
-    const fails = (m: PerGroupMetaOptimizer) => {
-      try {
-        checkParameterGroups(m, family, 'x.json: metaOptimizer');
-      } catch (e) {
-        expect(isUserError(e)).toBe(true);
-        return (e as Error).message;
-      }
-      throw new Error('no error');
-    };
+    const fails = (m: PerGroupMetaOptimizer) => userErrorMessage(() => checkParameterGroups(m, family, 'x.json: metaOptimizer'));
     expect(fails(extra)).toBe('x.json: metaOptimizer.options.groups: no parameter group "dense" (optimizee "grouped-tiny" has parameter groups "conv", "fc")');
     expect(fails(short)).toBe('x.json: metaOptimizer.options.groups: no meta-optimizer for group "fc" (optimizee "grouped-tiny" has parameter groups "conv", "fc"; give each one)');
     expect(() => checkParameterGroups(ok, family, 'x')).not.toThrow();

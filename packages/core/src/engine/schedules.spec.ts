@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../backend';
 import type { LearningRateSchedule } from '../contracts/schedule';
-import { isUserError } from '../errors';
+import { userErrorMessage } from '../testing/user-error';
 import { TinyFamily, TinyMeta, trainingOptions } from './engine.fixture';
 import { MetaTrainer } from './meta-trainer';
 import { builtinSchedule, cosineSchedule, exponentialSchedule, linearSchedule, stepsSchedule } from './schedules';
@@ -48,15 +48,7 @@ describe('built-in learning-rate schedules (values worked out by hand)', () => {
   });
 
   it('bad options are user errors naming the schedule and the field', () => {
-    const message = (f: () => unknown) => {
-      try {
-        f();
-      } catch (e) {
-        expect(isUserError(e)).toBe(true);
-        return (e as Error).message;
-      }
-      return 'no error';
-    };
+    const message = userErrorMessage;
     expect(message(() => cosineSchedule({ final: 2 }))).toBe('training.learningRateSchedule (schedule "cosine"): final must be a number in [0, 1], got 2');
     expect(message(() => linearSchedule({ decaySteps: 0 }))).toMatch(/decaySteps must be an integer ≥ 1 or null, got 0/);
     expect(message(() => exponentialSchedule({ rate: 1.5, every: 0.5 }))).toMatch(/rate must be a number in \(0, 1\], got 1\.5; every must be an integer ≥ 1, got 0\.5/);

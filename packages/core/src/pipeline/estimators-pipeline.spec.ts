@@ -7,7 +7,7 @@ import { parseExperiment, resolveExperiment } from '../config/experiment';
 import type { Optimizer } from '../contracts/optimizer';
 import { TinyFamily, TinyMeta } from '../engine/engine.fixture';
 import { readSnapshot, disposeSnapshot } from '../engine/checkpoint';
-import { isUserError } from '../errors';
+import { userErrorMessage } from '../testing/user-error';
 import { defineComponent } from '../registry/component';
 import { ComponentRegistry } from '../registry/registry';
 import type { NamedTensors } from '../tensor-tree';
@@ -131,15 +131,7 @@ describe.each([
 
 describe('training.estimator and training.outerOptimizer in the experiment file', () => {
   it('unknown types and bad options are user errors naming the field', () => {
-    const attempt = (training: object) => {
-      try {
-        experiment(1, training);
-      } catch (e) {
-        expect(isUserError(e)).toBe(true);
-        return (e as Error).message;
-      }
-      return 'no error';
-    };
+    const attempt = (training: object) => userErrorMessage(() => experiment(1, training));
     expect(attempt({ estimator: { type: 'reinforce' } })).toMatch(/training\.estimator: unknown estimator type "reinforce" \(known: es, pes, tbptt\)/);
     expect(attempt({ estimator: { type: 'es', options: { sigma: 0 } } })).toMatch(/training\.estimator \(estimator "es"\).*sigma/);
     expect(attempt({ outerOptimizer: { type: 'lbfgs' } })).toMatch(/training\.outerOptimizer: unknown optimizer type "lbfgs"/);
@@ -187,15 +179,7 @@ describe('training.learningRateSchedule in the experiment file', () => {
   });
 
   it('bad schedules are user errors naming the file and the field', () => {
-    const attempt = (s: unknown) => {
-      try {
-        experiment(1, { learningRateSchedule: s });
-      } catch (e) {
-        expect(isUserError(e)).toBe(true);
-        return (e as Error).message;
-      }
-      return 'no error';
-    };
+    const attempt = (s: unknown) => userErrorMessage(() => experiment(1, { learningRateSchedule: s }));
     expect(attempt({ type: 'onecycle' })).toMatch(/estimators\.json: training\.learningRateSchedule: unknown schedule type "onecycle" \(known: constant, cosine, exponential, linear, steps\)/);
     expect(attempt({ type: 'cosine', options: { final: 3 } })).toMatch(/estimators\.json: training\.learningRateSchedule \(schedule "cosine"\).*final/);
     expect(attempt({ type: 'steps', options: { boundaries: [0] } })).toMatch(/training\.learningRateSchedule \(schedule "steps"\).*boundaries/);

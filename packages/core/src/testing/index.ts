@@ -18,3 +18,4 @@ export { checkForwardPaths, checkFusedKernel, type ForwardPathCheckOptions, type
 export { checkEstimator } from './estimator';
 export { checkSchedule } from './schedule';
 export { onCpuThenWebGpu } from './backends';
+export { userErrorMessage } from './user-error';

@@ -17,7 +17,6 @@ import {
   estimateRunMemory,
   evaluateExperiment,
   FusedEpisode,
-  isUserError,
   loadSnapshotWeights,
   metaGradient,
   MetaTrainer,
@@ -39,7 +38,7 @@ import {
   type TaskFamily,
 } from '@l2l/core';
 import { adamComponent } from '@l2l/baselines';
-import { checkForwardPaths } from '@l2l/core/testing';
+import { checkForwardPaths, userErrorMessage } from '@l2l/core/testing';
 import { expectAllClose } from '../common/spec-helpers';
 import { lstmComponent } from '../lstm';
 import { perGroupComponent } from './component';
@@ -267,15 +266,7 @@ describe('per-group experiments end to end (cpu)', () => {
   });
 
   it('one-line user errors: a group the optimizee lacks, nested options, group names, workers on the tape', async () => {
-    const message = async (f: () => unknown) => {
-      try {
-        await f();
-      } catch (e) {
-        expect(isUserError(e)).toBe(true);
-        return (e as Error).message;
-      }
-      throw new Error('no error');
-    };
+    const message = (f: () => unknown) => userErrorMessage(async () => f());
     const reg = registry();
     const dense = { type: 'per-group', options: { groups: { conv: LSTM, dense: LSTM } } };
     expect(await message(() => trainExperiment(experiment({}, dense), reg, { outDir: path.join(dir, 'dense'), baseDir: dir, where: 'x.json' }))).toBe(
@@ -442,15 +433,7 @@ describe('a baseline for a group (DeepMind\'s simple-multi: an LSTM for conv, Ad
   });
 
   it('one-line user errors: every group a baseline, an unknown baseline, a baseline\'s bad option', () => {
-    const message = (f: () => unknown) => {
-      try {
-        f();
-      } catch (e) {
-        expect(isUserError(e)).toBe(true);
-        return (e as Error).message;
-      }
-      throw new Error('no error');
-    };
+    const message = userErrorMessage;
     expect(message(() => experiment({}, { type: 'per-group', options: { groups: { conv: ADAM, fc: ADAM } } }))).toMatch(
       /^x\.json: metaOptimizer\.options\.groups: every group is a baseline \(kind "optimizer"\), so there is nothing to meta-train/,
     );

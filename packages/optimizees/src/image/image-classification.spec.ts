@@ -2,7 +2,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { isUserError, Rng, SPLITS, useBackend, type NamedTensors, type Split } from '@l2l/core';
+import { Rng, SPLITS, useBackend, type NamedTensors, type Split } from '@l2l/core';
+import { userErrorMessage } from '@l2l/core/testing';
 import { clearImageDatasetCache, loadImageDataset, scalePixels, writeImageDataset } from '../data/datasets';
 import { createMnistMlpFamily } from '../mlp/mnist-mlp';
 import { ImageClassificationData, imageSplitLayout, pixelTensor, type ImageRows, type ImageSplitOptions, type TestMetrics } from './image-classification';
@@ -73,15 +74,7 @@ describe('image split layout', () => {
       ['train', 20, 24],
       ['test', 0, 3],
     ]);
-    const message = (o: Partial<typeof defaults>) => {
-      try {
-        imageSplitLayout(dataset(), { ...defaults, ...o }, 'optimizee "x"');
-      } catch (e) {
-        expect(isUserError(e)).toBe(true);
-        return (e as Error).message;
-      }
-      throw new Error('no error');
-    };
+    const message = (o: Partial<typeof defaults>) => userErrorMessage(() => imageSplitLayout(dataset(), { ...defaults, ...o }, 'optimizee "x"'));
     expect(message({ trainExamples: 21 })).toMatch(/^optimizee "x": trainExamples is 21 but the train split of .* holds only 20 images/);
     expect(message({ heldOutExamples: 12 })).toMatch(/too few for a train split plus 12 validation and 12 test images \(heldOutExamples\)/);
     expect(message({ testExamples: 7 })).toMatch(/testExamples is 7 but .*t10k-images-idx3-ubyte holds only 6 images/);
