@@ -15,7 +15,7 @@ export function lstmStackEstimate(inputs: number, hidden: number, layers: number
     stateBytes: (layers * 2 * hidden + extraState) * FLOAT,
     stepBytes: (inputs + layers * 2 * hidden + extraState) * FLOAT,
     // The lstm-stack kernel keeps each step's input features and adjoint, the engine a copy of the adjoint;
-    // the backward pass recomputes the rest one tile at a time (the gate store adds at most a fixed 32 MiB,
+    // the backward pass recomputes the rest one tile at a time (the gate store adds at most a fixed 128 MiB per process,
     // DEFAULT_STORE_BYTES, not counted in this lower bound).
     fusedStepBytes: (features + 2) * FLOAT,
   };

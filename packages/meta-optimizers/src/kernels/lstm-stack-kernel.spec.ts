@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { applyTrainingTricks, disposeTree, evaluateOptimizer, MetaTrainer, VariableOptimizer, resolveTrainingOptions, Rng, runOptimizer, useBackend, type FusedKernel, type MetaOptimizer, type NamedTensors, type Task, type TrainingOptions } from '@l2l/core';
+import { applyTrainingTricks, disposeTree, evaluateOptimizer, MetaTrainer, VariableOptimizer, resolveTrainingOptions, Rng, runOptimizer, useBackend, type FusedKernel, type FusedRun, type MetaOptimizer, type NamedTensors, type Task, type TrainingOptions } from '@l2l/core';
 import { checkForwardPaths, checkFusedKernel } from '@l2l/core/testing';
 import { LstmMetaOptimizer } from '../lstm';
 import { RnnpropMetaOptimizer } from '../rnnprop';
@@ -371,6 +371,48 @@ describe('the lstm-stack kernel', () => {
         expect(() => checkForwardPaths(forgetful, task, { length: 3, truncations: 2 })).toThrow(/checkForwardPaths\(rnnprop\): truncation 1: the fused path's objective is/);
       });
     });
+  });
+
+  it('runs open at once share the process\'s gate store: each its share when it first records, whole again once alone', () => {
+    const saved = process.env.L2L_KERNEL_STORE_MB;
+    // 1.5 MiB: at 400 coordinates (50 tiles) and unrolls of 4, a tile's top-layer gates are 4·80·32 = 10,240 bytes.
+    process.env.L2L_KERNEL_STORE_MB = '1.5';
+    try {
+      withMeta(new LstmMetaOptimizer({}, 2), (m) => {
+        const kernel = m.optimizer().fused!;
+        const bytes = (r: FusedRun) => (r as unknown as { gateStoreBytes: number }).gateStoreBytes;
+        const theta = new Float32Array(400);
+        const record = (r: FusedRun) => {
+          r.beginUnroll(4);
+          r.step(new Float32Array(400).fill(0.1), theta);
+        };
+        const budget = 1.5 * 2 ** 20;
+        const tile = 4 * 80 * 32;
+        // One run alone: both layers of all 50 tiles (2·50 tiles' gates and the header) fit.
+        const alone = kernel.open(400);
+        expect(bytes(alone)).toBe(0);
+        record(alone);
+        expect(bytes(alone)).toBe(32 + 100 * tile);
+        // Three more at once: four runs open, a quarter each (393,216 bytes): the top layer of 38 of the 50 tiles.
+        const three = [kernel.open(400), kernel.open(400), kernel.open(400)];
+        three.forEach(record);
+        expect(Math.floor((budget / 4 - 32) / tile)).toBe(38);
+        three.forEach((r) => expect(bytes(r)).toBe(32 + 38 * tile));
+        // A run keeps the store it took (its unrolls are no longer); the others' closing does not change it.
+        three.forEach((r) => r.dispose());
+        record(alone);
+        expect(bytes(alone)).toBe(32 + 100 * tile);
+        alone.dispose();
+        // Alone again, a new run takes the whole budget.
+        const again = kernel.open(400);
+        record(again);
+        expect(bytes(again)).toBe(32 + 100 * tile);
+        again.dispose();
+      });
+    } finally {
+      if (saved === undefined) delete process.env.L2L_KERNEL_STORE_MB;
+      else process.env.L2L_KERNEL_STORE_MB = saved;
+    }
   });
 
   it('refuses a malformed L2L_KERNEL_STORE_MB in one line', () => {

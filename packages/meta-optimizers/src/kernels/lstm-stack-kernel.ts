@@ -66,14 +66,18 @@ function configureArgs(spec: LstmStackSpec, params: number): { ints: number[]; f
 }
 
 /**
- * Default memory of one run's gate store (assembly/lstm-stack.ts): each step's gate activations of the top layers,
- * kept by the forward pass so that the backward pass need not recompute their matrix products. Measured on M
- * (15,910 coordinates, unroll 20; bench/results.md): 32 MiB holds a third of the top layer and changes nothing
- * measurable; 128 MiB holds all of it and takes about 4 % off a meta-iteration for 96 MB more peak RSS. Every open
- * run (one per task of a meta-step) has its own, so the default stays small; the quadratics' 1,280 coordinates fit
+ * Default memory of the gate store (assembly/lstm-stack.ts) in one process: each step's gate activations of the top
+ * layers, kept by the forward pass so that the backward pass need not recompute their matrix products. The runs open
+ * at once (one per task of a meta-step, `training.tasksPerStep`) share it evenly: each takes its share when it first
+ * records an unroll, so that more tasks per step do not multiply the memory. Measured on M (15,910 coordinates,
+ * unroll 20; bench/results.md): 128 MiB holds the top layer of every tile and takes about 6 % off a meta-iteration
+ * for 96 MB more peak RSS; 32 MiB (a third of it) changed nothing measurable. The quadratics' 1,280 coordinates fit
  * whole. `L2L_KERNEL_STORE_MB` overrides it (0: recompute everything).
  */
-export const DEFAULT_STORE_BYTES = 32 * 2 ** 20;
+export const DEFAULT_STORE_BYTES = 128 * 2 ** 20;
+
+/** lstm-stack runs open in this process (not disposed): they share the gate store's budget. */
+let openRuns = 0;
 
 /** Bytes of the gate store's header: one i32 count per layer, padded to rows of 32 bytes. */
 const storeHeader = (layers: number) => Math.ceil((4 * layers) / ROW_BYTES) * ROW_BYTES;
@@ -102,13 +106,15 @@ function storeBytesFromEnv(): number {
 
 /**
  * The fused kernel of an LSTM-stack optimizer (`lstm`, `rnnprop`): WebAssembly SIMD, with fused multiply-add
- * where the engine has relaxed SIMD. `weights` gives φ under the names of `lstmStackWeightNames`. `storeBytes`
- * bounds the memory of the gate store (DEFAULT_STORE_BYTES).
+ * where the engine has relaxed SIMD. `weights` gives φ under the names of `lstmStackWeightNames`. `storeBytes`:
+ * each run's gate store, fixed; by default runs share the process's (DEFAULT_STORE_BYTES or `L2L_KERNEL_STORE_MB`).
  */
 export class LstmStackKernel implements FusedKernel {
   readonly variant: KernelVariant = kernelVariant();
   readonly description: string;
-  readonly storeBytes: number;
+  /** Each run's gate store in bytes, or undefined: a share of the process's. */
+  readonly storeBytes: number | undefined;
+  private readonly processStoreBytes: number;
 
   constructor(
     readonly spec: LstmStackSpec,
@@ -117,11 +123,14 @@ export class LstmStackKernel implements FusedKernel {
   ) {
     this.description = `wasm lstm-stack (${this.variant === 'fma' ? 'SIMD + FMA' : 'SIMD, no FMA'})`;
     if (spec.scaleWeight && !spec.outputSoftmax) throw new Error('fused kernel: scaleWeight needs the softmax head');
-    this.storeBytes = options.storeBytes ?? storeBytesFromEnv();
+    this.storeBytes = options.storeBytes;
+    // Read now, so that a malformed value fails when the optimizer is built, not in the first unroll.
+    this.processStoreBytes = storeBytesFromEnv();
   }
 
   open(n: number, options: { threads?: number } = {}): FusedRun {
-    return new LstmStackRun(this.spec, this.weights, this.variant, n, options.threads ?? 1, this.storeBytes);
+    const budget = () => this.storeBytes ?? Math.floor(this.processStoreBytes / Math.max(1, openRuns));
+    return new LstmStackRun(this.spec, this.weights, this.variant, n, options.threads ?? 1, budget);
   }
 }
 
@@ -150,6 +159,8 @@ class LstmStackRun extends RunState implements FusedRun {
   private adj = 0;
   /** The gate store (assembly/lstm-stack.ts) for unrolls of up to `capacity` steps; 0: none. */
   private store = 0;
+  /** The gate store's size (0 before the first unroll, or where its budget holds not one tile's gates). */
+  gateStoreBytes = 0;
   /** Multiscale features: 6 floats per timescale (β1, β2, 1 − β1, 1 − β2, this step's two corrections). */
   private readonly params: Area;
   /** The update's scale (−exp of spec.scaleWeight where it is learned), as float32. */
@@ -161,7 +172,8 @@ class LstmStackRun extends RunState implements FusedRun {
     variant: KernelVariant,
     coordinates: number,
     threads: number,
-    private readonly storeBytes: number,
+    /** The gate store's bytes for this run, asked when it first records an unroll (and when one grows). */
+    private readonly storeBudget: () => number,
   ) {
     super(coordinates);
     this.inst = acquireInstance('lstm-stack', variant);
@@ -204,6 +216,7 @@ class LstmStackRun extends RunState implements FusedRun {
       releaseInstance(this.inst);
       throw e;
     }
+    openRuns++;
   }
 
   reloadWeights(): void {
@@ -225,9 +238,10 @@ class LstmStackRun extends RunState implements FusedRun {
       this.xs = mem.alloc(length * this.nt * F * ROW_BYTES);
       this.adj = mem.alloc(length * this.npad * 4);
       this.tiles.sizeBackward(this.ex.scratchBytes(length));
-      const counts = gateStoreCounts(this.storeBytes, this.nt, this.spec.layers, this.ex.storeTileBytes(length));
+      const counts = gateStoreCounts(this.storeBudget(), this.nt, this.spec.layers, this.ex.storeTileBytes(length));
       const total = counts.reduce((a, b) => a + b, 0);
-      this.store = total > 0 ? mem.alloc(storeHeader(this.spec.layers) + total * this.ex.storeTileBytes(length)) : 0;
+      this.gateStoreBytes = total > 0 ? storeHeader(this.spec.layers) + total * this.ex.storeTileBytes(length) : 0;
+      this.store = total > 0 ? mem.alloc(this.gateStoreBytes) : 0;
       if (this.store) new Int32Array(mem.memory.buffer, this.store, this.spec.layers).set(counts);
       this.capacity = length;
     }
@@ -297,7 +311,10 @@ class LstmStackRun extends RunState implements FusedRun {
   }
 
   dispose(): void {
-    if (this.markDisposed()) releaseInstance(this.inst);
+    if (this.markDisposed()) {
+      openRuns--;
+      releaseInstance(this.inst);
+    }
   }
 }
 
